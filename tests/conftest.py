@@ -1,20 +1,17 @@
 """Shared test set-up: no test touches the network, the user's cache, or ../shared/."""
 
 import os
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _isolated_data_env(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty cnnlib cache and never downloads from the internet."""
-    cache = tmp_path_factory.mktemp("cnnlib-cache")
-    monkeypatch.setenv("CNNLIB_CACHE_DIR", str(cache))
-    monkeypatch.setenv("CNNLIB_OFFLINE", "1")  # download mirrors off unless a test sets them
-    monkeypatch.delenv("CNNLIB_DATA_DIR", raising=False)
-    yield
+import tempfile
 
 
 def pytest_configure(config):
+    # One private, initially empty cnnlib cache per test process (xdist worker), shared by the
+    # notebook kernels the tests start (they inherit the environment). Tests of the cache
+    # itself pass their own cache_dir.
+    os.environ["CNNLIB_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnlib-test-cache-")
+    # Never download from the internet in tests; the download tests use a loopback server
+    # and switch this off themselves.
+    os.environ["CNNLIB_OFFLINE"] = "1"
+    os.environ.pop("CNNLIB_DATA_DIR", None)
     # Matplotlib must never try to open a window in tests.
     os.environ.setdefault("MPLBACKEND", "Agg")
