@@ -1,0 +1,411 @@
+"""Widgets for the instructor demos: a live training dashboard and a draw-a-digit pad.
+
+Both work in JupyterLab and headless (nbclient, plain Python): every picture is rendered by
+matplotlib's object API (no pyplot state, no backend needed) to PNG bytes, and every control
+has a Python method doing what a click does, so tests can drive them.
+
+- :class:`LiveDashboard`: loss and accuracy curves redrawn every ``every`` steps while a
+  training loop runs, under a tqdm progress bar.
+- :class:`DrawDigit`: a clickable grid; what is drawn is framed like an MNIST digit (fitted into
+  a 20x20 box, centred by its centre of mass in 28x28) and classified by a callable, whose
+  10 probabilities are shown as a bar chart.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from cnnlib.errors import ShapeError
+
+__all__ = ["LiveDashboard", "DrawDigit", "frame_like_mnist", "figure_png"]
+
+CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes
+CHANCE_ACCURACY = 0.1
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """Render a ``matplotlib.figure.Figure`` to PNG bytes (no pyplot, no window)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _new_figure(width: float, height: float):
+    # The object API keeps these figures out of pyplot's list: nothing leaks, nothing is
+    # shown twice by the inline backend.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+# ---------------------------------------------------------------------------------------------
+# Live training dashboard
+# ---------------------------------------------------------------------------------------------
+
+
+class LiveDashboard:
+    """Loss and accuracy curves that redraw while a training loop runs.
+
+    Call :meth:`record` once per training step (one sample, or one minibatch) with its loss
+    and the number it got right, and :meth:`record_eval` whenever a held-out accuracy is known.
+    Every ``every`` steps the figure (running means over the last ``window`` steps) is redrawn
+    in place, and the tqdm bar shows the running loss and accuracy.
+
+    Use as a context manager (closes the bar and draws the final picture)::
+
+        with LiveDashboard(total=12_000, every=300) as dash:
+            for image, label in ...:
+                loss, correct = step(image, label)
+                dash.record(loss, correct)
+
+    ``history`` holds what was plotted: ``step``, ``loss``, ``accuracy`` (running means at each
+    redraw) and ``eval_step``, ``eval_accuracy``.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        every: int = 200,
+        window: int | None = None,
+        title: str = "Training",
+        eval_label: str = "test",
+        display: bool = True,
+    ):
+        if total <= 0 or every <= 0:
+            raise ValueError(
+                f"LiveDashboard: total and every must be positive, got {total} and {every}"
+            )
+        self.total = int(total)
+        self.every = int(every)
+        self.window = int(window or every)
+        self.title = title
+        self.eval_label = eval_label
+        self.steps = 0
+        self.seen = 0
+        self._losses: deque[float] = deque(maxlen=self.window)
+        self._correct: deque[float] = deque(maxlen=self.window)
+        self._counts: deque[int] = deque(maxlen=self.window)
+        self.history: dict[str, list[float]] = {
+            "step": [], "loss": [], "accuracy": [], "eval_step": [], "eval_accuracy": [],
+        }
+        self.redraws = 0
+        self._handle = None
+        self._bar = None
+        if display:
+            self.display()
+
+    # -- showing ------------------------------------------------------------------------------
+    def display(self) -> None:
+        """Show the progress bar and an (empty) figure; later redraws update it in place."""
+        from IPython.display import Image, display
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=self.total, desc=self.title, unit="step")
+        self._handle = display(Image(data=self.render()), display_id=True)
+
+    def render(self) -> bytes:
+        """The current curves as PNG bytes."""
+        h = self.history
+        fig = _new_figure(9, 3.2)
+        ax_loss, ax_acc = fig.subplots(1, 2)
+        ax_loss.axhline(CHANCE_LOSS, color="grey", ls=":", lw=1, label="chance (ln 10)")
+        ax_loss.plot(h["step"], h["loss"], color="tab:red", label=f"train (last {self.window})")
+        ax_loss.set_xlabel("training step")
+        ax_loss.set_ylabel("cross-entropy loss")
+        ax_loss.set_xlim(0, self.total)
+        ax_loss.set_ylim(0, max([CHANCE_LOSS * 1.1, *h["loss"]]))
+        ax_loss.legend(loc="upper right", fontsize=8)
+
+        ax_acc.axhline(CHANCE_ACCURACY, color="grey", ls=":", lw=1, label="chance (10%)")
+        ax_acc.plot(h["step"], h["accuracy"], color="tab:blue", label=f"train (last {self.window})")
+        if h["eval_step"]:
+            ax_acc.plot(h["eval_step"], h["eval_accuracy"], "o-", color="tab:green",
+                        label=self.eval_label)
+        ax_acc.set_xlabel("training step")
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.set_xlim(0, self.total)
+        ax_acc.set_ylim(0, 1)
+        ax_acc.legend(loc="lower right", fontsize=8)
+        last = (f"loss {h['loss'][-1]:.3f}, accuracy {h['accuracy'][-1]:.1%}"
+                if h["step"] else "waiting for the first steps")
+        fig.suptitle(f"{self.title}: step {self.steps:,}/{self.total:,}, {last}")
+        return figure_png(fig)
+
+    def refresh(self) -> None:
+        """Append the running means to the history and redraw (if displayed)."""
+        if self._losses:
+            self.history["step"].append(self.steps)
+            self.history["loss"].append(float(np.mean(self._losses)))
+            self.history["accuracy"].append(float(np.sum(self._correct) / np.sum(self._counts)))
+        if self._handle is not None:
+            from IPython.display import Image
+
+            self._handle.update(Image(data=self.render()))
+        self.redraws += 1
+        if self._bar is not None and self.history["step"]:
+            self._bar.set_postfix(loss=f"{self.history['loss'][-1]:.3f}",
+                                  acc=f"{self.history['accuracy'][-1]:.1%}", refresh=False)
+
+    # -- feeding ------------------------------------------------------------------------------
+    def record(self, loss: float, correct: float, n: int = 1) -> None:
+        """One training step: its loss, how many it got right, out of ``n`` samples."""
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"LiveDashboard.record: the loss at step {self.steps + 1} is {loss}. "
+                "Training diverged: try a smaller learning rate."
+            )
+        self.steps += 1
+        self.seen += n
+        self._losses.append(loss)
+        self._correct.append(float(correct))
+        self._counts.append(int(n))
+        if self._bar is not None:
+            self._bar.update(1)
+        if self.steps % self.every == 0:
+            self.refresh()
+
+    def record_eval(self, accuracy: float) -> None:
+        """A held-out accuracy (0..1) at the current step; drawn as a point on the right."""
+        self.history["eval_step"].append(self.steps)
+        self.history["eval_accuracy"].append(float(accuracy))
+
+    def close(self) -> None:
+        """Final redraw; closes the progress bar."""
+        if not self.history["step"] or self.history["step"][-1] != self.steps:
+            self.refresh()
+        elif self._handle is not None:
+            self.refresh_picture()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def refresh_picture(self) -> None:
+        """Redraw without adding a history point (e.g. after :meth:`record_eval`)."""
+        if self._handle is not None:
+            from IPython.display import Image
+
+            self._handle.update(Image(data=self.render()))
+
+    def __enter__(self) -> LiveDashboard:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Draw a digit
+# ---------------------------------------------------------------------------------------------
+
+MNIST_SIZE = 28
+MNIST_BOX = 20  # MNIST digits were fitted into a 20x20 box, then centred by centre of mass
+
+
+def frame_like_mnist(image: np.ndarray, blur: float = 0.5) -> np.ndarray:
+    """Make a drawing look like an MNIST digit: ``(H, W)`` ink in [0, 1] -> uint8 ``(28, 28)``.
+
+    As NIST digits were turned into MNIST: crop to the ink, scale (keeping the aspect ratio)
+    so the longer side is 20 pixels, smooth the edges a little (``blur``: Gaussian sigma in
+    pixels; pen strokes on a coarse grid are blocky, MNIST's are anti-aliased), and place it so
+    that its centre of mass is the centre of the 28x28 image. A blank drawing gives zeros.
+    """
+    from scipy import ndimage
+
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ShapeError(f"frame_like_mnist: image must have shape (H, W), got {image.shape}")
+    rows = np.flatnonzero(image.max(axis=1) > 0)
+    cols = np.flatnonzero(image.max(axis=0) > 0)
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE))
+    if rows.size == 0:
+        return out.astype(np.uint8)
+    ink = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    scale = MNIST_BOX / max(ink.shape)
+    ink = ndimage.zoom(ink, scale, order=1, grid_mode=True, mode="grid-constant")
+    if blur > 0:
+        ink = ndimage.gaussian_filter(ink, blur)
+    ink = np.clip(ink / max(ink.max(), 1e-12), 0, 1)
+    h, w = ink.shape
+    top, left = (MNIST_SIZE - h) // 2, (MNIST_SIZE - w) // 2
+    out[top:top + h, left:left + w] = ink
+    cy, cx = ndimage.center_of_mass(out)
+    centre = (MNIST_SIZE - 1) / 2
+    out = ndimage.shift(out, (centre - cy, centre - cx), order=1, mode="constant")
+    return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+class DrawDigit:
+    """A clickable ``cells x cells`` grid; the network classifies what you draw.
+
+    ``classify(image)`` takes a uint8 ``(28, 28)`` image (MNIST's format: 0 background, 255
+    ink) and returns the 10 class probabilities. Each cell covers ``28 // cells`` pixels a side
+    (14 cells -> 2x2 pixels, about the width of an MNIST pen stroke; 196 buttons render fast).
+    ``examples=(images, labels)`` adds a button that loads a real digit to edit.
+
+    Headless use (what a click does): ``click(row, col)``, ``set_pixels(mask)``, ``clear()``,
+    ``load_example(i)``; ``pixels`` is the grid state, ``image()`` what the network sees,
+    ``predict()`` the probabilities (raises ``ValueError`` when nothing is drawn).
+    """
+
+    ON, OFF = "#111111", "#f4f4f4"
+
+    def __init__(
+        self,
+        classify: Callable[[np.ndarray], np.ndarray],
+        cells: int = 14,
+        examples: tuple[np.ndarray, np.ndarray] | None = None,
+        cell_px: int = 20,
+    ):
+        import ipywidgets as widgets
+
+        if cells <= 0 or MNIST_SIZE % cells:
+            raise ValueError(f"DrawDigit: cells must divide 28 (7, 14 or 28), got {cells}")
+        self.classify = classify
+        self.cells = cells
+        self.examples = examples
+        self._pixels = np.zeros((cells, cells), dtype=bool)
+        self._quiet = False
+        self.last_probabilities: np.ndarray | None = None
+
+        layout = widgets.Layout(width=f"{cell_px}px", height=f"{cell_px}px", padding="0",
+                                margin="0", border="0")
+        self._buttons: list = []
+        for k in range(cells * cells):
+            b = widgets.Button(layout=layout, tooltip=f"row {k // cells}, column {k % cells}")
+            b.style.button_color = self.OFF
+            b.on_click(lambda _b, k=k: self.click(k // cells, k % cells))
+            self._buttons.append(b)
+        grid = widgets.GridBox(
+            self._buttons,
+            layout=widgets.Layout(grid_template_columns=f"repeat({cells}, {cell_px}px)",
+                                  grid_gap="1px", width=f"{cells * (cell_px + 1)}px"),
+        )
+        clear = widgets.Button(description="Clear", icon="eraser")
+        clear.on_click(lambda _b: self.clear())
+        controls = [clear]
+        if examples is not None:
+            self._rng = np.random.default_rng(0)
+            example = widgets.Button(description="A test digit", icon="random")
+            example.on_click(lambda _b: self.load_example())
+            controls.append(example)
+        self.status = widgets.HTML("Click the squares to draw a digit.")
+        self.preview = widgets.Image(format="png", width=112, height=112)
+        self.chart = widgets.Image(format="png")
+        left = widgets.VBox([grid, widgets.HBox(controls)])
+        right = widgets.VBox([self.status, self.chart,
+                              widgets.HBox([widgets.HTML("what the network sees:"),
+                                            self.preview])])
+        self.widget = widgets.HBox([left, right])
+        self.update()
+
+    # -- the notebook shows self.widget ---------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def pixels(self) -> np.ndarray:
+        """The grid state: bool ``(cells, cells)``, True = ink (a copy)."""
+        return self._pixels.copy()
+
+    def click(self, row: int, col: int) -> None:
+        """Toggle one cell, as clicking it does."""
+        self._pixels[row, col] = not self._pixels[row, col]
+        self._paint(row * self.cells + col)
+        self.update()
+
+    def set_pixels(self, mask: np.ndarray) -> None:
+        """Set the whole grid: a ``(cells, cells)`` mask, or a ``(28, 28)`` image (ink > 0.3
+        of its maximum, pooled to the grid: a cell is on when it holds any such ink)."""
+        mask = np.asarray(mask)
+        c = self.cells
+        if mask.shape == (MNIST_SIZE, MNIST_SIZE) and c != MNIST_SIZE:
+            img = mask.astype(np.float64)
+            ink = img > 0.3 * img.max() if img.max() > 0 else np.zeros_like(img, dtype=bool)
+            k = MNIST_SIZE // c
+            mask = ink.reshape(c, k, c, k).any(axis=(1, 3))
+        if mask.shape != (c, c):
+            raise ShapeError(f"DrawDigit.set_pixels: mask must have shape ({c}, {c}) or "
+                             f"(28, 28), got {mask.shape}")
+        self._pixels[...] = mask.astype(bool)
+        for k in range(c * c):
+            self._paint(k)
+        self.update()
+
+    def clear(self) -> None:
+        """Erase the drawing."""
+        self.set_pixels(np.zeros((self.cells, self.cells), dtype=bool))
+
+    def load_example(self, index: int | None = None) -> int:
+        """Draw test digit ``index`` (random when None) on the grid; returns its true label."""
+        if self.examples is None:
+            raise ValueError("DrawDigit.load_example: no examples were given to DrawDigit(...)")
+        images, labels = self.examples
+        if index is None:
+            index = int(self._rng.integers(len(images)))
+        self.set_pixels(images[index])
+        return int(labels[index])
+
+    def _paint(self, k: int) -> None:
+        on = self._pixels.flat[k]
+        self._buttons[k].style.button_color = self.ON if on else self.OFF
+
+    # -- what the network sees ---------------------------------------------------------------
+    def image(self) -> np.ndarray:
+        """The drawing as an MNIST-style uint8 ``(28, 28)`` image."""
+        k = MNIST_SIZE // self.cells
+        big = np.kron(self._pixels.astype(np.float64), np.ones((k, k)))
+        return frame_like_mnist(big)
+
+    def predict(self) -> np.ndarray:
+        """The classifier's 10 probabilities for the drawing (``ValueError`` if blank)."""
+        if not self._pixels.any():
+            raise ValueError("DrawDigit.predict: nothing is drawn yet; click some squares first.")
+        p = np.asarray(self.classify(self.image()), dtype=np.float64).reshape(-1)
+        if p.shape != (10,) or not np.all(np.isfinite(p)) or abs(p.sum() - 1) > 1e-6:
+            raise ValueError(
+                "DrawDigit: classify(image) must return 10 finite probabilities summing to 1, "
+                f"got shape {p.shape} summing to {p.sum():.4g}. Apply a softmax to the scores."
+            )
+        return p
+
+    def update(self) -> None:
+        """Reclassify and redraw the bar chart and the preview."""
+        from PIL import Image as PILImage  # matplotlib depends on Pillow
+
+        img = self.image()
+        buf = io.BytesIO()
+        PILImage.fromarray(255 - img).resize((112, 112), PILImage.NEAREST).save(buf, "png")
+        self.preview.value = buf.getvalue()
+        if not self._pixels.any():
+            self.last_probabilities = None
+            self.status.value = "Click the squares to draw a digit."
+            self.chart.value = self._bar_chart(None)
+            return
+        p = self.predict()
+        self.last_probabilities = p
+        best = int(np.argmax(p))
+        self.status.value = (f"<b style='font-size:1.4em'>The network says: {best}</b> "
+                             f"({p[best]:.0%} sure)")
+        self.chart.value = self._bar_chart(p)
+
+    @staticmethod
+    def _bar_chart(p: np.ndarray | None) -> bytes:
+        fig = _new_figure(4, 2.4)
+        ax = fig.subplots()
+        values = np.zeros(10) if p is None else p
+        colors = ["tab:gray"] * 10
+        if p is not None:
+            colors[int(np.argmax(p))] = "tab:orange"
+        ax.bar(range(10), values, color=colors)
+        ax.set_xticks(range(10))
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("digit")
+        ax.set_ylabel("probability")
+        return figure_png(fig)
