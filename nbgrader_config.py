@@ -1,0 +1,75 @@
+"""nbgrader configuration for the cnn-from-scratch course.
+
+nbgrader reads this file from the current directory, so run nbgrader (and
+`python -m cnnlib.grading ...`) from the repository root. Layout (nbgrader's names -> ours):
+
+    source    -> solutions/<assignment>/<notebook>.ipynb   instructor versions (nbgrader markup)
+    release   -> notebooks/<assignment>/<notebook>.ipynb   student versions, generated only
+    submitted -> submitted/<student>/<assignment>/...       collected work (gitignored)
+    autograded, feedback, gradebook.db                      grading state (gitignored)
+
+See docs/instructors.md for the whole workflow.
+"""
+
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+from cnnlib.grading_feedback import RedactHiddenTestOutputs
+
+c = get_config()  # noqa: F821  (provided by traitlets when it executes this file)
+
+_here = os.path.dirname(os.path.abspath(__file__))
+
+# --- course layout ---------------------------------------------------------------------------
+c.CourseDirectory.root = _here
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+# The gradebook lives beside this file (gitignored), whatever the current directory is.
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_here, "gradebook.db")
+# Files beside a source notebook are copied to students, to autograded/ and to feedback/:
+# keep caches, checkpoints, scratch output and data files out of all of them.
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "__pycache__",
+    "*.pyc",
+    "feedback",
+    "*.npz",
+    "*.npy",
+    "*.pkl",
+    "*-ubyte",
+    "*-ubyte.gz",
+    "*.bak",
+    "*.orig",
+    "*~",
+    ".DS_Store",
+]
+
+# --- executing notebooks (autograde, validate) -----------------------------------------------
+# Per cell, in seconds. Test cells run < 2 s and training cells shrink while NBGRADER_EXECUTION
+# is set, so a correct cell never needs more than a few seconds; 60 s leaves a wide margin for a
+# slow but honest answer while an infinite loop costs at most one minute per cell.
+c.Execute.timeout = 60
+c.ExecutePreprocessor.timeout = 60
+# An interrupted infinite loop scores that cell 0 and the run goes on with the next cell.
+c.Execute.interrupt_on_timeout = True
+
+# --- autograding -----------------------------------------------------------------------------
+# A test cell the student deleted (or whose metadata they stripped) is put back and graded,
+# instead of leaving the notebook waiting for manual grading.
+c.OverwriteCells.add_missing_cells = True
+
+# --- feedback --------------------------------------------------------------------------------
+# nbgrader's feedback shows every cell's source and outputs. Hidden tests must stay hidden:
+# first redact outputs of hidden-test cells that could quote hidden lines (tracebacks, echoed
+# source), then drop the hidden regions from the cell sources.
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    RedactHiddenTestOutputs,
+    ClearHiddenTests,
+    CSSHTMLHeaderPreprocessor,
+]
