@@ -1,0 +1,155 @@
+"""The common ground of every layer: parameters, gradients, caching and input checks.
+
+A layer is an object with
+
+* ``forward(x)`` -> output; it caches what ``backward`` needs,
+* ``backward(dout)`` -> ``dx``; it fills ``grads`` (same keys and shapes as ``params``),
+* ``params`` / ``grads``: ``dict[str, np.ndarray]`` (empty for parameter-free layers).
+  Optimizers change the ``params`` arrays *in place*, so whoever holds an array sees the update,
+* ``training``: True while training; Dropout looks at it, ``Sequential.train()/.eval()`` set it.
+
+Input rules (the same for every layer, so that a mistake gives the same kind of message):
+
+* Integer or boolean arrays are refused with :class:`~cnnlib.errors.DTypeError`. An image of
+  ``uint8`` pixels 0..255 is not silently converted: the course scales it itself
+  (``image / 255 - 0.5`` in the tutorial), and a layer guessing the scale would hide that step.
+* A layer with parameters computes in its own dtype (``dtype=np.float64`` by default): a float
+  input of another precision is converted to it. Parameter-free layers keep the input's dtype.
+* A wrong number of dimensions or a wrong channel/feature count raises
+  :class:`~cnnlib.errors.ShapeError` naming the layer, the method, the argument, the expected
+  and the actual shape.
+* ``backward`` before ``forward`` raises :class:`~cnnlib.errors.NotForwardedError`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
+
+__all__ = ["Layer", "as_rng", "as_pair"]
+
+
+def as_rng(rng=None) -> np.random.Generator:
+    """A ``np.random.Generator`` from None (fresh entropy), an int seed, or a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, numbers.Integral):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"rng must be None, an int seed or a np.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def as_pair(value, name: str, owner: str, minimum: int = 1) -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``; refuses non-integers and values below ``minimum``."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
+        raise ValueError(f"{owner}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _shape_str(pattern) -> str:
+    """``("N", 1, "H", "W") -> "(N, 1, H, W)"``; a one-element pattern keeps its comma."""
+    items = [str(p) for p in pattern]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+class Layer:
+    """Base class: holds ``params``, ``grads``, ``training`` and the input checks.
+
+    Subclasses implement ``forward(x)`` and ``backward(dout)`` and describe themselves in
+    ``__repr__`` (the repr is the name used in error messages).
+    """
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.training: bool = True
+        self._cache = None
+
+    # -- the interface -------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def near_kink(self, h: float) -> str | None:
+        """After ``forward``: describe a non-differentiable point within ``h`` of the cached
+        input (ReLU at 0, a max-pool near-tie), or return None. Used by ``gradcheck``."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # -- helpers for subclasses ---------------------------------------------------------
+    def _check_array(self, x, pattern, arg: str = "x", method: str = "forward", dtype=None):
+        """Validate ``x`` against a shape ``pattern`` and return it as a float array.
+
+        ``pattern`` is a tuple whose items are ints (that size is required) or strings
+        (any size, the string names the axis in the message), e.g. ``("N", 1, "H", "W")``.
+        ``dtype``: convert to this float dtype (layers with parameters pass theirs);
+        None keeps the input's float dtype.
+        """
+        where = f"{self!r}.{method}"
+        if not isinstance(x, np.ndarray):
+            if isinstance(x, (list, tuple)) or np.isscalar(x):
+                x = np.asarray(x)
+            else:
+                raise DTypeError(
+                    f"{where}: {arg} must be a numpy array, got {type(x).__name__}"
+                )
+        if not np.issubdtype(x.dtype, np.floating):
+            hint = ""
+            if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+                hint = (
+                    " Convert it first, e.g. images of uint8 pixels: x = image / 255 - 0.5 "
+                    "(the tutorial's scaling) or x.astype(np.float64)."
+                )
+            raise DTypeError(
+                f"{where}: {arg} must be a float array, got dtype {x.dtype}.{hint}"
+            )
+        expected = _shape_str(pattern)
+        if x.ndim != len(pattern):
+            raise ShapeError(
+                f"{where}: {arg} must have shape {expected} ({len(pattern)} dimensions), "
+                f"got {x.shape}"
+            )
+        for size, want in zip(x.shape, pattern, strict=True):
+            if isinstance(want, numbers.Integral) and size != want:
+                raise ShapeError(f"{where}: {arg} must have shape {expected}, got {x.shape}")
+        if dtype is not None and x.dtype != dtype:
+            x = x.astype(dtype)
+        return x
+
+    def _check_dout(self, dout, shape: tuple, dtype=None):
+        """``dout`` must have exactly the shape of the last output."""
+        where = f"{self!r}.backward"
+        if not isinstance(dout, np.ndarray) or not np.issubdtype(dout.dtype, np.floating):
+            got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise DTypeError(f"{where}: dout must be a float array, got {got}")
+        if dout.shape != tuple(shape):
+            raise ShapeError(
+                f"{where}: dout must have the shape of the last output {tuple(shape)}, "
+                f"got {dout.shape}"
+            )
+        if dtype is not None and dout.dtype != dtype:
+            dout = dout.astype(dtype)
+        return dout
+
+    def _require_cache(self):
+        """Return the forward cache or raise NotForwardedError."""
+        if self._cache is None:
+            raise NotForwardedError(
+                f"{self!r}.backward was called before forward: call forward(x) first, "
+                "it caches what backward needs."
+            )
+        return self._cache

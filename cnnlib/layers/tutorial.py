@@ -1,0 +1,253 @@
+"""The tutorial's three layers (S1) with its per-sample, channels-last API, built on the
+general layers (the maths lives once, in Conv2D / MaxPool2D / Dense / SoftmaxActivation).
+
+API (as in the tutorial):
+
+* ``forward(input)`` takes ONE sample, channels last, and caches what backprop needs
+  (``last_input``; the Softmax also ``last_input_shape`` and ``last_totals``).
+* ``backprop(d_L_d_out, learn_rate)`` returns ``d_L_d_input`` (same shape as the input) and
+  then applies one SGD step to the layer's own weights (the input gradient is computed with
+  the weights *before* the step). Beyond the tutorial, ``Conv3x3.backprop`` returns the input
+  gradient too, so conv layers can be stacked.
+
+Initialisation as in the tutorial: filters ``randn / 9``, weights ``randn / input_len``,
+biases zero. ``rng``: None, an int seed or a ``np.random.Generator``.
+
+The S1 network::
+
+    conv, pool, softmax = Conv3x3(8), MaxPool2(), Softmax(13 * 13 * 8, 10)
+    out = softmax.forward(pool.forward(conv.forward(image / 255 - 0.5)))   # (10,)
+    loss = -np.log(out[label])
+    grad = np.zeros(10); grad[label] = -1 / out[label]
+    conv.backprop(pool.backprop(softmax.backprop(grad, lr)), lr)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
+from cnnlib.layers.activations import SoftmaxActivation
+from cnnlib.layers.base import as_rng
+from cnnlib.layers.conv import Conv2D
+from cnnlib.layers.dense import Dense
+from cnnlib.layers.pool import MaxPool2D
+
+__all__ = ["Conv3x3", "MaxPool2", "Softmax"]
+
+
+def _check_sample(owner: str, arg: str, x, allowed: tuple[str, ...], ndims: tuple[int, ...]):
+    """One sample: a float array with one of the allowed numbers of dimensions."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DTypeError(
+            f"{owner}: {arg} must be a float array, got dtype {x.dtype}. Scale images first, "
+            "as the tutorial does: image / 255 - 0.5"
+        )
+    if x.ndim not in ndims:
+        raise ShapeError(f"{owner}: {arg} must have shape {' or '.join(allowed)}, got {x.shape}")
+    return x
+
+
+class Conv3x3:
+    """3x3 valid convolution of one image, no bias: ``(h, w) -> (h-2, w-2, num_filters)``,
+    or ``(h, w, c) -> (h-2, w-2, num_filters)`` when ``in_channels = c > 1`` (for stacking).
+
+    ``filters``: ``(num_filters, 3, 3)`` when ``in_channels == 1`` (the tutorial's layout),
+    else ``(num_filters, 3, 3, in_channels)`` (channels last, like the images). With one
+    channel, an input ``(h, w, 1)`` is accepted too. Init ``randn / 9`` (the tutorial's rule,
+    kept whatever ``in_channels`` is).
+
+    Internally a ``Conv2D(in_channels, num_filters, 3, bias=False)`` whose ``params["W"]`` is a
+    transposed *view* of ``filters``: an update of ``filters`` in place is seen by the conv.
+    """
+
+    def __init__(self, num_filters: int, in_channels: int = 1, rng=None, dtype=np.float64):
+        self.num_filters = int(num_filters)
+        self.in_channels = int(in_channels)
+        self.dtype = np.dtype(dtype)
+        self.conv = Conv2D(self.in_channels, self.num_filters, 3, bias=False, weight_scale=0.0,
+                           dtype=self.dtype)
+        shape = (self.num_filters, 3, 3)
+        if self.in_channels > 1:
+            shape += (self.in_channels,)
+        self.filters = (as_rng(rng).standard_normal(shape) / 9).astype(self.dtype)
+        self.last_input = None
+
+    @property
+    def filters(self) -> np.ndarray:
+        """The learned filters, ``(F, 3, 3)`` or ``(F, 3, 3, C)``."""
+        return self._filters
+
+    @filters.setter
+    def filters(self, value) -> None:
+        value = np.asarray(value, dtype=self.dtype)
+        shape = (self.num_filters, 3, 3) + ((self.in_channels,) if self.in_channels > 1 else ())
+        if value.shape != shape:
+            raise ShapeError(f"{self!r}: filters must have shape {shape}, got {value.shape}")
+        self._filters = np.ascontiguousarray(value)
+        # (F, 3, 3) -> (F, 1, 3, 3) and (F, 3, 3, C) -> (F, C, 3, 3): views, no copies.
+        if self.in_channels == 1:
+            self.conv.params["W"] = self._filters[:, None, :, :]
+        else:
+            self.conv.params["W"] = self._filters.transpose(0, 3, 1, 2)
+
+    def __repr__(self) -> str:
+        extra = f", in_channels={self.in_channels}" if self.in_channels > 1 else ""
+        return f"Conv3x3({self.num_filters}{extra})"
+
+    def _to_batch(self, image: np.ndarray) -> np.ndarray:
+        """``(h, w)`` or ``(h, w, c)`` -> ``(1, c, h, w)``."""
+        owner = f"{self!r}.forward"
+        if self.in_channels == 1:
+            allowed = ("(h, w)", "(h, w, 1)")
+        else:
+            allowed = (f"(h, w, {self.in_channels})",)
+        image = _check_sample(owner, "input", image, allowed, (2, 3))
+        if image.ndim == 2:
+            if self.in_channels != 1:
+                raise ShapeError(f"{owner}: input must have shape {allowed[0]}, got {image.shape}")
+            image = image[:, :, None]
+        if image.shape[2] != self.in_channels:
+            raise ShapeError(
+                f"{owner}: input must have shape {' or '.join(allowed)}, got {image.shape}"
+            )
+        if image.shape[0] < 3 or image.shape[1] < 3:
+            raise ShapeError(f"{owner}: input must be at least 3x3, got {image.shape}")
+        return image.transpose(2, 0, 1)[None]
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        """``input`` ``(h, w)`` / ``(h, w, c)`` -> ``(h-2, w-2, num_filters)``."""
+        batch = self._to_batch(input)
+        self.last_input = input
+        return self.conv.forward(batch)[0].transpose(1, 2, 0)
+
+    def backprop(self, d_L_d_out: np.ndarray, learn_rate: float) -> np.ndarray:
+        """``d_L_d_out`` ``(h-2, w-2, F)`` -> ``d_L_d_input`` (the input's shape); then
+        ``filters -= learn_rate * d_L_d_filters``."""
+        if self.last_input is None:
+            raise NotForwardedError(f"{self!r}.backprop was called before forward")
+        d_out = _check_sample(f"{self!r}.backprop", "d_L_d_out", d_L_d_out,
+                              ("(h-2, w-2, num_filters)",), (3,))
+        d_input = self.conv.backward(d_out.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+        d_w = self.conv.grads["W"]  # (F, C, 3, 3)
+        d_filters = d_w[:, 0] if self.in_channels == 1 else d_w.transpose(0, 2, 3, 1)
+        self._filters -= learn_rate * d_filters
+        return d_input.reshape(np.shape(self.last_input))
+
+
+class MaxPool2:
+    """2x2 max pooling, stride 2, of one sample: ``(h, w, f) -> (h//2, w//2, f)``
+    (``(h, w) -> (h//2, w//2)`` too). An odd last row/column is dropped (gets gradient 0).
+
+    Gradient: to the first maximum (row-major) of each 2x2 window, as :class:`MaxPool2D`.
+    """
+
+    def __init__(self):
+        self.pool = MaxPool2D(2)
+        self.last_input = None
+
+    def __repr__(self) -> str:
+        return "MaxPool2()"
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        """``input`` ``(h, w, f)`` -> ``(h//2, w//2, f)``."""
+        owner = f"{self!r}.forward"
+        x = _check_sample(owner, "input", input, ("(h, w, f)", "(h, w)"), (2, 3))
+        if x.shape[0] < 2 or x.shape[1] < 2:
+            raise ShapeError(f"{owner}: input must be at least 2x2, got {x.shape}")
+        x3 = x[:, :, None] if x.ndim == 2 else x
+        self.last_input = x
+        out = self.pool.forward(x3.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+        return out[:, :, 0] if x.ndim == 2 else out
+
+    def backprop(self, d_L_d_out: np.ndarray, learn_rate: float | None = None) -> np.ndarray:
+        """``d_L_d_out`` ``(h//2, w//2, f)`` -> ``d_L_d_input`` ``(h, w, f)``. No weights:
+        ``learn_rate`` is accepted for a uniform API and ignored."""
+        if self.last_input is None:
+            raise NotForwardedError(f"{self!r}.backprop was called before forward")
+        d = _check_sample(f"{self!r}.backprop", "d_L_d_out", d_L_d_out,
+                          ("(h//2, w//2, f)", "(h//2, w//2)"), (self.last_input.ndim,))
+        d3 = d[:, :, None] if d.ndim == 2 else d
+        dx = self.pool.backward(d3.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+        return dx.reshape(self.last_input.shape)
+
+
+class Softmax:
+    """Dense layer + softmax of one sample: any shape with ``input_len`` elements ->
+    flattened ``(input_len,)`` -> ``(nodes,)`` probabilities.
+
+    ``weights`` ``(input_len, nodes)`` init ``randn / input_len``; ``biases`` ``(nodes,)`` zeros.
+    Caches ``last_input_shape``, ``last_input`` (flattened) and ``last_totals`` (the scores
+    before softmax), like the tutorial.
+    """
+
+    def __init__(self, input_len: int, nodes: int, rng=None, dtype=np.float64):
+        self.input_len, self.nodes = int(input_len), int(nodes)
+        self.dense = Dense(self.input_len, self.nodes, weight_scale=0.0, dtype=dtype)
+        self.weights = (as_rng(rng).standard_normal((self.input_len, self.nodes))
+                        / self.input_len).astype(dtype)
+        self.biases = np.zeros(self.nodes, dtype=dtype)
+        self.activation = SoftmaxActivation()
+        self.last_input_shape = self.last_input = self.last_totals = None
+
+    # weights / biases ARE the Dense layer's params (same arrays).
+    @property
+    def weights(self) -> np.ndarray:
+        return self.dense.params["W"]
+
+    @weights.setter
+    def weights(self, value) -> None:
+        value = np.asarray(value, dtype=self.dense.dtype)
+        if value.shape != (self.input_len, self.nodes):
+            raise ShapeError(
+                f"{self!r}: weights must have shape {(self.input_len, self.nodes)}, "
+                f"got {value.shape}"
+            )
+        self.dense.params["W"] = np.ascontiguousarray(value)
+
+    @property
+    def biases(self) -> np.ndarray:
+        return self.dense.params["b"]
+
+    @biases.setter
+    def biases(self, value) -> None:
+        value = np.asarray(value, dtype=self.dense.dtype)
+        if value.shape != (self.nodes,):
+            raise ShapeError(f"{self!r}: biases must have shape {(self.nodes,)}, got {value.shape}")
+        self.dense.params["b"] = np.ascontiguousarray(value)
+
+    def __repr__(self) -> str:
+        return f"Softmax({self.input_len}, {self.nodes})"
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        """``input`` (any shape, ``input_len`` elements) -> ``(nodes,)`` probabilities."""
+        owner = f"{self!r}.forward"
+        x = _check_sample(owner, "input", input, (f"any shape with {self.input_len} elements",),
+                          tuple(range(1, 8)))
+        if x.size != self.input_len:
+            raise ShapeError(
+                f"{owner}: input must have {self.input_len} elements (input_len), "
+                f"got shape {x.shape} = {x.size} elements"
+            )
+        self.last_input_shape = x.shape
+        self.last_input = x.reshape(-1)
+        self.last_totals = self.dense.forward(self.last_input[None])[0]
+        return self.activation.forward(self.last_totals[None])[0]
+
+    def backprop(self, d_L_d_out: np.ndarray, learn_rate: float) -> np.ndarray:
+        """``d_L_d_out`` ``(nodes,)`` (e.g. ``-1 / p_c`` at the label, 0 elsewhere) ->
+        ``d_L_d_input`` in the input's shape; then SGD on ``weights`` and ``biases``."""
+        if self.last_totals is None:
+            raise NotForwardedError(f"{self!r}.backprop was called before forward")
+        d = _check_sample(f"{self!r}.backprop", "d_L_d_out", d_L_d_out, ("(nodes,)",), (1,))
+        if d.shape != (self.nodes,):
+            raise ShapeError(
+                f"{self!r}.backprop: d_L_d_out must have shape ({self.nodes},), got {d.shape}"
+            )
+        d_totals = self.activation.backward(d[None])
+        d_input = self.dense.backward(d_totals)[0]
+        self.weights -= learn_rate * self.dense.grads["W"]
+        self.biases -= learn_rate * self.dense.grads["b"]
+        return d_input.reshape(self.last_input_shape)
