@@ -408,6 +408,39 @@ def _quiet_pooch():
         logger.setLevel(level)
 
 
+class _ProgressBar:
+    """The progress-bar object pooch accepts, opened only once the server sends a size,
+    so a failed connection leaves no empty bar; it writes to stdout (tqdm.auto: a widget
+    in Jupyter)."""
+
+    def __init__(self, desc: str):
+        self.desc = desc
+        self._bar = None
+
+    @property
+    def total(self):
+        return None if self._bar is None else self._bar.total
+
+    @total.setter
+    def total(self, value):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=value or None, unit="B", unit_scale=True, desc=self.desc,
+                         file=sys.stdout, leave=False)
+
+    def update(self, n):
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def reset(self):
+        if self._bar is not None:
+            self._bar.reset()
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+
+
 def _download_failure(exc: Exception) -> str:
     """A short reason for a failed download (requests' messages run to several lines)."""
     import requests
@@ -432,12 +465,7 @@ def _download(name: str, folder: Path, dataset: str, mirrors: list[str], verbose
         for base in mirrors:
             url = base.rstrip("/") + "/" + name
             _say(verbose, f"cnnlib: downloading {url}")
-            bar = None
-            if verbose:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=0, unit="B", unit_scale=True, desc=name, file=sys.stdout,
-                           leave=False)
+            bar = _ProgressBar(name) if verbose else None
             downloader = pooch.HTTPDownloader(progressbar=bar or False,
                                               timeout=_DOWNLOAD_TIMEOUT, chunk_size=1 << 16)
             try:
