@@ -1,0 +1,371 @@
+"""The networks of the source material, built from cnnlib's layers, and their training recipes.
+
+=============  ===========================================================================
+``s1``         S1, the tutorial's net: conv 8@3x3 (no bias) - max pool 2 - dense 10 (+ softmax)
+``threelayer`` S2's ThreeLayerConvNet: conv 32@7x7 (size kept) - relu - max pool 2 -
+               dense 100 - relu - dense 10
+``lenet5``     S3's LeNet-5: conv 6@5x5 'same' - tanh - avg pool 2 - conv 16@5x5 - tanh -
+               avg pool 2 - dense 120 - tanh - dense 84 - tanh - dense 10 (61,706 params)
+``network3``   S4's network3: conv 20@5x5 - max pool 2 - sigmoid [- conv 40@5x5 - max pool 2 -
+               sigmoid] - [dropout] - dense 100 - sigmoid - dense 10 (softmax weights zero)
+=============  ===========================================================================
+
+Every builder returns a :class:`cnnlib.model.Sequential` on ``(N, 1, 28, 28)`` inputs that
+outputs logits (``lenet5(output="probs")`` ends with a softmax, for S3's MSE recipe). The
+initial weights follow each source, drawn from ``np.random.default_rng(seed)``.
+
+:data:`RECIPES` maps a recipe name to a :class:`Recipe`: the builder and its arguments, the
+input scaling, the loss, the optimizer and learning-rate plan, the batch size and epochs of the
+source, and the figure the source reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnnlib.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    SoftmaxActivation,
+    Tanh,
+)
+from cnnlib.model import Sequential
+from cnnlib.solver import paper_lenet_schedule
+
+__all__ = [
+    "s1",
+    "tutorial_layers",
+    "s1_from_tutorial",
+    "threelayer",
+    "lenet5",
+    "network3",
+    "Recipe",
+    "RECIPES",
+    "MODELS",
+    "get_recipe",
+    "build",
+    "scale_images",
+]
+
+# S1's sizes: 28x28 -> conv 3x3 valid -> 26x26x8 -> pool 2 -> 13x13x8 = 1352 inputs to the dense.
+S1_FILTERS = 8
+S1_FLAT = 13 * 13 * S1_FILTERS
+
+
+def _rng(seed):
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _set(layer, name: str, values: np.ndarray):
+    """Overwrite a parameter in place with ``values`` (cast to the layer's dtype)."""
+    layer.params[name][...] = values
+
+
+# ------------------------------------------------------------------------------------ S1
+def s1(seed=0, dtype=np.float64) -> Sequential:
+    """S1's network as general layers: ``(N, 1, 28, 28) -> (N, 10)`` logits.
+
+    Conv2D(1, 8, 3, bias=False) with filters ``randn / 9`` -> MaxPool2D(2) -> Flatten ->
+    Dense(1352, 10) with weights ``randn / 1352`` and zero biases; the softmax lives in the
+    loss. Flatten runs over (channel, row, column), the tutorial's Softmax over (row,
+    column, channel): :func:`s1_from_tutorial` converts trained tutorial weights.
+    """
+    rng = _rng(seed)
+    conv = Conv2D(1, S1_FILTERS, 3, bias=False, dtype=dtype)
+    _set(conv, "W", rng.standard_normal((S1_FILTERS, 1, 3, 3)) / 9)  # randn / 9, as S1
+    dense = Dense(S1_FLAT, 10, dtype=dtype)
+    _set(dense, "W", rng.standard_normal((S1_FLAT, 10)) / S1_FLAT)  # randn / input_len
+    _set(dense, "b", 0.0)
+    return Sequential([conv, MaxPool2D(2), Flatten(), dense])
+
+
+def tutorial_layers(seed=0):
+    """S1's three layers with the tutorial's per-sample API: ``(Conv3x3(8), MaxPool2(),
+    Softmax(1352, 10))`` from :mod:`cnnlib.layers.tutorial`, initialised like :func:`s1`
+    (same draws, so ``s1_from_tutorial(*tutorial_layers(seed))`` equals ``s1(seed)``)."""
+    from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+
+    rng = _rng(seed)
+    conv, pool, softmax = Conv3x3(S1_FILTERS), MaxPool2(), Softmax(S1_FLAT, 10)
+    filters = rng.standard_normal((S1_FILTERS, 3, 3)) / 9
+    # The same numbers as s1()'s dense weights, reordered from (c, i, j) rows to (i, j, c).
+    weights = rng.standard_normal((S1_FLAT, 10)) / S1_FLAT
+    conv.filters[...] = filters
+    softmax.weights[...] = _chw_to_hwc_rows(weights)
+    softmax.biases[...] = 0.0
+    return conv, pool, softmax
+
+
+def _chw_to_hwc_rows(w: np.ndarray) -> np.ndarray:
+    """Dense rows ordered by (channel, row, col) -> ordered by (row, col, channel)."""
+    return w.reshape(S1_FILTERS, 13, 13, -1).transpose(1, 2, 0, 3).reshape(S1_FLAT, -1)
+
+
+def _hwc_to_chw_rows(w: np.ndarray) -> np.ndarray:
+    return w.reshape(13, 13, S1_FILTERS, -1).transpose(2, 0, 1, 3).reshape(S1_FLAT, -1)
+
+
+def s1_from_tutorial(conv, pool, softmax, dtype=np.float64) -> Sequential:
+    """A :func:`s1` Sequential holding copies of the tutorial layers' weights (for batched
+    evaluation, plots, saving). ``conv.filters`` ``(8, 3, 3)``, ``softmax.weights``
+    ``(1352, 10)`` with rows in (row, col, channel) order, ``softmax.biases`` ``(10,)``."""
+    del pool  # no parameters
+    model = s1(seed=0, dtype=dtype)
+    filters = np.asarray(conv.filters)
+    if filters.shape != (S1_FILTERS, 3, 3):
+        raise ValueError(f"s1_from_tutorial: conv.filters must be (8, 3, 3), got {filters.shape}")
+    _set(model.layers[0], "W", filters[:, None])
+    _set(model.layers[3], "W", _hwc_to_chw_rows(np.asarray(softmax.weights)))
+    _set(model.layers[3], "b", np.asarray(softmax.biases))
+    return model
+
+
+# ------------------------------------------------------------------------------------ S2
+def threelayer(input_dim=(1, 28, 28), num_filters=32, filter_size=7, hidden_dim=100,
+               num_classes=10, weight_scale=1e-3, seed=0, dtype=np.float32) -> Sequential:
+    """S2's ThreeLayerConvNet: ``(N, C, H, W) -> (N, num_classes)`` logits.
+
+    conv ``num_filters``@``filter_size`` (stride 1, padding ``(filter_size - 1) // 2`` keeps
+    H x W) - ReLU - max pool 2 - Dense(num_filters * H/2 * W/2, hidden_dim) - ReLU -
+    Dense(hidden_dim, num_classes). Weights ``weight_scale * randn`` (S2: 1e-3), biases 0,
+    float32 like S2. The L2 ``reg`` of S2 is the Solver's ``l2``.
+    """
+    c, h, w = input_dim
+    rng = _rng(seed)
+    pad = (filter_size - 1) // 2
+    conv = Conv2D(c, num_filters, filter_size, padding=pad, weight_scale=weight_scale,
+                  rng=rng, dtype=dtype)
+    flat = num_filters * (h // 2) * (w // 2)
+    fc1 = Dense(flat, hidden_dim, weight_scale=weight_scale, rng=rng, dtype=dtype)
+    fc2 = Dense(hidden_dim, num_classes, weight_scale=weight_scale, rng=rng, dtype=dtype)
+    return Sequential([conv, ReLU(), MaxPool2D(2), Flatten(), fc1, ReLU(), fc2])
+
+
+# ------------------------------------------------------------------------------------ S3
+def _glorot(layer, rng, fan_in: int, fan_out: int):
+    """Keras' default glorot_uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); bias 0."""
+    a = np.sqrt(6.0 / (fan_in + fan_out))
+    _set(layer, "W", rng.uniform(-a, a, layer.params["W"].shape))
+    _set(layer, "b", 0.0)
+
+
+def lenet5(output="logits", seed=0, dtype=np.float64) -> Sequential:
+    """S3's LeNet-5: ``(N, 1, 28, 28) -> (N, 10)``, 61,706 parameters.
+
+    Conv2D(1, 6, 5, padding=2) - Tanh - AvgPool2D(2) -> 6x14x14; Conv2D(6, 16, 5) - Tanh -
+    AvgPool2D(2) -> 16x5x5; Dense(400, 120) - Tanh - Dense(120, 84) - Tanh - Dense(84, 10).
+    ``output="logits"`` for cross-entropy; ``"probs"`` appends SoftmaxActivation (S3's paper
+    recipe trains MSE on the probabilities). Glorot-uniform weights, zero biases (Keras'
+    defaults, which S3 used).
+    """
+    if output not in ("logits", "probs"):
+        raise ValueError(f"lenet5: output must be 'logits' or 'probs', got {output!r}")
+    rng = _rng(seed)
+    c1 = Conv2D(1, 6, 5, padding=2, dtype=dtype)
+    c2 = Conv2D(6, 16, 5, dtype=dtype)
+    f1 = Dense(400, 120, dtype=dtype)
+    f2 = Dense(120, 84, dtype=dtype)
+    f3 = Dense(84, 10, dtype=dtype)
+    _glorot(c1, rng, 1 * 25, 6 * 25)  # conv fans: channels x kernel area
+    _glorot(c2, rng, 6 * 25, 16 * 25)
+    for layer in (f1, f2, f3):
+        _glorot(layer, rng, layer.in_features, layer.out_features)
+    layers = [c1, Tanh(), AvgPool2D(2), c2, Tanh(), AvgPool2D(2), Flatten(),
+              f1, Tanh(), f2, Tanh(), f3]
+    if output == "probs":
+        layers.append(SoftmaxActivation())
+    return Sequential(layers)
+
+
+# ------------------------------------------------------------------------------------ S4
+def _network3_conv_pool(rng, in_channels, filters, dtype):
+    """S4's ConvPoolLayer (5x5 valid conv, 2x2 max pool, sigmoid). Weights N(0, 1/n_out) with
+    n_out = filters * 25 / 4 (the units a pooled output feeds), biases N(0, 1), as network3.
+    max(x + b) = max(x) + b and sigmoid is increasing, so conv(+b) - pool - sigmoid equals
+    network3's sigmoid(pool(conv) + b)."""
+    conv = Conv2D(in_channels, filters, 5, dtype=dtype)
+    n_out = filters * 25 / 4
+    _set(conv, "W", rng.normal(0.0, np.sqrt(1.0 / n_out), conv.params["W"].shape))
+    _set(conv, "b", rng.normal(0.0, 1.0, filters))
+    return [conv, MaxPool2D(2), Sigmoid()]
+
+
+def network3(dropout=0.0, second_conv=False, hidden=100, seed=0, dtype=np.float64) -> Sequential:
+    """S4's network3: ``(N, 1, 28, 28) -> (N, 10)`` logits (the softmax is in the loss).
+
+    ConvPool 20@5x5 -> 20x12x12 [ConvPool 40@5x5 -> 40x4x4 when ``second_conv``] - Flatten -
+    [Dropout(dropout) on the FC layer's input, as network3's ``p_dropout``] -
+    Dense(., ``hidden``) - Sigmoid - Dense(``hidden``, 10). FC weights N(0, 1/hidden),
+    biases N(0, 1); softmax weights and biases start at zero (S4).
+    """
+    rng = _rng(seed)
+    layers = _network3_conv_pool(rng, 1, 20, dtype)
+    flat = 20 * 12 * 12
+    if second_conv:
+        layers += _network3_conv_pool(rng, 20, 40, dtype)
+        flat = 40 * 4 * 4
+    layers.append(Flatten())
+    if dropout:
+        layers.append(Dropout(dropout, rng=rng))
+    fc = Dense(flat, hidden, dtype=dtype)
+    _set(fc, "W", rng.normal(0.0, np.sqrt(1.0 / hidden), fc.params["W"].shape))
+    _set(fc, "b", rng.normal(0.0, 1.0, hidden))
+    out = Dense(hidden, 10, weight_scale=0.0, dtype=dtype)  # S4: softmax weights init zero
+    return Sequential(layers + [fc, Sigmoid(), out])
+
+
+MODELS = {"s1": s1, "threelayer": threelayer, "lenet5": lenet5, "network3": network3}
+
+
+# ------------------------------------------------------------------------------------ recipes
+def scale_images(images: np.ndarray, scaling: str, dtype=np.float64) -> np.ndarray:
+    """uint8 ``(N, 28, 28)`` -> float ``(N, 1, 28, 28)``.
+
+    ``"centered"``: ``image / 255 - 0.5`` (S1, S2 here); ``"unit"``: ``image / 255`` in [0, 1]
+    (Keras' usual scaling in S3; network3's data in S4).
+    """
+    images = np.asarray(images)
+    if not np.issubdtype(images.dtype, np.integer):
+        raise TypeError(f"scale_images: expected integer pixels 0..255, got dtype {images.dtype}")
+    if scaling == "centered":
+        from cnnlib.data import preprocess
+
+        x = preprocess(images)
+    elif scaling == "unit":
+        x = images.astype(np.float64) / 255.0
+    else:
+        raise ValueError(f"scale_images: scaling must be 'centered' or 'unit', got {scaling!r}")
+    return x.astype(dtype, copy=False)[:, None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a source trained one of its networks, and what it reported.
+
+    ``reported`` is the source's figure (a fraction, e.g. 0.9870) and ``reported_setting``
+    what it was measured on; the Solver arguments follow the source (see :meth:`solver_kwargs`).
+    """
+
+    name: str
+    model: str
+    description: str
+    model_kwargs: dict = field(default_factory=dict)
+    scaling: str = "unit"
+    loss: str = "cross_entropy"
+    update_rule: str = "sgd"
+    lr: float = 0.01
+    lr_schedule: tuple | None = None
+    lr_decay: float = 1.0
+    batch_size: int = 32
+    epochs: int = 10
+    l2: float = 0.0
+    l2_per_batches: bool = False
+    val_split: float = 0.0
+    reported: float | None = None
+    reported_setting: str = ""
+    source: str = ""
+
+    def build(self, seed=0, dtype=None):
+        """The recipe's model (``dtype`` overrides the builder's default)."""
+        kwargs = dict(self.model_kwargs)
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        return MODELS[self.model](seed=seed, **kwargs)
+
+    def solver_kwargs(self, **overrides) -> dict:
+        """Keyword arguments for :class:`cnnlib.solver.Solver` (overrides win)."""
+        kw = dict(
+            update_rule=self.update_rule,
+            lr=self.lr,
+            lr_schedule=list(self.lr_schedule) if self.lr_schedule else None,
+            lr_decay=self.lr_decay,
+            loss=self.loss,
+            l2=self.l2,
+            l2_per_batches=self.l2_per_batches,
+            batch_size=self.batch_size,
+            num_epochs=self.epochs,
+            val_split=self.val_split,
+        )
+        kw.update(overrides)
+        return kw
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe(
+            "s1", "s1",
+            "S1 tutorial net, per-sample SGD lr 0.005",
+            scaling="centered", lr=0.005, batch_size=1, epochs=3,
+            reported=0.78, reported_setting="1k train / 1k test MNIST, 3 epochs (numpy); "
+            "Keras, full MNIST: 97.44%", source="S1",
+        ),
+        Recipe(
+            "threelayer", "threelayer",
+            "S2 ThreeLayerConvNet, Adam lr 1e-3, batch 50, reg 1e-3",
+            scaling="centered", update_rule="adam", lr=1e-3, batch_size=50, epochs=1,
+            l2=1e-3, val_split=0.1,
+            reported=None, reported_setting="CIFAR-10 only (~12-55% on a 500-image subset)",
+            source="S2",
+        ),
+        Recipe(
+            "lenet5", "lenet5",
+            "S3 LeNet-5, cross-entropy, SGD lr 0.01, batch 32",
+            model_kwargs={"output": "logits"}, scaling="unit", lr=0.01, batch_size=32,
+            epochs=20, reported=0.9870, reported_setting="full MNIST (60k/10k)", source="S3",
+        ),
+        Recipe(
+            "lenet5-paper", "lenet5",
+            "S3 LeNet-5, paper-like: MSE on softmax, batch 1, lr schedule",
+            model_kwargs={"output": "probs"}, scaling="unit", loss="mse", batch_size=1,
+            lr=5e-4, lr_schedule=tuple(paper_lenet_schedule()), epochs=20,
+            reported=0.9292, reported_setting="full MNIST (60k/10k)", source="S3",
+        ),
+        Recipe(
+            "network3", "network3",
+            "S4 network3: ConvPool 20 + FC 100 (sigmoid) + softmax, SGD lr 0.1, batch 10",
+            scaling="unit", lr=0.1, batch_size=10, epochs=20, val_split=1 / 6,
+            reported=0.9847, reported_setting="MNIST 50k/10k val/10k test, best val epoch",
+            source="S4",
+        ),
+        Recipe(
+            "network3-dropout", "network3",
+            "S4 network3 with dropout 0.3 on the FC layer",
+            model_kwargs={"dropout": 0.3}, scaling="unit", lr=0.1, batch_size=10, epochs=40,
+            val_split=1 / 6, reported=0.9900,
+            reported_setting="MNIST 50k/10k val/10k test, best val epoch (22)", source="S4",
+        ),
+        Recipe(
+            "network3-deep", "network3",
+            "S4 network3 with a second ConvPool 40@5x5",
+            model_kwargs={"second_conv": True}, scaling="unit", lr=0.1, batch_size=10,
+            epochs=60, val_split=1 / 6, reported=0.9922,
+            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source="S4",
+        ),
+    ]
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name`` (see :data:`RECIPES`); a clear error lists the others."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise KeyError(f"no recipe {name!r}; choose one of {sorted(RECIPES)}") from None
+
+
+def build(name: str, seed=0, **kwargs) -> Sequential:
+    """Build a network by model or recipe name: ``build("lenet5")``, ``build("network3-deep")``."""
+    if name in MODELS and name not in RECIPES:
+        return MODELS[name](seed=seed, **kwargs)
+    recipe = get_recipe(name)
+    merged = {**recipe.model_kwargs, **kwargs}
+    return MODELS[recipe.model](seed=seed, **merged)

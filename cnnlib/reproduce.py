@@ -1,0 +1,270 @@
+"""Run the source material's recipes and compare with the figures they report.
+
+Used by ``python -m cnnlib train`` (one recipe) and ``python -m cnnlib reproduce`` (all of
+them, printed as a markdown table: the reported figure, ours, the data used, the epochs and the
+wall time). The data here is rarely the source's: the offline MNIST subset has 4,000 training
+images where the sources trained on 50,000-60,000, so the table says what each row used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnlib.models import RECIPES, Recipe, get_recipe, scale_images
+
+__all__ = ["Dataset", "load_dataset", "RunResult", "run_recipe", "run_tutorial_s1",
+           "reproduce", "format_table", "PLAN"]
+
+
+@dataclass
+class Dataset:
+    """Raw uint8 images ``(N, 28, 28)`` and int64 labels, and what they are."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    description: str
+
+    @property
+    def short(self) -> str:
+        return f"{self.name} {len(self.train_labels):,} train / {len(self.test_labels):,} test"
+
+
+def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test_limit=None,
+                 seed=0, verbose=False) -> Dataset:
+    """Training and test images for a run.
+
+    ``dataset``: "mnist" or "fashion" (:func:`cnnlib.data.load_mnist`: a data dir, the cache,
+    Debian's Fashion-MNIST, a download, or the offline MNIST subset). ``test_dir``: a folder
+    with the two ``t10k-*`` IDX files; its test set replaces the loaded one (the official
+    MNIST test set scores a model trained on the offline subset). ``limit`` / ``test_limit``:
+    use that many images (stratified, :func:`cnnlib.data.subset`).
+    """
+    from cnnlib import data as data_module
+
+    loaded = data_module.load_mnist(dataset, data_dir=data_dir, verbose=verbose)
+    xtr, ytr, xte, yte = loaded[:4]
+    source = getattr(loaded, "source", "")
+    what = "offline subset" if source == "subset" else "full set"
+    test_what = f"{what} test"
+    if test_dir is not None:
+        xte, yte = data_module.load_test_set(test_dir, dataset)
+        test_what = f"official test set ({test_dir})"
+    if limit is not None and limit < len(ytr):
+        xtr, ytr = data_module.subset(xtr, ytr, limit, seed=seed)
+    if test_limit is not None and test_limit < len(yte):
+        xte, yte = data_module.subset(xte, yte, test_limit, seed=seed)
+    name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
+    desc = f"{name} {what}: {len(ytr):,} train; {len(yte):,} {test_what}"
+    return Dataset(name, xtr, ytr, xte, yte, desc)
+
+
+@dataclass
+class RunResult:
+    recipe: str
+    test_accuracy: float
+    test_loss: float | None
+    train_accuracy: float | None
+    epochs: int
+    seconds: float
+    data: str
+    engine: str
+    best_epoch: int | None = None
+    model: object = None
+    history: object = None
+
+
+def fast_available() -> bool:
+    """Whether :func:`cnnlib.fast.accelerate` can be imported (Numba path)."""
+    try:
+        from cnnlib.fast import accelerate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _engine_dtype(fast: bool):
+    # float32 halves memory traffic on the Numba kernels; the reference stays in float64.
+    return np.float32 if fast else None
+
+
+def run_fused_s1(ds: Dataset, epochs=3, lr=0.005, seed=0, verbose=True):
+    """S1 per-sample SGD on every training image with the fused Numba step (cnnlib.fast).
+
+    Returns None when :mod:`cnnlib.fast` has no fused S1 trainer.
+    """
+    try:
+        from cnnlib.fast import s1 as fast_s1
+    except ImportError:
+        return None
+    trainer = getattr(fast_s1, "FusedS1", None)
+    if trainer is None:
+        return None
+    from cnnlib.models import s1_from_tutorial, tutorial_layers
+    from cnnlib.train import progress
+
+    conv, pool, softmax = tutorial_layers(seed)
+    net = trainer.from_tutorial(conv, softmax, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    bar = progress(total=epochs, desc="s1 (fused Numba)", verbose=verbose)
+    accs = []
+    for _ in range(epochs):
+        stats = net.train_epoch(ds.train_images, ds.train_labels, lr=lr,
+                                order=rng.permutation(len(ds.train_labels)))
+        accs.append(stats["accuracy"])
+        bar.update(1)
+        bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.3f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    probs = net.predict_proba(ds.test_images)
+    pred = probs.argmax(axis=1)
+    p_true = probs[np.arange(len(ds.test_labels)), ds.test_labels]
+    loss = float(np.mean(-np.log(np.maximum(p_true, 1e-300))))
+    net.to_tutorial(conv, softmax)
+    model = s1_from_tutorial(conv, pool, softmax)
+    return RunResult("s1", float(np.mean(pred == ds.test_labels)), loss, accs[-1], epochs,
+                     seconds, ds.description, "Numba fused step", model=model)
+
+
+def run_tutorial_s1(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, verbose=True,
+                    print_fn=None) -> RunResult:
+    """S1's own setting: the tutorial's loop on its reference layers, the *first* ``n_train``
+    training and ``n_test`` test images, 3 epochs, lr 0.005."""
+    from cnnlib.models import tutorial_layers
+    from cnnlib.train import train_tutorial
+
+    conv, pool, softmax = tutorial_layers(seed)
+    xtr, ytr = ds.train_images[:n_train], ds.train_labels[:n_train]
+    xte, yte = ds.test_images[:n_test], ds.test_labels[:n_test]
+    h = train_tutorial(conv, pool, softmax, xtr, ytr, xte, yte, epochs=epochs, seed=seed,
+                       verbose=print_fn is not None or verbose,
+                       print_fn=print_fn if print_fn is not None else (lambda *a: None))
+    return RunResult("s1-tutorial", h.test_accuracy, h.test_loss, h.epoch_accuracy[-1], epochs,
+                     h.seconds, f"{ds.name}: first {len(ytr):,} train / first {len(yte):,} test",
+                     "tutorial layers (numpy)", history=h)
+
+
+def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True,
+               verbose=True, print_fn=print, **overrides) -> RunResult:
+    """Train the recipe's model on ``ds`` with the :class:`~cnnlib.solver.Solver` and score it
+    on the test set (at the best validation epoch when the recipe holds out validation data).
+
+    ``recipe.name == "s1"`` with ``fast`` uses the fused Numba step when available (batch 1
+    through the general layers costs ~20x more per image). ``overrides`` go to the Solver.
+    """
+    from cnnlib.solver import Solver
+
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    epochs = recipe.epochs if epochs is None else int(epochs)
+    if fast and not fast_available():
+        if verbose:
+            print_fn("note: cnnlib.fast.accelerate is not available; using the numpy reference")
+        fast = False
+    if recipe.name == "s1" and fast and not overrides:
+        result = run_fused_s1(ds, epochs=epochs, lr=recipe.lr, seed=seed, verbose=verbose)
+        if result is not None:
+            return result
+    model = recipe.build(seed=seed, dtype=_engine_dtype(fast))
+    dtype = next(iter(model.params.values())).dtype
+    X = scale_images(ds.train_images, recipe.scaling, dtype)
+    Xte = scale_images(ds.test_images, recipe.scaling, dtype)
+    kwargs = recipe.solver_kwargs(num_epochs=epochs)
+    kwargs.update(overrides)
+    solver = Solver(model, {"X_train": X, "y_train": ds.train_labels}, seed=seed, fast=fast,
+                    verbose=verbose, print_fn=print_fn, **kwargs)
+    solver.train()
+    scores = solver.evaluate(Xte, ds.test_labels)
+    engine = "Numba (accelerate)" if fast else "numpy reference"
+    return RunResult(recipe.name, scores["accuracy"], scores["loss"],
+                     solver.train_acc_history[-1] if solver.train_acc_history else None,
+                     epochs, solver.seconds, ds.description, engine,
+                     best_epoch=solver.best_epoch, model=model, history=solver)
+
+
+# ------------------------------------------------------------------------------ reproduce
+# Epochs per recipe: the source's, except where the cost on 2 shared cores would be too high
+# for a 60,000-image set ("fashion"); --quick shortens everything to a smoke run.
+PLAN = {
+    #                    full: mnist   full: fashion   quick
+    "s1-tutorial":      (3,            3,              1),
+    "s1":               (3,            3,              1),
+    "threelayer":       (3,            1,              1),
+    "lenet5":           (20,           3,              1),
+    "lenet5-paper":     (20,           1,              1),
+    "network3":         (20,           2,              1),
+    "network3-dropout": (40,           2,              1),
+    "network3-deep":    (60,           2,              1),
+}
+QUICK_LIMIT = 1000  # training images per run in --quick mode
+
+
+def _fmt_pct(x):
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table of :func:`reproduce`'s rows."""
+    head = ("| recipe | source: reported (setting) | ours: test accuracy | data used | epochs "
+            "| engine | wall time |")
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        reported = _fmt_pct(r["reported"])
+        if r.get("reported_setting"):
+            reported += f" ({r['reported_setting']})"
+        ours = _fmt_pct(r["ours"])
+        if r.get("best_epoch"):
+            ours += f" (best val epoch {r['best_epoch']})"
+        lines.append(f"| {r['recipe']} | {reported} | {ours} | {r['data']} | {r['epochs']} "
+                     f"| {r['engine']} | {r['seconds']:.1f} s |")
+    return "\n".join(lines)
+
+
+def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, only=None,
+              seed=0, fast=True, verbose=True, print_fn=print) -> list[dict]:
+    """Run every recipe (or those in ``only``) on each dataset; returns the table rows and
+    prints the markdown table at the end."""
+    names = list(PLAN) if not only else list(only)
+    unknown = [n for n in names if n not in PLAN]
+    if unknown:
+        raise KeyError(f"reproduce: unknown recipe(s) {unknown}; choose from {list(PLAN)}")
+    rows = []
+    for dataset in datasets:
+        # --data-dir / --test-dir name one dataset's files: used when one dataset is run,
+        # and for MNIST when both are.
+        mine = len(datasets) == 1 or dataset == "mnist"
+        ds = load_dataset(dataset, data_dir=data_dir if mine else None,
+                          test_dir=test_dir if mine else None,
+                          limit=QUICK_LIMIT if quick else None, seed=seed, verbose=False)
+        if verbose:
+            print_fn(f"== {ds.description}")
+        col = 2 if quick else (0 if dataset == "mnist" else 1)
+        for name in names:
+            epochs = PLAN[name][col]
+            if verbose:
+                print_fn(f"-- {name}: {epochs} epoch(s)")
+            if name == "s1-tutorial":
+                res = run_tutorial_s1(ds, epochs=epochs, seed=seed, verbose=verbose)
+                reported, setting = 0.78, "first 1k/1k MNIST, 3 epochs"
+            else:
+                res = run_recipe(name, ds, epochs=epochs, seed=seed, fast=fast,
+                                 verbose=verbose, print_fn=print_fn)
+                recipe = RECIPES[name]
+                reported, setting = recipe.reported, recipe.reported_setting
+                if name == "s1":
+                    reported, setting = 0.9744, "Keras, full MNIST 60k, batch 1"
+            if dataset != "mnist":
+                setting = "MNIST; " + setting if reported is not None else setting
+            rows.append(dict(recipe=name, reported=reported, reported_setting=setting,
+                             ours=res.test_accuracy, best_epoch=res.best_epoch,
+                             data=res.data, epochs=epochs, engine=res.engine,
+                             seconds=res.seconds))
+            if verbose:
+                print_fn(f"   test accuracy {res.test_accuracy:.4f} in {res.seconds:.1f} s")
+    print_fn(format_table(rows))
+    return rows

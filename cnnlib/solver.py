@@ -1,0 +1,433 @@
+"""The Solver: minibatch training of any :class:`cnnlib.model.Sequential` (S2's design).
+
+A Solver owns the loop (shuffle, batch, forward, loss, backward, update), an optimizer chosen
+by name, the learning-rate plan, L2 regularisation, the histories, and the best-validation
+bookkeeping. The model only computes; the optimizer only updates::
+
+    solver = Solver(model, {"X_train": X, "y_train": y, "X_val": Xv, "y_val": yv},
+                    update_rule="adam", lr=1e-3, batch_size=50, num_epochs=5)
+    solver.train()
+    solver.check_accuracy(X_test, y_test)
+
+Images are float arrays ``(N, C, H, W)`` (``(N, H, W)`` gets a channel axis), labels
+integers ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from cnnlib.errors import DTypeError, ShapeError, TrainingDiverged
+
+__all__ = ["Solver", "paper_lenet_schedule", "LOSSES"]
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def paper_lenet_schedule() -> list[float]:
+    """S3's paper-like per-epoch learning rates: 0.0005 x2, 0.0002 x3, 0.00005 x4, then
+    0.00001 (the last entry repeats for every later epoch)."""
+    return [5e-4] * 2 + [2e-4] * 3 + [5e-5] * 4 + [1e-5]
+
+
+def _as_images(X, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim == 3:  # (N, H, W) grayscale -> (N, 1, H, W)
+        X = X[:, None]
+    if X.ndim != 4:
+        raise ShapeError(
+            f"Solver: {name} must have shape (N, C, H, W) or (N, H, W), got {X.shape}"
+        )
+    if not np.issubdtype(X.dtype, np.floating):
+        raise DTypeError(
+            f"Solver: {name} must hold floats (scaled pixels such as image / 255 - 0.5), got "
+            f"dtype {X.dtype}. Scale it first, e.g. with cnnlib.data.preprocess(images)."
+        )
+    return X
+
+
+def _as_labels(y, n: int, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise ShapeError(f"Solver: {name} must have shape ({n},) (one label per image), "
+                         f"got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DTypeError(f"Solver: {name} must hold integer class labels, got dtype {y.dtype}")
+    return y.astype(np.int64, copy=False)
+
+
+def _last_layer_name(model) -> str:
+    layers = getattr(model, "layers", None)
+    return type(layers[-1]).__name__ if layers else ""
+
+
+class Solver:
+    """Minibatch training of a Sequential model.
+
+    Parameters
+    ----------
+    model : Sequential
+        Ends with logits (``loss="cross_entropy"``) or with ``SoftmaxActivation``
+        (``loss="mse"``, S3's paper recipe: mean squared error on the probabilities against
+        one-hot targets).
+    data : dict
+        ``X_train``, ``y_train`` and optionally ``X_val``, ``y_val``. Without a validation
+        set, ``val_split`` (a fraction) is taken off the shuffled training data.
+    update_rule : "sgd" | "momentum" | "rmsprop" | "adam"
+        Made with :func:`cnnlib.optim.make_optimizer`, which keeps per-parameter state.
+    lr : float
+        Initial learning rate (also accepted as ``optim_config["lr"]``).
+    optim_config : dict
+        Other optimizer settings (``momentum``, ``beta1``, ...).
+    lr_decay : float
+        Multiplies the learning rate after every epoch (1.0 = constant).
+    lr_schedule : sequence of floats or callable(epoch) -> lr
+        Explicit per-epoch learning rates (epoch counted from 0; a sequence's last entry
+        repeats); overrides ``lr`` and ``lr_decay``. See :func:`paper_lenet_schedule`.
+    l2 : float
+        L2 strength ``lambda``: adds ``0.5 * lambda * sum(W**2)`` over every weight array
+        (``*.W``, not biases) to the loss and ``lambda * W`` to its gradient.
+    l2_per_batches : bool
+        Divide ``lambda`` by the number of minibatches per epoch (S4's
+        ``0.5 * lmbda * sum(w^2) / num_batches``).
+    batch_size, num_epochs : int
+    val_split : float
+        Fraction of the training data held out for validation when ``data`` has none.
+    keep_best : bool
+        After training, put back the parameters of the epoch with the best validation
+        accuracy (S4 reports the test accuracy at that epoch). Without validation data the
+        last epoch's parameters stay.
+    num_train_samples : int or None
+        Training accuracy per epoch is measured on this many random training images
+        (None = all).
+    seed : int
+        Seeds shuffling, the validation split and the training-accuracy subsample.
+    fast : bool
+        Run conv/pool layers on the Numba kernels (:func:`cnnlib.fast.accelerate`); the
+        parameter arrays stay the model's own.
+    explode_factor : float
+        Stop with :class:`cnnlib.errors.TrainingDiverged` when the loss is NaN/inf or exceeds
+        ``explode_factor * max(first loss, 1)``.
+    verbose : bool
+        A progress bar (when a terminal or notebook shows it) and one line per epoch.
+    print_every : int or None
+        Also print the loss every this many iterations.
+    """
+
+    def __init__(
+        self,
+        model,
+        data: dict,
+        *,
+        update_rule: str = "sgd",
+        lr: float | None = None,
+        optim_config: dict | None = None,
+        lr_decay: float = 1.0,
+        lr_schedule: Sequence[float] | Callable[[int], float] | None = None,
+        loss: str = "cross_entropy",
+        l2: float = 0.0,
+        l2_per_batches: bool = False,
+        batch_size: int = 32,
+        num_epochs: int = 10,
+        val_split: float = 0.0,
+        keep_best: bool = True,
+        num_train_samples: int | None = 1000,
+        eval_batch_size: int = 500,
+        seed: int = 0,
+        fast: bool = False,
+        explode_factor: float = 100.0,
+        verbose: bool = True,
+        print_every: int | None = None,
+        print_fn: Callable[..., None] = print,
+    ):
+        from cnnlib.optim import make_optimizer
+
+        if not isinstance(data, dict) or "X_train" not in data or "y_train" not in data:
+            raise ValueError("Solver: data must be a dict with at least 'X_train' and 'y_train'")
+        if loss not in LOSSES:
+            raise ValueError(f"Solver: loss must be one of {LOSSES}, got {loss!r}")
+        last = _last_layer_name(model)
+        if loss == "mse" and last != "SoftmaxActivation":
+            raise ValueError(
+                "Solver: loss='mse' compares class probabilities with one-hot targets, so the "
+                f"model must end with SoftmaxActivation; its last layer is {last or 'unknown'}"
+            )
+        if loss == "cross_entropy" and last == "SoftmaxActivation":
+            raise ValueError(
+                "Solver: loss='cross_entropy' applies the softmax itself and expects logits, "
+                "but the model already ends with SoftmaxActivation. Remove that layer, or use "
+                "loss='mse'."
+            )
+        for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs)):
+            if not (isinstance(value, int | np.integer) and value >= 1):
+                raise ValueError(f"Solver: {name} must be a positive integer, got {value!r}")
+        if not 0.0 <= val_split < 1.0:
+            raise ValueError(f"Solver: val_split must be in [0, 1), got {val_split!r}")
+        if l2 < 0:
+            raise ValueError(f"Solver: l2 must be >= 0, got {l2!r}")
+
+        self.model = model
+        self.rng = np.random.default_rng(seed)
+        X = _as_images(data["X_train"], "X_train")
+        y = _as_labels(data["y_train"], X.shape[0], "y_train")
+        if data.get("X_val") is not None:
+            Xv = _as_images(data["X_val"], "X_val")
+            yv = _as_labels(data.get("y_val"), Xv.shape[0], "y_val")
+        elif val_split > 0:
+            order = self.rng.permutation(X.shape[0])
+            n_val = max(1, int(round(val_split * X.shape[0])))
+            if n_val >= X.shape[0]:
+                raise ValueError(f"Solver: val_split={val_split} leaves no training data")
+            Xv, yv = X[order[:n_val]], y[order[:n_val]]
+            X, y = X[order[n_val:]], y[order[n_val:]]
+        else:
+            Xv = yv = None
+        self.X_train, self.y_train, self.X_val, self.y_val = X, y, Xv, yv
+
+        config = dict(optim_config or {})
+        if lr is not None:
+            config["lr"] = lr
+        if lr_schedule is not None and not callable(lr_schedule):
+            lr_schedule = [float(v) for v in lr_schedule]
+            if not lr_schedule:
+                raise ValueError("Solver: lr_schedule is empty")
+        self.lr_schedule = lr_schedule
+        if lr_schedule is not None:
+            config["lr"] = self._scheduled_lr(0)
+        self.update_rule = update_rule
+        self.optimizer = make_optimizer(update_rule, **config)
+        self.base_lr = float(self.optimizer.lr)
+        self.lr_decay = float(lr_decay)
+        self.loss_name = loss
+        self.l2 = float(l2)
+        self.l2_per_batches = bool(l2_per_batches)
+        self.batch_size = int(batch_size)
+        self.num_epochs = int(num_epochs)
+        self.keep_best = keep_best
+        self.num_train_samples = num_train_samples
+        self.eval_batch_size = int(eval_batch_size)
+        self.explode_factor = float(explode_factor)
+        self.verbose = verbose
+        self.print_every = print_every
+        self._say = print_fn if (verbose and print_fn is not None) else (lambda *a, **k: None)
+
+        self.fast = bool(fast)
+        if self.fast:
+            from cnnlib.fast import accelerate  # lazy: Numba compiles on first use
+
+            self.net = accelerate(model)
+        else:
+            self.net = model
+        self._reset_history()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _reset_history(self):
+        self.epoch = 0
+        self.loss_history: list[float] = []
+        self.epoch_loss_history: list[float] = []
+        self.train_acc_history: list[float] = []
+        self.val_acc_history: list[float] = []
+        self.lr_history: list[float] = []
+        self.best_val_acc: float | None = None
+        self.best_epoch: int | None = None
+        self.best_params: dict[str, np.ndarray] | None = None
+        self.seconds = 0.0
+        self._first_loss: float | None = None
+
+    @property
+    def history(self) -> dict:
+        """The histories as one dict (per iteration: ``loss``; per epoch: the rest)."""
+        return {
+            "loss": list(self.loss_history),
+            "epoch_loss": list(self.epoch_loss_history),
+            "train_acc": list(self.train_acc_history),
+            "val_acc": list(self.val_acc_history),
+            "lr": list(self.lr_history),
+            "best_epoch": self.best_epoch,
+            "best_val_acc": self.best_val_acc,
+            "seconds": self.seconds,
+        }
+
+    def _scheduled_lr(self, epoch: int) -> float:
+        sched = self.lr_schedule
+        if callable(sched):
+            return float(sched(epoch))
+        return sched[min(epoch, len(sched) - 1)]
+
+    def _lr_for_epoch(self, epoch: int) -> float:
+        if self.lr_schedule is not None:
+            return self._scheduled_lr(epoch)
+        return self.base_lr * self.lr_decay**epoch
+
+    # ------------------------------------------------------------------ loss
+    def _loss(self, out: np.ndarray, y: np.ndarray):
+        from cnnlib.losses import mse, softmax_cross_entropy
+
+        if self.loss_name == "cross_entropy":
+            return softmax_cross_entropy(out, y)
+        target = np.zeros_like(out)
+        target[np.arange(y.shape[0]), y] = 1
+        return mse(out, target)
+
+    def _l2_coefficient(self) -> float:
+        if self.l2 == 0:
+            return 0.0
+        if self.l2_per_batches:
+            return self.l2 / math.ceil(self.X_train.shape[0] / self.batch_size)
+        return self.l2
+
+    @staticmethod
+    def _is_weight(key: str) -> bool:
+        return key.rsplit(".", 1)[-1] == "W"
+
+    def _diverged(self, loss: float, iteration: int, lr: float) -> TrainingDiverged:
+        lo, hi = float(np.min(self.X_train)), float(np.max(self.X_train))
+        first = f"{self._first_loss:.4g}" if self._first_loss is not None else "unknown"
+        hints = [f"a lower learning rate (lr={lr:g} now; try {lr / 10:g})"]
+        if hi - lo > 10:
+            hints.append(
+                f"scale the inputs: X_train spans [{lo:g}, {hi:g}]; pixels scaled to about "
+                f"[-0.5, 0.5] or [0, 1] (cnnlib.data.preprocess) train far better"
+            )
+        else:
+            hints.append(f"check the data scaling (X_train spans [{lo:g}, {hi:g}])")
+        hints.append("smaller initial weights (weight_scale)")
+        if self.update_rule == "sgd":
+            hints.append("update_rule='adam' or 'momentum' with a small lr")
+        what = "NaN" if math.isnan(loss) else ("infinite" if math.isinf(loss) else f"{loss:.4g}")
+        return TrainingDiverged(
+            f"Training diverged at epoch {self.epoch + 1}, iteration {iteration}: the loss is "
+            f"{what} (it started at {first}). Try: " + "; ".join(hints) + "."
+        )
+
+    # ------------------------------------------------------------------ one step
+    def _step(self, X_batch, y_batch, lr: float, iteration: int) -> float:
+        net = self.net
+        out = net.forward(X_batch)
+        loss, dout = self._loss(out, y_batch)
+        loss = float(loss)
+        params = net.params
+        coef = self._l2_coefficient()
+        if coef:
+            loss += 0.5 * coef * sum(float(np.sum(w * w)) for k, w in params.items()
+                                     if self._is_weight(k))
+        if self._first_loss is None and math.isfinite(loss):
+            self._first_loss = loss
+        limit = self.explode_factor * max(self._first_loss or 1.0, 1.0)
+        if not math.isfinite(loss) or loss > limit:
+            raise self._diverged(loss, iteration, lr)
+        net.backward(dout)
+        grads = net.grads
+        if coef:
+            grads = {k: (g + coef * params[k] if self._is_weight(k) else g)
+                     for k, g in grads.items()}
+        self.optimizer.step(params, grads)
+        return loss
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> Solver:
+        """Run ``num_epochs`` epochs (continuing from where a previous call stopped).
+
+        Returns the solver (its histories and ``best_*`` filled in). Raises
+        :class:`cnnlib.errors.TrainingDiverged` when the loss becomes NaN or explodes.
+        """
+        from cnnlib.train import progress
+
+        n = self.X_train.shape[0]
+        per_epoch = math.ceil(n / self.batch_size)
+        start = time.perf_counter()
+        self._target_epochs = self.epoch + self.num_epochs
+        bar = progress(total=per_epoch * self.num_epochs, desc="training", verbose=self.verbose)
+        try:
+            for _ in range(self.num_epochs):
+                lr = self._lr_for_epoch(self.epoch)
+                self.optimizer.lr = lr
+                self.lr_history.append(lr)
+                order = self.rng.permutation(n)
+                self.net.train()
+                total = 0.0
+                for b in range(per_epoch):
+                    idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+                    iteration = b + 1
+                    loss = self._step(self.X_train[idx], self.y_train[idx], lr, iteration)
+                    self.loss_history.append(loss)
+                    total += loss * idx.shape[0]
+                    if self.print_every and len(self.loss_history) % self.print_every == 0:
+                        self._say(f"(Iteration {len(self.loss_history)}) loss: {loss:.4f}")
+                    if b % 20 == 0 or b == per_epoch - 1:
+                        bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}", refresh=False)
+                    bar.update(1)
+                self.epoch_loss_history.append(total / n)
+                self._end_epoch(lr, start)
+        finally:
+            bar.close()
+            self.net.eval()
+            self.seconds += time.perf_counter() - start
+        if self.keep_best and self.best_params is not None and self.best_epoch != self.epoch:
+            self._restore(self.best_params)
+            self._say(f"Restored the parameters of epoch {self.best_epoch} "
+                      f"(best validation accuracy {self.best_val_acc:.4f})")
+        return self
+
+    def _end_epoch(self, lr: float, start: float):
+        self.epoch += 1
+        train_acc = self.check_accuracy(self.X_train, self.y_train,
+                                        num_samples=self.num_train_samples)
+        self.train_acc_history.append(train_acc)
+        msg = (f"(Epoch {self.epoch} / {self._target_epochs}) "
+               f"loss {self.epoch_loss_history[-1]:.4f} | train acc {train_acc:.4f}")
+        if self.X_val is not None:
+            val_acc = self.check_accuracy(self.X_val, self.y_val)
+            self.val_acc_history.append(val_acc)
+            msg += f" | val acc {val_acc:.4f}"
+            if self.best_val_acc is None or val_acc > self.best_val_acc:
+                self.best_val_acc = val_acc
+                self.best_epoch = self.epoch
+                if self.keep_best:
+                    self.best_params = {k: v.copy() for k, v in self.net.params.items()}
+        msg += f" | lr {lr:g} | {time.perf_counter() - start:.1f} s"
+        self._say(msg)
+
+    def _restore(self, saved: dict[str, np.ndarray]):
+        """Copy saved values into the model's own arrays (in place: every holder sees them)."""
+        for key, arr in self.net.params.items():
+            arr[...] = saved[key]
+
+    # ------------------------------------------------------------------ evaluation
+    def _forward_eval(self, X: np.ndarray) -> np.ndarray:
+        """Eval-mode outputs for ``X`` in batches of ``eval_batch_size``."""
+        was_training = any(getattr(layer, "training", False) for layer in self.net.layers)
+        self.net.eval()
+        try:
+            outs = [self.net.forward(X[i:i + self.eval_batch_size])
+                    for i in range(0, X.shape[0], self.eval_batch_size)]
+        finally:
+            if was_training:
+                self.net.train()
+        return np.concatenate(outs, axis=0)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class of each image ``(N, C, H, W) -> (N,)`` (eval mode, in batches)."""
+        X = _as_images(X, "X")
+        return np.argmax(self._forward_eval(X), axis=1)
+
+    def check_accuracy(self, X, y, num_samples: int | None = None) -> float:
+        """Fraction of ``X`` classified as ``y`` (on ``num_samples`` random ones if given)."""
+        X = _as_images(X, "X")
+        y = _as_labels(y, X.shape[0], "y")
+        if num_samples is not None and X.shape[0] > num_samples:
+            idx = self.rng.choice(X.shape[0], num_samples, replace=False)
+            X, y = X[idx], y[idx]
+        return float(np.mean(self.predict(X) == y))
+
+    def evaluate(self, X, y) -> dict:
+        """Loss (without the L2 term) and accuracy on a whole set: ``{"loss", "accuracy"}``."""
+        X = _as_images(X, "X")
+        y = _as_labels(y, X.shape[0], "y")
+        out = self._forward_eval(X)
+        loss, _ = self._loss(out, y)
+        return {"loss": float(loss), "accuracy": float(np.mean(np.argmax(out, axis=1) == y))}

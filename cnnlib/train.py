@@ -1,0 +1,298 @@
+"""Training: the tutorial's per-sample loop, the minibatch Solver, progress bars, save/load.
+
+- :func:`train_tutorial` is S1's loop: one image at a time, SGD at lr 0.005, data shuffled each
+  epoch, a log line every 100 steps, then the test loss and accuracy. It runs on any three
+  objects with the tutorial's API (``forward(input)`` / ``backprop(d_L_d_out, learn_rate)``),
+  so a student's own layers train the same way cnnlib's do.
+- :class:`~cnnlib.solver.Solver` trains any :class:`cnnlib.model.Sequential` on minibatches.
+- :func:`~cnnlib.serialize.save_model` / :func:`~cnnlib.serialize.load_model` store a model's
+  architecture and parameters in one ``.npz`` file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnnlib.errors import ShapeError, TrainingDiverged
+
+__all__ = [
+    "TutorialHistory",
+    "train_tutorial",
+    "tutorial_step",
+    "evaluate_tutorial",
+    "progress",
+    "Solver",
+    "save_model",
+    "load_model",
+]
+
+
+# ----------------------------------------------------------------------------- progress bars
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where tqdm.auto draws a widget, not text on stderr)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipykernel always brings IPython
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_enabled(verbose: bool = True) -> bool:
+    """Whether a progress bar should be drawn.
+
+    Never when ``verbose`` is False, nor while nbgrader executes a notebook
+    (``NBGRADER_EXECUTION`` is set: nothing may reach a graded cell's stderr), nor when
+    stderr is not a terminal outside a notebook (logs and test runs stay clean).
+    """
+    if not verbose or os.environ.get("NBGRADER_EXECUTION"):
+        return False
+    if _in_notebook():
+        return True
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
+def progress(iterable=None, total=None, desc=None, verbose=True, leave=True, **kwargs):
+    """A ``tqdm.auto`` progress bar (a widget in Jupyter, text in a terminal), or a silent one.
+
+    Always returns a tqdm object, so callers can use ``set_postfix`` / ``update`` / ``close``
+    whether or not anything is drawn.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        leave=leave,
+        disable=not progress_enabled(verbose),
+        dynamic_ncols=True,
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------------- the tutorial's loop
+@dataclass
+class TutorialHistory:
+    """What :func:`train_tutorial` measured.
+
+    ``steps`` / ``window_loss`` / ``window_accuracy``: one entry per log line (the step
+    number counted from 1 within its epoch, the average loss and the accuracy in [0, 1] over
+    the last ``log_every`` steps). ``epoch_loss`` / ``epoch_accuracy``: averages over each
+    whole epoch. ``test_loss`` / ``test_accuracy``: on the test set after training (None when
+    no test set was given). ``seconds``: wall time of the training epochs.
+    """
+
+    steps: list = field(default_factory=list)
+    epochs: list = field(default_factory=list)
+    window_loss: list = field(default_factory=list)
+    window_accuracy: list = field(default_factory=list)
+    epoch_loss: list = field(default_factory=list)
+    epoch_accuracy: list = field(default_factory=list)
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    seconds: float = 0.0
+
+    # viz.plot_history reads these names on Solver histories too
+    @property
+    def loss_history(self):
+        return self.window_loss
+
+    @property
+    def train_acc_history(self):
+        return self.epoch_accuracy
+
+
+def _tutorial_input(image) -> np.ndarray:
+    """S1's scaling: uint8 pixels 0..255 -> float64 in [-0.5, 0.5]."""
+    return np.asarray(image, dtype=np.float64) / 255 - 0.5
+
+
+def _tutorial_forward(conv, pool, softmax, image, label):
+    """Forward one image through the three layers: (probabilities, loss, correct)."""
+    out = conv.forward(_tutorial_input(image))
+    out = pool.forward(out)
+    out = softmax.forward(out)
+    out = np.asarray(out)
+    if out.ndim != 1:
+        raise ShapeError(
+            f"train_tutorial: softmax.forward must return a 1-D vector of class "
+            f"probabilities, got shape {out.shape}"
+        )
+    label = int(label)
+    if not 0 <= label < out.shape[0]:
+        raise ShapeError(
+            f"train_tutorial: label {label} is outside 0..{out.shape[0] - 1}, the classes "
+            f"softmax.forward returns"
+        )
+    p = float(out[label])
+    loss = -math.log(p) if p > 0 else math.inf
+    return out, loss, int(np.argmax(out) == label)
+
+
+def tutorial_step(conv, pool, softmax, image, label, lr=0.005):
+    """One training step of S1: forward, ``-1/p_c`` at the true class, backprop through
+    softmax, pool and conv (each layer applies SGD with ``lr`` to its own weights).
+
+    ``image`` is one ``(28, 28)`` uint8 digit, ``label`` its class. Returns ``(loss, correct)``.
+    """
+    out, loss, correct = _tutorial_forward(conv, pool, softmax, image, label)
+    gradient = np.zeros(out.shape[0])
+    gradient[int(label)] = -1 / out[int(label)]  # dL/dout_c for L = -ln(out_c)
+    gradient = softmax.backprop(gradient, lr)
+    gradient = pool.backprop(gradient)
+    conv.backprop(gradient, lr)
+    return loss, correct
+
+
+def evaluate_tutorial(conv, pool, softmax, images, labels, verbose=True, desc="test"):
+    """Average loss and accuracy (in [0, 1]) of the three layers over ``images`` (no update)."""
+    total_loss = 0.0
+    total_correct = 0
+    n = len(images)
+    if n == 0:
+        raise ShapeError("evaluate_tutorial: images is empty")
+    pairs = zip(images, labels, strict=True)
+    for image, label in progress(pairs, total=n, desc=desc, verbose=verbose, leave=False):
+        _, loss, correct = _tutorial_forward(conv, pool, softmax, image, label)
+        total_loss += loss
+        total_correct += correct
+    return total_loss / n, total_correct / n
+
+
+def _check_tutorial_data(images, labels, name):
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim != 3:
+        raise ShapeError(
+            f"train_tutorial: {name}_images must have shape (N, 28, 28) (one grayscale image "
+            f"per row, pixels 0..255), got {images.shape}"
+        )
+    if labels.shape != (images.shape[0],):
+        raise ShapeError(
+            f"train_tutorial: {name}_labels must have shape ({images.shape[0]},) (one label "
+            f"per image), got {labels.shape}"
+        )
+    return images, labels
+
+
+def train_tutorial(
+    conv,
+    pool,
+    softmax,
+    train_images,
+    train_labels,
+    test_images=None,
+    test_labels=None,
+    epochs=3,
+    lr=0.005,
+    seed=0,
+    log_every=100,
+    verbose=True,
+    print_fn=print,
+    step_fn=None,
+) -> TutorialHistory:
+    """Train S1's three layers one image at a time, the tutorial's way.
+
+    Each epoch shuffles the training data (``np.random.default_rng(seed)``), then for every
+    image runs :func:`tutorial_step` (SGD at ``lr``; the tutorial uses 0.005). Every
+    ``log_every`` steps it prints a line in the tutorial's format::
+
+        [Step 100] Past 100 steps: Average Loss 2.302 | Accuracy: 11%
+
+    and after the last epoch the test loss and accuracy. Images are uint8 ``(N, 28, 28)``
+    pixels (scaled to ``image / 255 - 0.5`` here); labels ``(N,)``.
+
+    ``conv``, ``pool``, ``softmax`` are any objects with the tutorial's API: a student's
+    ``Conv3x3`` / ``MaxPool2`` / ``Softmax`` or cnnlib's (:mod:`cnnlib.layers.tutorial`).
+    ``step_fn(image, label) -> (loss, correct)`` replaces the step (for example a compiled
+    one that updates the same weights); the loop, the shuffling and the log stay the same.
+    ``print_fn`` receives each log line (``None`` or ``verbose=False`` prints nothing).
+    Returns a :class:`TutorialHistory`.
+    """
+    train_images, train_labels = _check_tutorial_data(train_images, train_labels, "train")
+    if (test_images is None) != (test_labels is None):
+        raise ValueError("train_tutorial: give both test_images and test_labels, or neither")
+    if test_images is not None:
+        test_images, test_labels = _check_tutorial_data(test_images, test_labels, "test")
+    if not (isinstance(epochs, int | np.integer) and epochs >= 1):
+        raise ValueError(f"train_tutorial: epochs must be a positive integer, got {epochs!r}")
+    if not (isinstance(log_every, int | np.integer) and log_every >= 1):
+        raise ValueError(f"train_tutorial: log_every must be a positive integer, got {log_every!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"train_tutorial: lr must be a positive number, got {lr!r}")
+    say = print_fn if (verbose and print_fn is not None) else (lambda *a, **k: None)
+    if step_fn is None:
+        def step_fn(image, label):
+            return tutorial_step(conv, pool, softmax, image, label, lr)
+
+    rng = np.random.default_rng(seed)
+    history = TutorialHistory()
+    n = len(train_images)
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        say(f"--- Epoch {epoch} ---")
+        order = rng.permutation(n)
+        window_loss = 0.0
+        window_correct = 0
+        epoch_loss = 0.0
+        epoch_correct = 0
+        bar = progress(total=n, desc=f"epoch {epoch}/{epochs}", verbose=verbose, leave=False)
+        for i, idx in enumerate(order):
+            loss, correct = step_fn(train_images[idx], train_labels[idx])
+            if not math.isfinite(loss):
+                bar.close()
+                raise TrainingDiverged(
+                    f"train_tutorial: the loss became {loss} at epoch {epoch}, step {i + 1} "
+                    f"(lr={lr}). The network now gives the true class probability 0. Try a "
+                    f"smaller learning rate (e.g. {lr / 10:g}), check the input scaling "
+                    f"(image / 255 - 0.5), and check the initial weights are small "
+                    f"(filters randn / 9, weights randn / input_len)."
+                )
+            window_loss += loss
+            window_correct += correct
+            epoch_loss += loss
+            epoch_correct += correct
+            if (i + 1) % log_every == 0:
+                avg = window_loss / log_every
+                acc = window_correct / log_every
+                say(
+                    f"[Step {i + 1}] Past {log_every} steps: Average Loss {avg:.3f} | "
+                    f"Accuracy: {round(100 * acc)}%"
+                )
+                history.steps.append(i + 1)
+                history.epochs.append(epoch)
+                history.window_loss.append(avg)
+                history.window_accuracy.append(acc)
+                window_loss = 0.0
+                window_correct = 0
+                bar.update(log_every)
+                bar.set_postfix(loss=f"{avg:.3f}", acc=f"{acc:.0%}", refresh=False)
+        bar.close()
+        history.epoch_loss.append(epoch_loss / n)
+        history.epoch_accuracy.append(epoch_correct / n)
+    history.seconds = time.perf_counter() - start
+
+    if test_images is not None:
+        say("--- Testing the CNN ---")
+        history.test_loss, history.test_accuracy = evaluate_tutorial(
+            conv, pool, softmax, test_images, test_labels, verbose=verbose
+        )
+        say(f"Test Loss: {history.test_loss:.3f}")
+        say(f"Test Accuracy: {history.test_accuracy:.4f}")
+    return history
+
+
+# The minibatch Solver and the .npz format live in their own modules; they are part of the
+# public face of cnnlib.train. Imported last: solver.py uses progress() from here.
+from cnnlib.serialize import load_model, save_model  # noqa: E402
+from cnnlib.solver import Solver  # noqa: E402
