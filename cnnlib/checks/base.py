@@ -1,0 +1,535 @@
+"""The checks framework: run a student's function safely, compare its answer, report kindly.
+
+Every exercise check in ``cnnlib.checks`` is built from three pieces defined here:
+
+``Checker``
+    A context manager that collects what goes wrong while a check runs. Inside it,
+    ``chk.call(fn, ...)`` runs the student's function with its warnings, its stderr and its
+    exceptions caught (nbgrader scores a test cell 0 as soon as anything reaches stderr, so
+    nothing may leak); ``chk.compare(name, got, expected, ...)`` compares one returned array
+    with the reference and, when it differs, records *which* array is wrong, its shape against
+    the expected one, the worst index with the student's and the expected value there, the
+    relative error against the numerical gradient (when the check supplies one) and the hint
+    of the first known mistake whose answer the student's matches. The first failure stops
+    the check (``_Stop``), so a report talks about one problem at a time.
+
+``CheckResult``
+    What a check returns: ``.ok``, ``.not_implemented``, ``.hints`` (list of ``Hint``),
+    ``.findings`` and ``str(result)``, a short friendly report. ``result.assert_ok()`` raises
+    ``NotImplementedError`` for an unanswered exercise and ``CheckFailed`` (an
+    ``AssertionError``) for a wrong one.
+
+``Hint``
+    A named explanation of one common mistake. The name appears in the report as
+    ``Hint (name): text`` so tests can look for it; ``COMMON_HINTS`` holds the ones shared by
+    several notebooks (transposed weights, ``=`` instead of ``+=``, updating the weights
+    before the input gradient, not reshaping back, overflow in ``exp``, ...).
+
+Writing a new check (for example for notebook 05+)::
+
+    from .base import Checker, Mistake, COMMON_HINTS, check_function
+
+    @check_function("relu_backward")            # the exercise's name in reports
+    def check_relu_backward(fn, chk, *, seed=0):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((3, 4)); dout = rng.standard_normal((3, 4))
+        got = chk.call(fn, dout, x)             # copies of the arrays are passed
+        chk.compare("dx", got, dout * (x > 0),
+                    numerical=lambda: ...,      # optional: computed only on failure
+                    mistakes=[Mistake(SOME_HINT, dout * (x >= 0))])
+
+``check_function`` turns it into ``check_relu_backward(fn, *, seed=0, raise_on_fail=True,
+verbose=True) -> CheckResult``: it prints the report (to stdout) and, with
+``raise_on_fail``, raises after printing, which is what a test cell needs.
+
+Nothing here prints the whole reference array: a report shows one expected element (at the
+worst index), shapes and error sizes, never a solution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "COMMON_HINTS",
+    "CheckFailed",
+    "CheckResult",
+    "Checker",
+    "Finding",
+    "Hint",
+    "Mistake",
+    "check_function",
+]
+
+# Tolerances for comparing float64 answers with the reference. Both compute the same sums in a
+# possibly different order, so they agree to ~1e-15 relative; 1e-7 leaves room for a different
+# but exact formula (e.g. the softmax Jacobian written with p or with exp) and still catches
+# every real mistake, which changes values by percents.
+RTOL = 1e-7
+ATOL = 1e-10
+# A correct analytic gradient agrees with a central-difference one (h = 1e-5, error O(h^2))
+# to ~1e-8 relative on these small float64 cases; a wrong one is off by > 1e-2.
+NUMERICAL_OK = 1e-6
+
+
+class CheckFailed(AssertionError):
+    """Raised by ``CheckResult.assert_ok`` when an answer is wrong (the report says why)."""
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One common mistake, with a name (shown in brackets) and what to do about it."""
+
+    name: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"Hint ({self.name}): {self.text}"
+
+
+COMMON_HINTS = {
+    "transposed": Hint(
+        "transposed weights",
+        "your array has the right numbers in the transposed layout. The weights are stored "
+        "as (input_len, nodes), so dL/dw[i, k] = input[i] * dL/dt[k]: the input varies "
+        "along the rows, the class along the columns (an outer product input[:, None] * "
+        "d_L_d_t[None, :]).",
+    ),
+    "accumulate": Hint(
+        "= instead of +=",
+        "a value is written with `=` where contributions must be added up with `+=`. When "
+        "several output positions (overlapping windows, the regions of a convolution) send "
+        "gradient to the same input or weight, each one adds its share; `=` keeps only the last.",
+    ),
+    "update-first": Hint(
+        "updated the weights before computing the input gradient",
+        "the input gradient must use the weights of the forward pass. Compute d_L_d_input "
+        "first, then update the weights (the tutorial's layers do it in that order).",
+    ),
+    "reshape": Hint(
+        "not reshaped back to the input shape",
+        "the numbers look right but the shape is not the input's. The layer flattened its "
+        "input in forward, so the gradient w.r.t. the input must be reshaped back with "
+        "`.reshape(last_input.shape)` before it is returned.",
+    ),
+    "overflow": Hint(
+        "overflow in exp",
+        "np.exp of a large number overflows to inf (exp(710) is already too big for float64) "
+        "and inf / inf gives nan. Subtract the largest value first: exp(t - t.max()) gives the "
+        "same softmax, because the factor exp(-max) cancels between numerator and denominator.",
+    ),
+    "in-place": Hint(
+        "weights not updated in place",
+        "the layer's arrays must change in place (`weights -= learn_rate * d_L_d_w`), so that "
+        "the caller sees the update. `weights = weights - ...` only rebinds your local name.",
+    ),
+    "flip": Hint(
+        "filter flipped (or not flipped)",
+        "the answer matches the same computation with the filter turned by 180 degrees. The "
+        "forward pass is a cross-correlation (no flip); the input gradient is a full "
+        "convolution, i.e. a cross-correlation with the flipped filter [::-1, ::-1].",
+    ),
+    "returned-none": Hint(
+        "missing return",
+        "your function returned None. Did you forget the `return` statement at the end?",
+    ),
+}
+
+
+@dataclass
+class Mistake:
+    """A known wrong answer for one compared array: if the student's matches it, show ``hint``.
+
+    ``answer`` is the array the mistake produces (or a zero-argument callable computing it,
+    evaluated only when needed).
+    """
+
+    hint: Hint
+    answer: np.ndarray | Callable[[], np.ndarray]
+
+    def value(self) -> np.ndarray:
+        return self.answer() if callable(self.answer) else self.answer
+
+
+@dataclass
+class Finding:
+    """One failed comparison (or problem) with its explanation lines and hints."""
+
+    what: str
+    lines: list[str] = field(default_factory=list)
+    hints: list[Hint] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """Internal: ends a check at its first failure (the report is already recorded)."""
+
+
+class CheckResult:
+    """The outcome of one check; ``str(result)`` is the friendly report."""
+
+    def __init__(self, exercise: str):
+        self.exercise = exercise
+        self.passed: list[str] = []
+        self.findings: list[Finding] = []
+        self.not_implemented = False
+        self.warnings: list[str] = []
+        self.stderr = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_implemented and not self.findings
+
+    @property
+    def hints(self) -> list[Hint]:
+        return [h for f in self.findings for h in f.hints]
+
+    def report(self) -> str:
+        name = self.exercise
+        if self.not_implemented:
+            lines = [
+                f"[not implemented yet] {name}: your function still raises NotImplementedError.",
+                "    Replace `raise NotImplementedError()` with your code, run that cell, "
+                "then run this check again.",
+            ]
+        elif self.ok:
+            tested = f" ({', '.join(self.passed)})" if self.passed else ""
+            lines = [f"[OK] {name}: correct{tested}. Well done!"]
+        else:
+            lines = [f"[not yet] {name}: not correct yet."]
+            for f in self.findings:
+                lines.append(f"  - {f.what}")
+                lines.extend(f"    {line}" for line in f.lines)
+                lines.extend(f"    {h}" for h in f.hints)
+        if self.warnings:
+            lines.append("  Warnings raised by your code (caught here so they do not reach the")
+            lines.append("  grader's stderr):")
+            lines.extend(f"    {w}" for w in self.warnings)
+        if self.stderr.strip():
+            text = self.stderr.strip()
+            text = text if len(text) < 300 else text[:300] + " ..."
+            lines.append(f"  Your code wrote to stderr (caught): {text}")
+        return "\n".join(lines)
+
+    __str__ = report
+
+    def __repr__(self) -> str:
+        return self.report()
+
+    def _repr_pretty_(self, p, cycle):  # IPython display
+        p.text(self.report())
+
+    def assert_ok(self) -> CheckResult:
+        """Raise ``NotImplementedError`` / ``CheckFailed`` unless the check passed."""
+        if self.not_implemented:
+            raise NotImplementedError(
+                f"{self.exercise} is not implemented yet (see the report above)"
+            )
+        if not self.ok:
+            first = self.findings[0].what
+            raise CheckFailed(f"{self.exercise}: {first} (see the report above)")
+        return self
+
+
+def _student_line(tb) -> str | None:
+    """The last traceback line that belongs to the student's notebook cell, if any."""
+    frames = traceback.extract_tb(tb)
+    for fr in reversed(frames):
+        fname = fr.filename or ""
+        if "ipykernel" in fname or fname.startswith("<"):
+            return f"line {fr.lineno}: {fr.line}" if fr.line else f"line {fr.lineno}"
+    if frames:
+        fr = frames[-1]
+        return f"{fr.filename.rsplit('/', 1)[-1]}, line {fr.lineno}: {fr.line}"
+    return None
+
+
+def _fmt(v) -> str:
+    v = float(v)
+    return f"{v:.6g}"
+
+
+def _as_float_array(x):
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise TypeError("not an array of numbers")
+    return arr.astype(np.float64)
+
+
+class Checker:
+    """Collects the outcome of one check. Use as ``with chk: ...`` then ``chk.finish(...)``.
+
+    ``error_hints``: list of ``(substring of an exception message, Hint)``; when the student's
+    function raises an exception whose message contains the substring, the hint is shown.
+    """
+
+    def __init__(self, exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
+        self.result = CheckResult(exercise)
+        self.error_hints = list(error_hints)
+        self._warn_ctx = None
+        self._warn_list = None
+        self._stderr = io.StringIO()
+        self._redirect = None
+        self._np_state = None
+
+    # -- the whole check runs with warnings recorded and stderr captured -------------------
+    def __enter__(self) -> Checker:
+        self._warn_ctx = warnings.catch_warnings(record=True)
+        self._warn_list = self._warn_ctx.__enter__()
+        warnings.simplefilter("always")
+        self._np_state = np.seterr(all="warn")
+        self._redirect = contextlib.redirect_stderr(self._stderr)
+        self._redirect.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._redirect.__exit__(None, None, None)
+        np.seterr(**self._np_state)
+        self._warn_ctx.__exit__(None, None, None)
+        seen = []
+        for w in self._warn_list:
+            text = f"{w.category.__name__}: {w.message}"
+            if text not in seen:
+                seen.append(text)
+        self.result.warnings = seen[:5]
+        self.result.stderr = self._stderr.getvalue()
+        if any("overflow" in w for w in seen) and self.result.findings:
+            f = self.result.findings[0]
+            if COMMON_HINTS["overflow"] not in f.hints:
+                f.hints.append(COMMON_HINTS["overflow"])
+        if exc_type is None or exc_type is _Stop:
+            return True
+        # Anything else means the check could not use the student's answer (e.g. a tuple where
+        # an array was expected). Report it instead of a traceback from inside cnnlib.
+        self.result.findings.append(
+            Finding(
+                "the check could not use what your function returned",
+                [f"{exc_type.__name__}: {exc}"],
+            )
+        )
+        return True
+
+    # -- pieces used by a check ------------------------------------------------------------
+    def fail(self, what: str, lines: Sequence[str] = (), hints: Sequence[Hint] = ()):
+        """Record a failure and stop the check."""
+        self.result.findings.append(Finding(what, list(lines), list(hints)))
+        raise _Stop
+
+    def passed(self, what: str) -> None:
+        if what not in self.result.passed:
+            self.result.passed.append(what)
+
+    def call(self, fn: Callable, *args, **kwargs):
+        """Run the student's ``fn(*args, **kwargs)``; numpy arrays are passed as copies.
+
+        An exception stops the check with a finding (``NotImplementedError`` marks the
+        exercise as not implemented). Arguments wrapped in ``Shared(...)`` are passed as they
+        are (for exercises that must update an array in place).
+        """
+        if not callable(fn):
+            self.fail(
+                f"expected a function, got {type(fn).__name__}",
+                ["Pass the function itself (its name without parentheses) to the check."],
+            )
+        args = [_pass(a) for a in args]
+        kwargs = {k: _pass(v) for k, v in kwargs.items()}
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedError:
+            self.result.not_implemented = True
+            raise _Stop from None
+        except Exception as e:
+            where = _student_line(e.__traceback__)
+            lines = [f"{type(e).__name__}: {e}"]
+            if where:
+                lines.append(f"at {where}")
+            hints = [h for sub, h in self.error_hints if sub in str(e)]
+            self.fail("your function raised an exception", lines, hints)
+
+    def expect_shape(self, name: str, got, shape: tuple, hints: Sequence[Hint] = ()):
+        """Fail unless ``got`` is an array of the given shape."""
+        arr = self._array(name, got)
+        if arr.shape != tuple(shape):
+            self._shape_fail(name, arr, tuple(shape), hints, mistakes=())
+        return arr
+
+    def compare(
+        self,
+        name: str,
+        got,
+        expected: np.ndarray,
+        *,
+        numerical: Callable[[], np.ndarray] | None = None,
+        mistakes: Sequence[Mistake] = (),
+        shape_hints: Sequence[Hint] = (),
+        default_hint: Hint | None = None,
+        rtol: float = RTOL,
+        atol: float = ATOL,
+        context: str = "",
+    ) -> np.ndarray:
+        """Compare one array; on failure record the explanation and stop the check.
+
+        ``numerical``: callable giving the numerical gradient of the same quantity (only
+        evaluated on failure). ``mistakes``: known wrong answers with their hints.
+        ``context`` describes the test case (e.g. "for a (4, 4, 2) input with ties").
+        """
+        expected = np.asarray(expected, dtype=np.float64)
+        arr = self._array(name, got, context)
+        if arr.shape != expected.shape:
+            self._shape_fail(name, arr, expected.shape, shape_hints, mistakes, context)
+        if not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            self.fail(
+                f"`{name}` contains nan or inf{context}",
+                [f"first at index {tuple(int(i) for i in bad)}: {arr[tuple(bad)]}"],
+                [COMMON_HINTS["overflow"]],
+            )
+        diff = np.abs(arr - expected)
+        tol = atol + rtol * np.abs(expected)
+        if np.all(diff <= tol):
+            self.passed(name)
+            return arr
+        worst = np.unravel_index(int(np.argmax(diff - tol)), arr.shape) if arr.ndim else ()
+        rel = diff / np.maximum(np.abs(arr) + np.abs(expected), 1e-12)
+        n_wrong = int(np.count_nonzero(diff > tol))
+        lines = [
+            f"shape {arr.shape} is right, but {n_wrong} of {arr.size} values differ",
+            f"worst at index {tuple(int(i) for i in worst)}: yours {_fmt(arr[worst])}, "
+            f"expected {_fmt(expected[worst])}",
+            f"largest relative error: {_fmt(rel.max())}",
+        ]
+        if numerical is not None:
+            num = np.asarray(numerical(), dtype=np.float64)
+            nrel = np.abs(arr - num) / np.maximum(np.abs(arr) + np.abs(num), 1e-12)
+            nrel = np.where(np.abs(arr - num) < 1e-9, 0.0, nrel)
+            lines.append(
+                f"relative error against the numerical gradient: {_fmt(nrel.max())} "
+                f"(a correct gradient gives below {NUMERICAL_OK:g})"
+            )
+        hints = self._match(arr, mistakes)
+        if not hints and default_hint is not None:
+            hints = [default_hint]
+        self.fail(f"`{name}` has wrong values{context}", lines, hints)
+
+    def compare_scalar(self, name: str, got, expected: float, *, mistakes=(),
+                       default_hint=None, rtol=RTOL, atol=ATOL, context: str = ""):
+        """Compare a single number (an int or float answer)."""
+        try:
+            value = float(np.asarray(got, dtype=np.float64).reshape(()))
+        except (TypeError, ValueError):
+            hints = [COMMON_HINTS["returned-none"]] if got is None else []
+            self.fail(
+                f"`{name}` should be a single number{context}",
+                [f"your function returned {_short(got)}"],
+                hints,
+            )
+        if not np.isfinite(value):
+            self.fail(f"`{name}` is {value}{context}", [], [COMMON_HINTS["overflow"]])
+        if abs(value - expected) <= atol + rtol * abs(expected):
+            self.passed(name)
+            return value
+        hints = self._match(np.asarray(value), mistakes) or (
+            [default_hint] if default_hint else []
+        )
+        self.fail(
+            f"`{name}` is wrong{context}",
+            [f"yours {_fmt(value)}, expected {_fmt(expected)}"],
+            hints,
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _array(self, name: str, got, context: str = "") -> np.ndarray:
+        if got is None:
+            self.fail(f"`{name}` is None{context}", [], [COMMON_HINTS["returned-none"]])
+        try:
+            return _as_float_array(got)
+        except (TypeError, ValueError):
+            self.fail(
+                f"`{name}` is not an array of numbers{context}",
+                [f"your function returned {_short(got)}"],
+            )
+
+    def _shape_fail(self, name, arr, shape, shape_hints, mistakes, context=""):
+        lines = [f"`{name}` has shape {arr.shape}, expected {tuple(shape)}"]
+        hints = self._match(arr, mistakes)
+        if not hints:
+            if arr.size == int(np.prod(shape)) and arr.ndim == 2 and arr.shape == shape[::-1]:
+                hints = [COMMON_HINTS["transposed"]]
+            elif arr.size == int(np.prod(shape)):
+                hints = [COMMON_HINTS["reshape"]]
+        hints = hints + [h for h in shape_hints if h not in hints]
+        self.fail(f"`{name}` has the wrong shape{context}", lines, hints)
+
+    @staticmethod
+    def _match(arr: np.ndarray, mistakes: Sequence[Mistake]) -> list[Hint]:
+        found = []
+        for m in mistakes:
+            try:
+                with np.errstate(all="ignore"):
+                    cand = np.asarray(m.value(), dtype=np.float64)
+            except Exception:  # a mistake that cannot even be formed here does not match
+                continue
+            if cand.shape == arr.shape and np.allclose(arr, cand, rtol=1e-6, atol=1e-9,
+                                                       equal_nan=True):
+                if m.hint not in found:
+                    found.append(m.hint)
+        return found
+
+
+class Shared:
+    """Wrap an argument that the student's function must modify in place (not copied)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _pass(a):
+    if isinstance(a, Shared):
+        return a.value
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    return a
+
+
+def _short(x) -> str:
+    text = repr(x)
+    if isinstance(x, np.ndarray):
+        text = f"an array of shape {x.shape}"
+    elif isinstance(x, (tuple, list)):
+        text = f"a {type(x).__name__} of length {len(x)}"
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
+    """Decorator: ``body(fn, chk, **options)`` -> ``check(fn, *, raise_on_fail=True,
+    verbose=True, **options) -> CheckResult``.
+
+    The report is printed to stdout when ``verbose``; with ``raise_on_fail`` a failed check
+    then raises ``CheckFailed`` (or ``NotImplementedError`` for an unanswered exercise).
+    """
+
+    def deco(body):
+        @functools.wraps(body)
+        def check(fn, *, raise_on_fail: bool = True, verbose: bool = True, **options):
+            chk = Checker(exercise, error_hints)
+            with chk:
+                body(fn, chk, **options)
+            result = chk.result
+            if verbose:
+                print(result.report(), file=sys.stdout, flush=True)
+            if raise_on_fail:
+                result.assert_ok()
+            return result
+
+        check.exercise = exercise
+        return check
+
+    return deco

@@ -1,0 +1,236 @@
+"""Checks for notebook 06 (going fast): im2col, the convolution as one matrix product, and a
+convolution written as loops and compiled with Numba.
+
+Exercises and signatures (one image, channels first, no padding):
+
+``im2col(x, kh, kw, stride=1) -> cols``
+    ``x`` ``(C, H, W)`` -> ``(H' * W', C * kh * kw)``; row ``i * W' + j`` is the patch under
+    output position ``(i, j)`` flattened in ``(c, u, v)`` order (the order of
+    ``W.reshape(F, -1)``), ``H' = (H - kh) // stride + 1``.
+``conv_forward_im2col(x, W, b, stride=1) -> y``
+    ``x`` ``(C, H, W)``, ``W`` ``(F, C, kh, kw)``, ``b`` ``(F,)`` -> ``(F, H', W')``.
+``conv_forward_numba(x, W, b) -> y``
+    The same with stride 1, written as loops under ``@njit``.
+
+The reference is :class:`cnnlib.layers.Conv2D` (and its window view for im2col). The Numba
+check runs the student's plain-Python version (``.py_func``) first, on a small input: a
+wrong index then raises a readable ``IndexError`` instead of reading outside the array, and
+an endless loop stays interruptible (a compiled loop cannot be interrupted). Only an answer
+that is right as plain Python is then compiled and run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
+from cnnlib.layers.conv import Conv2D, _windows
+
+__all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba",
+           "reference_im2col"]
+
+HINTS = {
+    "cols-transposed": Hint(
+        "im2col transposed",
+        "one ROW per output position: the matrix is (H_out * W_out, C * kh * kw). Yours is its "
+        "transpose; return cols.T (or build the rows directly).",
+    ),
+    "column-order": Hint(
+        "column order",
+        "the columns of a row must follow the order (c, u, v): channel slowest, then the row "
+        "offset u, then the column offset v, as W.reshape(F, -1) flattens a filter. Yours "
+        "puts the channel last (u, v, c).",
+    ),
+    "row-order": Hint(
+        "row order",
+        "rows follow the output positions row by row: row r = i * W_out + j. Yours go down "
+        "the columns first (r = j * H_out + i).",
+    ),
+    "stride": Hint(
+        "stride",
+        "the output size is H_out = (H - kh) // stride + 1 and the patch at (i, j) starts at "
+        "(i * stride, j * stride): step the slices by `stride`.",
+    ),
+    "output-size": Hint(
+        "output size",
+        "a kh x kw window fits H - kh + 1 times along a side of length H (with stride 1): "
+        "H_out = (H - kh) // stride + 1, not H - kh.",
+    ),
+    "bias": Hint(
+        "bias missing",
+        "add the bias b[f] to every output of filter f (+ b broadcasts over the rows of the "
+        "(H_out * W_out, F) product).",
+    ),
+    "filter-rows": Hint(
+        "filters as rows",
+        "flatten each filter into one row, W.reshape(F, -1) (shape (F, C * kh * kw), same "
+        "(c, u, v) order as the patches), and multiply cols @ W.reshape(F, -1).T. "
+        "W.reshape(-1, F) mixes numbers of different filters.",
+    ),
+    "output-layout": Hint(
+        "output layout",
+        "the product has one row per output position and one column per filter, "
+        "(H_out * W_out, F). Transpose it to (F, H_out * W_out) before reshaping to "
+        "(F, H_out, W_out); reshaping without the transpose scrambles the values.",
+    ),
+    "not-compiled": Hint(
+        "not compiled",
+        "put the decorator @njit on the line right above `def conv_forward_numba` (and run "
+        "that cell), so that Numba compiles the loops.",
+    ),
+    "numba-typing": Hint(
+        "Numba could not compile",
+        "Numba compiles only a subset of Python: numbers, numpy arrays, loops, and numpy "
+        "functions such as np.zeros / np.empty (give them a shape tuple). Lists of arrays, "
+        "Python objects and most other libraries are not allowed inside @njit. The message "
+        "above names the line it could not type.",
+    ),
+    "accumulate-garbage": Hint(
+        "sum into a local variable",
+        "start each output value from the bias in a local variable (s = b[f]), add the "
+        "C * kh * kw products to s, then store out[f, i, j] = s once. Adding into an array made "
+        "by np.empty adds to whatever was in memory.",
+    ),
+    "index-order": Hint(
+        "index order",
+        "the filter tap W[f, c, u, v] multiplies x[c, i + u, j + v]: u (the filter row) goes "
+        "with i (the output row), v with j.",
+    ),
+}
+
+_NUMBA_ERROR_HINTS = [
+    ("nopython", HINTS["numba-typing"]),
+    ("Untyped global name", HINTS["numba-typing"]),
+    ("Cannot determine Numba type", HINTS["numba-typing"]),
+    ("index", HINTS["output-size"]),
+]
+
+
+def reference_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
+    """``(C, H, W)`` -> ``(H' * W', C * kh * kw)`` from Conv2D's window view (rows = output
+    positions, columns in ``(c, u, v)`` order)."""
+    win = _windows(np.asarray(x, dtype=np.float64)[None], kh, kw, stride, stride)[0]
+    c, ho, wo = win.shape[:3]
+    return win.transpose(1, 2, 0, 3, 4).reshape(ho * wo, c * kh * kw)
+
+
+def _conv_reference(x, W, b, stride=1):
+    f, c, kh, kw = W.shape
+    layer = Conv2D(c, f, (kh, kw), stride=stride, weight_scale=0.0)
+    layer.params["W"][...] = W
+    layer.params["b"][...] = b
+    return layer.forward(np.asarray(x, dtype=np.float64)[None])[0]
+
+
+def _case(rng, shape, filters):
+    x = rng.standard_normal(shape)
+    W = rng.standard_normal(filters)
+    b = rng.standard_normal(filters[0])
+    return x, W, b
+
+
+# --------------------------------------------------------------------------- exercise 1
+@check_function("im2col")
+def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3, 3),
+                 stride: int = 1):
+    """Compare ``im2col`` with the window view of Conv2D, on the given case and (for the
+    default case) a second one with stride 2."""
+    rng = np.random.default_rng(seed)
+    cases = [(tuple(shape), tuple(kernel), int(stride))]
+    if int(stride) == 1:
+        cases.append(((1, 7, 6), (2, 3), 2))
+    for shp, (kh, kw), s in cases:
+        x = rng.standard_normal(shp)
+        want = reference_im2col(x, kh, kw, s)
+        c, h, w = shp
+        ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
+        win = _windows(x[None], kh, kw, s, s)[0]  # (C, H', W', kh, kw)
+        got = chk.call(fn, x, kh, kw, stride=s)
+        chk.compare(
+            "cols", got, want,
+            context=f" for x of shape {shp}, a {kh}x{kw} window, stride {s}",
+            mistakes=[
+                Mistake(HINTS["cols-transposed"], want.T),
+                Mistake(HINTS["column-order"],
+                        win.transpose(1, 2, 3, 4, 0).reshape(ho * wo, -1)),
+                Mistake(HINTS["row-order"], win.transpose(2, 1, 0, 3, 4).reshape(ho * wo, -1)),
+                Mistake(HINTS["output-size"],
+                        win[:, :-1, :-1].transpose(1, 2, 0, 3, 4).reshape(-1, c * kh * kw)),
+                Mistake(HINTS["stride"], reference_im2col(x, kh, kw)),
+            ],
+            rtol=0.0, atol=0.0,
+        )
+
+
+# --------------------------------------------------------------------------- exercise 2
+@check_function("conv_forward_im2col")
+def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6),
+                              filters=(3, 2, 3, 3), stride: int = 1):
+    """Compare the im2col convolution of one image with Conv2D."""
+    rng = np.random.default_rng(seed)
+    cases = [(tuple(shape), tuple(filters), int(stride))]
+    if int(stride) == 1:
+        cases.append(((1, 8, 9), (4, 1, 2, 3), 2))
+    for shp, fil, s in cases:
+        x, W, b = _case(rng, shp, fil)
+        want = _conv_reference(x, W, b, s)
+        f, c, kh, kw = fil
+        ho, wo = want.shape[1:]
+        cols = reference_im2col(x, kh, kw, s)
+        got = chk.call(fn, x, W, b, stride=s)
+        chk.compare(
+            "y", got, want,
+            context=f" for x {shp}, W {fil}, stride {s}",
+            mistakes=[
+                Mistake(HINTS["bias"], want - b[:, None, None]),
+                Mistake(HINTS["output-layout"],
+                        (cols @ W.reshape(f, -1).T + b).reshape(f, ho, wo)),
+                Mistake(HINTS["filter-rows"],
+                        (cols @ W.reshape(-1, f) + b).T.reshape(f, ho, wo)),
+                Mistake(COMMON_HINTS["flip"], _conv_reference(x, W[:, :, ::-1, ::-1], b, s)),
+                Mistake(HINTS["stride"], _conv_reference(x, W, b, 1)),
+            ],
+            shape_hints=[HINTS["stride"], HINTS["output-layout"]],
+        )
+
+
+# --------------------------------------------------------------------------- exercise 3
+def _is_compiled(fn) -> bool:
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return False
+    return isinstance(fn, CPUDispatcher)
+
+
+@check_function("conv_forward_numba", error_hints=_NUMBA_ERROR_HINTS)
+def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7),
+                             filters=(3, 2, 3, 3)):
+    """The loops first as plain Python (``fn.py_func``), then compiled; both against Conv2D.
+
+    Inputs stay small (a few thousand multiply-adds): the plain-Python run takes
+    milliseconds, and the compiled one cannot run long whatever the code does, since it is
+    only reached when the Python run already returned the right answer.
+    """
+    if not _is_compiled(fn):
+        chk.fail("conv_forward_numba is not a function compiled by @njit",
+                 [f"it is {type(fn).__name__!r}, not a Numba dispatcher"],
+                 [HINTS["not-compiled"]])
+    rng = np.random.default_rng(seed)
+    x, W, b = _case(rng, tuple(shape), tuple(filters))
+    want = _conv_reference(x, W, b)
+    mistakes = [
+        Mistake(HINTS["bias"], want - b[:, None, None]),
+        Mistake(COMMON_HINTS["flip"], lambda: _conv_reference(x, W[:, :, ::-1, ::-1], b)),
+    ]
+    if filters[2] == filters[3]:
+        mistakes.append(Mistake(HINTS["index-order"],
+                                lambda: _conv_reference(x, W.transpose(0, 1, 3, 2), b)))
+    context = f" for x {tuple(shape)}, W {tuple(filters)}"
+    slow = chk.call(fn.py_func, x, W, b)
+    chk.compare("y (your loops run as plain Python)", slow, want, context=context,
+                mistakes=mistakes, shape_hints=[HINTS["output-size"]],
+                default_hint=HINTS["accumulate-garbage"])
+    fast = chk.call(fn, x, W, b)
+    chk.compare("y (compiled by Numba)", fast, want, context=context, mistakes=mistakes,
+                default_hint=HINTS["accumulate-garbage"])

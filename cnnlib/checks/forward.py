@@ -1,0 +1,303 @@
+"""Checks for notebook 01 (the forward pass).
+
+Exercises and signatures (per sample, channels last, like the tutorial):
+
+``conv_output_size(w, f, p=0, s=1) -> int``
+    ``(w - f + 2 p) // s + 1``: how many positions a window of size ``f`` takes along an axis
+    of size ``w`` padded with ``p`` zeros on each side, moving by ``s``.
+``conv3x3_forward(image, filters) -> (h - 2, w - 2, num_filters)``
+    ``image`` ``(h, w)``, ``filters`` ``(num_filters, 3, 3)``; valid cross-correlation.
+``maxpool2_forward(x) -> (h // 2, w // 2, f)``
+    The maximum of each 2x2 window (stride 2) of ``x`` ``(h, w, f)``.
+``softmax_forward(last_input, weights, biases) -> probs``
+    Flatten ``last_input``, ``totals = flat @ weights + biases``, then a softmax that does
+    not overflow; ``weights`` ``(input_len, nodes)``, result ``(nodes,)``.
+``cross_entropy(probs, label) -> float``
+    ``-ln(probs[label])``.
+``forward_sample(image, label, conv, pool, softmax) -> (probs, loss, correct)``
+    The tutorial's ``forward``: scale the uint8 ``image`` ``(28, 28)`` by ``/ 255 - 0.5``,
+    run the three layer objects (anything with a ``forward`` method, such as
+    ``cnnlib.layers.Conv3x3(8)``, ``MaxPool2()``, ``Softmax(13 * 13 * 8, 10)``), then return
+    the probabilities, the cross-entropy loss and 1 if the prediction is right, else 0.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import reference as ref
+from .base import COMMON_HINTS, Hint, Mistake, check_function
+
+__all__ = [
+    "check_conv_output_size",
+    "check_conv3x3_forward",
+    "check_maxpool2_forward",
+    "check_softmax_forward",
+    "check_cross_entropy",
+    "check_forward_sample",
+    "check_untrained_network",
+]
+
+INTEGER = Hint(
+    "integer division",
+    "a size must be a whole number: use `//` (integer division), not `/`, and return an int.",
+)
+PADDING = Hint(
+    "padding on both sides",
+    "padding adds p zeros on EACH side, so the padded size is w + 2p.",
+)
+PLUS_ONE = Hint(
+    "count the first position",
+    "the window starts at position 0 and then moves (w + 2p - f) // s more times: that is "
+    "(w + 2p - f) // s + 1 positions.",
+)
+NO_FLIP = Hint(
+    "cross-correlation, no flip",
+    "a CNN's 'convolution' multiplies each 3x3 region element by element with the filter as "
+    "it is (cross-correlation). Your answer matches the filter turned by 180 degrees.",
+)
+CHANNELS_LAST = Hint(
+    "channels last",
+    "the tutorial stores feature maps as (h, w, num_filters): the filter index is the LAST "
+    "axis. Yours has the filters first.",
+)
+VALID = Hint(
+    "valid output size",
+    "a 3x3 filter fits in h - 2 positions vertically and w - 2 horizontally (no padding), "
+    "so the output is (h - 2, w - 2, num_filters).",
+)
+MAX_NOT_MEAN = Hint(
+    "max, not mean",
+    "max pooling keeps the LARGEST value of each 2x2 window (np.amax over the two window "
+    "axes), not the average.",
+)
+POOL_SHAPE = Hint(
+    "2x2 windows, stride 2",
+    "windows do not overlap: the output is (h // 2, w // 2, f), window (i, j) covers rows "
+    "2i, 2i+1 and columns 2j, 2j+1. A last odd row or column is dropped.",
+)
+BIASES = Hint("biases", "totals = flat @ weights + biases: did you forget the biases?")
+FLATTEN = Hint(
+    "flatten first",
+    "the input (h, w, f) must be flattened to a vector of length input_len = h * w * f "
+    "(`last_input.flatten()`) before the dot product with weights (input_len, nodes).",
+)
+NATURAL_LOG = Hint(
+    "natural log",
+    "cross-entropy uses the natural logarithm np.log (ln), not log10 or log2.",
+)
+LOSS_SIGN = Hint(
+    "minus sign",
+    "L = -ln(p): probabilities are at most 1, so ln(p) <= 0 and the loss is >= 0.",
+)
+TRUE_LABEL = Hint(
+    "true class",
+    "the loss uses the probability of the TRUE class, probs[label], not the largest one.",
+)
+SCALING = Hint(
+    "scale the image",
+    "the network expects image / 255 - 0.5 (values in [-0.5, 0.5]), not raw pixels 0..255.",
+)
+CORRECT = Hint(
+    "correct = prediction == label",
+    "correct is 1 when np.argmax(probs) == label, else 0.",
+)
+
+_FORWARD_ERRORS = [
+    ("not aligned", FLATTEN),
+    ("matmul", FLATTEN),
+]
+
+
+@check_function("conv_output_size")
+def check_conv_output_size(fn, chk, *, cases=None):
+    """``fn(w, f, p=0, s=1) -> int``; ``cases`` lists ``(w, f, p, s)``."""
+    cases = cases or [(28, 3, 0, 1), (26, 2, 0, 2), (32, 7, 3, 1), (7, 3, 1, 2), (5, 2, 0, 2),
+                      (13, 2, 0, 2)]
+    for w, f, p, s in cases:
+        got = chk.call(fn, w, f, p, s)
+        expected = (w - f + 2 * p) // s + 1
+        ctx = f" for w={w}, f={f}, p={p}, s={s}"
+        if isinstance(got, float) and not float(got).is_integer():
+            chk.fail(f"the size is not a whole number{ctx}", [f"yours {got}"], [INTEGER])
+        chk.compare_scalar(
+            "conv_output_size", got, expected, context=ctx,
+            mistakes=[
+                Mistake(PADDING, (w - f + p) // s + 1),
+                Mistake(PLUS_ONE, (w - f + 2 * p) // s),
+                Mistake(INTEGER, (w - f + 2 * p) / s + 1),
+                Mistake(INTEGER, math.ceil((w - f + 2 * p) / s) + 1),
+            ],
+        )
+        if not isinstance(got, numbers.Integral):
+            chk.fail(f"return an int{ctx}", [f"yours is {type(got).__name__} {got!r}"],
+                     [INTEGER])
+
+
+@check_function("conv3x3_forward")
+def check_conv3x3_forward(fn, chk, *, seed=0, shapes=((5, 6, 2), (8, 7, 3))):
+    """``fn(image, filters) -> (h - 2, w - 2, num_filters)``; ``shapes`` are
+    ``(h, w, num_filters)``."""
+    rng = np.random.default_rng(seed)
+    for h, w, f in shapes:
+        image = rng.standard_normal((h, w))
+        filters = rng.standard_normal((f, 3, 3))
+        expected = ref.conv_forward(image, filters)
+        got = chk.call(fn, image, filters)
+        chk.compare(
+            "output", got, expected, context=f" (image {h}x{w}, {f} filters)",
+            mistakes=[
+                Mistake(NO_FLIP, ref.conv_forward(image, filters[:, ::-1, ::-1])),
+                Mistake(CHANNELS_LAST, expected.transpose(2, 0, 1)),
+            ],
+            shape_hints=[VALID, CHANNELS_LAST],
+        )
+
+
+@check_function("maxpool2_forward")
+def check_maxpool2_forward(fn, chk, *, seed=0, shapes=((4, 6, 2), (7, 5, 3))):
+    """``fn(x) -> (h // 2, w // 2, f)`` for ``x`` ``(h, w, f)``; odd sizes included."""
+    rng = np.random.default_rng(seed)
+    for shape in shapes:
+        x = rng.standard_normal(shape)
+        expected = ref.maxpool_forward(x, 2, 2)
+        got = chk.call(fn, x)
+        h2, w2 = shape[0] // 2, shape[1] // 2
+        mean = x[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, -1).mean(axis=(1, 3))
+        chk.compare("output", got, expected, context=f" (input {shape})",
+                    mistakes=[Mistake(MAX_NOT_MEAN, mean)], shape_hints=[POOL_SHAPE])
+
+
+@check_function("softmax_forward", error_hints=_FORWARD_ERRORS)
+def check_softmax_forward(fn, chk, *, seed=0, large=True):
+    """``fn(last_input, weights, biases) -> probs (nodes,)``.
+
+    Cases: a square one (input_len == nodes, so transposed weights still run), a (3, 3, 2)
+    input with 4 nodes and, with ``large``, totals near 1000 (a naive ``np.exp`` overflows).
+    """
+    rng = np.random.default_rng(seed)
+    cases = [((2, 2, 1), 4, 0.0), ((3, 3, 2), 4, 0.0)] + ([((3, 2, 2), 5, 1000.0)] if large else [])
+    for shape, nodes, shift in cases:
+        x = rng.standard_normal(shape)
+        n = int(np.prod(shape))
+        w = rng.standard_normal((n, nodes))
+        b = rng.standard_normal(nodes) + shift
+        _, expected = ref.dense_softmax_forward(x, w, b)
+        got = chk.call(fn, x, w, b)
+        flat = x.reshape(-1)
+        ctx = f" (input {shape}, {nodes} nodes{', totals near 1000' if shift else ''})"
+        chk.compare(
+            "probs", got, expected, context=ctx,
+            mistakes=[
+                Mistake(COMMON_HINTS["transposed"], lambda w=w, b=b, flat=flat:
+                        ref.softmax(w.T @ flat + b) if w.shape[0] == w.shape[1] else None),
+                Mistake(BIASES, ref.softmax(flat @ w)),
+            ],
+        )
+
+
+@check_function("cross_entropy")
+def check_cross_entropy(fn, chk, *, seed=0):
+    """``fn(probs, label) -> -ln(probs[label])``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        probs = ref.softmax(rng.standard_normal(10) * 2)
+        label = int(rng.integers(10))
+        if label == int(np.argmax(probs)):
+            label = (label + 1) % 10
+        got = chk.call(fn, probs, label)
+        chk.compare_scalar(
+            "loss", got, -np.log(probs[label]), context=f" (label {label})",
+            mistakes=[
+                Mistake(NATURAL_LOG, -np.log10(probs[label])),
+                Mistake(NATURAL_LOG, -np.log2(probs[label])),
+                Mistake(LOSS_SIGN, np.log(probs[label])),
+                Mistake(TRUE_LABEL, -np.log(probs.max())),
+            ],
+        )
+
+
+def _tutorial_layers(seed):
+    from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+
+    return Conv3x3(8, rng=seed), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=seed + 1)
+
+
+def _reference_forward(image, label, conv, pool, softmax):
+    """The network's forward pass through the reference layers (never the student's)."""
+    out = softmax.forward(pool.forward(conv.forward(image / 255 - 0.5)))
+    return out, -np.log(out[label]), int(np.argmax(out) == label)
+
+
+def _digits(rng, n):
+    """``n`` random 28x28 uint8 'images' (blobs of ink on a blank page) and labels."""
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    for k in range(n):
+        r, c = rng.integers(4, 20, size=2)
+        images[k, r:r + 8, c:c + 6] = rng.integers(100, 256, size=(8, 6))
+    return images, rng.integers(0, 10, size=n)
+
+
+@check_function("forward_sample")
+def check_forward_sample(fn, chk, *, seed=0, n=3):
+    """``fn(image, label, conv, pool, softmax) -> (probs, loss, correct)`` on ``n`` images;
+    the layers are fresh ``cnnlib.layers`` tutorial layers built with ``seed``."""
+    rng = np.random.default_rng(seed)
+    images, labels = _digits(rng, n)
+    for k in range(n):
+        # Untrained softmax weights give ~uniform probabilities whatever the input; scaled up
+        # by 30 they make a missing or wrong pixel scaling visible in the probabilities.
+        layers = _tutorial_layers(seed + 10 * k)
+        layers[2].weights *= 30.0
+        ref_layers = _tutorial_layers(seed + 10 * k)
+        ref_layers[2].weights *= 30.0
+        expected = _reference_forward(images[k], int(labels[k]), *ref_layers)
+        out = chk.call(fn, images[k].copy(), int(labels[k]), *layers)
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            chk.fail("return three things: (probs, loss, correct)",
+                     [f"your function returned {type(out).__name__}"])
+        probs, loss, correct = out
+        raw = _reference_forward_raw(images[k], int(labels[k]), seed + 10 * k)
+        ctx = f" (image {k})"
+        chk.compare("probs", probs, expected[0], context=ctx,
+                    mistakes=[Mistake(SCALING, raw[0])])
+        chk.compare_scalar("loss", loss, expected[1], context=ctx,
+                           mistakes=[Mistake(NATURAL_LOG, expected[1] / np.log(10))])
+        chk.compare_scalar("correct", correct, expected[2], context=ctx, default_hint=CORRECT)
+
+
+def _reference_forward_raw(image, label, seed):
+    conv, pool, softmax = _tutorial_layers(seed)
+    softmax.weights *= 30.0
+    with np.errstate(all="ignore"):
+        out = softmax.forward(pool.forward(conv.forward(image.astype(np.float64))))
+    return out, None, None
+
+
+@check_function("untrained_network")
+def check_untrained_network(fn, chk, *, seed=0, n=100):
+    """Run ``fn`` (the student's ``forward_sample``) over ``n`` images with an untrained
+    network: every loss must match the reference, and the mean must be close to ln 10
+    (the untrained net gives every class ~1/10), the accuracy near 10%."""
+    rng = np.random.default_rng(seed)
+    images, labels = _digits(rng, n)
+    conv, pool, softmax = _tutorial_layers(seed)
+    rconv, rpool, rsoftmax = _tutorial_layers(seed)
+    losses, hits = [], 0
+    for k in range(n):
+        out = chk.call(fn, images[k].copy(), int(labels[k]), conv, pool, softmax)
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            chk.fail("forward_sample must return (probs, loss, correct)")
+        expected = _reference_forward(images[k], int(labels[k]), rconv, rpool, rsoftmax)
+        chk.compare_scalar("loss", out[1], expected[1], context=f" (image {k})")
+        losses.append(float(out[1]))
+        hits += int(out[2])
+    mean = float(np.mean(losses))
+    if abs(mean - np.log(10)) > 0.05:
+        chk.fail("the mean loss is not close to ln 10 = 2.3026",
+                 [f"mean loss {mean:.4f} over {n} images"])
+    chk.passed(f"mean loss {mean:.4f} ~ ln 10 = {np.log(10):.4f}")
+    chk.passed(f"accuracy {hits / n:.0%}")

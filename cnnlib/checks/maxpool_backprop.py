@@ -1,0 +1,191 @@
+"""Checks for notebook 03 (max-pool backprop).
+
+Exercises and signatures (feature maps are per sample, channels last, like the tutorial):
+
+``first_max_index(window) -> (i, j)``
+    The position of the first maximum of a 2-D window in row-major order (the tie rule).
+``maxpool2_backprop(d_L_d_out, last_input) -> d_L_d_input``
+    2x2 windows, stride 2: ``d_L_d_out`` ``(h // 2, w // 2, f)``, ``last_input`` ``(h, w, f)``
+    -> ``(h, w, f)``; each window's gradient goes whole to its first maximum; a last odd row
+    or column (in no window) gets 0.
+``maxpool_backprop(d_L_d_out, last_input, pool_size, stride) -> d_L_d_input``
+    Any square window and stride, overlapping windows allowed: their contributions add up.
+    ``d_L_d_out`` ``((h - pool_size) // stride + 1, (w - pool_size) // stride + 1, f)``.
+
+The project's tie rule (docs/architecture.md): the whole gradient of a window goes to the
+first maximum in row-major order within that window; overlapping windows accumulate (``+=``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import reference as ref
+from .base import COMMON_HINTS, Hint, Mistake, check_function
+
+__all__ = ["check_first_max_index", "check_maxpool2_backprop", "check_maxpool_backprop"]
+
+TIES = Hint(
+    "tie rule",
+    "when several values of a window tie for the maximum, the project's rule sends the whole "
+    "gradient to the FIRST one in row-major order (scan row by row, left to right), and "
+    "nothing to the others. np.argmax on the flattened window does exactly that; comparing "
+    "`value == max` finds every tied position.",
+)
+ROW_MAJOR = Hint(
+    "row-major order",
+    "scan the window row by row (all of row 0 left to right, then row 1, ...). Your answer "
+    "scans column by column. np.unravel_index(np.argmax(window), window.shape) gives (row, col).",
+)
+ODD = Hint(
+    "same shape as the input",
+    "d_L_d_input must have exactly the shape of last_input, even when h or w is odd: the last "
+    "row/column belongs to no 2x2 window, so its gradient is 0. Start from "
+    "np.zeros(last_input.shape).",
+)
+
+
+def _tied_windows(rng, shape):
+    """Integer-valued maps with many ties (like blank image regions, which are all equal)."""
+    return rng.integers(0, 3, size=shape).astype(np.float64)
+
+
+def _all_ties_answer(d_out, x, k, s):
+    """The tutorial's own variant: every position equal to its window's max gets the gradient."""
+    h_out, w_out, f = d_out.shape
+    dx = np.zeros_like(x)
+    for i in range(h_out):
+        for j in range(w_out):
+            win = x[i * s:i * s + k, j * s:j * s + k]
+            mask = win == win.max(axis=(0, 1))
+            dx[i * s:i * s + k, j * s:j * s + k] += mask * d_out[i, j]
+    return dx
+
+
+def _last_max_answer(d_out, x, k, s):
+    h_out, w_out, f = d_out.shape
+    dx = np.zeros_like(x)
+    for i in range(h_out):
+        for j in range(w_out):
+            for c in range(f):
+                win = x[i * s:i * s + k, j * s:j * s + k, c][::-1, ::-1]
+                u, v = np.unravel_index(np.argmax(win), win.shape)
+                dx[i * s + k - 1 - u, j * s + k - 1 - v, c] += d_out[i, j, c]
+    return dx
+
+
+def _assign_answer(d_out, x, k, s):
+    """``=`` instead of ``+=``: a later window overwrites an earlier one's contribution."""
+    h_out, w_out, f = d_out.shape
+    dx = np.zeros_like(x)
+    for i in range(h_out):
+        for j in range(w_out):
+            for c in range(f):
+                win = x[i * s:i * s + k, j * s:j * s + k, c]
+                u, v = np.unravel_index(np.argmax(win), win.shape)
+                dx[i * s + u, j * s + v, c] = d_out[i, j, c]
+    return dx
+
+
+def _as_index(got):
+    try:
+        i, j = (int(v) for v in got)
+    except (TypeError, ValueError):
+        return None
+    return i, j
+
+
+@check_function("first_max_index")
+def check_first_max_index(fn, chk, *, seed=0):
+    """``fn(window) -> (i, j)`` of the first maximum in row-major order."""
+    rng = np.random.default_rng(seed)
+    cases = [
+        ("no ties", rng.permutation(9).reshape(3, 3).astype(float)),
+        ("two tied maxima", np.array([[1.0, 5.0], [5.0, 2.0]])),
+        ("two tied maxima", np.array([[0.0, 2.0, 7.0], [7.0, 1.0, 7.0]])),
+        ("all equal (a blank region)", np.zeros((2, 2))),
+        ("tie in a 2x3 window", np.array([[3.0, 1.0, 3.0], [2.0, 3.0, 0.0]])),
+    ]
+    if seed:
+        cases.append(("random ties", _tied_windows(rng, (3, 4))))
+    for what, window in cases:
+        got = chk.call(fn, window)
+        expected = np.unravel_index(int(np.argmax(window)), window.shape)
+        idx = _as_index(got)
+        if idx is None:
+            chk.fail("return a pair (row, column)", [f"your function returned {got!r}"])
+        if idx == tuple(int(e) for e in expected):
+            chk.passed(what)
+            continue
+        maxima = [tuple(int(v) for v in p) for p in np.argwhere(window == window.max())]
+        col_major = np.unravel_index(int(np.argmax(window.T)), window.T.shape)[::-1]
+        hints = []
+        if idx == tuple(int(v) for v in col_major):
+            hints = [ROW_MAJOR]
+        elif idx in maxima:
+            hints = [TIES]
+        want = tuple(int(e) for e in expected)
+        chk.fail(
+            f"wrong position for the window with {what}",
+            [f"window shape {window.shape}: yours {idx}, expected {want}"],
+            hints or [TIES],
+        )
+
+
+def _compare_backprop(chk, got, d_out, x, k, s, context, ties=False):
+    from cnnlib.gradcheck import numerical_gradient_array
+
+    expected = ref.maxpool_backward(d_out, x, k, s)
+
+    def numerical():
+        xx = x.copy()
+        return numerical_gradient_array(lambda: ref.maxpool_forward(xx, k, s), xx, d_out)
+
+    chk.compare(
+        "d_L_d_input", got, expected, context=context,
+        # With ties the function has a kink right at x: a numerical gradient means nothing.
+        numerical=None if ties else numerical,
+        mistakes=[
+            Mistake(COMMON_HINTS["accumulate"], lambda: _assign_answer(d_out, x, k, s)),
+            Mistake(TIES, lambda: _all_ties_answer(d_out, x, k, s)),
+            Mistake(TIES, lambda: _last_max_answer(d_out, x, k, s)),
+        ],
+        shape_hints=[ODD],
+    )
+
+
+@check_function("maxpool2_backprop")
+def check_maxpool2_backprop(fn, chk, *, seed=0, shapes=((4, 4, 2), (6, 4, 3), (5, 7, 2))):
+    """``fn(d_L_d_out, last_input) -> d_L_d_input`` for 2x2 windows with stride 2.
+
+    The second shape is filled with small integers (many ties); odd shapes test that the
+    result keeps the input's shape.
+    """
+    rng = np.random.default_rng(seed)
+    for n, shape in enumerate(shapes):
+        x = _tied_windows(rng, shape) if n == 1 else rng.standard_normal(shape)
+        d_out = rng.standard_normal((shape[0] // 2, shape[1] // 2, shape[2]))
+        got = chk.call(fn, d_out, x)
+        what = "with ties" if n == 1 else ""
+        _compare_backprop(chk, got, d_out, x, 2, 2,
+                          f" (input {shape}{', ' + what if what else ''})", ties=n == 1)
+
+
+@check_function("maxpool_backprop")
+def check_maxpool_backprop(fn, chk, *, seed=0,
+                           cases=(((4, 4, 2), 2, 2), ((5, 5, 2), 3, 2), ((5, 6, 2), 2, 1))):
+    """``fn(d_L_d_out, last_input, pool_size, stride) -> d_L_d_input``; ``cases`` lists
+    ``(input shape, pool_size, stride)``; windows overlap when ``stride < pool_size``.
+    The last case is filled with small integers (ties inside overlapping windows)."""
+    rng = np.random.default_rng(seed)
+    for n, (shape, k, s) in enumerate(cases):
+        last = n == len(cases) - 1
+        x = _tied_windows(rng, shape) if last else rng.standard_normal(shape)
+        h_out, w_out = (shape[0] - k) // s + 1, (shape[1] - k) // s + 1
+        d_out = rng.standard_normal((h_out, w_out, shape[2]))
+        got = chk.call(fn, d_out, x, k, s)
+        overlap = ", overlapping windows" if s < k else ""
+        ties = ", with ties" if last else ""
+        _compare_backprop(chk, got, d_out, x, k, s,
+                          f" (input {shape}, pool_size {k}, stride {s}{overlap}{ties})",
+                          ties=last)

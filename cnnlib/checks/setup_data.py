@@ -1,0 +1,101 @@
+"""Checks for notebook 00 (setup and data).
+
+Exercises and signatures:
+
+``scale_images(images) -> float array``
+    uint8 pixels 0..255 of any shape (``(28, 28)`` or ``(N, 28, 28)``) -> float64 of the
+    same shape, ``images / 255 - 0.5`` (values in [-0.5, 0.5], the tutorial's scaling).
+``class_counts(labels) -> (10,) ints``
+    How many examples of each digit 0..9 there are; a digit that never occurs counts 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Hint, Mistake, check_function
+
+__all__ = ["check_scale_images", "check_class_counts"]
+
+CENTRE = Hint(
+    "subtract 0.5",
+    "dividing by 255 gives values in [0, 1]; the tutorial then subtracts 0.5 so that the "
+    "inputs are centred on 0, in [-0.5, 0.5].",
+)
+INT_DIVISION = Hint(
+    "integer division",
+    "`//` rounds down to a whole number, so almost every pixel becomes 0. Use `/` (true "
+    "division), which gives floats.",
+)
+BY_255 = Hint(
+    "divide by 255",
+    "the brightest pixel is 255 (uint8 goes 0..255), so divide by 255 to map it to 1.",
+)
+ORDER = Hint(
+    "order of operations",
+    "first divide by 255, then subtract 0.5: images / 255 - 0.5.",
+)
+UINT8 = Hint(
+    "uint8 arithmetic wraps around",
+    "arithmetic on uint8 arrays stays in 0..255 and wraps around (0 - 1 = 255). Convert "
+    "to float first, e.g. images / 255 already gives float64.",
+)
+FLOAT_RESULT = Hint(
+    "return floats",
+    "the scaled images must be a float array (float64), since values like -0.5 are not "
+    "whole numbers.",
+)
+MISSING_DIGIT = Hint(
+    "every digit counts",
+    "return 10 counts, one for each digit 0..9, even for a digit that never occurs (count 0). "
+    "np.bincount(labels, minlength=10) does that; np.unique skips missing digits.",
+)
+
+
+def _images(rng, shape):
+    images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    images.reshape(-1)[:2] = (0, 255)  # the extremes are always there
+    return images
+
+
+@check_function("scale_images")
+def check_scale_images(fn, chk, *, seed=0, shapes=((28, 28), (5, 28, 28))):
+    """``fn(images uint8) -> images / 255 - 0.5`` (float, same shape)."""
+    rng = np.random.default_rng(seed)
+    for shape in shapes:
+        images = _images(rng, shape)
+        expected = images / 255 - 0.5
+        got = chk.call(fn, images)
+        ctx = f" (images of shape {shape})"
+        kind = getattr(np.asarray(got), "dtype", None) if got is not None else None
+        wrap = (images - np.uint8(128)).astype(float)  # e.g. images - 128 on uint8
+        chk.compare(
+            "scaled images", got, expected, context=ctx,
+            mistakes=[
+                Mistake(CENTRE, images / 255),
+                Mistake(INT_DIVISION, images // 255 - 0.5),
+                Mistake(INT_DIVISION, (images // 255).astype(float)),
+                Mistake(BY_255, images / 256 - 0.5),
+                Mistake(ORDER, (images - 0.5) / 255),
+                Mistake(UINT8, wrap / 255),
+                Mistake(UINT8, wrap),
+            ],
+            rtol=1e-6,
+        )
+        if kind is not None and not np.issubdtype(kind, np.floating):
+            chk.fail(f"the result has dtype {kind}{ctx}", [], [FLOAT_RESULT])
+
+
+@check_function("class_counts")
+def check_class_counts(fn, chk, *, seed=0, missing=7):
+    """``fn(labels) -> (10,)`` counts; the test labels leave out the digit ``missing``."""
+    rng = np.random.default_rng(seed)
+    for n, leave_out in ((60, None), (40, missing)):
+        digits = [d for d in range(10) if d != leave_out]
+        labels = rng.choice(digits, size=n).astype(np.int64)
+        expected = np.bincount(labels, minlength=10)
+        got = chk.call(fn, labels)
+        ctx = f" ({n} labels{f', no {leave_out}s among them' if leave_out is not None else ''})"
+        chk.compare("counts", got, expected, context=ctx,
+                    mistakes=[Mistake(MISSING_DIGIT, np.unique(labels, return_counts=True)[1])],
+                    shape_hints=[MISSING_DIGIT])

@@ -1,0 +1,305 @@
+"""Checks for notebook 02 (softmax backprop): one check per step of the derivation.
+
+The exercises, their signatures (notebook 05 reuses ``softmax_backprop`` in the tutorial loop):
+
+``d_L_d_out(probs, label) -> (nodes,)``
+    Gradient of ``L = -ln(probs[label])`` w.r.t. the probabilities: ``-1 / probs[label]`` at
+    ``label``, 0 elsewhere.
+``d_out_d_t(totals, label) -> (nodes,)``
+    Row ``label`` of the softmax Jacobian: ``d out_c / d t_k`` for every ``k`` (both cases
+    ``k != c`` and ``k == c``), safe for large totals.
+``local_gradients(last_input, weights) -> (d_t_d_w, d_t_d_b, d_t_d_inputs)``
+    For ``t = w . x + b``: the flattened input ``(input_len,)``, ``1`` (or ones ``(nodes,)``)
+    and the weights ``(input_len, nodes)``.
+``chain_rule(d_L_d_t, last_input, weights) -> (d_L_d_w, d_L_d_b, d_L_d_input)``
+    ``(input_len, nodes)``, ``(nodes,)`` and ``last_input.shape``.
+``softmax_backprop(d_L_d_out, last_input, last_totals, weights, biases, learn_rate) -> d_L_d_input``
+    The whole layer's backprop, tutorial style: returns ``d_L_d_input`` shaped like
+    ``last_input`` and updates ``weights`` ``(input_len, nodes)`` and ``biases`` ``(nodes,)``
+    **in place** by SGD, *after* computing the input gradient.
+``fused_d_L_d_t(probs, label) -> (nodes,)``
+    The shortcut ``dL/dt = p - onehot(label)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import reference as ref
+from .base import COMMON_HINTS, Hint, Mistake, Shared, check_function
+
+__all__ = [
+    "check_d_L_d_out",
+    "check_d_out_d_t",
+    "check_local_gradients",
+    "check_chain_rule",
+    "check_softmax_backprop",
+    "check_fused_d_L_d_t",
+]
+
+SIGN = Hint(
+    "sign",
+    "the numbers have the right size but the opposite sign. L = -ln(p_c), so "
+    "dL/dp_c = -1/p_c; and raising a score t_c raises p_c (positive derivative) while raising "
+    "any other t_k lowers p_c (negative derivative).",
+)
+WRONG_CLASS = Hint(
+    "true class only",
+    "the loss only looks at the probability of the true class c = label: dL/dout is zero "
+    "everywhere except at index label, where it is -1 / out[label].",
+)
+BOTH_CASES = Hint(
+    "k = c case",
+    "the Jacobian has two cases. For k != c: -e^{t_c} e^{t_k} / S^2. For k = c there is an "
+    "extra term from the numerator: e^{t_c} (S - e^{t_c}) / S^2. Did you use one formula for "
+    "every k?",
+)
+ROW_ONLY = Hint(
+    "one row of the Jacobian",
+    "return only the derivatives of out[label] (a vector of length nodes), not the whole "
+    "nodes x nodes Jacobian: the loss depends on out[label] only.",
+)
+FUSED_SIGN = Hint(
+    "p minus onehot",
+    "the shortcut is dL/dt = p - onehot(label): the true class gets p_c - 1 (negative, so "
+    "gradient descent raises its score), every other class gets +p_k.",
+)
+SHAPES = Hint(
+    "shapes do not fit",
+    "the input is flattened to a vector (input_len,) first; weights are (input_len, nodes). "
+    "So totals = flat @ weights + biases, d_L_d_w = np.outer(flat, d_L_d_t) "
+    "(input_len, nodes) and d_L_d_input = weights @ d_L_d_t.",
+)
+
+_ERROR_HINTS = [
+    ("not aligned", SHAPES),
+    ("could not be broadcast", SHAPES),
+    ("non-broadcastable", SHAPES),
+    ("matmul", SHAPES),
+]
+
+
+def _case(rng, shape=(3, 3, 2), nodes=4):
+    x = rng.standard_normal(shape)
+    n = int(np.prod(shape))
+    w = rng.standard_normal((n, nodes)) / n
+    b = rng.standard_normal(nodes) * 0.1
+    totals, probs = ref.dense_softmax_forward(x, w, b)
+    return x, w, b, totals, probs
+
+
+def _probs(rng, nodes):
+    t = rng.standard_normal(nodes) * 2
+    return ref.softmax(t), t
+
+
+@check_function("d_L_d_out")
+def check_d_L_d_out(fn, chk, *, seed=0, nodes=10):
+    """``fn(probs, label) -> (nodes,)``: dL/dout for L = -ln(probs[label])."""
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        probs, _ = _probs(rng, nodes)
+        label = int(rng.integers(nodes))
+        expected = np.zeros(nodes)
+        expected[label] = -1.0 / probs[label]
+        got = chk.call(fn, probs, label)
+
+        def wrong_class(probs=probs, label=label):
+            w = np.zeros(nodes)
+            k = int(np.argmax(probs))
+            w[k] = -1.0 / probs[k]
+            return w
+
+        chk.compare(
+            "d_L_d_out", got, expected, context=f" (label {label})",
+            mistakes=[
+                Mistake(SIGN, -expected),
+                Mistake(WRONG_CLASS, -1.0 / probs),
+                Mistake(WRONG_CLASS, wrong_class),
+                Mistake(SIGN, np.where(expected != 0, np.log(probs), 0.0)),
+            ],
+            default_hint=WRONG_CLASS,
+        )
+
+
+def _jac_row(totals, label):
+    p = ref.softmax(np.asarray(totals, float))
+    row = -p[label] * p
+    row[label] += p[label]
+    return row
+
+
+@check_function("d_out_d_t", error_hints=_ERROR_HINTS)
+def check_d_out_d_t(fn, chk, *, seed=0, nodes=10, large=True):
+    """``fn(totals, label) -> (nodes,)``: d out[label] / d t_k for every k.
+
+    With ``large`` a case with totals around 1000 follows (a naive ``np.exp`` overflows).
+    """
+    from cnnlib.gradcheck import numerical_gradient
+
+    rng = np.random.default_rng(seed)
+    cases = [rng.standard_normal(nodes) * 2 for _ in range(2)]
+    if large:
+        cases.append(1000.0 + rng.standard_normal(nodes) * 3)
+    for i, totals in enumerate(cases):
+        label = int(rng.integers(nodes))
+        expected = _jac_row(totals, label)
+        got = chk.call(fn, totals, label)
+        p = ref.softmax(totals)
+
+        def numerical(totals=totals, label=label):
+            t = totals.copy()
+            return numerical_gradient(lambda: ref.softmax(t)[label], t)
+
+        def full_jacobian(p=p):
+            return np.diag(p) - np.outer(p, p)
+
+        chk.compare(
+            "d_out_d_t", got, expected,
+            context=f" (label {label}{', totals near 1000' if i == 2 else ''})",
+            numerical=numerical,
+            mistakes=[
+                Mistake(BOTH_CASES, -p[label] * p),
+                Mistake(SIGN, -expected),
+                Mistake(ROW_ONLY, full_jacobian),
+            ],
+            shape_hints=[ROW_ONLY] if nodes > 1 else [],
+            default_hint=BOTH_CASES,
+        )
+
+
+def _flat_len(x):
+    return int(np.prod(np.shape(x)))
+
+
+@check_function("local_gradients", error_hints=_ERROR_HINTS)
+def check_local_gradients(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
+    """``fn(last_input, weights) -> (d_t_d_w, d_t_d_b, d_t_d_inputs)``."""
+    rng = np.random.default_rng(seed)
+    x, w, _, _, _ = _case(rng, shape, nodes)
+    out = chk.call(fn, x, w)
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        chk.fail("return three things: (d_t_d_w, d_t_d_b, d_t_d_inputs)",
+                 [f"your function returned {type(out).__name__}"])
+    d_w, d_b, d_in = out
+    chk.compare("d_t_d_w", d_w, x.reshape(-1),
+                mistakes=[Mistake(COMMON_HINTS["reshape"], x)])
+    d_b_arr = np.asarray(d_b, dtype=float)
+    expected_b = np.ones(nodes) if d_b_arr.ndim == 1 else np.float64(1.0)
+    chk.compare("d_t_d_b", d_b, expected_b)
+    chk.compare("d_t_d_inputs", d_in, w,
+                mistakes=[Mistake(COMMON_HINTS["transposed"], w.T)])
+
+
+@check_function("chain_rule", error_hints=_ERROR_HINTS)
+def check_chain_rule(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
+    """``fn(d_L_d_t, last_input, weights) -> (d_L_d_w, d_L_d_b, d_L_d_input)``."""
+    from cnnlib.gradcheck import numerical_gradient
+
+    rng = np.random.default_rng(seed)
+    x, w, b, _, _ = _case(rng, shape, nodes)
+    d_t = rng.standard_normal(nodes)
+    # Reference: the dense layer's backward with this upstream gradient.
+    from cnnlib.layers.dense import Dense
+
+    dense = Dense(w.shape[0], nodes, weight_scale=0.0)
+    dense.params["W"][...] = w
+    dense.forward(x.reshape(1, -1))
+    d_x = dense.backward(d_t[None])[0].reshape(x.shape)
+    d_w, d_b = dense.grads["W"], dense.grads["b"]
+
+    out = chk.call(fn, d_t, x, w)
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        chk.fail("return three things: (d_L_d_w, d_L_d_b, d_L_d_input)",
+                 [f"your function returned {type(out).__name__}"])
+    g_w, g_b, g_x = out
+
+    def num_w():
+        ww = w.copy()
+        return numerical_gradient(lambda: float((x.reshape(-1) @ ww + b) @ d_t), ww)
+
+    def num_x():
+        xx = x.copy()
+        return numerical_gradient(lambda: float((xx.reshape(-1) @ w + b) @ d_t), xx)
+
+    chk.compare("d_L_d_w", g_w, d_w, numerical=num_w,
+                mistakes=[Mistake(COMMON_HINTS["transposed"], d_w.T)])
+    chk.compare("d_L_d_b", g_b, d_b)
+    chk.compare("d_L_d_input", g_x, d_x, numerical=num_x,
+                mistakes=[Mistake(COMMON_HINTS["reshape"], d_x.reshape(-1))],
+                shape_hints=[COMMON_HINTS["reshape"]])
+
+
+@check_function("softmax_backprop", error_hints=_ERROR_HINTS)
+def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_rate=0.5,
+                           large=True):
+    """``fn(d_L_d_out, last_input, last_totals, weights, biases, learn_rate) -> d_L_d_input``.
+
+    Checks the returned gradient and the in-place SGD update of ``weights`` and ``biases``.
+    A large ``learn_rate`` (0.5) makes "updated first" visibly different. With ``large`` a
+    case with totals near 1000 follows (a naive ``np.exp`` overflows there).
+    """
+    from cnnlib.gradcheck import numerical_gradient
+
+    rng = np.random.default_rng(seed)
+    for i in range(3 if large else 2):
+        big = i == 2
+        x, w, b, totals, probs = _case(rng, shape, nodes)
+        if big:  # large totals: every score near 1000, so a naive exp overflows
+            b = b + 1000.0
+            totals, probs = ref.dense_softmax_forward(x, w, b)
+        label = int(rng.integers(nodes))
+        d_out = np.zeros(nodes)
+        d_out[label] = -1.0 / probs[label]
+        r = ref.dense_softmax_backward(d_out, x, w, b)
+        w_new = w - learn_rate * r["d_L_d_w"]
+        b_new = b - learn_rate * r["d_L_d_b"]
+        w_arg, b_arg = w.copy(), b.copy()
+        got = chk.call(fn, d_out, x, totals.copy(), Shared(w_arg), Shared(b_arg), learn_rate)
+        ctx = f" (case {i + 1}{', totals near 1000' if big else ''})"
+
+        def num_x(x=x, w=w, b=b, label=label):
+            xx = x.copy()
+            return numerical_gradient(
+                lambda: -np.log(ref.dense_softmax_forward(xx, w, b)[1][label]), xx)
+
+        def updated_first(w_new=w_new, r=r, x=x):
+            return (w_new @ r["d_L_d_t"]).reshape(x.shape)
+
+        chk.compare(
+            "d_L_d_input", got, r["d_L_d_input"], context=ctx, numerical=num_x,
+            mistakes=[
+                Mistake(COMMON_HINTS["update-first"], updated_first),
+                Mistake(COMMON_HINTS["reshape"], r["d_L_d_input"].reshape(-1)),
+            ],
+            shape_hints=[COMMON_HINTS["reshape"]],
+        )
+        chk.compare(
+            "weights after the update", w_arg, w_new, context=ctx,
+            mistakes=[
+                Mistake(COMMON_HINTS["in-place"], w),
+                Mistake(SIGN, w + learn_rate * r["d_L_d_w"]),
+            ],
+        )
+        chk.compare(
+            "biases after the update", b_arg, b_new, context=ctx,
+            mistakes=[
+                Mistake(COMMON_HINTS["in-place"], b),
+                Mistake(SIGN, b + learn_rate * r["d_L_d_b"]),
+            ],
+        )
+
+
+@check_function("fused_d_L_d_t")
+def check_fused_d_L_d_t(fn, chk, *, seed=0, nodes=10):
+    """``fn(probs, label) -> (nodes,)``: ``probs - onehot(label)``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        probs, _ = _probs(rng, nodes)
+        label = int(rng.integers(nodes))
+        onehot = np.zeros(nodes)
+        onehot[label] = 1.0
+        got = chk.call(fn, probs, label)
+        chk.compare("d_L_d_t", got, probs - onehot, context=f" (label {label})",
+                    mistakes=[Mistake(FUSED_SIGN, onehot - probs)],
+                    default_hint=FUSED_SIGN)

@@ -1,0 +1,290 @@
+"""Checks for notebook 05 (training end to end): the initial gradient, one training step,
+and the evaluation of the tutorial's network.
+
+The reference is cnnlib's own training code (:func:`cnnlib.train.tutorial_step`,
+:func:`cnnlib.train.evaluate_tutorial`) run on an identical copy of the layers
+(:mod:`cnnlib.layers.tutorial`), so there is one implementation of each step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlib.checks.base import Checker, Hint, Mistake, Shared, check_function
+from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+
+__all__ = ["HINTS", "check_initial_gradient", "check_train_step", "check_evaluate"]
+
+HINTS = {
+    "sign": Hint(
+        "sign of the gradient",
+        "L = -ln p_c decreases when p_c grows, so dL/dout_c = -1 / p_c is negative. With the "
+        "wrong sign every step climbs the loss instead of descending it.",
+    ),
+    "all-classes": Hint(
+        "only the true class",
+        "only p_c appears in L = -ln p_c, so dL/dout_s is 0 for every s != c; only the entry "
+        "at index `label` is -1 / p_c.",
+    ),
+    "fused": Hint(
+        "dL/dt instead of dL/dout",
+        "p - onehot(c) is the gradient with respect to the softmax's *input* totals t (the "
+        "shortcut of notebook 02). softmax.backprop expects dL/dout, the gradient with respect "
+        "to its output probabilities: -1 / p_c at the label, 0 elsewhere.",
+    ),
+    "loss-not-gradient": Hint(
+        "the loss, not its gradient",
+        "the entry at the label is -ln p_c, the loss itself. Its derivative with respect to "
+        "p_c is -1 / p_c.",
+    ),
+    "scale": Hint(
+        "image not scaled",
+        "scale the uint8 image first, x = image / 255 - 0.5, as the tutorial does; the "
+        "layers then see values in [-0.5, 0.5].",
+    ),
+    "loss-log": Hint(
+        "loss formula",
+        "the loss is the natural logarithm with a minus sign: loss = -np.log(out[label]) "
+        "(not log10, not the probability itself).",
+    ),
+    "correct": Hint(
+        "correct flag",
+        "correct is 1 when the most probable class is the label, i.e. "
+        "int(np.argmax(out) == label), else 0.",
+    ),
+    "gradient-sign-step": Hint(
+        "the weights moved the wrong way",
+        "the update went uphill: check the sign of the initial gradient (-1 / p_c) and that "
+        "each backprop receives the gradient the next layer returned.",
+    ),
+    "conv-not-updated": Hint(
+        "conv layer not trained",
+        "the conv filters did not change. After pool.backprop, pass its result to "
+        "conv.backprop(gradient, lr): that call updates the filters.",
+    ),
+    "softmax-not-updated": Hint(
+        "softmax layer not trained",
+        "the softmax weights did not change. Start the backward pass with "
+        "softmax.backprop(gradient, lr) using the initial gradient.",
+    ),
+    "lr": Hint(
+        "learning rate",
+        "the update has the size of another learning rate. Pass the function's `lr` argument "
+        "to every backprop call instead of a fixed number.",
+    ),
+    "order": Hint(
+        "backprop order",
+        "backpropagate in the reverse order of the forward pass: softmax.backprop first, "
+        "then pool.backprop with what softmax returned, then conv.backprop with what pool "
+        "returned.",
+    ),
+    "return": Hint(
+        "what to return",
+        "return a pair (loss, correct): `return loss, correct`.",
+    ),
+    "percent": Hint(
+        "accuracy as a fraction",
+        "return the accuracy as a fraction in [0, 1] (correct / N), not a percentage.",
+    ),
+    "sum": Hint(
+        "mean, not sum",
+        "the loss to report is the mean over the images: divide the sum by len(images).",
+    ),
+    "trained-while-testing": Hint(
+        "evaluation changed the network",
+        "evaluate must not call backprop: it only runs forward passes and averages.",
+    ),
+}
+
+_ERROR_HINTS = [
+    ("backprop was called before forward", HINTS["order"]),
+    ("d_L_d_out must have shape", HINTS["order"]),
+    ("must be a float array", HINTS["scale"]),
+    ("cannot unpack", HINTS["return"]),
+]
+
+_INPUT_LEN = 13 * 13 * 8
+
+
+def _layers(seed: int):
+    """The S1 network with seeded weights (a fresh, independent copy for each call)."""
+    return Conv3x3(8, rng=seed), MaxPool2(), Softmax(_INPUT_LEN, 10, rng=seed + 1)
+
+
+def _image(rng) -> np.ndarray:
+    """A uint8 28x28 'digit': a bright random stroke on a dark background, like MNIST."""
+    img = np.zeros((28, 28), dtype=np.uint8)
+    r, c = rng.integers(6, 22, size=2)
+    for _ in range(40):
+        img[r - 2:r + 2, c - 2:c + 2] = rng.integers(128, 256)
+        r = int(np.clip(r + rng.integers(-2, 3), 4, 24))
+        c = int(np.clip(c + rng.integers(-2, 3), 4, 24))
+    return img
+
+
+def _forward(net, x):
+    conv, pool, softmax = net
+    return softmax.forward(pool.forward(conv.forward(x)))
+
+
+def _snapshot(net):
+    conv, _, softmax = net
+    return conv.filters.copy(), softmax.weights.copy(), softmax.biases.copy()
+
+
+def _step_with(net, image, label, lr, *, scale=True, sign=-1.0, conv_update=True,
+               softmax_update=True):
+    """A variant of the training step used to recognise a known mistake (not the reference)."""
+    conv, pool, softmax = net
+    x = image / 255 - 0.5 if scale else image.astype(np.float64)
+    out = _forward(net, x)
+    grad = np.zeros(10)
+    grad[label] = sign / out[label]
+    d = softmax.backprop(grad, lr if softmax_update else 0.0)
+    d = pool.backprop(d)
+    conv.backprop(d, lr if conv_update else 0.0)
+    return _snapshot(net)
+
+
+# --------------------------------------------------------------------------- exercise 1
+@check_function("initial_gradient")
+def check_initial_gradient(fn, chk: Checker, *, seed: int = 0, num_classes: int = 10):
+    """``initial_gradient(probs, label)`` -> ``(K,)``: -1/p_c at the label, 0 elsewhere."""
+    rng = np.random.default_rng(seed)
+    for case in range(2):
+        t = rng.standard_normal(num_classes)
+        probs = np.exp(t - t.max())
+        probs /= probs.sum()
+        label = int(rng.integers(num_classes)) if case == 0 else num_classes - 1
+        keep = probs.copy()
+        arg = probs.copy()
+        got = chk.call(fn, Shared(arg), label)
+        expected = np.zeros(num_classes)
+        expected[label] = -1.0 / keep[label]
+        onehot = np.eye(num_classes)[label]
+        wrong_all = -1.0 / keep
+        chk.compare(
+            "gradient", got, expected,
+            context=f" (probs of {num_classes} classes, label {label})",
+            mistakes=[
+                Mistake(HINTS["sign"], -expected),
+                Mistake(HINTS["all-classes"], wrong_all),
+                Mistake(HINTS["fused"], keep - onehot),
+                Mistake(HINTS["loss-not-gradient"], onehot * -np.log(keep[label])),
+            ],
+        )
+        if not np.array_equal(arg, keep):
+            chk.fail(
+                "initial_gradient changed the probs array it was given",
+                ["build a new array (np.zeros(...)) instead of writing into probs"],
+            )
+
+
+# --------------------------------------------------------------------------- exercise 2
+@check_function("train_step", error_hints=_ERROR_HINTS)
+def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
+    """``train_step(image, label, conv, pool, softmax, lr)`` -> ``(loss, correct)``; the
+    layers' weights must end up exactly as after cnnlib's :func:`tutorial_step`."""
+    from cnnlib.train import tutorial_step
+
+    rng = np.random.default_rng(seed)
+    image = _image(rng)
+    label = int(rng.integers(10))
+    mine, ref = _layers(seed), _layers(seed)
+    before = _snapshot(ref)
+    probs = _forward(_layers(seed), image / 255 - 0.5)
+    got = chk.call(fn, image, label, *mine, lr)
+    want_loss, want_correct = tutorial_step(*ref, image, label, lr)
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        chk.fail("train_step should return a pair (loss, correct)",
+                 [f"it returned {type(got).__name__}"], [HINTS["return"]])
+    loss, correct = got
+
+    def raw_loss():
+        return -np.log(_forward(_layers(seed), image.astype(np.float64))[label])
+
+    context = f" (one image, label {label}, lr={lr})"
+    chk.compare_scalar(
+        "loss", loss, want_loss, context=context,
+        mistakes=[
+            Mistake(HINTS["scale"], raw_loss),
+            Mistake(HINTS["loss-log"], np.asarray(-np.log10(probs[label]))),
+            Mistake(HINTS["loss-log"], np.asarray(np.log(probs[label]))),
+            Mistake(HINTS["loss-log"], np.asarray(probs[label])),
+        ],
+        default_hint=HINTS["loss-log"],
+    )
+    chk.compare_scalar("correct", correct, want_correct, context=context,
+                       default_hint=HINTS["correct"])
+    after = _snapshot(ref)
+    names = ("conv.filters", "softmax.weights", "softmax.biases")
+    variants = {
+        "scale": lambda: _step_with(_layers(seed), image, label, lr, scale=False),
+        "gradient-sign-step": lambda: _step_with(_layers(seed), image, label, lr, sign=1.0),
+        "conv-not-updated": lambda: _step_with(_layers(seed), image, label, lr,
+                                               conv_update=False),
+        "softmax-not-updated": lambda: _step_with(_layers(seed), image, label, lr,
+                                                  softmax_update=False),
+        "lr": lambda: _step_with(_layers(seed), image, label, 0.005 if lr != 0.005 else 0.01),
+    }
+    cache = {}
+
+    def variant(key, i):
+        def value():
+            if key not in cache:
+                cache[key] = variants[key]()
+            return cache[key][i]
+        return value
+
+    for i, name in enumerate(names):
+        current = _snapshot(mine)[i]
+        mistakes = [Mistake(HINTS[key], variant(key, i)) for key in variants]
+        if np.array_equal(current, before[i]):
+            mistakes.insert(0, Mistake(
+                HINTS["conv-not-updated" if i == 0 else "softmax-not-updated"], before[i]))
+        chk.compare(name + " after the step", current, after[i], mistakes=mistakes,
+                    context=context, rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- exercise 3
+@check_function("evaluate", error_hints=_ERROR_HINTS)
+def check_evaluate(fn, chk: Checker, *, seed: int = 0, n: int = 6):
+    """``evaluate(images, labels, conv, pool, softmax)`` -> ``(mean_loss, accuracy)``,
+    compared with :func:`cnnlib.train.evaluate_tutorial`; the weights must not change."""
+    from cnnlib.train import evaluate_tutorial
+
+    rng = np.random.default_rng(seed)
+    images = np.stack([_image(rng) for _ in range(n)])
+    ref = _layers(seed)
+    preds = np.array([np.argmax(_forward(ref, im / 255 - 0.5)) for im in images])
+    # about half the labels agree with the prediction, so the accuracy is neither 0 nor 1
+    labels = np.where(np.arange(n) % 2 == 0, preds, (preds + 1) % 10).astype(np.int64)
+    want_loss, want_acc = evaluate_tutorial(*ref, images, labels, verbose=False)
+    mine = _layers(seed)
+    before = _snapshot(mine)
+    got = chk.call(fn, images, labels, *mine)
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        chk.fail("evaluate should return a pair (mean_loss, accuracy)",
+                 [f"it returned {type(got).__name__}"],
+                 [Hint("what to return", "return mean_loss, accuracy")])
+    loss, acc = got
+    if any(not np.array_equal(a, b) for a, b in zip(_snapshot(mine), before, strict=True)):
+        chk.fail("evaluate changed the network's weights", [], [HINTS["trained-while-testing"]])
+
+    def unscaled():
+        net = _layers(seed)
+        return np.mean([-np.log(_forward(net, im.astype(np.float64))[lab])
+                        for im, lab in zip(images, labels, strict=True)])
+
+    context = f" ({n} images)"
+    chk.compare_scalar(
+        "mean_loss", loss, want_loss, context=context,
+        mistakes=[Mistake(HINTS["sum"], np.asarray(want_loss * n)),
+                  Mistake(HINTS["scale"], unscaled)],
+        default_hint=HINTS["loss-log"],
+    )
+    chk.compare_scalar(
+        "accuracy", acc, want_acc, context=context,
+        mistakes=[Mistake(HINTS["percent"], np.asarray(100 * want_acc))],
+        default_hint=HINTS["correct"],
+    )
