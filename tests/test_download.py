@@ -7,6 +7,7 @@ Nothing here reaches the internet.
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from cnnlib.idx import write_idx
 
 
 class Mirror:
-    """A loopback HTTP server: `files` maps a request path to bytes (or an int status)."""
+    """A loopback HTTP server: `files` maps a request path to bytes, an HTTP error status,
+    or "hang" (no answer)."""
 
     def __init__(self):
-        self.files: dict[str, bytes | int] = {}
+        self.files: dict[str, bytes | int | str] = {}
         self.requests: list[str] = []
         mirror = self
 
@@ -31,6 +33,9 @@ class Mirror:
             def do_GET(self):  # noqa: N802 (the name http.server calls)
                 mirror.requests.append(self.path)
                 body = mirror.files.get(self.path, 404)
+                if body == "hang":  # accept the request, then never answer in time
+                    time.sleep(2)
+                    return
                 if isinstance(body, int):
                     self.send_error(body)
                     return
@@ -43,6 +48,7 @@ class Mirror:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # a hanging handler must not delay the shutdown
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.02}, daemon=True)
@@ -243,3 +249,17 @@ def test_fashion_downloads_into_its_own_cache_folder(mirrors, online, official, 
                         mirrors=[serve(mirror, blobs, "/fashion/")])
     assert result.source == "download" and result.location == online / "fashion"
     assert_arrays(result, arrays)
+
+
+def test_a_mirror_that_never_answers_times_out(mirrors, online, official, monkeypatch):
+    from cnnlib import data
+
+    monkeypatch.setattr(data, "_DOWNLOAD_TIMEOUT", (1, 0.3))  # seconds, short for the test
+    blobs, arrays = official
+    slow, good = mirrors(), mirrors()
+    slow.files["/mnist/" + FILES[0]] = "hang"
+    result = load_mnist(cache_dir=online, verbose=False,
+                        mirrors=[slow.url + "/mnist/", serve(good, blobs)])
+    assert result.source == "download"
+    assert_arrays(result, arrays)
+    assert any("did not answer in time" in note for note in result.notes)
