@@ -21,7 +21,6 @@ without its padding.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlib.errors import ShapeError
 from cnnlib.layers.base import Layer, as_pair, as_rng
@@ -34,10 +33,36 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _windows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
-    """All the (KH, KW) windows of ``xp`` ``(N, C, Hp, Wp)`` that the stride visits:
-    a read-only view ``(N, C, H', W', KH, KW)`` (no copy)."""
-    return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+def _offset_slices(u: int, v: int, out_hw: tuple, stride: tuple) -> tuple:
+    """The pixels that kernel offset ``(u, v)`` touches in every window: rows
+    ``u, u + S, ..., u + S (H' - 1)`` and likewise for the columns."""
+    (ho, wo), (sh, sw) = out_hw, stride
+    return slice(u, u + sh * (ho - 1) + 1, sh), slice(v, v + sw * (wo - 1) + 1, sw)
+
+
+def unfold(xp: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple) -> np.ndarray:
+    """"im2col": ``cols[n, c, u, v, i, j] = xp[n, c, S*i + u, S*j + v]``, shape
+    ``(N, C, KH, KW, H', W')``. With it the convolution is one matrix product per sample:
+    ``out[n] = W.reshape(F, C*KH*KW) @ cols[n].reshape(C*KH*KW, H'*W')``."""
+    n, c = xp.shape[:2]
+    kh, kw = kernel
+    cols = np.empty((n, c, kh, kw) + tuple(out_hw), dtype=xp.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            cols[:, :, u, v] = xp[(slice(None), slice(None)) + _offset_slices(u, v, out_hw, stride)]
+    return cols
+
+
+def fold(dcols: np.ndarray, padded_shape: tuple, stride: tuple) -> np.ndarray:
+    """The adjoint of :func:`unfold`: ``dxp[n, c, S*i + u, S*j + v] += dcols[n, c, u, v, i, j]``
+    (``+=``: with stride < kernel, windows overlap and a pixel collects several terms)."""
+    kh, kw, ho, wo = dcols.shape[2:]
+    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            rows, cols = _offset_slices(u, v, (ho, wo), stride)
+            dxp[:, :, rows, cols] += dcols[:, :, u, v]
+    return dxp
 
 
 class Conv2D(Layer):
@@ -110,45 +135,39 @@ class Conv2D(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, F, H', W')``."""
         x = self._check_array(x, ("N", self.in_channels, "H", "W"), dtype=self.dtype)
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise ShapeError(
                 f"{self!r}.forward: x of shape {x.shape} is smaller than the kernel "
                 f"{self.kernel_size} even with padding {self.padding}: its (H, W) must be at "
                 f"least ({kh - 2 * ph}, {kw - 2 * pw})"
             )
+        n = x.shape[0]
+        _, f, ho, wo = self.output_shape(x.shape)
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        win = _windows(xp, kh, kw, sh, sw)  # (N, C, H', W', KH, KW)
-        # Sum over c, u, v of win[n, c, i, j, u, v] * W[f, c, u, v] -> (N, H', W', F).
-        out = np.tensordot(win, self.params["W"], axes=([1, 4, 5], [1, 2, 3]))
-        out = out.transpose(0, 3, 1, 2)
+        cols = unfold(xp, self.kernel_size, self.stride, (ho, wo))  # (N, C, KH, KW, H', W')
+        cols = cols.reshape(n, -1, ho * wo)  # (N, C*KH*KW, H'*W')
+        # One matrix product per sample: (F, C*KH*KW) @ (C*KH*KW, H'*W') -> (F, H'*W').
+        out = (self.params["W"].reshape(f, -1) @ cols).reshape(n, f, ho, wo)
         if self.bias:
-            out = out + self.params["b"][None, :, None, None]
-        out = np.ascontiguousarray(out)
-        self._cache = (x.shape, win)
+            out += self.params["b"][None, :, None, None]
+        self._cache = (xp.shape, cols, (ho, wo))
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dout`` ``(N, F, H', W')`` -> ``dx`` ``(N, C, H, W)``; fills ``grads``."""
-        x_shape, win = self._require_cache()
-        n, c, h, w = x_shape
-        ho, wo = win.shape[2], win.shape[3]
-        dout = self._check_dout(dout, (n, self.out_channels, ho, wo), dtype=self.dtype)
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        padded_shape, cols, (ho, wo) = self._require_cache()
+        n, c = padded_shape[:2]
+        f = self.out_channels
+        dout = self._check_dout(dout, (n, f, ho, wo), dtype=self.dtype)
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        d = dout.reshape(n, f, ho * wo)
 
-        # dW[f, c, u, v] = sum over n, i, j of dout[n, f, i, j] * win[n, c, i, j, u, v]
-        self.grads["W"] = np.tensordot(dout, win, axes=([0, 2, 3], [0, 2, 3]))
+        # dW[f, (c,u,v)] = sum over n and output pixels of dout * the window's input
+        self.grads["W"] = (d @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.params["W"].shape)
         if self.bias:
-            self.grads["b"] = dout.sum(axis=(0, 2, 3))
-
-        # Each window's share of the input gradient: dwin[n, i, j, c, u, v].
-        dwin = np.tensordot(dout, self.params["W"], axes=([1], [0]))
-        # Scatter the windows back, one kernel offset (u, v) at a time; += because
-        # overlapping windows (stride < kernel) hit the same input pixel.
-        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
-        for u in range(kh):
-            for v in range(kw):
-                rows = slice(u, u + sh * (ho - 1) + 1, sh)
-                cols = slice(v, v + sw * (wo - 1) + 1, sw)
-                dxp[:, :, rows, cols] += dwin[:, :, :, :, u, v].transpose(0, 3, 1, 2)
-        return dxp[:, :, ph:ph + h, pw:pw + w]
+            self.grads["b"] = d.sum(axis=(0, 2))
+        # Each window's share of the input gradient, then added back into place.
+        dcols = self.params["W"].reshape(f, -1).T @ d  # (N, C*KH*KW, H'*W')
+        dxp = fold(dcols.reshape(n, c, kh, kw, ho, wo), padded_shape, self.stride)
+        return dxp[:, :, ph:ph + padded_shape[2] - 2 * ph, pw:pw + padded_shape[3] - 2 * pw]

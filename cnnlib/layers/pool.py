@@ -19,7 +19,7 @@ import numpy as np
 
 from cnnlib.errors import ShapeError
 from cnnlib.layers.base import Layer, as_pair
-from cnnlib.layers.conv import _windows, conv_output_size
+from cnnlib.layers.conv import conv_output_size, fold, unfold
 
 __all__ = ["MaxPool2D", "AvgPool2D"]
 
@@ -45,30 +45,24 @@ class _Pool2D(Layer):
         (kh, kw), (sh, sw) = self.pool_size, self.stride
         return (n, c, conv_output_size(h, kh, sh), conv_output_size(w, kw, sw))
 
-    def _window_view(self, x):
-        """Validate ``x`` ``(N, C, H, W)``; return it and its windows ``(N, C, H', W', KH, KW)``."""
+    def _unfold(self, x):
+        """Validate ``x`` ``(N, C, H, W)``; return it and its windows as
+        ``(N, C, KH*KW, H', W')`` (``[:, :, u*KW + v]``: offset ``(u, v)``, row-major)."""
         x = self._check_array(x, ("N", "C", "H", "W"))
-        (kh, kw), (sh, sw) = self.pool_size, self.stride
+        kh, kw = self.pool_size
         if x.shape[2] < kh or x.shape[3] < kw:
             raise ShapeError(
                 f"{self!r}.forward: x must have shape (N, C, H, W) with H >= {kh} and "
                 f"W >= {kw} (the window), got {x.shape}"
             )
-        return x, _windows(x, kh, kw, sh, sw)
+        n, c, ho, wo = self.output_shape(x.shape)
+        cols = unfold(x, self.pool_size, self.stride, (ho, wo))
+        return x, cols.reshape(n, c, kh * kw, ho, wo)
 
-    def _scatter(self, x_shape, per_offset, out_hw, dtype):
-        """Build ``dx`` ``(N, C, H, W)``: ``per_offset(u, v)`` gives the gradient
-        ``(N, C, H', W')`` that each window sends to its pixel at offset ``(u, v)``; windows
-        that overlap add up (``+=``)."""
-        (kh, kw), (sh, sw) = self.pool_size, self.stride
-        ho, wo = out_hw
-        dx = np.zeros(x_shape, dtype=dtype)
-        for u in range(kh):
-            for v in range(kw):
-                rows = slice(u, u + sh * (ho - 1) + 1, sh)
-                cols = slice(v, v + sw * (wo - 1) + 1, sw)
-                dx[:, :, rows, cols] += per_offset(u, v)
-        return dx
+    def _fold(self, dcols, x_shape):
+        """``dcols`` ``(N, C, KH*KW, H', W')`` -> ``dx`` ``(N, C, H, W)``, overlaps added."""
+        n, c, _, ho, wo = dcols.shape
+        return fold(dcols.reshape(n, c, *self.pool_size, ho, wo), x_shape, self.stride)
 
 
 class MaxPool2D(_Pool2D):
@@ -80,23 +74,19 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""
-        x, win = self._window_view(x)
-        n, c, ho, wo, kh, kw = win.shape
-        flat = win.reshape(n, c, ho, wo, kh * kw)
-        argmax = flat.argmax(axis=-1)  # numpy's argmax picks the FIRST maximum: the tie rule
-        out = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
-        self._cache = (x.shape, x.dtype, argmax, flat)
+        x, cols = self._unfold(x)
+        argmax = cols.argmax(axis=2)  # numpy's argmax picks the FIRST maximum: the tie rule
+        out = np.take_along_axis(cols, argmax[:, :, None], axis=2)[:, :, 0]
+        self._cache = (x.shape, argmax, cols)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dout`` ``(N, C, H', W')`` -> ``dx`` ``(N, C, H, W)``, nonzero only at the winners."""
-        x_shape, dtype, argmax, _ = self._require_cache()
+        x_shape, argmax, cols = self._require_cache()
         dout = self._check_dout(dout, argmax.shape)
-        kw = self.pool_size[1]
-        return self._scatter(
-            x_shape, lambda u, v: np.where(argmax == u * kw + v, dout, 0.0),
-            argmax.shape[2:], np.result_type(dtype, dout.dtype),
-        )
+        dcols = np.zeros(cols.shape, dtype=np.result_type(cols.dtype, dout.dtype))
+        np.put_along_axis(dcols, argmax[:, :, None], dout[:, :, None], axis=2)
+        return self._fold(dcols, x_shape)
 
     def near_kink(self, h: float, ignore_ties_at: float | None = None) -> str | None:
         """A window whose two largest values are closer than ``h``: moving one input by ``h``
@@ -108,13 +98,13 @@ class MaxPool2D(_Pool2D):
         """
         if self._cache is None:
             return None
-        _, _, _, flat = self._cache
-        if flat.shape[-1] < 2 or flat.size == 0:
+        cols = self._cache[2]
+        if cols.shape[2] < 2 or cols.size == 0:
             return None
-        top2 = np.sort(flat, axis=-1)[..., -2:]
-        gap = top2[..., 1] - top2[..., 0]
+        top2 = np.sort(cols, axis=2)[:, :, -2:]
+        gap = top2[:, :, 1] - top2[:, :, 0]
         if ignore_ties_at is not None:
-            clamped = (top2[..., 0] == ignore_ties_at) & (top2[..., 1] == ignore_ties_at)
+            clamped = (top2[:, :, 0] == ignore_ties_at) & (top2[:, :, 1] == ignore_ties_at)
             gap = np.where(clamped, np.inf, gap)
         if gap.min() < h:
             where = np.unravel_index(gap.argmin(), gap.shape)
@@ -133,17 +123,14 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""
-        x, win = self._window_view(x)
-        out = win.mean(axis=(-2, -1))
-        self._cache = (x.shape, x.dtype, out.shape)
-        return out
+        x, cols = self._unfold(x)
+        self._cache = (x.shape, cols.shape)
+        return cols.mean(axis=2)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dout`` ``(N, C, H', W')`` -> ``dx`` ``(N, C, H, W)``."""
-        x_shape, dtype, out_shape = self._require_cache()
-        dout = self._check_dout(dout, out_shape)
-        kh, kw = self.pool_size
-        share = dout / (kh * kw)
-        return self._scatter(
-            x_shape, lambda u, v: share, out_shape[2:], np.result_type(dtype, dout.dtype)
-        )
+        x_shape, cols_shape = self._require_cache()
+        n, c, k, ho, wo = cols_shape
+        dout = self._check_dout(dout, (n, c, ho, wo))
+        share = np.broadcast_to((dout / k)[:, :, None], cols_shape)  # each pixel gets 1/k
+        return self._fold(share, x_shape)
