@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def check_gradebook(db_path: Path) -> None:
     except sqlite3.DatabaseError as exc:
         raise GradingError(f"{db_path} is not a readable gradebook ({exc}); move it away and "
                            "run again to start a new one.") from exc
-    missing = {"assignment", "notebook", "grade_cell", "alembic_version"} - tables
+    missing = {"assignment", "notebook", "source_cell", "grade", "alembic_version"} - tables
     if missing:
         raise GradingError(
             f"{db_path} is an incomplete gradebook (missing tables {sorted(missing)}), probably "
@@ -129,23 +130,39 @@ def _db_path(config) -> Path | None:
 
 @contextlib.contextmanager
 def _quiet_nbgrader(level=logging.WARNING):
-    """nbgrader logs every step at INFO; keep the console readable."""
+    """nbgrader logs every step at INFO; keep the console readable (its log is captured)."""
     loggers = [logging.getLogger(n) for n in ("traitlets", "nbgrader")]
-    old = [lg.level for lg in loggers]
+    old = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.setLevel(level)
+        lg.propagate = False
     try:
         yield
     finally:
-        for lg, lvl in zip(loggers, old, strict=True):
+        for lg, (lvl, prop) in zip(loggers, old, strict=True):
             lg.setLevel(lvl)
+            lg.propagate = prop
 
 
 def _run_converter(converter) -> dict:
-    """Run an nbgrader converter, returning nbgrader's {"success", "log", "error"} dict."""
+    """Run an nbgrader converter, returning nbgrader's {"success", "log", "error"} dict.
+
+    The converter's log (warnings and errors: restored cells, tracebacks) is captured, not
+    printed.
+    """
     from nbgrader.utils import capture_log
 
-    return capture_log(converter)
+    lg = converter.log
+    old = (lg.level, lg.propagate, list(lg.handlers))
+    lg.setLevel(logging.WARNING)
+    lg.propagate = False
+    lg.handlers = []
+    try:
+        return capture_log(converter)
+    finally:
+        lg.setLevel(old[0])
+        lg.propagate = old[1]
+        lg.handlers = old[2]
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,6 +328,403 @@ def stale_releases(root: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# autograde: submitted/<student>/<assignment>/*.ipynb -> gradebook, autograded/, grades CSV
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class SubmissionResult:
+    """One student's grade for one assignment, as written to the CSV."""
+
+    student: str
+    assignment: str
+    status: str
+    score: float | None          # None when the submission could not be autograded
+    max_score: float
+    detail: str = ""
+    cells: dict[str, float | None] = field(default_factory=dict)  # grade_id -> score
+    seconds: float = 0.0
+
+    CSV_FIELDS = ("student_id", "assignment", "score", "max_score", "status", "detail")
+
+    def row(self) -> dict[str, str]:
+        score = "" if self.score is None else f"{self.score:g}"
+        return {"student_id": self.student, "assignment": self.assignment, "score": score,
+                "max_score": f"{self.max_score:g}", "status": self.status, "detail": self.detail}
+
+
+def find_submissions(submitted: Path) -> dict[str, list[str]]:
+    """{student: [assignment folders]} in an nbgrader-layout submitted/ folder."""
+    out: dict[str, list[str]] = {}
+    if not submitted.is_dir():
+        raise GradingError(f"{submitted} is not a folder of submissions "
+                           "(expected <student>/<assignment>/<notebook>.ipynb)")
+    for sdir in sorted(p for p in submitted.iterdir() if p.is_dir()):
+        if sdir.name.startswith("."):
+            continue
+        out[sdir.name] = sorted(p.name for p in sdir.iterdir() if p.is_dir())
+    return out
+
+
+def sync_gradebook(root: Path, config, assignments: Iterable[str], release_dir: Path) -> None:
+    """Record the current solutions/ of `assignments` in the course gradebook.
+
+    Autograding restores locked and hidden cells from the gradebook, so it must match the
+    sources the students' notebooks came from. nbgrader refuses to add or remove graded cells
+    once submissions exist: that error is reported with what to do about it. The student
+    versions built on the way are left in `release_dir`/<assignment>.
+    """
+    db = _db_path(config)
+    if db is not None:
+        check_gradebook(db)
+    created = db is not None and not db.exists()
+    try:
+        for name in assignments:
+            try:
+                generate_into(root, name, release_dir, config.CourseDirectory.db_url)
+            except GradingError as exc:
+                hint = ""
+                if "submissions associated" in str(exc):
+                    hint = ("\nThe gradebook already holds graded submissions of "
+                            f"{name!r} and its graded cells changed since. Grade with the "
+                            "sources the students had, or start a new gradebook "
+                            "(see docs/instructors.md, 'Changing a released assignment').")
+                raise GradingError(f"{exc}{hint}") from exc
+    except BaseException:
+        if created and db is not None and db.exists():
+            db.unlink()  # never leave a half-made gradebook behind
+        raise
+    if db is not None:
+        check_gradebook(db)
+
+
+_FAILURE_HINTS = (
+    ("NotJSONError", "the notebook file is not valid JSON (damaged or not a notebook)"),
+    ("NBFormatError", "the notebook file is not a valid notebook"),
+    ("DeadKernelError", "the Python kernel died while running the notebook "
+                        "(os._exit, a crash, or memory exhausted)"),
+    ("UnresponsiveKernelError", "the kernel could not be interrupted (e.g. an endless loop "
+                                "inside compiled code)"),
+    ("CellTimeoutError", "a cell ran past the time limit and could not be stopped"),
+    ("SchemaTooOldError", "the notebook uses an old nbgrader metadata format"),
+)
+
+
+def _failure_reason(text: str) -> str:
+    for key, why in _FAILURE_HINTS:
+        if key in text:
+            return f"{why} [{key}]"
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "nbgrader could not autograde this notebook"
+
+
+def _grade_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def tampering(submitted_path: Path, release_path: Path) -> list[str]:
+    """What a student changed that they should not have, comparing with the release version.
+
+    nbgrader undoes all of it while autograding (restores locked cells and points, puts
+    deleted test cells back); this only reports it, for the instructor's information.
+    """
+    import nbformat
+
+    try:
+        sub = nbformat.read(submitted_path, as_version=4)
+        rel = nbformat.read(release_path, as_version=4)
+    except Exception:  # unreadable: the autograde failure says why
+        return []
+    got = {_grade_meta(c).get("grade_id"): c for c in sub.cells if _grade_meta(c).get("grade_id")}
+    edited, deleted, points = [], [], []
+    for cell in rel.cells:
+        meta = _grade_meta(cell)
+        gid = meta.get("grade_id")
+        if not gid:
+            continue
+        mine = got.get(gid)
+        if mine is None:
+            if meta.get("grade") or meta.get("locked"):
+                deleted.append(gid)
+            continue
+        if meta.get("locked") and mine.get("source") != cell.get("source"):
+            edited.append(gid)
+        if meta.get("grade") and _grade_meta(mine).get("points") != meta.get("points"):
+            points.append(gid)
+    notes = []
+    if edited:
+        notes.append(f"edited locked cells restored: {', '.join(edited)}")
+    if deleted:
+        notes.append(f"deleted cells put back: {', '.join(deleted)}")
+    if points:
+        notes.append(f"changed points reset: {', '.join(points)}")
+    return notes
+
+
+def _notes_from_log(logtext: str) -> list[str]:
+    """Notes on what nbgrader's log says it ignored."""
+    if "does not exist in the database" in logtext:
+        return ["cells with unknown grade ids were not graded"]
+    return []
+
+
+def _timeouts(nb_path: Path) -> list[str]:
+    """grade_ids (or cell indices) of cells that hit the per-cell time limit."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    hits = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and "Timeout" in out.get("ename", ""):
+                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                hits.append(gid or f"cell {i}")
+                break
+    return hits
+
+
+def autograde(root: str | os.PathLike | None = None,
+              submitted: str | os.PathLike | None = None,
+              assignments: Sequence[str] | None = None,
+              students: Sequence[str] | None = None,
+              timeout: int | None = None,
+              progress=None) -> list[SubmissionResult]:
+    """Autograde every (student, assignment) under `submitted` (default <root>/submitted).
+
+    Each submission is graded on its own (one nbgrader run per student and assignment, with
+    `--force`, so regrading works), and a failure is recorded, never propagated: the other
+    submissions are still graded. Returns one SubmissionResult per student and assignment in
+    scope (assignments: the given ones, else every one that somebody submitted).
+    """
+
+    ensure_tools_on_path()
+    root = find_root(root)
+    overrides = {}
+    if timeout is not None:
+        overrides["Execute.timeout"] = int(timeout)
+        overrides["ExecutePreprocessor.timeout"] = int(timeout)
+    config = load_config(root, **overrides)
+    sub_dir = Path(submitted).resolve() if submitted is not None else \
+        Path(root) / config.CourseDirectory.submitted_directory
+    config.CourseDirectory.submitted_directory = str(sub_dir)
+
+    known = set(list_assignments(root))
+    by_student = find_submissions(sub_dir)
+    if students:
+        missing = [s for s in students if s not in by_student]
+        if missing:
+            raise GradingError(f"no submissions from {missing} in {sub_dir}")
+        by_student = {s: by_student[s] for s in students}
+    if assignments:
+        scope = list_assignments(root, assignments)
+    else:
+        scope = sorted({a for lst in by_student.values() for a in lst if a in known})
+    for student, lst in by_student.items():
+        for a in lst:
+            if a not in known:
+                log.warning("%s/%s: no such assignment in %s/, ignored", student, a, SOURCE_DIR)
+    if not scope:
+        raise GradingError(f"nothing to grade in {sub_dir}")
+
+    with tempfile.TemporaryDirectory(prefix="cnnlib-autograde-") as tmp:
+        release_dir = Path(tmp)
+        sync_gradebook(root, config, scope, release_dir)
+        return _autograde_all(root, config, sub_dir, scope, by_student, release_dir, progress)
+
+
+def _autograde_all(root, config, sub_dir, scope, by_student, release_dir, progress):
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    autograded_root = Path(root) / config.CourseDirectory.autograded_directory
+    results: list[SubmissionResult] = []
+    with Gradebook(config.CourseDirectory.db_url) as gb:
+        expected = {a: sorted(nb.name for nb in gb.find_assignment(a).notebooks) for a in scope}
+        max_scores = {a: float(gb.find_assignment(a).max_score) for a in scope}
+
+    for assignment in scope:
+        for student in sorted(by_student):
+            t0 = time.perf_counter()
+            folder = sub_dir / student / assignment
+            nbs = expected[assignment]
+            present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
+            res = SubmissionResult(student, assignment, GRADED, None, max_scores[assignment])
+            if not present:
+                extra = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+                res.status, res.score = NOT_SUBMITTED, 0.0
+                res.detail = "no submission" if not folder.is_dir() else \
+                    f"expected {', '.join(n + '.ipynb' for n in nbs)}; found {extra or 'none'}"
+                results.append(res)
+                if progress:
+                    progress(res)
+                continue
+            cfg = config.copy()
+            cfg.CourseDirectory.assignment_id = assignment
+            cfg.CourseDirectory.student_id = student
+            coursedir = CourseDirectory(config=cfg)
+            conv = Autograde(coursedir=coursedir, config=cfg)
+            conv.force = True
+            with _quiet_nbgrader():
+                out = _run_converter(conv)
+            logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
+            done = [n for n in present
+                    if (autograded_root / student / assignment / f"{n}.ipynb").is_file()]
+            notes = _notes_from_log(logtext)
+            for n in present:
+                notes += tampering(folder / f"{n}.ipynb", release_dir / assignment / f"{n}.ipynb")
+            failed = [n for n in present if n not in done]
+            if failed or not out["success"]:
+                res.status = AUTOGRADE_FAILED
+                res.detail = "; ".join([_failure_reason(logtext)] + notes)
+            else:
+                with Gradebook(config.CourseDirectory.db_url) as gb:
+                    try:
+                        sub = gb.find_submission(assignment, student)
+                    except MissingEntry:
+                        sub = None
+                    if sub is None:
+                        res.status = AUTOGRADE_FAILED
+                        res.detail = "no gradebook entry after autograding"
+                    else:
+                        res.score = float(sub.score)
+                        for nb in sub.notebooks:
+                            for grade in nb.grades:
+                                res.cells[grade.name] = (None if grade.score is None
+                                                         else float(grade.score))
+                        if sub.needs_manual_grade:
+                            res.status = NEEDS_MANUAL_GRADE
+                            notes.insert(0, "nbgrader flagged cells for manual grading")
+                for n in done:
+                    hits = _timeouts(autograded_root / student / assignment / f"{n}.ipynb")
+                    if hits:
+                        notes.append(f"time limit hit in {', '.join(hits)}")
+                if len(present) < len(nbs):
+                    notes.append("missing: " + ", ".join(n + ".ipynb" for n in nbs
+                                                         if n not in present))
+                res.detail = "; ".join(notes)
+            res.seconds = time.perf_counter() - t0
+            results.append(res)
+            if progress:
+                progress(res)
+    return results
+
+
+def write_csv(results: Sequence[SubmissionResult], path: str | os.PathLike) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=SubmissionResult.CSV_FIELDS)
+        w.writeheader()
+        for r in sorted(results, key=lambda r: (r.student, r.assignment)):
+            w.writerow(r.row())
+
+
+# --------------------------------------------------------------------------------------------
+# feedback: autograded/ -> feedback/<student>/<assignment>/<notebook>.html
+# --------------------------------------------------------------------------------------------
+
+_FAILED_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+<h1>{title}</h1>
+<p>Your submission <code>{notebook}</code> could not be graded automatically:
+{reason}.</p>
+<p>Nothing is lost: your instructor has been told and will look at it by hand.
+Before the next assignment, open the notebook, choose <em>Kernel &gt; Restart &amp; Run All</em>,
+and check that it runs from top to bottom.</p>
+</body></html>
+"""
+
+
+def _unautograded(root: Path, config, scope: Sequence[str]) -> dict[tuple[str, str], str]:
+    """Submissions in submitted/ that have no autograded notebook (their autograde failed)."""
+    sub_dir = Path(root) / config.CourseDirectory.submitted_directory
+    autograded = Path(root) / config.CourseDirectory.autograded_directory
+    out = {}
+    if not sub_dir.is_dir():
+        return out
+    for folder in sorted(sub_dir.glob("*/*")):
+        student, assignment = folder.parent.name, folder.name
+        if assignment not in scope or not folder.is_dir():
+            continue
+        for nb in folder.glob("*.ipynb"):
+            if not (autograded / student / assignment / nb.name).is_file():
+                out[(student, assignment)] = "nbgrader could not run it"
+    return out
+
+
+def feedback(root: str | os.PathLike | None = None,
+             results: Sequence[SubmissionResult] | None = None,
+             assignments: Sequence[str] | None = None,
+             students: Sequence[str] | None = None) -> list[Path]:
+    """Write HTML feedback for every autograded submission (and a note for failed ones).
+
+    Hidden tests are removed from sources and outputs (nbgrader_config.py), and every page is
+    then scanned for hidden-test lines: a page that still shows one is deleted and reported
+    (GradingError), so a leak never reaches a student. Returns the pages written.
+    """
+    import html
+
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+
+    from cnnlib.grading_feedback import find_leaks, hidden_fragments_of
+
+    ensure_tools_on_path()
+    root = find_root(root)
+    config = load_config(root)
+    autograded = Path(root) / config.CourseDirectory.autograded_directory
+    fb_root = Path(root) / config.CourseDirectory.feedback_directory
+    scope = list_assignments(root, assignments)
+    if results is not None:
+        failures = {(r.student, r.assignment): r.detail for r in results
+                    if r.status == AUTOGRADE_FAILED}
+    else:
+        failures = _unautograded(root, config, scope)
+    pages: list[Path] = []
+    errors = []
+    for assignment in scope:
+        graded = [p.name for p in sorted(autograded.glob("*"))
+                  if (p / assignment).is_dir()] if autograded.is_dir() else []
+        if students:
+            graded = [s for s in graded if s in students]
+        for student in graded:
+            if (student, assignment) in failures:
+                continue
+            cfg = config.copy()
+            cfg.CourseDirectory.assignment_id = assignment
+            cfg.CourseDirectory.student_id = student
+            conv = GenerateFeedback(coursedir=CourseDirectory(config=cfg), config=cfg)
+            conv.force = True
+            with _quiet_nbgrader():
+                out = _run_converter(conv)
+            if not out["success"]:
+                errors.append(f"{student}/{assignment}: {_failure_reason(out.get('error', ''))}")
+            pages.extend(sorted((fb_root / student / assignment).glob("*.html")))
+        for (student, a), reason in sorted(failures.items()):
+            if a != assignment or (students and student not in students):
+                continue
+            folder = fb_root / student / assignment
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            names = [p.stem for p in (Path(root) / SOURCE_DIR / assignment).glob("*.ipynb")]
+            for name in names:
+                page = folder / f"{name}.html"
+                page.write_text(_FAILED_PAGE.format(
+                    title=html.escape(f"{assignment}: not graded automatically"),
+                    notebook=html.escape(name + ".ipynb"), reason=html.escape(reason)),
+                    encoding="utf-8")
+                pages.append(page)
+    leaks = find_leaks(fb_root, hidden_fragments_of(Path(root) / SOURCE_DIR)) \
+        if fb_root.is_dir() else {}
+    for page, lines in leaks.items():
+        Path(page).unlink()
+        errors.append(f"{page} showed hidden-test lines {lines[:3]}; page deleted")
+    if errors:
+        raise GradingError("feedback failed for:\n  " + "\n  ".join(errors))
+    return pages
+
+
+# --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
 
@@ -328,6 +742,36 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _print_result(res: SubmissionResult) -> None:
+    score = "-" if res.score is None else f"{res.score:g}"
+    extra = f"  ({res.detail})" if res.detail else ""
+    print(f"{res.student:20s} {res.assignment:24s} {score:>5s}/{res.max_score:<4g} "
+          f"{res.status}{extra}  [{res.seconds:.1f} s]", flush=True)
+
+
+def _cmd_autograde(args) -> int:
+    root = find_root(args.root)
+    t0 = time.perf_counter()
+    results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
+                        progress=_print_result)
+    write_csv(results, args.out)
+    flagged = [r for r in results if r.status in (AUTOGRADE_FAILED, NEEDS_MANUAL_GRADE)]
+    print(f"graded {len(results)} submission(s) in {time.perf_counter() - t0:.1f} s; "
+          f"{len(flagged)} flagged for review; grades in {args.out}")
+    if args.feedback:
+        pages = feedback(root, results, args.assignment, args.student)
+        print(f"wrote {len(pages)} feedback page(s) under "
+              f"{Path(root) / load_config(root).CourseDirectory.feedback_directory}")
+    return 0
+
+
+def _cmd_feedback(args) -> int:
+    root = find_root(args.root)
+    pages = feedback(root, None, args.assignment, args.student)
+    print(f"wrote {len(pages)} feedback page(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cnnlib.grading", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -338,6 +782,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="assignment folder name (repeatable); default: all")
     g.add_argument("--root", help="course root (default: current directory)")
     g.set_defaults(func=_cmd_generate)
+
+    a = sub.add_parser("autograde", help="grade a folder of submissions, write a grades CSV")
+    a.add_argument("submitted", nargs="?", default=None,
+                   help="folder of <student>/<assignment>/<notebook>.ipynb "
+                        "(default: submitted/ in the course root)")
+    a.add_argument("--out", "-o", default="grades.csv", help="CSV to write (default grades.csv)")
+    a.add_argument("--assignment", "-a", action="append", help="only this assignment (repeatable)")
+    a.add_argument("--student", "-s", action="append", help="only this student (repeatable)")
+    a.add_argument("--timeout", type=int, default=None,
+                   help="per-cell time limit in seconds (default: nbgrader_config.py)")
+    a.add_argument("--feedback", action="store_true", help="also write HTML feedback")
+    a.add_argument("--root", help="course root (default: current directory)")
+    a.set_defaults(func=_cmd_autograde)
+
+    f = sub.add_parser("feedback", help="HTML feedback for every autograded submission")
+    f.add_argument("--assignment", "-a", action="append", help="only this assignment")
+    f.add_argument("--student", "-s", action="append", help="only this student")
+    f.add_argument("--root", help="course root (default: current directory)")
+    f.set_defaults(func=_cmd_feedback)
     return p
 
 
