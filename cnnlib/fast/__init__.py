@@ -1,0 +1,29 @@
+"""cnnlib.fast: Numba kernels with the reference layers' contracts, and the fused S1 trainer.
+
+* :func:`conv2d_forward` / :func:`conv2d_backward`, :func:`maxpool2d_forward` /
+  :func:`maxpool2d_backward`: batch kernels, ``(N, C, H, W)``, float32 or float64.
+* :func:`accelerate`: a Sequential (or a Conv2D / MaxPool2D) whose conv and pool layers run
+  the kernels, sharing the original parameter arrays (optimizers and Solver work unchanged).
+* :class:`S1Net` / :func:`train_s1`: the tutorial's network trained per sample, forward + loss
+  + backward + update fused in one compiled loop over the whole data set.
+
+Every kernel is compiled on first use (a few seconds) and cached on disk; see
+:mod:`cnnlib.fast._cache` for where the cache goes when the package is read-only.
+Parity with :mod:`cnnlib.layers` (float64, rtol 1e-10) is tested in tests/test_fast.py.
+"""
+
+from cnnlib.fast._cache import configure_cache
+
+# Before any @njit(cache=True) function is defined: Numba picks the cache directory then.
+NUMBA_CACHE_DIR = configure_cache()
+
+from cnnlib.fast.accelerate import FastConv2D, FastMaxPool2D, accelerate  # noqa: E402
+from cnnlib.fast.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from cnnlib.fast.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
+from cnnlib.fast.s1 import S1History, S1Net, train_s1  # noqa: E402
+
+__all__ = [
+    "accelerate", "FastConv2D", "FastMaxPool2D",
+    "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
+    "S1Net", "S1History", "train_s1", "configure_cache", "NUMBA_CACHE_DIR",
+]

@@ -1,0 +1,175 @@
+"""``accelerate(model)``: the same model, with its Conv2D and MaxPool2D layers running the
+Numba kernels.
+
+The fast layers are subclasses of the reference layers that take over the reference layer's
+state: the very same ``params`` dict (so the same weight arrays: an optimizer updating
+``model.params`` in place trains both), the same settings and input checks, the same error
+messages. Only ``forward`` / ``backward`` change. Every other layer (Dense, activations,
+Dropout, ...) is the *same object* in both models. Inputs in a dtype the kernels do not cover
+(float16, say) fall back to the reference code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlib.errors import ShapeError
+from cnnlib.fast.conv import conv_backward_kernel, conv_forward_kernel
+from cnnlib.fast.pool import maxpool_backward_kernel, maxpool_forward_kernel
+from cnnlib.layers.conv import Conv2D
+from cnnlib.layers.pool import MaxPool2D
+from cnnlib.model import Sequential
+
+__all__ = ["accelerate", "FastConv2D", "FastMaxPool2D"]
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _adopt(cls, layer):
+    """A ``cls`` instance sharing ``layer``'s attributes (the params dict itself, not a copy)."""
+    fast = cls.__new__(cls)
+    fast.__dict__.update(layer.__dict__)
+    fast._cache = None
+    return fast
+
+
+class FastConv2D(Conv2D):
+    """:class:`~cnnlib.layers.Conv2D` computed by the Numba kernels (same contract).
+
+    ``need_input_grad``: False skips ``dx`` (``backward`` returns None) — worth it for the
+    first layer of a network, whose input gradient nobody uses (about a third of the layer's
+    backward work).
+    """
+
+    need_input_grad = True
+
+    @classmethod
+    def from_layer(cls, layer: Conv2D, need_input_grad: bool = True) -> FastConv2D:
+        fast = _adopt(cls, layer)
+        fast.need_input_grad = bool(need_input_grad)
+        return fast
+
+    def __repr__(self) -> str:
+        return "Fast" + super().__repr__()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, F, H', W')``."""
+        if self.dtype not in _KERNEL_DTYPES:
+            self._fallback = True
+            return super().forward(x)
+        self._fallback = False
+        x = self._check_array(x, ("N", self.in_channels, "H", "W"), dtype=self.dtype)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
+            raise ShapeError(
+                f"{self!r}.forward: x of shape {x.shape} is smaller than the kernel "
+                f"{self.kernel_size} even with padding {self.padding}: its (H, W) must be at "
+                f"least ({kh - 2 * ph}, {kw - 2 * pw})"
+            )
+        x = np.ascontiguousarray(x)
+        w = np.ascontiguousarray(self.params["W"])
+        b = self.params["b"] if self.bias else np.zeros(self.out_channels, dtype=self.dtype)
+        out = conv_forward_kernel(x, w, np.ascontiguousarray(b), sh, sw, ph, pw)
+        self._cache = (x, out.shape)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """``dout`` ``(N, F, H', W')`` -> ``dx`` ``(N, C, H, W)`` (None if not
+        ``need_input_grad``); fills ``grads``."""
+        if getattr(self, "_fallback", False):
+            return super().backward(dout)
+        x, out_shape = self._require_cache()
+        dout = np.ascontiguousarray(self._check_dout(dout, out_shape, dtype=self.dtype))
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        w = np.ascontiguousarray(self.params["W"])
+        dx, dw, db = conv_backward_kernel(x, w, dout, sh, sw, ph, pw, self.need_input_grad)
+        self.grads["W"] = dw
+        if self.bias:
+            self.grads["b"] = db
+        return dx if self.need_input_grad else None
+
+
+class FastMaxPool2D(MaxPool2D):
+    """:class:`~cnnlib.layers.MaxPool2D` computed by the Numba kernels (same tie rule: first
+    maximum in row-major order, argmax stored in forward)."""
+
+    @classmethod
+    def from_layer(cls, layer: MaxPool2D) -> FastMaxPool2D:
+        return _adopt(cls, layer)
+
+    def __repr__(self) -> str:
+        return "Fast" + super().__repr__()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""
+        x = self._check_array(x, ("N", "C", "H", "W"))
+        if x.dtype not in _KERNEL_DTYPES:
+            self._fallback = True
+            return super().forward(x)
+        self._fallback = False
+        (kh, kw), (sh, sw) = self.pool_size, self.stride
+        if x.shape[2] < kh or x.shape[3] < kw:
+            raise ShapeError(
+                f"{self!r}.forward: x must have shape (N, C, H, W) with H >= {kh} and "
+                f"W >= {kw} (the window), got {x.shape}"
+            )
+        x = np.ascontiguousarray(x)
+        out, arg = maxpool_forward_kernel(x, kh, kw, sh, sw)
+        self._cache = (x, arg)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dout`` ``(N, C, H', W')`` -> ``dx`` ``(N, C, H, W)``, nonzero only at the winners."""
+        if getattr(self, "_fallback", False):
+            return super().backward(dout)
+        x, arg = self._require_cache()
+        dout = self._check_dout(dout, arg.shape)
+        dtype = np.result_type(x.dtype, dout.dtype)
+        dout = np.ascontiguousarray(dout, dtype=dtype)
+        return maxpool_backward_kernel(dout, arg, x.shape[2], x.shape[3])
+
+    def near_kink(self, h: float, ignore_ties_at: float | None = None) -> str | None:
+        """As :meth:`MaxPool2D.near_kink` (a reference layer looks at the cached input: this
+        runs only in gradient checks, where speed does not matter)."""
+        if self._cache is None or getattr(self, "_fallback", False):
+            return super().near_kink(h, ignore_ties_at)
+        ref = MaxPool2D(self.pool_size, self.stride)
+        ref.forward(self._cache[0])
+        return ref.near_kink(h, ignore_ties_at)
+
+
+def _accelerate_layer(layer, first: bool, input_grad: bool):
+    if isinstance(layer, (FastConv2D, FastMaxPool2D)):
+        return layer
+    if isinstance(layer, Conv2D):
+        return FastConv2D.from_layer(layer, need_input_grad=input_grad or not first)
+    if isinstance(layer, MaxPool2D):
+        return FastMaxPool2D.from_layer(layer)
+    if isinstance(layer, Sequential):
+        return accelerate(layer, input_grad=input_grad or not first)
+    return layer
+
+
+def accelerate(model, input_grad: bool = True):
+    """The same network with its Conv2D / MaxPool2D layers on the Numba kernels.
+
+    ``model``: a :class:`~cnnlib.model.Sequential` (a new Sequential is returned; its conv and
+    pool layers are fast copies sharing the original layers' parameter arrays, every other
+    layer is the original object) or a single Conv2D / MaxPool2D layer.
+    ``input_grad=False``: the first layer's ``backward`` skips the input gradient and
+    ``model.backward`` returns None (training never needs it; gradient checks do).
+
+    >>> fast = accelerate(model)            # doctest: +SKIP
+    >>> fast.params["0.W"] is model.params["0.W"]
+    True
+    """
+    if isinstance(model, Sequential):
+        layers = [
+            _accelerate_layer(layer, i == 0, input_grad) for i, layer in enumerate(model.layers)
+        ]
+        return Sequential(layers)
+    if isinstance(model, (Conv2D, MaxPool2D)):
+        return _accelerate_layer(model, True, input_grad)
+    raise TypeError(
+        f"accelerate: expected a Sequential, Conv2D or MaxPool2D, got {type(model).__name__}"
+    )

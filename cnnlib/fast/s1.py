@@ -1,0 +1,321 @@
+"""S1Net / train_s1: the tutorial's network (S1) trained per sample by one compiled call.
+
+    from cnnlib.fast import train_s1
+    net, history = train_s1(train_images, train_labels, epochs=3, lr=0.005, seed=0)
+    net.evaluate(test_images, test_labels)        # {"loss": ..., "accuracy": ...}
+
+Images are ``(N, 28, 28)`` uint8 pixels (scaled ``image / 255 - 0.5`` inside, as the tutorial
+does) or floats already scaled (``scaled=True``). Other image sizes work too: ``(h, w)`` ->
+conv ``(h-2, w-2, F)`` -> pool ``((h-2)//2, (w-2)//2, F)``.
+
+Weights in the tutorial's layout: ``net.filters`` ``(F, 3, 3)``, ``net.weights``
+``(Hp*Wp*F, 10)`` and ``net.biases`` ``(10,)``. The dense weights are kept internally
+transposed and reordered (``wt``, see :mod:`cnnlib.fast.s1_kernels`) because that layout lets
+the compiler vectorise; ``net.weights`` converts (reading gives a copy, assigning converts
+back). ``from_tutorial`` / ``to_tutorial`` move weights from / into the tutorial layers
+(``Conv3x3``, ``MaxPool2``, ``Softmax``) so that a student's network and this one can be
+compared number for number.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.fast.s1_kernels import s1_predict_kernel, s1_train_kernel
+from cnnlib.layers.base import as_rng
+
+__all__ = ["S1Net", "S1History", "train_s1"]
+
+
+def _check_images(images, labels=None, owner="S1Net"):
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.shape[1] < 4 or images.shape[2] < 4:
+        raise ShapeError(
+            f"{owner}: images must have shape (N, h, w) with h, w >= 4 (e.g. (N, 28, 28)), "
+            f"got {images.shape}"
+        )
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise DTypeError(f"{owner}: images must be numbers (uint8 pixels or floats), got "
+                         f"dtype {images.dtype}")
+    images = np.ascontiguousarray(images)
+    if labels is None:
+        return images, None
+    labels = np.asarray(labels)
+    if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ShapeError(
+            f"{owner}: labels must be integers of shape ({images.shape[0]},) (one per image), "
+            f"got {labels.dtype} {labels.shape}"
+        )
+    return images, np.ascontiguousarray(labels, dtype=np.int64)
+
+
+@dataclass
+class S1History:
+    """What ``train_s1`` / ``S1Net.fit`` record: one entry per chunk of steps.
+
+    ``step``: steps done so far (over all epochs); ``loss`` / ``accuracy``: the averages over
+    that chunk (accuracy = the prediction *before* each step's update was right, like the
+    tutorial's running numbers); ``epoch_loss`` / ``epoch_accuracy``: per epoch;
+    ``seconds``: wall time per epoch spent in the compiled loop.
+    """
+
+    step: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    epoch_loss: list = field(default_factory=list)
+    epoch_accuracy: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+
+
+class S1Net:
+    """The S1 network (Conv3x3(F) -> MaxPool2 -> Softmax(Hp*Wp*F, classes)), fused in Numba.
+
+    ``S1Net(num_filters=8, input_shape=(28, 28), num_classes=10, rng=0, dtype=np.float32)``
+    initialises like the tutorial (filters ``randn / 9``, weights ``randn / input_len``, biases
+    0), drawing the filters first and then the weights from ONE generator: the same numbers as
+    ``gen = np.random.default_rng(seed); Conv3x3(8, rng=gen); Softmax(1352, 10, rng=gen)``.
+    ``dtype``: float32 (fast) or float64 (matches the reference layers to ~1e-15).
+    """
+
+    def __init__(self, num_filters: int = 8, input_shape=(28, 28), num_classes: int = 10,
+                 rng=0, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise DTypeError(f"S1Net: dtype must be float32 or float64, got {self.dtype}")
+        h, w = (int(v) for v in input_shape)
+        if h < 4 or w < 4:
+            raise ShapeError(f"S1Net: input_shape must be at least (4, 4), got {input_shape}")
+        self.num_filters, self.input_shape, self.num_classes = int(num_filters), (h, w), int(
+            num_classes)
+        self.pool_shape = ((h - 2) // 2, (w - 2) // 2)
+        self.input_len = self.pool_shape[0] * self.pool_shape[1] * self.num_filters
+        gen = as_rng(rng)
+        filters = gen.standard_normal((self.num_filters, 3, 3)) / 9
+        weights = gen.standard_normal((self.input_len, self.num_classes)) / self.input_len
+        self.filters = filters
+        self.weights = weights
+        self.biases = np.zeros(self.num_classes)
+
+    # -- weights in the tutorial's layout --------------------------------------------------
+    @property
+    def filters(self) -> np.ndarray:
+        """``(F, 3, 3)``: the conv filters (the array the kernels update in place)."""
+        return self._filters
+
+    @filters.setter
+    def filters(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != (self.num_filters, 3, 3):
+            raise ShapeError(f"S1Net: filters must have shape {(self.num_filters, 3, 3)}, "
+                             f"got {value.shape}")
+        self._filters = np.array(value, dtype=self.dtype, order="C")
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``(Hp*Wp*F, classes)`` in the tutorial's order (row ``(i*Wp + j)*F + f``): a COPY
+        converted from the internal layout; assign to change the weights."""
+        hp, wp = self.pool_shape
+        f, k = self.num_filters, self.num_classes
+        return np.ascontiguousarray(self.wt.reshape(k, f, hp, wp).transpose(2, 3, 1, 0)
+                                    .reshape(hp * wp * f, k))
+
+    @weights.setter
+    def weights(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != (self.input_len, self.num_classes):
+            raise ShapeError(f"S1Net: weights must have shape "
+                             f"{(self.input_len, self.num_classes)}, got {value.shape}")
+        hp, wp = self.pool_shape
+        f, k = self.num_filters, self.num_classes
+        self.wt = np.ascontiguousarray(
+            value.reshape(hp, wp, f, k).transpose(3, 2, 0, 1).reshape(k, f * hp * wp),
+            dtype=self.dtype)
+
+    @property
+    def biases(self) -> np.ndarray:
+        """``(classes,)`` (the array the kernels update in place)."""
+        return self._biases
+
+    @biases.setter
+    def biases(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != (self.num_classes,):
+            raise ShapeError(f"S1Net: biases must have shape {(self.num_classes,)}, "
+                             f"got {value.shape}")
+        self._biases = np.array(value, dtype=self.dtype, order="C")
+
+    def __repr__(self) -> str:
+        return (f"S1Net(num_filters={self.num_filters}, input_shape={self.input_shape}, "
+                f"num_classes={self.num_classes}, dtype={self.dtype.name})")
+
+    # -- to / from the tutorial layers ------------------------------------------------------
+    @classmethod
+    def from_tutorial(cls, conv, pool, softmax, dtype=None) -> S1Net:
+        """An S1Net holding copies of the weights of the tutorial layers ``Conv3x3``,
+        ``MaxPool2``, ``Softmax`` (``pool`` has no weights; it is taken for symmetry)."""
+        filters = np.asarray(conv.filters)
+        if filters.ndim != 3:
+            raise ShapeError(f"S1Net.from_tutorial: the conv layer must have one input channel "
+                             f"(filters (F, 3, 3)), got filters {filters.shape}")
+        f = filters.shape[0]
+        input_len, k = np.shape(softmax.weights)
+        side = math.isqrt(input_len // f)
+        if side * side * f != input_len:
+            raise ShapeError(f"S1Net.from_tutorial: Softmax input_len {input_len} is not "
+                             f"h*w*{f} of a square pooled map; build S1Net(input_shape=...) and "
+                             "assign weights instead")
+        dtype = np.asarray(softmax.weights).dtype if dtype is None else dtype
+        net = cls(f, (2 * side + 2, 2 * side + 2), k, rng=0, dtype=dtype)
+        net.filters, net.weights, net.biases = filters, softmax.weights, softmax.biases
+        return net
+
+    def to_tutorial(self, conv=None, pool=None, softmax=None):
+        """Copy the weights into tutorial layers (new ones when not given); returns
+        ``(conv, pool, softmax)``."""
+        from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+
+        conv = Conv3x3(self.num_filters, dtype=self.dtype) if conv is None else conv
+        pool = MaxPool2() if pool is None else pool
+        if softmax is None:
+            softmax = Softmax(self.input_len, self.num_classes, dtype=self.dtype)
+        conv.filters = self.filters.copy()
+        softmax.weights = self.weights
+        softmax.biases = self.biases.copy()
+        return conv, pool, softmax
+
+    # -- training and inference --------------------------------------------------------------
+    def _scale(self, images, scaled):
+        if scaled is None:
+            scaled = np.issubdtype(images.dtype, np.floating)
+        return (1.0, 0.0) if scaled else (255.0, 0.5)
+
+    def train_steps(self, images, labels, order=None, lr=0.005, scaled=None):
+        """Per-sample SGD steps on ``images[order]`` (all, in order, by default) in one
+        compiled call; returns ``(losses, correct)`` per step. ``scaled``: None = uint8 pixels
+        are scaled ``/ 255 - 0.5``, floats are taken as already scaled."""
+        images, labels = _check_images(images, labels, "S1Net.train_steps")
+        self._check_input_shape(images, "S1Net.train_steps")
+        n = images.shape[0]
+        order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
+        if order.size and (order.min() < 0 or order.max() >= n):
+            raise IndexError(f"S1Net.train_steps: order must index 0..{n - 1}")
+        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"S1Net.train_steps: labels must be in 0..{self.num_classes - 1}, "
+                             f"got {labels.min()}..{labels.max()}")
+        div, shift = self._scale(images, scaled)
+        losses = np.empty(order.shape[0], dtype=np.float64)
+        correct = np.empty(order.shape[0], dtype=np.int8)
+        s1_train_kernel(images, labels, order, div, shift, float(lr), self._filters, self.wt,
+                        self._biases, losses, correct)
+        return losses, correct.astype(bool)
+
+    def fit(self, images, labels, epochs=3, lr=0.005, rng=0, shuffle=True, chunk=1000,
+            progress=True, log_every=None, scaled=None, history=None) -> S1History:
+        """Train per sample for ``epochs`` epochs (reshuffled each epoch with ``rng``).
+
+        ``chunk``: steps per compiled call (the progress bar moves per chunk; the cost of a
+        call is ~1 us, so chunks of 1000 cost nothing). ``log_every``: print tutorial-style
+        lines ``[Step 100] Past 100 steps: Average Loss 2.302 | Accuracy: 11%``.
+        """
+        import time
+
+        from tqdm.auto import tqdm
+
+        images, labels = _check_images(images, labels, "S1Net.fit")
+        gen = as_rng(rng)
+        hist = S1History() if history is None else history
+        n = images.shape[0]
+        chunk = max(1, int(chunk))
+        done = hist.step[-1] if hist.step else 0
+        bar = tqdm(total=epochs * n, desc="S1Net", unit="img", disable=not progress,
+                   file=sys.stdout, leave=False)
+        try:
+            for _ in range(epochs):
+                order = gen.permutation(n) if shuffle else np.arange(n)
+                ep_losses, ep_correct, seconds = [], [], 0.0
+                for start in range(0, n, chunk):
+                    t0 = time.perf_counter()
+                    losses, correct = self.train_steps(images, labels, order[start:start + chunk],
+                                                       lr=lr, scaled=scaled)
+                    seconds += time.perf_counter() - t0
+                    ep_losses.append(losses)
+                    ep_correct.append(correct)
+                    done += len(losses)
+                    hist.step.append(done)
+                    hist.loss.append(float(losses.mean()))
+                    hist.accuracy.append(float(correct.mean()))
+                    bar.update(len(losses))
+                    bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", acc=f"{hist.accuracy[-1]:.1%}")
+                    if log_every:
+                        _log_lines(losses, correct, done - len(losses), int(log_every), bar)
+                all_l, all_c = np.concatenate(ep_losses), np.concatenate(ep_correct)
+                hist.epoch_loss.append(float(all_l.mean()))
+                hist.epoch_accuracy.append(float(all_c.mean()))
+                hist.seconds.append(seconds)
+        finally:
+            bar.close()
+        return hist
+
+    def predict_proba(self, images, scaled=None, batch_size=10000) -> np.ndarray:
+        """Softmax outputs ``(N, classes)`` for ``images (N, h, w)`` (or one ``(h, w)``)."""
+        images, _ = _check_images(images, None, "S1Net.predict_proba")
+        self._check_input_shape(images, "S1Net.predict_proba")
+        div, shift = self._scale(images, scaled)
+        out = np.empty((images.shape[0], self.num_classes), dtype=self.dtype)
+        for s in range(0, images.shape[0], batch_size):
+            s1_predict_kernel(images[s:s + batch_size], div, shift, self._filters, self.wt,
+                              self._biases, out[s:s + batch_size])
+        return out
+
+    def predict(self, images, scaled=None) -> np.ndarray:
+        """Predicted classes ``(N,)`` (int64)."""
+        return self.predict_proba(images, scaled).argmax(axis=1)
+
+    def evaluate(self, images, labels, scaled=None) -> dict:
+        """``{"loss": mean cross-entropy, "accuracy": fraction right, "n": N}``."""
+        images, labels = _check_images(images, labels, "S1Net.evaluate")
+        p = self.predict_proba(images, scaled).astype(np.float64)
+        picked = p[np.arange(len(labels)), labels]
+        with np.errstate(divide="ignore"):
+            loss = float(-np.log(picked).mean()) if len(labels) else float("nan")
+        acc = float((p.argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
+        return {"loss": loss, "accuracy": acc, "n": int(len(labels))}
+
+    def _check_input_shape(self, images, owner):
+        if images.shape[1:] != self.input_shape:
+            raise ShapeError(f"{owner}: images must have shape (N, {self.input_shape[0]}, "
+                             f"{self.input_shape[1]}) for this network, got {images.shape}")
+
+
+def _log_lines(losses, correct, offset, every, bar):
+    """Tutorial-style lines for every ``every`` steps that end inside this chunk."""
+    for end in range(every - offset % every, len(losses) + 1, every):
+        lo = max(0, end - every)
+        accuracy = int(round(100 * correct[lo:end].mean()))
+        bar.write(f"[Step {offset + end}] Past {every} steps: Average Loss "
+                  f"{losses[lo:end].mean():.3f} | Accuracy: {accuracy}%", file=sys.stdout)
+
+
+def train_s1(images, labels, epochs=3, lr=0.005, seed=0, num_filters=8, num_classes=10,
+             dtype=np.float32, test=None, **fit_kw):
+    """Build an :class:`S1Net` (initialised from ``seed``), train it per sample and return
+    ``(net, history)``. The same seed also drives the per-epoch shuffles.
+
+    ``test=(test_images, test_labels)`` adds ``history.test = net.evaluate(...)`` after
+    training. Other keywords go to :meth:`S1Net.fit` (``chunk``, ``progress``, ``log_every``,
+    ``shuffle``, ``scaled``).
+    """
+    images = np.asarray(images)
+    gen = np.random.default_rng(seed)
+    net = S1Net(num_filters, images.shape[-2:], num_classes, rng=gen, dtype=dtype)
+    hist = net.fit(images, labels, epochs=epochs, lr=lr, rng=gen, **fit_kw)
+    if test is not None:
+        hist.test = net.evaluate(*test)
+    return net, hist
