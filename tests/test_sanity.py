@@ -33,9 +33,20 @@ def test_untrained_s1_network_is_at_chance(digits, seed):
         losses.append(-math.log(out[label]))
         correct += int(np.argmax(out) == label)
     assert np.mean(losses) == pytest.approx(math.log(10), abs=0.05)
-    # chance level: 10% +- 3 standard deviations of a binomial(500, 0.1) (4%)... and the
-    # batched network gives the same loss
+    # chance: 10%, and a binomial(500, 0.1) has a standard deviation of 1.3%; the untrained
+    # net's guesses are not uniform (it favours a few classes), hence the wide band.
     assert 0.02 < correct / len(images) < 0.25
+
+    # The same network on batches, built from the general layers with the same weights.
+    # The tutorial flattens (13, 13, 8) channels last, Flatten does (8, 13, 13): permute rows.
+    conv2d = Conv2D(1, 8, 3, bias=False)
+    conv2d.params["W"][...] = conv.filters[:, None]
+    dense = Dense(1352, 10)
+    dense.params["W"][...] = (softmax.weights.reshape(13, 13, 8, 10).transpose(2, 0, 1, 3)
+                              .reshape(1352, 10))
+    model = Sequential([conv2d, MaxPool2D(2), Flatten(), dense])
+    batch_loss, _ = softmax_cross_entropy(model.forward(images[:, None] / 255 - 0.5), labels)
+    assert batch_loss == pytest.approx(np.mean(losses), rel=1e-12)
 
 
 def test_small_network_overfits_50_digits(digits):
@@ -46,11 +57,11 @@ def test_small_network_overfits_50_digits(digits):
                         Dense(13 * 13 * 4, 10, rng=rng)])
     opt = Adam(lr=3e-3)
     first = None
-    for _ in range(150):
+    for _ in range(60):  # 100% is reached after ~20 steps (seeds 0-2): 3x margin
         loss, dlogits = softmax_cross_entropy(model.forward(x), y)
         first = loss if first is None else first
         model.backward(dlogits)
         opt.step(model.params, model.grads)
     accuracy = np.mean(model.predict(x).argmax(axis=1) == y)
-    assert accuracy == 1.0, f"training accuracy {accuracy:.0%} after 150 steps (loss {loss:.3f})"
+    assert accuracy == 1.0, f"training accuracy {accuracy:.0%} after 60 steps (loss {loss:.3f})"
     assert loss < 0.1 * first
