@@ -18,6 +18,10 @@ float32 is refused: its ``eps_machine = 1.2e-7`` makes the round-off ``~1e-7 |f|
 relative errors of ``1e-3 .. 1e-2`` for a *correct* gradient: a check that cannot tell right
 from wrong. Build the layer with ``dtype=np.float64`` and pass a float64 ``x``.
 
+The relative error of an entry is ``|a - n| / max(floor, |a| + |n|)``: ``floor`` is the
+size below which a numerical derivative is mostly round-off (see ``_noise_floor``), so an
+entry that is (nearly) zero is judged by an absolute difference instead of a ratio of noise.
+
 Kinks: at a non-differentiable point (ReLU at 0, two tied maxima in a pooling window) the
 central difference averages two slopes and disagrees with any backward pass. When a kink lies
 within ``h`` of the point checked, ``check_layer`` warns (:class:`KinkWarning`); move the point
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnlib.errors import DTypeError
+from cnnlib.errors import DTypeError, ShapeError
 
 __all__ = [
     "numerical_gradient",
@@ -261,7 +265,8 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
     if not np.issubdtype(x.dtype, np.floating):
         raise DTypeError(f"check_layer: x must be a float64 array, got dtype {x.dtype}")
     _refuse_float32("x", x, "input")
-    for name, p in layer.params.items():
+    params = getattr(layer, "params", {})  # parameter-free layers may have none
+    for name, p in params.items():
         _refuse_float32(repr(name), p, "parameter")
     x = np.array(x, dtype=np.float64, copy=True)  # perturbed in place: never the caller's
 
@@ -277,16 +282,26 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
                f"there is unreliable: {kink}. Try another seed or input.")
         warnings.warn(msg, KinkWarning, stacklevel=2)
         notes.append(msg)
-    dx = np.array(layer.backward(dout), copy=True)
-    grads = {k: np.array(g, copy=True) for k, g in layer.grads.items()}
+    dx = layer.backward(dout)
+    if dx is None or np.shape(dx) != x.shape:
+        got = "None" if dx is None else str(np.shape(dx))
+        raise ShapeError(
+            f"check_layer: {layer!r}.backward must return the gradient of its input, of x's "
+            f"shape {x.shape}; it returned {got}"
+        )
+    dx = np.array(dx, dtype=np.float64, copy=True)
+    grads = {k: np.array(g, copy=True) for k, g in getattr(layer, "grads", {}).items()}
 
     floor = _noise_floor(np.asarray(out) * dout, h, threshold)
     num_x = numerical_gradient_array(forward, x, dout, h)
     checks = [_summarise("x", dx, num_x, threshold, floor)]
-    params = layer.params
     for name, p in params.items():
-        if name not in grads:
-            raise KeyError(f"check_layer: {layer!r}.backward did not fill grads[{name!r}]")
+        if name not in grads or grads[name].shape != p.shape:
+            got = grads[name].shape if name in grads else "nothing"
+            raise ShapeError(
+                f"check_layer: {layer!r}.backward must fill grads[{name!r}] with an array of "
+                f"params[{name!r}]'s shape {p.shape}; it holds {got}"
+            )
         num = numerical_gradient_array(forward, p, dout, h)
         checks.append(_summarise(name, grads[name], num, threshold, floor))
 

@@ -176,3 +176,38 @@ def test_check_loss_catches_a_wrong_loss_gradient():
     logits = np.random.default_rng(0).standard_normal((3, 4))
     assert check_loss(softmax_cross_entropy, logits, np.array([0, 1, 3])).ok
     assert not check_loss(half_gradient, logits, np.array([0, 1, 3])).ok
+
+
+class NoReturn(ReLU):
+    def backward(self, dout):
+        super().backward(dout)  # forgot the return
+
+
+class NoWeightGrad(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        del self.grads["W"]
+        return dx
+
+
+def test_check_layer_explains_a_missing_input_gradient_or_parameter_gradient():
+    from cnnlib.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"NoReturn\(\)\.backward must return the gradient of its "
+                                         r"input, of x's shape \(2, 3\); it returned None"):
+        check_layer(NoReturn(), np.ones((2, 3)))
+    with pytest.raises(ShapeError, match=r"must fill grads\['W'\].*\(3, 2\); it holds nothing"):
+        check_layer(NoWeightGrad(3, 2, rng=0), np.ones((2, 3)))
+
+
+def test_check_layer_accepts_a_duck_typed_layer_without_params():
+    class Square:
+        def forward(self, x):
+            self.x = x
+            return x * x
+
+        def backward(self, dout):
+            return 2 * self.x * dout
+
+    report = check_layer(Square(), np.random.default_rng(0).standard_normal((2, 3)))
+    assert report.ok and [c.name for c in report.checks] == ["x"]
