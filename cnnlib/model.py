@@ -118,7 +118,8 @@ class Sequential(Layer):
         modes = [layer.training for layer in self.layers]
         self.eval()
         try:
-            outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+            starts = range(0, max(len(x), 1), batch_size)  # an empty x still gives (0, ...)
+            outs = [self.forward(x[i:i + batch_size]) for i in starts]
         finally:
             for layer, mode in zip(self.layers, modes, strict=True):
                 layer.training = mode

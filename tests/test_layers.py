@@ -350,6 +350,7 @@ def test_sequential_train_eval_and_predict():
     assert model.layers[4].training
     np.testing.assert_allclose(model.predict(x, batch_size=3), full, rtol=1e-13)
     assert model.training  # predict restored the mode
+    assert model.predict(x[:0]).shape == (0, 5)  # an empty batch is fine
     assert "Conv2D" in repr(model) and len(model) == 6
 
 

@@ -120,8 +120,7 @@ class Layer:
         expected = _shape_str(pattern)
         if x.ndim != len(pattern):
             raise ShapeError(
-                f"{where}: {arg} must have shape {expected} ({len(pattern)} dimensions), "
-                f"got {x.shape}"
+                f"{where}: {arg} must have shape {expected}, got {x.shape}"
             )
         for size, want in zip(x.shape, pattern, strict=True):
             if isinstance(want, numbers.Integral) and size != want:

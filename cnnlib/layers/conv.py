@@ -25,7 +25,7 @@ import numpy as np
 from cnnlib.errors import ShapeError
 from cnnlib.layers.base import Layer, as_pair, as_rng
 
-__all__ = ["Conv2D", "conv_output_size"]
+__all__ = ["Conv2D", "conv_output_size", "unfold", "fold"]
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -41,8 +41,9 @@ def _offset_slices(u: int, v: int, out_hw: tuple, stride: tuple) -> tuple:
 
 
 def unfold(xp: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple) -> np.ndarray:
-    """"im2col": ``cols[n, c, u, v, i, j] = xp[n, c, S*i + u, S*j + v]``, shape
-    ``(N, C, KH, KW, H', W')``. With it the convolution is one matrix product per sample:
+    """The "im2col" unfolding of ``xp`` ``(N, C, Hp, Wp)`` into its windows,
+    ``cols[n, c, u, v, i, j] = xp[n, c, S*i + u, S*j + v]``, shape ``(N, C, KH, KW, H', W')``.
+    With it the convolution is one matrix product per sample:
     ``out[n] = W.reshape(F, C*KH*KW) @ cols[n].reshape(C*KH*KW, H'*W')``."""
     n, c = xp.shape[:2]
     kh, kw = kernel
@@ -146,7 +147,7 @@ class Conv2D(Layer):
         _, f, ho, wo = self.output_shape(x.shape)
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         cols = unfold(xp, self.kernel_size, self.stride, (ho, wo))  # (N, C, KH, KW, H', W')
-        cols = cols.reshape(n, -1, ho * wo)  # (N, C*KH*KW, H'*W')
+        cols = cols.reshape(n, self.in_channels * kh * kw, ho * wo)  # (N, C*KH*KW, H'*W')
         # One matrix product per sample: (F, C*KH*KW) @ (C*KH*KW, H'*W') -> (F, H'*W').
         out = (self.params["W"].reshape(f, -1) @ cols).reshape(n, f, ho, wo)
         if self.bias:

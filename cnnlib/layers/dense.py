@@ -100,7 +100,7 @@ class Flatten(Layer):
         pattern = ("N",) + tuple(f"d{i}" for i in range(1, max(x.ndim, 2)))
         x = self._check_array(x, pattern)
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(self.output_shape(x.shape))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dout`` ``(N, prod(...))`` -> ``dx`` ``(N, ...)``."""
