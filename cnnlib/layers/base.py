@@ -53,6 +53,25 @@ def as_pair(value, name: str, owner: str, minimum: int = 1) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+class _Where:
+    """``"Conv2D(...).forward"`` for error messages, built only when a message is formatted
+    (a layer's repr is not free and forward runs millions of times)."""
+
+    __slots__ = ("layer", "method")
+
+    def __init__(self, layer, method: str):
+        self.layer, self.method = layer, method
+
+    def __str__(self) -> str:
+        return f"{self.layer!r}.{self.method}"
+
+    __format__ = lambda self, spec: format(str(self), spec)
+
+
+def _is_float(a: np.ndarray) -> bool:
+    return a.dtype.kind == "f"  # float16/32/64/longdouble; not int, bool, complex, object
+
+
 def _shape_str(pattern) -> str:
     """``("N", 1, "H", "W") -> "(N, 1, H, W)"``; a one-element pattern keeps its comma."""
     items = [str(p) for p in pattern]
@@ -99,7 +118,7 @@ class Layer:
         ``dtype``: convert to this float dtype (layers with parameters pass theirs);
         None keeps the input's float dtype.
         """
-        where = f"{self!r}.{method}"
+        where = _Where(self, method)
         if not isinstance(x, np.ndarray):
             if isinstance(x, (list, tuple)) or np.isscalar(x):
                 x = np.asarray(x)
@@ -107,7 +126,7 @@ class Layer:
                 raise DTypeError(
                     f"{where}: {arg} must be a numpy array, got {type(x).__name__}"
                 )
-        if not np.issubdtype(x.dtype, np.floating):
+        if not _is_float(x):
             hint = ""
             if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
                 hint = (
@@ -131,8 +150,8 @@ class Layer:
 
     def _check_dout(self, dout, shape: tuple, dtype=None):
         """``dout`` must have exactly the shape of the last output."""
-        where = f"{self!r}.backward"
-        if not isinstance(dout, np.ndarray) or not np.issubdtype(dout.dtype, np.floating):
+        where = _Where(self, "backward")
+        if not isinstance(dout, np.ndarray) or not _is_float(dout):
             got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
             raise DTypeError(f"{where}: dout must be a float array, got {got}")
         if dout.shape != tuple(shape):

@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
 from cnnlib.layers.activations import SoftmaxActivation
-from cnnlib.layers.base import as_rng
+from cnnlib.layers.base import _is_float, _Where, as_rng
 from cnnlib.layers.conv import Conv2D
 from cnnlib.layers.dense import Dense
 from cnnlib.layers.pool import MaxPool2D
@@ -36,11 +36,11 @@ from cnnlib.layers.pool import MaxPool2D
 __all__ = ["Conv3x3", "MaxPool2", "Softmax"]
 
 
-def _check_sample(owner: str, arg: str, x, allowed: tuple[str, ...], ndims: tuple[int, ...]):
+def _check_sample(owner, arg: str, x, allowed: tuple[str, ...], ndims: tuple[int, ...]):
     """One sample: a float array with one of the allowed numbers of dimensions."""
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
+    if not _is_float(x):
         raise DTypeError(
             f"{owner}: {arg} must be a float array, got dtype {x.dtype}. Scale images first, "
             "as the tutorial does: image / 255 - 0.5"
@@ -99,7 +99,7 @@ class Conv3x3:
 
     def _to_batch(self, image: np.ndarray) -> np.ndarray:
         """``(h, w)`` or ``(h, w, c)`` -> ``(1, c, h, w)``."""
-        owner = f"{self!r}.forward"
+        owner = _Where(self, "forward")
         if self.in_channels == 1:
             allowed = ("(h, w)", "(h, w, 1)")
         else:
@@ -128,7 +128,7 @@ class Conv3x3:
         ``filters -= learn_rate * d_L_d_filters``."""
         if self.last_input is None:
             raise NotForwardedError(f"{self!r}.backprop was called before forward")
-        d_out = _check_sample(f"{self!r}.backprop", "d_L_d_out", d_L_d_out,
+        d_out = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out,
                               ("(h-2, w-2, num_filters)",), (3,))
         d_input = self.conv.backward(d_out.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
         d_w = self.conv.grads["W"]  # (F, C, 3, 3)
@@ -153,7 +153,7 @@ class MaxPool2:
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         """``input`` ``(h, w, f)`` -> ``(h//2, w//2, f)``."""
-        owner = f"{self!r}.forward"
+        owner = _Where(self, "forward")
         x = _check_sample(owner, "input", input, ("(h, w, f)", "(h, w)"), (2, 3))
         if x.shape[0] < 2 or x.shape[1] < 2:
             raise ShapeError(f"{owner}: input must be at least 2x2, got {x.shape}")
@@ -167,7 +167,7 @@ class MaxPool2:
         ``learn_rate`` is accepted for a uniform API and ignored."""
         if self.last_input is None:
             raise NotForwardedError(f"{self!r}.backprop was called before forward")
-        d = _check_sample(f"{self!r}.backprop", "d_L_d_out", d_L_d_out,
+        d = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out,
                           ("(h//2, w//2, f)", "(h//2, w//2)"), (self.last_input.ndim,))
         d3 = d[:, :, None] if d.ndim == 2 else d
         dx = self.pool.backward(d3.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
@@ -223,7 +223,7 @@ class Softmax:
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         """``input`` (any shape, ``input_len`` elements) -> ``(nodes,)`` probabilities."""
-        owner = f"{self!r}.forward"
+        owner = _Where(self, "forward")
         x = _check_sample(owner, "input", input, (f"any shape with {self.input_len} elements",),
                           tuple(range(1, 8)))
         if x.size != self.input_len:
@@ -241,7 +241,7 @@ class Softmax:
         ``d_L_d_input`` in the input's shape; then SGD on ``weights`` and ``biases``."""
         if self.last_totals is None:
             raise NotForwardedError(f"{self!r}.backprop was called before forward")
-        d = _check_sample(f"{self!r}.backprop", "d_L_d_out", d_L_d_out, ("(nodes,)",), (1,))
+        d = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out, ("(nodes,)",), (1,))
         if d.shape != (self.nodes,):
             raise ShapeError(
                 f"{self!r}.backprop: d_L_d_out must have shape ({self.nodes},), got {d.shape}"
