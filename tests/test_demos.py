@@ -1,0 +1,209 @@
+"""The instructor demos (demos/*.ipynb) run headless and do what they show.
+
+Each demo is executed top to bottom with nbclient, as JupyterLab would, on the offline data.
+Then a probe cell, appended by the test in the same kernel, checks the state the demo built
+(the trained network, the dashboard's history, the drawing pad) and prints it as JSON, and the
+test checks the rendered outputs (images, widgets, no errors, nothing on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+DEMOS = REPO / "demos"
+KERNEL_TIMEOUT = 240  # s per cell; a demo takes 5-20 s here, more on a loaded CI machine
+SLUG = re.compile(r"^[a-z][a-z0-9-]*$")  # readable cell ids, never nbformat's random hex
+
+pytestmark = pytest.mark.slow
+
+
+def demo_names() -> list[str]:
+    return sorted(p.stem for p in DEMOS.glob("*.ipynb"))
+
+
+def run_demo(name: str, probe: str) -> tuple[nbformat.NotebookNode, dict]:
+    """Execute demos/<name>.ipynb plus ``probe`` (which prints one JSON line last)."""
+    nb = nbformat.read(DEMOS / f"{name}.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(probe, id="test-probe"))
+    NotebookClient(nb, timeout=KERNEL_TIMEOUT, kernel_name="python3",
+                   resources={"metadata": {"path": str(DEMOS)}}).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    return nb, json.loads(text.strip().splitlines()[-1])
+
+
+def outputs(nb, cell_id: str) -> list:
+    [cell] = [c for c in nb.cells if c.get("id") == cell_id]
+    return cell.outputs
+
+
+def images(nb, cell_id: str) -> int:
+    return sum("image/png" in o.get("data", {}) for o in outputs(nb, cell_id))
+
+
+def assert_clean(nb):
+    """No cell wrote to stderr (warnings, tracebacks) in the demo itself."""
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            assert not (o.output_type == "stream" and o.name == "stderr"), (
+                f"cell {cell.id} wrote to stderr: {o.text[:500]}")
+            assert o.output_type != "error", f"cell {cell.id} raised {o.ename}"
+
+
+# ------------------------------------------------------------------------------ the sources
+def test_there_are_demos_and_each_has_a_test():
+    assert set(demo_names()) == set(PROBES), (
+        "every demo in demos/ needs a probe in tests/test_demos.py (and vice versa)")
+
+
+@pytest.mark.parametrize("name", demo_names())
+def test_demo_source_is_clean(name):
+    """Committed without outputs, with readable stable ids, starting with the setup guard."""
+    nb = nbformat.read(DEMOS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert (nb.nbformat, nb.nbformat_minor) >= (4, 5)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    ids = [c.id for c in nb.cells]
+    assert len(set(ids)) == len(ids), f"duplicate cell ids in {name}: {ids}"
+    assert all(SLUG.match(i) for i in ids), f"unreadable cell ids in {name}: {ids}"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for c in code:
+        assert c.outputs == [] and c.execution_count is None, f"{name}:{c.id} has outputs"
+    assert code[0].id == "setup"
+    assert code[0].source.startswith("import os, sys; sys.path[:] = [p for p in sys.path if p "
+                                     'not in ("", ".", os.getcwd())]')
+
+
+# ------------------------------------------------------------------------------ the probes
+PROBES = {
+    "01-live-training": """
+import json
+h = dash.history
+print(json.dumps({
+    "steps": dash.steps, "total": total, "every": REDRAW_EVERY, "redraws": dash.redraws,
+    "points": len(h["step"]), "first_loss": h["loss"][0], "last_loss": h["loss"][-1],
+    "last_train_acc": h["accuracy"][-1], "eval_acc": h["eval_accuracy"],
+    "test_accuracy": history.test_accuracy, "untrained_acc": acc0, "untrained_loss": loss0,
+}))
+""",
+    "02-filters-and-feature-maps": """
+import json
+from cnnlib.layers import MaxPool2D
+repooled = MaxPool2D(2).forward(conv_maps[None])[0]
+print(json.dumps({
+    "filters_moved": float(np.abs(conv.filters - initial_filters).max()),
+    "conv_maps": conv_maps.shape, "pooled_maps": pooled_maps.shape,
+    "pool_consistent": bool(np.allclose(repooled, pooled_maps)),
+    "votes": votes.shape, "test_accuracy": history.test_accuracy,
+}))
+""",
+    "03-mistakes": """
+import json
+print(json.dumps({
+    "accuracy": accuracy, "cm_total": int(counts.sum()), "cm_trace": int(counts.trace()),
+    "n_test": len(y_test), "n_wrong": int((preds != y_test).sum()),
+    "worst": [[int(t), int(p), int(off[t, p])] for t, p in worst],
+    "confident": [float(probs[i, preds[i]]) for i in order],
+    "confident_all_wrong": bool((preds[order] != y_test[order]).all()),
+}))
+""",
+    "05-draw-a-digit": """
+import json
+result = {"script_argmax": int(p.argmax()), "script_sum": float(p.sum())}
+# A "0": a ring drawn click by click, as a user would.
+pad.clear()
+yy, xx = np.mgrid[:14, :14]
+r = np.hypot((yy - 6.5) / 5.5, (xx - 6.5) / 3.8)
+for row, col in zip(*np.nonzero((r > 0.75) & (r < 1.15))):
+    pad.click(int(row), int(col))
+p0 = pad.predict()
+result.update(ring_argmax=int(p0.argmax()), ring_probs=p0.tolist(),
+              ring_status=pad.status.value, ring_cells=int(pad.pixels.sum()),
+              chart_bytes=len(pad.chart.value), last_is_shown=bool(
+                  np.allclose(pad.last_probabilities, p0)))
+# Real test digits through the pad (coarsened to 14x14, re-framed): mostly still recognised.
+agree = 0
+for i in range(30):
+    label = pad.load_example(i)
+    agree += int(pad.predict().argmax() == label)
+result["examples_right_of_30"] = agree
+pad.clear()
+try:
+    pad.predict()
+    result["blank"] = "no error"
+except ValueError as e:
+    result["blank"] = str(e)
+result["blank_status"] = pad.status.value
+print(json.dumps(result))
+""",
+}
+
+# nbclient execution is the slow part: one test per demo, each asserting on everything.
+
+
+def test_live_training_dashboard():
+    nb, r = run_demo("01-live-training", PROBES["01-live-training"])
+    assert_clean(nb)
+    # Untrained: chance level (ln 10, about 10%).
+    assert abs(r["untrained_loss"] - 2.303) < 0.05 and r["untrained_acc"] < 0.2
+    # The dashboard saw every step and redrew periodically: one point per redraw.
+    assert r["steps"] == r["total"] == 12_000
+    assert r["points"] == r["total"] // r["every"] and r["redraws"] >= r["points"]
+    # It learned: loss fell well below chance; held-out accuracy far above chance and rising.
+    assert r["first_loss"] > 2 * r["last_loss"] and r["last_loss"] < 0.6
+    assert r["test_accuracy"] > 0.8 and r["last_train_acc"] > 0.8
+    assert len(r["eval_acc"]) == 1 + r["total"] // 2000
+    assert r["eval_acc"][0] < 0.2 < 0.8 < r["eval_acc"][-1]
+    # The figure is in the output (updated in place: one image, the last frame) with a bar.
+    assert images(nb, "train") == 1
+    kinds = [k for o in outputs(nb, "train") for k in o.get("data", {})]
+    assert "application/vnd.jupyter.widget-view+json" in kinds  # the tqdm progress bar
+    text = "".join(o.get("text", "") for o in outputs(nb, "train"))
+    assert "test accuracy" in text
+
+
+def test_filters_and_feature_maps():
+    nb, r = run_demo("02-filters-and-feature-maps", PROBES["02-filters-and-feature-maps"])
+    assert_clean(nb)
+    assert r["filters_moved"] > 1e-2  # training changed the filters we plot
+    assert r["conv_maps"] == [8, 26, 26] and r["pooled_maps"] == [8, 13, 13]
+    assert r["pool_consistent"]
+    assert r["votes"] == [8, 13, 13]
+    assert r["test_accuracy"] > 0.8
+    assert images(nb, "filters") == 2 and images(nb, "maps") == 3 and images(nb, "votes") == 1
+
+
+def test_misclassified_gallery_and_confusion_matrix():
+    nb, r = run_demo("03-mistakes", PROBES["03-mistakes"])
+    assert_clean(nb)
+    assert r["accuracy"] > 0.8
+    assert r["cm_total"] == r["n_test"] and r["cm_trace"] == r["n_test"] - r["n_wrong"]
+    assert r["n_wrong"] > 0
+    assert all(t != p and n > 0 for t, p, n in r["worst"])
+    assert r["confident_all_wrong"] and r["confident"] == sorted(r["confident"], reverse=True)
+    assert images(nb, "gallery") == 1 and images(nb, "confusion") == 1
+    assert images(nb, "confident") == 1
+
+
+def test_draw_a_digit_widget():
+    nb, r = run_demo("05-draw-a-digit", PROBES["05-draw-a-digit"])
+    assert_clean(nb)
+    # The pad is a live widget in the output.
+    [shown] = [o for o in outputs(nb, "pad") if o.output_type == "execute_result"]
+    assert "application/vnd.jupyter.widget-view+json" in shown.data
+    # A thick vertical stroke is a 1; a ring drawn by clicks is a 0.
+    assert r["script_argmax"] == 1 and abs(r["script_sum"] - 1) < 1e-9
+    assert r["ring_cells"] > 20 and r["ring_argmax"] == 0
+    assert len(r["ring_probs"]) == 10 and abs(sum(r["ring_probs"]) - 1) < 1e-9
+    assert min(r["ring_probs"]) >= 0
+    assert "The network says: 0" in r["ring_status"] and r["last_is_shown"]
+    assert r["chart_bytes"] > 1000  # a PNG bar chart was drawn
+    # Real test digits, coarsened to the 14x14 grid, are still mostly recognised (chance: 3).
+    assert r["examples_right_of_30"] >= 18
+    assert "nothing is drawn" in r["blank"] and "Click" in r["blank_status"]
