@@ -68,6 +68,7 @@ __all__ = [
     "Hint",
     "Mistake",
     "check_function",
+    "quietly",
 ]
 
 # Tolerances for comparing float64 answers with the reference. Both compute the same sums in a
@@ -201,8 +202,8 @@ class CheckResult:
                 "then run this check again.",
             ]
         elif self.ok:
-            tested = f" ({', '.join(self.passed)})" if self.passed else ""
-            lines = [f"[OK] {name}: correct{tested}. Well done!"]
+            tested = f" (checked: {', '.join(self.passed)})" if self.passed else ""
+            lines = [f"[OK] {name}: correct, well done!{tested}"]
         else:
             lines = [f"[not yet] {name}: not correct yet."]
             for f in self.findings:
@@ -533,3 +534,14 @@ def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
         return check
 
     return deco
+
+
+@contextlib.contextmanager
+def quietly():
+    """Run code with warnings ignored, numpy floating-point errors silenced and stderr
+    swallowed: for hidden tests that call a student's function directly and judge only the
+    returned value (anything on stderr would cost the cell its points)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
