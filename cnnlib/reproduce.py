@@ -94,42 +94,29 @@ def _engine_dtype(fast: bool):
 
 
 def run_fused_s1(ds: Dataset, epochs=3, lr=0.005, seed=0, verbose=True):
-    """S1 per-sample SGD on every training image with the fused Numba step (cnnlib.fast).
+    """S1 per-sample SGD on every training image with the fused Numba step
+    (:class:`cnnlib.fast.S1Net`, float32), initialised like :func:`cnnlib.models.s1`.
 
-    Returns None when :mod:`cnnlib.fast` has no fused S1 trainer.
+    Returns None when :mod:`cnnlib.fast` is not available.
     """
     try:
-        from cnnlib.fast import s1 as fast_s1
+        from cnnlib.fast import S1Net
     except ImportError:
         return None
-    trainer = getattr(fast_s1, "FusedS1", None)
-    if trainer is None:
-        return None
     from cnnlib.models import s1_from_tutorial, tutorial_layers
-    from cnnlib.train import progress
+    from cnnlib.train import progress_enabled
 
     conv, pool, softmax = tutorial_layers(seed)
-    net = trainer.from_tutorial(conv, softmax, dtype=np.float32)
-    rng = np.random.default_rng(seed)
+    net = S1Net.from_tutorial(conv, pool, softmax, dtype=np.float32)
     start = time.perf_counter()
-    bar = progress(total=epochs, desc="s1 (fused Numba)", verbose=verbose)
-    accs = []
-    for _ in range(epochs):
-        stats = net.train_epoch(ds.train_images, ds.train_labels, lr=lr,
-                                order=rng.permutation(len(ds.train_labels)))
-        accs.append(stats["accuracy"])
-        bar.update(1)
-        bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.3f}")
-    bar.close()
+    hist = net.fit(ds.train_images, ds.train_labels, epochs=epochs, lr=lr, rng=seed,
+                   progress=progress_enabled(verbose))
     seconds = time.perf_counter() - start
-    probs = net.predict_proba(ds.test_images)
-    pred = probs.argmax(axis=1)
-    p_true = probs[np.arange(len(ds.test_labels)), ds.test_labels]
-    loss = float(np.mean(-np.log(np.maximum(p_true, 1e-300))))
-    net.to_tutorial(conv, softmax)
+    scores = net.evaluate(ds.test_images, ds.test_labels)
+    net.to_tutorial(conv, pool, softmax)
     model = s1_from_tutorial(conv, pool, softmax)
-    return RunResult("s1", float(np.mean(pred == ds.test_labels)), loss, accs[-1], epochs,
-                     seconds, ds.description, "Numba fused step", model=model)
+    return RunResult("s1", scores["accuracy"], scores["loss"], hist.epoch_accuracy[-1], epochs,
+                     seconds, ds.description, "Numba fused S1 step", model=model, history=hist)
 
 
 def run_tutorial_s1(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, verbose=True,

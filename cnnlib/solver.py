@@ -116,6 +116,11 @@ class Solver:
         A progress bar (when a terminal or notebook shows it) and one line per epoch.
     print_every : int or None
         Also print the loss every this many iterations.
+    print_fn : callable
+        Receives the printed lines (default ``print``).
+    blas_threads : int or None
+        BLAS threads while training and evaluating (default 1, see
+        :func:`cnnlib.train.blas_threads`; None leaves numpy's setting alone).
     """
 
     def __init__(
@@ -136,13 +141,14 @@ class Solver:
         val_split: float = 0.0,
         keep_best: bool = True,
         num_train_samples: int | None = 1000,
-        eval_batch_size: int = 500,
+        eval_batch_size: int = 250,
         seed: int = 0,
         fast: bool = False,
         explode_factor: float = 100.0,
         verbose: bool = True,
         print_every: int | None = None,
         print_fn: Callable[..., None] = print,
+        blas_threads: int | None = 1,
     ):
         from cnnlib.optim import make_optimizer
 
@@ -213,13 +219,15 @@ class Solver:
         self.explode_factor = float(explode_factor)
         self.verbose = verbose
         self.print_every = print_every
+        self.blas_threads = blas_threads
         self._say = print_fn if (verbose and print_fn is not None) else (lambda *a, **k: None)
 
         self.fast = bool(fast)
         if self.fast:
             from cnnlib.fast import accelerate  # lazy: Numba compiles on first use
 
-            self.net = accelerate(model)
+            # Training never uses the input gradient of the first layer: skip computing it.
+            self.net = accelerate(model, input_grad=False)
         else:
             self.net = model
         self._reset_history()
@@ -335,6 +343,12 @@ class Solver:
         Returns the solver (its histories and ``best_*`` filled in). Raises
         :class:`cnnlib.errors.TrainingDiverged` when the loss becomes NaN or explodes.
         """
+        from cnnlib.train import blas_threads
+
+        with blas_threads(self.blas_threads):
+            return self._train()
+
+    def _train(self) -> Solver:
         from cnnlib.train import progress
 
         n = self.X_train.shape[0]
@@ -400,6 +414,12 @@ class Solver:
     # ------------------------------------------------------------------ evaluation
     def _forward_eval(self, X: np.ndarray) -> np.ndarray:
         """Eval-mode outputs for ``X`` in batches of ``eval_batch_size``."""
+        from cnnlib.train import blas_threads
+
+        with blas_threads(self.blas_threads):
+            return self._forward_eval_batches(X)
+
+    def _forward_eval_batches(self, X: np.ndarray) -> np.ndarray:
         was_training = any(getattr(layer, "training", False) for layer in self.net.layers)
         self.net.eval()
         try:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -27,10 +28,29 @@ __all__ = [
     "tutorial_step",
     "evaluate_tutorial",
     "progress",
+    "progress_enabled",
+    "blas_threads",
     "Solver",
     "save_model",
     "load_model",
 ]
+
+
+# ----------------------------------------------------------------------------- BLAS threads
+def blas_threads(limit: int | None = 1):
+    """A context manager limiting numpy's BLAS to ``limit`` threads (None: no change).
+
+    Training multiplies small matrices (a batch of 10 by a 2880x100 weight matrix); a
+    multi-threaded BLAS gains nothing there, and when the cores are shared its spinning
+    threads made a network3 epoch 10x slower on these machines. Uses threadpoolctl.
+    """
+    if limit is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; degrade to no limit
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(limit), user_api="blas")
 
 
 # ----------------------------------------------------------------------------- progress bars
@@ -235,6 +255,13 @@ def train_tutorial(
         def step_fn(image, label):
             return tutorial_step(conv, pool, softmax, image, label, lr)
 
+    with blas_threads(1):
+        return _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
+                              test_labels, epochs, lr, seed, log_every, verbose, say, step_fn)
+
+
+def _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images, test_labels,
+                   epochs, lr, seed, log_every, verbose, say, step_fn):
     rng = np.random.default_rng(seed)
     history = TutorialHistory()
     n = len(train_images)
