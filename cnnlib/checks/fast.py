@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
-from cnnlib.layers.conv import Conv2D, _windows
+from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
 __all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba",
            "reference_im2col"]
@@ -107,11 +107,17 @@ _NUMBA_ERROR_HINTS = [
 
 
 def reference_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
-    """``(C, H, W)`` -> ``(H' * W', C * kh * kw)`` from Conv2D's window view (rows = output
-    positions, columns in ``(c, u, v)`` order)."""
-    win = _windows(np.asarray(x, dtype=np.float64)[None], kh, kw, stride, stride)[0]
-    c, ho, wo = win.shape[:3]
-    return win.transpose(1, 2, 0, 3, 4).reshape(ho * wo, c * kh * kw)
+    """``(C, H, W)`` -> ``(H' * W', C * kh * kw)`` from Conv2D's own im2col
+    (:func:`cnnlib.layers.conv.unfold`): rows = output positions, columns in ``(c, u, v)``."""
+    return _windows(x, kh, kw, stride).transpose(1, 2, 0, 3, 4).reshape(-1, x.shape[0] * kh * kw)
+
+
+def _windows(x, kh, kw, stride):
+    """``(C, H, W)`` -> its windows ``(C, H', W', kh, kw)`` (``unfold`` of a batch of one)."""
+    x = np.asarray(x, dtype=np.float64)
+    out_hw = (conv_output_size(x.shape[1], kh, stride), conv_output_size(x.shape[2], kw, stride))
+    cols = unfold(x[None], (kh, kw), (stride, stride), out_hw)[0]  # (C, kh, kw, H', W')
+    return cols.transpose(0, 3, 4, 1, 2)
 
 
 def _conv_reference(x, W, b, stride=1):
@@ -144,7 +150,7 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
         want = reference_im2col(x, kh, kw, s)
         c, h, w = shp
         ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
-        win = _windows(x[None], kh, kw, s, s)[0]  # (C, H', W', kh, kw)
+        win = _windows(x, kh, kw, s)  # (C, H', W', kh, kw)
         got = chk.call(fn, x, kh, kw, stride=s)
         chk.compare(
             "cols", got, want,
