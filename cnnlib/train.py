@@ -280,7 +280,7 @@ def _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
                 bar.close()
                 raise TrainingDiverged(
                     f"train_tutorial: the loss became {loss} at epoch {epoch}, step {i + 1} "
-                    f"(lr={lr}). The network now gives the true class probability 0. Try a "
+                    f"(lr={lr:g}). The network now gives the true class probability 0. Try a "
                     f"smaller learning rate (e.g. {lr / 10:g}), check the input scaling "
                     f"(image / 255 - 0.5), and check the initial weights are small "
                     f"(filters randn / 9, weights randn / input_len)."
