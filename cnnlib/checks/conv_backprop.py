@@ -53,8 +53,9 @@ SUM_FILTERS = Hint(
 )
 
 
-def _scatter_assign(d_out, filters):
-    """``=`` instead of ``+=``: each region overwrites the previous ones' contributions."""
+def _scatter_assign(d_out, filters, per_filter=False):
+    """``=`` instead of ``+=``: each region overwrites the previous ones' contributions
+    (with ``per_filter``, each filter's stamp too: a loop over i, j, f that assigns)."""
     filters = np.asarray(filters, float)
     if filters.ndim == 3:
         filters = filters[..., None]
@@ -63,8 +64,19 @@ def _scatter_assign(d_out, filters):
     dx = np.zeros((h_out + k - 1, w_out + k - 1, c))
     for i in range(h_out):
         for j in range(w_out):
-            dx[i:i + k, j:j + k] = np.tensordot(d_out[i, j], filters, axes=(0, 0))
+            if per_filter:
+                for g in range(f):
+                    dx[i:i + k, j:j + k] = d_out[i, j, g] * filters[g]
+            else:
+                dx[i:i + k, j:j + k] = np.tensordot(d_out[i, j], filters, axes=(0, 0))
     return dx
+
+
+def _assign_mistakes(d_out, filters, shape):
+    """Both ways of writing ``=`` where ``+=`` belongs, shaped like the input gradient."""
+    hint = COMMON_HINTS["accumulate"]
+    return [Mistake(hint, lambda: _scatter_assign(d_out, filters).reshape(shape)),
+            Mistake(hint, lambda: _scatter_assign(d_out, filters, True).reshape(shape))]
 
 
 def _filter_grad_assign(d_out, x):
@@ -130,8 +142,7 @@ def _compare_input_grad(chk, got, d_out, x, filters, context):
         "d_L_d_input", got, d_x, context=context,
         numerical=_numerical_input(d_out, x, filters),
         mistakes=[
-            Mistake(COMMON_HINTS["accumulate"], lambda: _scatter_assign(d_out, filters)
-                    .reshape(d_x.shape)),
+            *_assign_mistakes(d_out, filters, d_x.shape),
             Mistake(COMMON_HINTS["flip"], unflipped),
             Mistake(SUM_FILTERS, lambda: _input_grad_one_filter(d_out, filters)),
         ],
@@ -186,8 +197,7 @@ def check_conv3x3_backprop(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3)), le
                 Mistake(COMMON_HINTS["update-first"], ref.conv_backward(d_out, x, new)[1]),
                 Mistake(COMMON_HINTS["flip"],
                         ref.conv_backward(d_out, x, filters[:, ::-1, ::-1])[1]),
-                Mistake(COMMON_HINTS["accumulate"],
-                        _scatter_assign(d_out, filters).reshape(d_x.shape)),
+                *_assign_mistakes(d_out, filters, d_x.shape),
             ],
             shape_hints=[FULL],
         )
@@ -223,7 +233,7 @@ def check_conv_backprop(fn, chk, *, seed=0, cases=((5, 5, 1, 2, 3), (6, 7, 3, 4,
             "d_L_d_input", out[1], d_x, context=ctx,
             numerical=_numerical_input(d_out, x, filters),
             mistakes=[
-                Mistake(COMMON_HINTS["accumulate"], _scatter_assign(d_out, filters)),
+                *_assign_mistakes(d_out, filters, d_x.shape),
                 Mistake(COMMON_HINTS["flip"], unflipped),
             ],
             shape_hints=[FULL],

@@ -193,7 +193,7 @@ def check_softmax_forward(fn, chk, *, seed=0, large=True):
             "probs", got, expected, context=ctx,
             mistakes=[
                 Mistake(COMMON_HINTS["transposed"], lambda w=w, b=b, flat=flat:
-                        ref.softmax(w.T @ flat + b) if w.shape[0] == w.shape[1] else None),
+                        ref.softmax(w @ flat + b) if w.shape[0] == w.shape[1] else None),
                 Mistake(BIASES, ref.softmax(flat @ w)),
             ],
         )

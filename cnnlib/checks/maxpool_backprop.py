@@ -101,8 +101,8 @@ def check_first_max_index(fn, chk, *, seed=0):
     rng = np.random.default_rng(seed)
     cases = [
         ("no ties", rng.permutation(9).reshape(3, 3).astype(float)),
+        ("three tied maxima", np.array([[0.0, 2.0, 7.0], [7.0, 1.0, 7.0]])),
         ("two tied maxima", np.array([[1.0, 5.0], [5.0, 2.0]])),
-        ("two tied maxima", np.array([[0.0, 2.0, 7.0], [7.0, 1.0, 7.0]])),
         ("all equal (a blank region)", np.zeros((2, 2))),
         ("tie in a 2x3 window", np.array([[3.0, 1.0, 3.0], [2.0, 3.0, 0.0]])),
     ]
@@ -121,9 +121,9 @@ def check_first_max_index(fn, chk, *, seed=0):
         col_major = np.unravel_index(int(np.argmax(window.T)), window.T.shape)[::-1]
         hints = []
         if idx == tuple(int(v) for v in col_major):
-            hints = [ROW_MAJOR]
-        elif idx in maxima:
-            hints = [TIES]
+            hints.append(ROW_MAJOR)
+        if idx in maxima and (idx == maxima[-1] or not hints):
+            hints.append(TIES)
         want = tuple(int(e) for e in expected)
         chk.fail(
             f"wrong position for the window with {what}",

@@ -242,21 +242,23 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
     from cnnlib.gradcheck import numerical_gradient
 
     rng = np.random.default_rng(seed)
-    for i in range(3 if large else 2):
+    # Case 1 is square (input_len == nodes), so transposed weights still run and are named.
+    cases = [((2, 2, 1), 4), (shape, nodes)] + ([(shape, nodes)] if large else [])
+    for i, (case_shape, case_nodes) in enumerate(cases):
         big = i == 2
-        x, w, b, totals, probs = _case(rng, shape, nodes)
+        x, w, b, totals, probs = _case(rng, case_shape, case_nodes)
         if big:  # large totals: every score near 1000, so a naive exp overflows
             b = b + 1000.0
             totals, probs = ref.dense_softmax_forward(x, w, b)
-        label = int(rng.integers(nodes))
-        d_out = np.zeros(nodes)
+        label = int(rng.integers(case_nodes))
+        d_out = np.zeros(case_nodes)
         d_out[label] = -1.0 / probs[label]
         r = ref.dense_softmax_backward(d_out, x, w, b)
         w_new = w - learn_rate * r["d_L_d_w"]
         b_new = b - learn_rate * r["d_L_d_b"]
         w_arg, b_arg = w.copy(), b.copy()
         got = chk.call(fn, d_out, x, totals.copy(), Shared(w_arg), Shared(b_arg), learn_rate)
-        ctx = f" (case {i + 1}{', totals near 1000' if big else ''})"
+        ctx = f" (input {case_shape}, {case_nodes} nodes{', totals near 1000' if big else ''})"
 
         def num_x(x=x, w=w, b=b, label=label):
             xx = x.copy()
@@ -279,6 +281,9 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
             mistakes=[
                 Mistake(COMMON_HINTS["in-place"], w),
                 Mistake(SIGN, w + learn_rate * r["d_L_d_w"]),
+                # Only formed when square (otherwise the transposed update cannot even run).
+                Mistake(COMMON_HINTS["transposed"],
+                        lambda w=w, r=r: w - learn_rate * r["d_L_d_w"].T),
             ],
         )
         chk.compare(

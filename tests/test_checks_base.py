@@ -1,0 +1,160 @@
+"""The checks framework (cnnlib.checks.base): safe calls, reports, hints, raising."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from cnnlib.checks.base import (
+    COMMON_HINTS,
+    CheckFailed,
+    Hint,
+    Mistake,
+    check_function,
+    quietly,
+)
+
+DOUBLE = Hint("double", "you doubled it")
+
+
+@check_function("twice")
+def check_twice(fn, chk, *, seed=0):
+    """A tiny check for the tests: fn(x) must return 2 * x."""
+    x = np.random.default_rng(seed).standard_normal((3, 4))
+    got = chk.call(fn, x)
+    chk.compare("out", got, 2 * x, mistakes=[Mistake(DOUBLE, 4 * x)],
+                numerical=lambda: 2 * x)
+
+
+def test_pass_prints_a_short_confirmation(capfd):
+    result = check_twice(lambda x: 2 * x)
+    out, err = capfd.readouterr()
+    assert result.ok and not result.hints
+    assert out == "[OK] twice: correct, well done! (checked: out)\n" and err == ""
+    assert repr(result) == str(result) == out.strip()
+
+
+def test_wrong_answer_raises_after_a_specific_report(capfd):
+    with pytest.raises(CheckFailed, match="twice: `out` has wrong values") as info:
+        check_twice(lambda x: 4 * x)
+    assert isinstance(info.value, AssertionError)
+    out, err = capfd.readouterr()
+    assert err == ""
+    assert "12 of 12 values differ" in out and "worst at index (" in out
+    assert "relative error against the numerical gradient: 0.333333" in out
+    assert "Hint (double): you doubled it" in out
+
+
+def test_raise_on_fail_false_returns_the_result():
+    result = check_twice(lambda x: x + 1, raise_on_fail=False, verbose=False)
+    assert not result.ok and not result.not_implemented
+    assert result.findings[0].what == "`out` has wrong values"
+    with pytest.raises(CheckFailed):
+        result.assert_ok()
+
+
+def test_shapes_are_named_with_reshape_and_transpose_hints():
+    result = check_twice(lambda x: (2 * x).ravel(), raise_on_fail=False, verbose=False)
+    assert "`out` has shape (12,), expected (3, 4)" in str(result)
+    assert result.hints == [COMMON_HINTS["reshape"]]
+    result = check_twice(lambda x: (2 * x).T, raise_on_fail=False, verbose=False)
+    assert result.hints == [COMMON_HINTS["transposed"]]
+
+
+def test_not_implemented_is_reported_and_raised(capfd):
+    def stub(x):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match="twice is not implemented yet"):
+        check_twice(stub)
+    out, err = capfd.readouterr()
+    assert out.startswith("[not implemented yet] twice") and err == ""
+    result = check_twice(stub, raise_on_fail=False, verbose=False)
+    assert result.not_implemented and not result.ok
+
+
+def test_student_exception_is_reported_with_its_line(capfd):
+    def broken(x):
+        y = x * 2
+        return y @ np.ones(7)          # shapes (3, 4) and (7,) do not fit
+
+    with pytest.raises(CheckFailed, match="raised an exception"):
+        check_twice(broken)
+    out, err = capfd.readouterr()
+    assert "ValueError: matmul" in out and "return y @ np.ones(7)" in out
+    assert err == ""
+
+
+def test_warnings_and_stderr_of_the_student_never_reach_stderr(capfd):
+    def noisy(x):
+        warnings.warn("careful", UserWarning, stacklevel=1)
+        np.exp(np.array([1000.0]))                    # RuntimeWarning: overflow
+        print("debug output", file=sys.stderr)
+        return 2 * x
+
+    filters_before = list(warnings.filters)
+    err_state = np.geterr()
+    result = check_twice(noisy)
+    out, err = capfd.readouterr()
+    assert result.ok and err == ""
+    assert "UserWarning: careful" in out and "overflow encountered in exp" in out
+    assert "Your code wrote to stderr (caught): debug output" in out
+    assert warnings.filters == filters_before and np.geterr() == err_state
+
+
+def test_overflow_warning_adds_the_overflow_hint():
+    def naive(x):
+        big = np.exp(np.full(x.shape, 1000.0))
+        return 2 * x + big / big                       # nan everywhere
+    result = check_twice(naive, raise_on_fail=False, verbose=False)
+    assert COMMON_HINTS["overflow"] in result.hints
+    assert "contains nan or inf" in str(result)
+
+
+@pytest.mark.parametrize("answer, text", [
+    (lambda x: None, "Hint (missing return)"),
+    (lambda x: "2x", "is not an array of numbers"),
+    (lambda x: [object()], "is not an array of numbers"),
+])
+def test_unusable_returns_are_explained(answer, text):
+    result = check_twice(answer, raise_on_fail=False, verbose=False)
+    assert not result.ok and text in str(result)
+
+
+def test_not_a_function():
+    result = check_twice(np.zeros(3), raise_on_fail=False, verbose=False)
+    assert "expected a function, got ndarray" in str(result)
+
+
+def test_a_check_that_cannot_use_the_answer_reports_instead_of_crashing():
+    @check_function("pair")
+    def check_pair(fn, chk):
+        a, b = chk.call(fn)                             # unpacking fails for a scalar
+        chk.compare("a", a, np.zeros(2))
+
+    result = check_pair(lambda: 3.0, raise_on_fail=False, verbose=False)
+    assert "the check could not use what your function returned" in str(result)
+
+
+def test_scalar_comparison_and_mistakes():
+    @check_function("half")
+    def check_half(fn, chk):
+        chk.compare_scalar("value", chk.call(fn, 3), 1.5,
+                           mistakes=[Mistake(DOUBLE, 6.0)])
+
+    assert check_half(lambda v: v / 2, verbose=False).ok
+    result = check_half(lambda v: v * 2, raise_on_fail=False, verbose=False)
+    assert "yours 6, expected 1.5" in str(result) and result.hints == [DOUBLE]
+    result = check_half(lambda v: "x", raise_on_fail=False, verbose=False)
+    assert "should be a single number" in str(result)
+
+
+def test_quietly_swallows_warnings_and_stderr(capfd):
+    with quietly():
+        np.exp(np.array([1000.0]))
+        warnings.warn("loud", UserWarning, stacklevel=1)
+        print("noise", file=sys.stderr)
+    assert capfd.readouterr().err == ""

@@ -1,0 +1,241 @@
+"""The exercises of notebooks 00-04 against their checks and hidden tests.
+
+For every exercise: the solution (taken from the solution notebook) passes its check; an
+unanswered stub fails with NotImplementedError; each known-wrong answer of
+tests/known_wrong.py fails its check with the matching hint and without writing to stderr.
+The hidden-test cells are run too (in a separate interpreter, since they reload cnnlib
+modules): they pass for the solutions and fail for every known-wrong answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from known_wrong import (
+    CHECKS,
+    KNOWN_WRONG,
+    cell_source,
+    load_function,
+    run_isolated,
+    setup_source,
+    solution_source,
+)
+
+import cnnlib.checks as checks
+
+EXERCISES = sorted(CHECKS)
+WRONG = [(nb, gid, mistake, src, hint) for (nb, gid), items in sorted(KNOWN_WRONG.items())
+         for mistake, src, hint in items]
+GRADIENT_EXERCISES = {"d_out_d_t", "chain_rule", "softmax_backprop", "maxpool_backprop",
+                      "conv_filter_gradient", "conv_input_gradient", "conv3x3_backprop",
+                      "conv_backprop"}
+
+
+def _id(item):
+    return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 else "")
+
+
+def check_of(notebook, grade_id):
+    return getattr(checks, CHECKS[notebook, grade_id])
+
+
+def test_every_exercise_has_known_wrong_answers():
+    assert set(KNOWN_WRONG) == set(CHECKS)
+    assert all(KNOWN_WRONG[k] for k in KNOWN_WRONG)
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
+def test_solution_passes(exercise, capfd):
+    nb, gid = exercise
+    result = check_of(nb, gid)(load_function(nb, gid))
+    assert result.ok
+    out, err = capfd.readouterr()
+    assert out.startswith(f"[OK] {gid}: correct") and err == ""
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
+def test_unanswered_exercise_reports_not_implemented(exercise, capfd):
+    nb, gid = exercise
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match="not implemented yet"):
+        check_of(nb, gid)(stub)
+    out, err = capfd.readouterr()
+    assert "[not implemented yet]" in out and "raise NotImplementedError()" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
+def test_known_wrong_answer_fails_with_its_hint(case, capfd):
+    nb, gid, mistake, src, hint = case
+    fn = load_function(nb, gid, src)
+    with pytest.raises(checks.CheckFailed):
+        check_of(nb, gid)(fn)
+    out, err = capfd.readouterr()
+    assert err == "", f"{mistake}: the check let something reach stderr:\n{err}"
+    assert hint in out, f"{mistake}: expected {hint!r} in the report:\n{out}"
+    assert out.startswith(f"[not yet] {gid}")
+    # specific feedback: which array, and where (or a shape, or the student's exception)
+    assert any(s in out for s in ("worst at index", "has shape", "yours", "raised", "nan or inf"))
+    gradient_wrong = "worst at index" in out and "after the update" not in out
+    if gid in GRADIENT_EXERCISES and gradient_wrong and "ties" not in out:
+        assert "relative error against the numerical gradient" in out
+    assert "[[" not in out, "the report must not print whole arrays"
+
+
+def test_report_names_shapes_and_worst_index():
+    src = KNOWN_WRONG["02-softmax-backprop", "chain_rule"][1][1]  # not reshaped back
+    result = checks.check_chain_rule(load_function("02-softmax-backprop", "chain_rule", src),
+                                     raise_on_fail=False, verbose=False)
+    text = str(result)
+    assert "`d_L_d_input` has shape (18,), expected (3, 3, 2)" in text
+    src = KNOWN_WRONG["02-softmax-backprop", "softmax_backprop"][0][1]  # updated first
+    result = checks.check_softmax_backprop(
+        load_function("02-softmax-backprop", "softmax_backprop", src),
+        raise_on_fail=False, verbose=False)
+    text = str(result)
+    assert "worst at index (" in text and "yours " in text and "expected " in text
+    assert "relative error against the numerical gradient: " in text
+
+
+def test_overflow_warnings_are_reported_not_emitted(capfd):
+    src = KNOWN_WRONG["02-softmax-backprop", "d_out_d_t"][0][1]  # naive exp
+    result = checks.check_d_out_d_t(load_function("02-softmax-backprop", "d_out_d_t", src),
+                                    raise_on_fail=False)
+    out, err = capfd.readouterr()
+    assert err == ""
+    assert "RuntimeWarning: overflow encountered in exp" in out
+    assert any(h.name == "overflow in exp" for h in result.hints)
+
+
+def test_untrained_network_check():
+    good = load_function("01-forward", "forward_sample")
+    result = checks.check_untrained_network(good, n=60, verbose=False)
+    assert result.ok and any("ln 10" in p for p in result.passed)
+    src = KNOWN_WRONG["01-forward", "forward_sample"][0][1]  # no scaling
+    bad = load_function("01-forward", "forward_sample", src)
+    assert not checks.check_untrained_network(bad, n=20, raise_on_fail=False,
+                                              verbose=False).ok
+
+
+def test_checks_do_not_touch_callers_arrays():
+    """The student's function gets copies: an answer that scribbles on its inputs cannot
+    change the reference the check compares with."""
+    def scribbler(d_L_d_out, last_input):
+        out = load_function("03-maxpool-backprop", "maxpool2_backprop")(d_L_d_out, last_input)
+        d_L_d_out[...] = 0
+        last_input[...] = 0
+        return out
+
+    assert checks.check_maxpool2_backprop(scribbler, verbose=False).ok
+
+
+# --------------------------------------------------------------------------------------------
+# hidden tests, run in a separate interpreter
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hidden_results():
+    """Run every exercise's hidden-test cell after its solution and after each known-wrong
+    answer, all in one separate Python process."""
+    jobs, keys = [], []
+    for nb, gid in EXERCISES:
+        hidden = cell_source(nb, f"{gid}-hidden")
+        jobs.append([setup_source(nb), solution_source(nb, gid), hidden])
+        keys.append((nb, gid, None))
+        for mistake, src, _ in KNOWN_WRONG[nb, gid]:
+            jobs.append([setup_source(nb), src, hidden])
+            keys.append((nb, gid, mistake))
+    return dict(zip(keys, run_isolated(jobs), strict=True))
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
+def test_hidden_tests_pass_for_the_solution(exercise, hidden_results):
+    res = hidden_results[(*exercise, None)]
+    assert res["ok"], res["error"]
+    assert res["stderr"] == ""
+
+
+@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
+def test_hidden_tests_fail_for_known_wrong_answers(case, hidden_results):
+    nb, gid, mistake, _, _ = case
+    res = hidden_results[(nb, gid, mistake)]
+    assert not res["ok"], f"the hidden tests of {gid} accept the mistake {mistake!r}"
+    assert res["error"].split(":")[0] in ("CheckFailed", "AssertionError")
+
+
+def test_hidden_tests_survive_a_student_replacing_the_checks():
+    """A student cell that replaces the checks, the reference adapters and the reference
+    layer with always-agreeing fakes cannot make a wrong answer pass the hidden tests."""
+    nb, gid = "02-softmax-backprop", "softmax_backprop"
+    cheat = '''
+import cnnlib.checks, cnnlib.checks.softmax_backprop, cnnlib.checks.reference, cnnlib.checks.base
+import cnnlib.layers.tutorial
+class _Pass:
+    ok = True
+    def assert_ok(self): return self
+for _mod in (cnnlib.checks, cnnlib.checks.softmax_backprop):
+    _mod.check_softmax_backprop = lambda *a, **k: _Pass()
+cnnlib.checks.base.check_function = lambda *a, **k: (lambda body: lambda *a, **k: _Pass())
+class _Agree:
+    def __init__(self, *a, **k):
+        self.weights = np.zeros(1); self.biases = np.zeros(1); self.last_totals = np.zeros(1)
+    def forward(self, x): return np.full(5, 0.2)
+    def backprop(self, d, lr): return None
+cnnlib.layers.tutorial.Softmax = _Agree
+check_softmax_backprop = cnnlib.checks.check_softmax_backprop   # the name the check cell uses
+'''
+    wrong = KNOWN_WRONG[nb, gid][0][1]  # updated the weights first
+    hidden = cell_source(nb, f"{gid}-hidden")
+    visible = cell_source(nb, f"{gid}-check")
+    res_visible, res_hidden, res_honest = run_isolated([
+        [setup_source(nb), wrong, cheat, visible],
+        [setup_source(nb), wrong, cheat, hidden],
+        [setup_source(nb), solution_source(nb, gid), cheat, hidden],
+    ])
+    assert res_visible["ok"]            # the visible check is fooled (it is not reloaded)...
+    assert not res_hidden["ok"]         # ...the hidden tests are not
+    assert res_honest["ok"], res_honest["error"]  # and a right answer still passes them
+
+
+def test_setup_cells_protect_the_cnnlib_import():
+    for nb in sorted({nb for nb, _ in EXERCISES}):
+        first = setup_source(nb).split("\n")[0]
+        assert first.startswith("import os, sys; sys.path[:] = [p for p in sys.path")
+
+
+def test_reference_adapters_agree_with_the_tutorial_layers():
+    """The channels-last adapters the checks use give the tutorial layers' answers."""
+    from cnnlib.checks import reference as ref
+    from cnnlib.layers import Conv3x3, MaxPool2, Softmax
+
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((7, 6))
+    conv = Conv3x3(3, rng=1)
+    out = conv.forward(image)
+    assert np.allclose(ref.conv_forward(image, conv.filters), out)
+    d = rng.standard_normal(out.shape)
+    d_f, d_x = ref.conv_backward(d, image, conv.filters)
+    before = conv.filters.copy()
+    assert np.allclose(conv.backprop(d, 1.0), d_x)
+    assert np.allclose(before - conv.filters, d_f)
+
+    x = rng.integers(0, 2, size=(6, 4, 2)).astype(float)  # ties
+    pool = MaxPool2()
+    assert np.allclose(ref.maxpool_forward(x), pool.forward(x))
+    d = rng.standard_normal((3, 2, 2))
+    assert np.allclose(ref.maxpool_backward(d, x), pool.backprop(d))
+
+    layer = Softmax(12, 4, rng=2)
+    x = rng.standard_normal((2, 3, 2))
+    probs = layer.forward(x)
+    w, b = layer.weights.copy(), layer.biases.copy()
+    assert np.allclose(ref.dense_softmax_forward(x, w, b)[1], probs)
+    grad = np.zeros(4)
+    grad[1] = -1 / probs[1]
+    r = ref.dense_softmax_backward(grad, x, w, b)
+    assert np.allclose(layer.backprop(grad, 1.0), r["d_L_d_input"])
+    assert np.allclose(w - layer.weights, r["d_L_d_w"])
+    assert np.allclose(r["d_L_d_t"], probs - np.eye(4)[1])
