@@ -43,8 +43,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CODE_CELLS_TO_RUN = 3  # the setup cell and the code cells after it, up to the first exercise
-EXERCISE_MARKS = ("YOUR CODE HERE", "NotImplementedError")  # a student's cell: stop before it
+# What a student types into notebook 01's first exercise (keyed by the cell id).
+ANSWERS = {
+    "conv_output_size": (
+        "def conv_output_size(w, f, p=0, s=1):\n"
+        "    return (w - f + 2 * p) // s + 1\n"
+    ),
+}
 SERVER_START_TIMEOUT = 90  # s; JupyterLab starts in ~3-5 s here, more on a busy CI machine
 UI_TIMEOUT_MS = 60_000  # JupyterLab's first page load builds its extension bundle list
 
@@ -124,64 +129,71 @@ def jupyterlab(tmp_path):
 
 
 def test_notebook_01_runs_in_a_real_browser(jupyterlab, tmp_path):
-    from playwright.sync_api import sync_playwright
+    """Open notebook 01, run the setup cell, type the answer of the first exercise into its
+    cell, run it and its check cell, and read the check's report in the rendered output."""
+    from playwright.sync_api import expect, sync_playwright
 
     base, token, root = jupyterlab
     nb = json.loads((root / NOTEBOOK).read_text())
-    sources = ["".join(c["source"]) for c in nb["cells"]]
-    kinds = [c["cell_type"] for c in nb["cells"]]
-    first_code = kinds.index("code")
-    assert "import cnnlib" in sources[first_code] or "from cnnlib" in sources[first_code], (
-        "notebook 01 should start with the setup cell importing cnnlib")
-    # Run cells from the top through the CODE_CELLS_TO_RUN-th code cell, stopping before the
-    # first exercise (a student's empty answer raises NotImplementedError, as it should).
-    presses, n_code = 0, 0
-    for kind, src in zip(kinds, sources, strict=True):
-        if kind == "code" and (n_code == CODE_CELLS_TO_RUN
-                               or any(m in src for m in EXERCISE_MARKS)):
-            break
-        presses += 1
-        n_code += kind == "code"
-    assert n_code >= 1
+    cells = nb["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    code = [i for i, c in enumerate(cells) if c["cell_type"] == "code"]
+    setup = code[0]
+    assert cells[setup]["id"] == "setup" and "import cnnlib" in sources[setup]
+    exercise = next(i for i in code if "YOUR CODE HERE" in sources[i])
+    assert cells[exercise]["id"] in ANSWERS, (
+        f"notebook 01's first exercise is now {cells[exercise]['id']!r}: add its answer to "
+        "ANSWERS in tests/test_browser.py")
+    check = code[code.index(exercise) + 1]
+    assert "check_" in sources[check], "the exercise should be followed by its check cell"
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        js_errors: list[str] = []
+        page.on("pageerror", lambda e: js_errors.append(str(e)))
+        panel = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+        idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+        stderr = page.locator(f"{panel} .jp-OutputArea-output"
+                              "[data-mime-type='application/vnd.jupyter.stderr']")
         try:
             page.goto(f"{base}/lab/tree/{NOTEBOOK.as_posix()}?token={token}",
                       timeout=UI_TIMEOUT_MS)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=UI_TIMEOUT_MS)
-            # The kernel has started when the toolbar's indicator says idle.
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=UI_TIMEOUT_MS)
-            cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
-            assert cells.count() == len(nb["cells"]), "the browser shows every cell"
-            # Select the first cell (command mode) and run cells one by one, as a student does.
-            cells.nth(0).locator(".jp-InputPrompt").first.click()
-            for _ in range(presses):
+            page.wait_for_selector(f"{panel} .jp-Notebook .jp-Cell", timeout=UI_TIMEOUT_MS)
+            page.wait_for_selector(idle, timeout=UI_TIMEOUT_MS)  # the kernel is up
+            shown = page.locator(f"{panel} .jp-Notebook .jp-Cell")
+            # JupyterLab attaches the cells progressively; wait until all of them are there.
+            expect(shown).to_have_count(len(cells), timeout=UI_TIMEOUT_MS)
+
+            def run(index: int, count: int) -> str:
+                """Select cell ``index``, Shift+Enter, wait for ``[count]:`` (or an error);
+                returns the cell's rendered output text."""
+                cell = shown.nth(index)
+                cell.locator(".jp-InputPrompt").first.click()
                 page.keyboard.press("Shift+Enter")
-            code_cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
-            # Execution counts appear in the prompts ("[3]:") as the kernel finishes each cell.
-            # Wait for the last one, or for an error (JupyterLab then skips the queued rest).
-            done = code_cells.nth(n_code - 1).locator(".jp-InputPrompt", has_text=f"[{n_code}]")
-            stderr = page.locator(".jp-OutputArea-output[data-mime-type="
-                                  "'application/vnd.jupyter.stderr']")
-            done.or_(stderr.first).wait_for(timeout=UI_TIMEOUT_MS)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=UI_TIMEOUT_MS)
-            prompts = [code_cells.nth(i).locator(".jp-InputPrompt").first.inner_text()
-                       for i in range(n_code)]
-            setup_output = code_cells.nth(0).locator(".jp-OutputArea").inner_text()
-            stderr = stderr.all_inner_texts()
+                done = cell.locator(".jp-InputPrompt", has_text=f"[{count}]")
+                done.or_(stderr.first).wait_for(timeout=UI_TIMEOUT_MS)
+                page.wait_for_selector(idle, timeout=UI_TIMEOUT_MS)
+                return cell.locator(".jp-OutputArea").inner_text()
+
+            setup_output = run(setup, 1)
+            # Type the answer as a student would (insert_text: no auto-indent, no auto-brackets).
+            shown.nth(exercise).locator(".cm-content").click()
+            page.keyboard.press("ControlOrMeta+a")
+            page.keyboard.insert_text(ANSWERS[cells[exercise]["id"]])
+            page.keyboard.press("Escape")
+            answer_output = run(exercise, 2)
+            check_output = run(check, 3)
+            prompts = [shown.nth(i).locator(".jp-InputPrompt").first.inner_text()
+                       for i in (setup, exercise, check)]
+            errors = stderr.all_inner_texts()
             page.screenshot(path=str(tmp_path / "notebook01.png"))
         finally:
             browser.close()
 
-    assert not stderr, f"the cells wrote errors or warnings: {stderr}"
-    assert prompts == [f"[{i}]:" for i in range(1, n_code + 1)], (
-        f"the first {n_code} code cells should have run in order, prompts: {prompts}")
-    assert "cnnlib" in setup_output, (
-        f"the setup cell's output should name cnnlib, got {setup_output!r}")
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not errors, f"the cells wrote errors or warnings: {errors}"
+    assert prompts == ["[1]:", "[2]:", "[3]:"], f"cells did not all run, prompts: {prompts}"
+    assert "Error" not in setup_output and "Error" not in answer_output
+    # The check's friendly report, as rendered by JupyterLab.
+    assert "[OK]" in check_output and "correct" in check_output, check_output
+    assert not js_errors, f"JavaScript errors in the page: {js_errors}"
