@@ -100,10 +100,15 @@ class Hint:
 COMMON_HINTS = {
     "transposed": Hint(
         "transposed weights",
-        "your array has the right numbers in the transposed layout. The weights are stored "
-        "as (input_len, nodes), so dL/dw[i, k] = input[i] * dL/dt[k]: the input varies "
-        "along the rows, the class along the columns (an outer product input[:, None] * "
-        "d_L_d_t[None, :]).",
+        "your answer matches the transposed layout. The weights are stored as (input_len, "
+        "nodes): row i belongs to input i, column k to class k. So totals = flat @ weights, "
+        "d_L_d_w = np.outer(flat, d_L_d_t) with shape (input_len, nodes), and "
+        "d_L_d_input = weights @ d_L_d_t.",
+    ),
+    "descent": Hint(
+        "gradient descent",
+        "step AGAINST the gradient: weights -= learn_rate * d_L_d_w (and the same for the "
+        "biases and filters). Adding the gradient climbs the loss instead.",
     ),
     "accumulate": Hint(
         "= instead of +=",
@@ -228,15 +233,21 @@ class CheckResult:
     def _repr_pretty_(self, p, cycle):  # IPython display
         p.text(self.report())
 
-    def assert_ok(self) -> CheckResult:
-        """Raise ``NotImplementedError`` / ``CheckFailed`` unless the check passed."""
+    def exception(self) -> Exception | None:
+        """The exception a failed check raises (None when it passed)."""
         if self.not_implemented:
-            raise NotImplementedError(
+            return NotImplementedError(
                 f"{self.exercise} is not implemented yet (see the report above)"
             )
         if not self.ok:
-            first = self.findings[0].what
-            raise CheckFailed(f"{self.exercise}: {first} (see the report above)")
+            return CheckFailed(f"{self.exercise}: {self.findings[0].what} (see the report above)")
+        return None
+
+    def assert_ok(self) -> CheckResult:
+        """Raise ``NotImplementedError`` / ``CheckFailed`` unless the check passed."""
+        __tracebackhide__ = True  # IPython and pytest leave this frame out of tracebacks
+        if not self.ok:
+            raise self.exception()
         return self
 
 
@@ -461,12 +472,12 @@ class Checker:
     def _shape_fail(self, name, arr, shape, shape_hints, mistakes, context=""):
         lines = [f"`{name}` has shape {arr.shape}, expected {tuple(shape)}"]
         hints = self._match(arr, mistakes)
-        if not hints:
+        if not hints:  # no known mistake matches: explain the shape
             if arr.size == int(np.prod(shape)) and arr.ndim == 2 and arr.shape == shape[::-1]:
                 hints = [COMMON_HINTS["transposed"]]
             elif arr.size == int(np.prod(shape)):
                 hints = [COMMON_HINTS["reshape"]]
-        hints = hints + [h for h in shape_hints if h not in hints]
+            hints = hints + [h for h in shape_hints if h not in hints]
         self.fail(f"`{name}` has the wrong shape{context}", lines, hints)
 
     @staticmethod
@@ -520,14 +531,15 @@ def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
     def deco(body):
         @functools.wraps(body)
         def check(fn, *, raise_on_fail: bool = True, verbose: bool = True, **options):
+            __tracebackhide__ = True  # the student needs the report, not our frames
             chk = Checker(exercise, error_hints)
             with chk:
                 body(fn, chk, **options)
             result = chk.result
             if verbose:
                 print(result.report(), file=sys.stdout, flush=True)
-            if raise_on_fail:
-                result.assert_ok()
+            if raise_on_fail and not result.ok:
+                raise result.exception()  # what is wrong: see the report printed above
             return result
 
         check.exercise = exercise

@@ -205,8 +205,7 @@ def check_conv3x3_backprop(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3)), le
             "filters after the update", arg, new, context=ctx,
             mistakes=[
                 Mistake(COMMON_HINTS["in-place"], filters),
-                Mistake(Hint("sign", "gradient DEScent: filters -= learn_rate * d_L_d_filters."),
-                        filters + learn_rate * d_f),
+                Mistake(COMMON_HINTS["descent"], filters + learn_rate * d_f),
             ],
         )
 

@@ -39,9 +39,20 @@ __all__ = [
 
 SIGN = Hint(
     "sign",
-    "the numbers have the right size but the opposite sign. L = -ln(p_c), so "
-    "dL/dp_c = -1/p_c; and raising a score t_c raises p_c (positive derivative) while raising "
-    "any other t_k lowers p_c (negative derivative).",
+    "the numbers have the right size but the opposite sign. L = -ln(out_c), so "
+    "dL/dout_c = -1 / out_c: negative, because raising the true class's probability lowers "
+    "the loss.",
+)
+JACOBIAN_SIGN = Hint(
+    "sign",
+    "the numbers have the right size but the opposite sign. Raising the true class's score "
+    "t_c raises out_c (a positive derivative, e^{t_c} (S - e^{t_c}) / S^2), raising any other "
+    "score t_k lowers it (negative, -e^{t_c} e^{t_k} / S^2).",
+)
+FLAT = Hint(
+    "flatten the input",
+    "t = x . w + b uses the FLATTENED input x (a vector of length input_len), so "
+    "d_t_d_w = last_input.flatten(), shape (input_len,).",
 )
 WRONG_CLASS = Hint(
     "true class only",
@@ -116,7 +127,6 @@ def check_d_L_d_out(fn, chk, *, seed=0, nodes=10):
                 Mistake(SIGN, -expected),
                 Mistake(WRONG_CLASS, -1.0 / probs),
                 Mistake(WRONG_CLASS, wrong_class),
-                Mistake(SIGN, np.where(expected != 0, np.log(probs), 0.0)),
             ],
             default_hint=WRONG_CLASS,
         )
@@ -160,7 +170,7 @@ def check_d_out_d_t(fn, chk, *, seed=0, nodes=10, large=True):
             numerical=numerical,
             mistakes=[
                 Mistake(BOTH_CASES, -p[label] * p),
-                Mistake(SIGN, -expected),
+                Mistake(JACOBIAN_SIGN, -expected),
                 Mistake(ROW_ONLY, full_jacobian),
             ],
             shape_hints=[ROW_ONLY] if nodes > 1 else [],
@@ -182,8 +192,7 @@ def check_local_gradients(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
         chk.fail("return three things: (d_t_d_w, d_t_d_b, d_t_d_inputs)",
                  [f"your function returned {type(out).__name__}"])
     d_w, d_b, d_in = out
-    chk.compare("d_t_d_w", d_w, x.reshape(-1),
-                mistakes=[Mistake(COMMON_HINTS["reshape"], x)])
+    chk.compare("d_t_d_w", d_w, x.reshape(-1), mistakes=[Mistake(FLAT, x)])
     d_b_arr = np.asarray(d_b, dtype=float)
     expected_b = np.ones(nodes) if d_b_arr.ndim == 1 else np.float64(1.0)
     chk.compare("d_t_d_b", d_b, expected_b)
@@ -280,7 +289,7 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
             "weights after the update", w_arg, w_new, context=ctx,
             mistakes=[
                 Mistake(COMMON_HINTS["in-place"], w),
-                Mistake(SIGN, w + learn_rate * r["d_L_d_w"]),
+                Mistake(COMMON_HINTS["descent"], w + learn_rate * r["d_L_d_w"]),
                 # Only formed when square (otherwise the transposed update cannot even run).
                 Mistake(COMMON_HINTS["transposed"],
                         lambda w=w, r=r: w - learn_rate * r["d_L_d_w"].T),
@@ -290,7 +299,7 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
             "biases after the update", b_arg, b_new, context=ctx,
             mistakes=[
                 Mistake(COMMON_HINTS["in-place"], b),
-                Mistake(SIGN, b + learn_rate * r["d_L_d_b"]),
+                Mistake(COMMON_HINTS["descent"], b + learn_rate * r["d_L_d_b"]),
             ],
         )
 
