@@ -62,7 +62,9 @@ def _add_data_args(p: argparse.ArgumentParser, multi=False):
                         " score on this test set instead")
     p.add_argument("--seed", type=int, default=0, help="seed for init and shuffling (default 0)")
     p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
-                   help="run on the Numba kernels (default: --fast)")
+                   help="use Numba where it is faster: the fused S1 step for s1, otherwise "
+                        "the faster of the Numba layers and numpy, timed on one batch "
+                        "(default: --fast; --no-fast: the numpy reference only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
@@ -128,7 +130,8 @@ def _cmd_train(args, parser) -> int:
     verbose = not args.quiet
     if verbose:
         print(f"Training {args.model} on {ds.description}")
-    result = run_recipe(args.model, ds, epochs=args.epochs, seed=args.seed, fast=args.fast,
+    result = run_recipe(args.model, ds, epochs=args.epochs, seed=args.seed,
+                        fast="auto" if args.fast else False,
                         verbose=verbose, **overrides)
     if args.save:
         path = save_model(args.save, result.model,

@@ -16,7 +16,7 @@ import numpy as np
 from cnnlib.models import RECIPES, Recipe, get_recipe, scale_images
 
 __all__ = ["Dataset", "load_dataset", "RunResult", "run_recipe", "run_tutorial_s1",
-           "reproduce", "format_table", "PLAN"]
+           "reproduce", "format_table", "pick_engine", "PLAN"]
 
 
 @dataclass
@@ -137,13 +137,59 @@ def run_tutorial_s1(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, ve
                      "tutorial layers (numpy)", history=h)
 
 
+def _time_batches(net, X, y, loss_fn, repeats=5) -> float:
+    """Median seconds of forward + loss + backward on ``X`` (no update: params unchanged)."""
+    times = []
+    for i in range(repeats + 2):  # the first two warm up (and compile the Numba kernels)
+        t = time.perf_counter()
+        out = net.forward(X)
+        _, dout = loss_fn(out, y)
+        net.backward(dout)
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def pick_engine(model, X, y, batch_size, loss="cross_entropy") -> tuple[bool, str]:
+    """Time a training batch on the numpy reference and on :func:`cnnlib.fast.accelerate`;
+    returns ``(use_fast, description)``. Which is faster depends on the layers (the Numba
+    conv wins on one input channel; BLAS-backed numpy can win on many channels)."""
+    from cnnlib.fast import accelerate
+    from cnnlib.losses import mse, softmax_cross_entropy
+    from cnnlib.train import blas_threads
+
+    if loss == "mse":
+        def loss_fn(out, labels):
+            target = np.zeros_like(out)
+            target[np.arange(len(labels)), labels] = 1
+            return mse(out, target)
+    else:
+        loss_fn = softmax_cross_entropy
+    n = max(int(batch_size), 1)
+    xb, yb = X[:n], y[:n]
+    was_training = model.training
+    model.eval()  # dropout off: timing must not consume the training run's random draws
+    try:
+        with blas_threads(1):
+            ref = _time_batches(model, xb, yb, loss_fn)
+            fast = _time_batches(accelerate(model, input_grad=False), xb, yb, loss_fn)
+    finally:
+        model.training = was_training
+    use_fast = fast < ref
+    ms = f"{1e3 * min(fast, ref):.2f} vs {1e3 * max(fast, ref):.2f} ms/batch"
+    what = "Numba (accelerate)" if use_fast else "numpy reference"
+    return use_fast, f"{what}, auto: {ms}"
+
+
 def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True,
                verbose=True, print_fn=print, **overrides) -> RunResult:
     """Train the recipe's model on ``ds`` with the :class:`~cnnlib.solver.Solver` and score it
     on the test set (at the best validation epoch when the recipe holds out validation data).
 
-    ``recipe.name == "s1"`` with ``fast`` uses the fused Numba step when available (batch 1
-    through the general layers costs ~20x more per image). ``overrides`` go to the Solver.
+    ``fast``: True runs conv/pool on the Numba kernels (``recipe.name == "s1"``: the fused S1
+    step, since batch 1 through general layers costs ~20x more per image); False the numpy
+    reference; ``"auto"`` times one batch on each and trains on the faster (float32 both).
+    ``overrides`` go to the Solver.
     """
     from cnnlib.solver import Solver
 
@@ -157,17 +203,21 @@ def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True
         result = run_fused_s1(ds, epochs=epochs, lr=recipe.lr, seed=seed, verbose=verbose)
         if result is not None:
             return result
-    model = recipe.build(seed=seed, dtype=_engine_dtype(fast))
+    model = recipe.build(seed=seed, dtype=_engine_dtype(bool(fast)))
     dtype = next(iter(model.params.values())).dtype
     X = scale_images(ds.train_images, recipe.scaling, dtype)
     Xte = scale_images(ds.test_images, recipe.scaling, dtype)
     kwargs = recipe.solver_kwargs(num_epochs=epochs)
     kwargs.update(overrides)
-    solver = Solver(model, {"X_train": X, "y_train": ds.train_labels}, seed=seed, fast=fast,
-                    verbose=verbose, print_fn=print_fn, **kwargs)
+    if fast == "auto":
+        fast, engine = pick_engine(model, X, ds.train_labels, kwargs["batch_size"],
+                                   kwargs["loss"])
+    else:
+        engine = "Numba (accelerate)" if fast else "numpy reference"
+    solver = Solver(model, {"X_train": X, "y_train": ds.train_labels}, seed=seed,
+                    fast=bool(fast), verbose=verbose, print_fn=print_fn, **kwargs)
     solver.train()
     scores = solver.evaluate(Xte, ds.test_labels)
-    engine = "Numba (accelerate)" if fast else "numpy reference"
     return RunResult(recipe.name, scores["accuracy"], scores["loss"],
                      solver.train_acc_history[-1] if solver.train_acc_history else None,
                      epochs, solver.seconds, ds.description, engine,
@@ -239,7 +289,8 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                 res = run_tutorial_s1(ds, epochs=epochs, seed=seed, verbose=verbose)
                 reported, setting = 0.78, "first 1k/1k MNIST, 3 epochs"
             else:
-                res = run_recipe(name, ds, epochs=epochs, seed=seed, fast=fast,
+                res = run_recipe(name, ds, epochs=epochs, seed=seed,
+                                 fast="auto" if fast else False,
                                  verbose=verbose, print_fn=print_fn)
                 recipe = RECIPES[name]
                 reported, setting = recipe.reported, recipe.reported_setting

@@ -220,7 +220,9 @@ class Solver:
         self.verbose = verbose
         self.print_every = print_every
         self.blas_threads = blas_threads
-        self._say = print_fn if (verbose and print_fn is not None) else (lambda *a, **k: None)
+        from cnnlib.train import printer
+
+        self._say = printer(print_fn, verbose)
 
         self.fast = bool(fast)
         if self.fast:

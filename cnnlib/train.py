@@ -100,6 +100,19 @@ def progress(iterable=None, total=None, desc=None, verbose=True, leave=True, **k
     )
 
 
+def printer(print_fn=print, verbose=True):
+    """The function that prints a log line: ``print_fn``, or nothing when ``verbose`` is False
+    or ``print_fn`` is None. Plain ``print`` goes through ``tqdm.write`` so a progress bar
+    drawn in the terminal is not torn by the line (the line still goes to stdout)."""
+    if not verbose or print_fn is None:
+        return lambda *args, **kwargs: None
+    if print_fn is print:
+        from tqdm.auto import tqdm
+
+        return lambda message: tqdm.write(str(message), file=sys.stdout)
+    return print_fn
+
+
 # ---------------------------------------------------------------------- the tutorial's loop
 @dataclass
 class TutorialHistory:
@@ -250,7 +263,7 @@ def train_tutorial(
         raise ValueError(f"train_tutorial: log_every must be a positive integer, got {log_every!r}")
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"train_tutorial: lr must be a positive number, got {lr!r}")
-    say = print_fn if (verbose and print_fn is not None) else (lambda *a, **k: None)
+    say = printer(print_fn, verbose)
     if step_fn is None:
         def step_fn(image, label):
             return tutorial_step(conv, pool, softmax, image, label, lr)
