@@ -54,16 +54,25 @@ def _as_2d_images(images) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ curves
+def _first(obj, *names):
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None and not callable(value):
+            return list(value)
+    return []
+
+
 def _history_arrays(history):
-    """Loss per iteration, train and val accuracy per epoch from a Solver, its ``history``
-    dict, or a :class:`cnnlib.train.TutorialHistory`."""
+    """Loss per logged step, train and val accuracy per epoch, best epoch, from a Solver, its
+    ``history`` dict, a :class:`cnnlib.train.TutorialHistory` or a
+    :class:`cnnlib.fast.S1History` (whose ``loss`` is per chunk of steps)."""
     if isinstance(history, dict):
         get = history.get
-        return (get("loss") or [], get("train_acc") or [], get("val_acc") or [],
-                get("best_epoch"))
-    loss = list(getattr(history, "loss_history", []) or [])
-    train = list(getattr(history, "train_acc_history", []) or [])
-    val = list(getattr(history, "val_acc_history", []) or [])
+        return (list(get("loss") or []), list(get("train_acc") or []),
+                list(get("val_acc") or []), get("best_epoch"))
+    loss = _first(history, "loss_history", "loss")
+    train = _first(history, "train_acc_history", "epoch_accuracy")
+    val = _first(history, "val_acc_history")
     return loss, train, val, getattr(history, "best_epoch", None)
 
 
@@ -71,8 +80,9 @@ def plot_history(history, title=None, smooth=None):
     """Two panels: the training loss (per logged step, with a moving average) and the
     training / validation accuracy per epoch (the best validation epoch marked).
 
-    ``history``: a :class:`cnnlib.solver.Solver`, its ``.history`` dict, or the
-    :class:`cnnlib.train.TutorialHistory` of :func:`cnnlib.train.train_tutorial`.
+    ``history``: a :class:`cnnlib.solver.Solver`, its ``.history`` dict, the
+    :class:`cnnlib.train.TutorialHistory` of :func:`cnnlib.train.train_tutorial`, or the
+    :class:`cnnlib.fast.S1History` of the fused S1 trainer.
     ``smooth``: moving-average window (default: about 1/50 of the points).
     """
     loss, train_acc, val_acc, best = _history_arrays(history)

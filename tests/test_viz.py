@@ -57,6 +57,12 @@ def test_plot_history_from_a_solver_and_from_the_tutorial_loop():
     tut = viz.plot_history(TutorialHistory(window_loss=[2.3, 2.0, 1.2], epoch_accuracy=[0.4]))
     np.testing.assert_allclose(tut.axes[0].lines[0].get_ydata(), [2.3, 2.0, 1.2])
 
+    from cnnlib.fast import S1History
+
+    fused = viz.plot_history(S1History(loss=[2.2, 1.0], epoch_accuracy=[0.6, 0.8]))
+    np.testing.assert_allclose(fused.axes[0].lines[0].get_ydata(), [2.2, 1.0])
+    np.testing.assert_allclose(fused.axes[1].lines[0].get_ydata(), [0.6, 0.8])
+
 
 def test_misclassified_grid_shows_only_mistakes_with_true_and_predicted_labels():
     images = np.arange(12 * 28 * 28, dtype=np.float64).reshape(12, 28, 28)
