@@ -50,40 +50,26 @@ def _tied_windows(rng, shape):
     return rng.integers(0, 3, size=shape).astype(np.float64)
 
 
-def _all_ties_answer(d_out, x, k, s):
-    """The tutorial's own variant: every position equal to its window's max gets the gradient."""
+def _wrong_routing(d_out, x, k, s, mistake):
+    """The input gradient a known mistake produces, for windows ``k`` x ``k`` with stride
+    ``s`` over ``x`` ``(h, w, f)``. ``mistake``: ``"all ties"`` (every position equal to the
+    max gets the gradient, the tutorial's own variant), ``"last max"`` (the last maximum in
+    row-major order) or ``"assign"`` (``=`` instead of ``+=``)."""
     h_out, w_out, f = d_out.shape
     dx = np.zeros_like(x)
-    for i in range(h_out):
-        for j in range(w_out):
-            win = x[i * s:i * s + k, j * s:j * s + k]
-            mask = win == win.max(axis=(0, 1))
-            dx[i * s:i * s + k, j * s:j * s + k] += mask * d_out[i, j]
-    return dx
-
-
-def _last_max_answer(d_out, x, k, s):
-    h_out, w_out, f = d_out.shape
-    dx = np.zeros_like(x)
-    for i in range(h_out):
-        for j in range(w_out):
-            for c in range(f):
-                win = x[i * s:i * s + k, j * s:j * s + k, c][::-1, ::-1]
-                u, v = np.unravel_index(np.argmax(win), win.shape)
-                dx[i * s + k - 1 - u, j * s + k - 1 - v, c] += d_out[i, j, c]
-    return dx
-
-
-def _assign_answer(d_out, x, k, s):
-    """``=`` instead of ``+=``: a later window overwrites an earlier one's contribution."""
-    h_out, w_out, f = d_out.shape
-    dx = np.zeros_like(x)
-    for i in range(h_out):
-        for j in range(w_out):
-            for c in range(f):
-                win = x[i * s:i * s + k, j * s:j * s + k, c]
-                u, v = np.unravel_index(np.argmax(win), win.shape)
-                dx[i * s + u, j * s + v, c] = d_out[i, j, c]
+    for i, j, c in np.ndindex(h_out, w_out, f):
+        win = x[i * s:i * s + k, j * s:j * s + k, c]
+        block = dx[i * s:i * s + k, j * s:j * s + k, c]  # a view into dx
+        if mistake == "all ties":
+            block += (win == win.max()) * d_out[i, j, c]
+            continue
+        flat = win.size - 1 - int(np.argmax(win.ravel()[::-1])) if mistake == "last max" \
+            else int(np.argmax(win))
+        u, v = np.unravel_index(flat, win.shape)
+        if mistake == "assign":
+            block[u, v] = d_out[i, j, c]
+        else:
+            block[u, v] += d_out[i, j, c]
     return dx
 
 
@@ -146,9 +132,9 @@ def _compare_backprop(chk, got, d_out, x, k, s, context, ties=False):
         # With ties the function has a kink right at x: a numerical gradient means nothing.
         numerical=None if ties else numerical,
         mistakes=[
-            Mistake(COMMON_HINTS["accumulate"], lambda: _assign_answer(d_out, x, k, s)),
-            Mistake(TIES, lambda: _all_ties_answer(d_out, x, k, s)),
-            Mistake(TIES, lambda: _last_max_answer(d_out, x, k, s)),
+            Mistake(COMMON_HINTS["accumulate"], lambda: _wrong_routing(d_out, x, k, s, "assign")),
+            Mistake(TIES, lambda: _wrong_routing(d_out, x, k, s, "all ties")),
+            Mistake(TIES, lambda: _wrong_routing(d_out, x, k, s, "last max")),
         ],
         shape_hints=[ODD],
     )
