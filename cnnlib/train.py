@@ -172,18 +172,21 @@ def _tutorial_forward(conv, pool, softmax, image, label):
     return out, loss, int(np.argmax(out) == label)
 
 
-def tutorial_step(conv, pool, softmax, image, label, lr=0.005):
+def tutorial_step(conv, pool, softmax, image, label, lr=0.005, train_conv=True):
     """One training step of S1: forward, ``-1/p_c`` at the true class, backprop through
     softmax, pool and conv (each layer applies SGD with ``lr`` to its own weights).
 
-    ``image`` is one ``(28, 28)`` uint8 digit, ``label`` its class. Returns ``(loss, correct)``.
+    ``image`` is one ``(28, 28)`` uint8 digit, ``label`` its class. ``train_conv=False`` stops
+    after the softmax layer (S1's first experiment: only the softmax layer learns; pool and
+    conv are not called). Returns ``(loss, correct)``.
     """
     out, loss, correct = _tutorial_forward(conv, pool, softmax, image, label)
     gradient = np.zeros(out.shape[0])
     gradient[int(label)] = -1 / out[int(label)]  # dL/dout_c for L = -ln(out_c)
     gradient = softmax.backprop(gradient, lr)
-    gradient = pool.backprop(gradient)
-    conv.backprop(gradient, lr)
+    if train_conv:
+        gradient = pool.backprop(gradient)
+        conv.backprop(gradient, lr)
     return loss, correct
 
 
@@ -233,6 +236,7 @@ def train_tutorial(
     verbose=True,
     print_fn=print,
     step_fn=None,
+    train_conv=True,
 ) -> TutorialHistory:
     """Train S1's three layers one image at a time, the tutorial's way.
 
@@ -250,7 +254,8 @@ def train_tutorial(
     ``step_fn(image, label) -> (loss, correct)`` replaces the step (for example a compiled
     one that updates the same weights); the loop, the shuffling and the log stay the same.
     ``print_fn`` receives each log line (``None`` or ``verbose=False`` prints nothing).
-    Returns a :class:`TutorialHistory`.
+    ``train_conv=False`` trains the softmax layer only (S1: loss 2.239 -> 1.481 and accuracy
+    18% -> 70% over its first 1,000 steps). Returns a :class:`TutorialHistory`.
     """
     train_images, train_labels = _check_tutorial_data(train_images, train_labels, "train")
     if (test_images is None) != (test_labels is None):
@@ -266,7 +271,7 @@ def train_tutorial(
     say = printer(print_fn, verbose)
     if step_fn is None:
         def step_fn(image, label):
-            return tutorial_step(conv, pool, softmax, image, label, lr)
+            return tutorial_step(conv, pool, softmax, image, label, lr, train_conv)
 
     with blas_threads(1):
         return _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
