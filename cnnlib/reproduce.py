@@ -51,10 +51,10 @@ def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test
     xtr, ytr, xte, yte = loaded[:4]
     source = getattr(loaded, "source", "")
     what = "offline subset" if source == "subset" else "full set"
-    test_what = f"{what} test"
+    test_what = "test"
     if test_dir is not None:
         xte, yte = data_module.load_test_set(test_dir, dataset)
-        test_what = f"official test set ({test_dir})"
+        test_what = f"test from {test_dir} (official test set)"
     if limit is not None and limit < len(ytr):
         xtr, ytr = data_module.subset(xtr, ytr, limit, seed=seed)
     if test_limit is not None and test_limit < len(yte):
@@ -75,6 +75,7 @@ class RunResult:
     data: str
     engine: str
     best_epoch: int | None = None
+    val_size: int = 0
     model: object = None
     history: object = None
 
@@ -221,7 +222,9 @@ def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True
     return RunResult(recipe.name, scores["accuracy"], scores["loss"],
                      solver.train_acc_history[-1] if solver.train_acc_history else None,
                      epochs, solver.seconds, ds.description, engine,
-                     best_epoch=solver.best_epoch, model=model, history=solver)
+                     best_epoch=solver.best_epoch,
+                     val_size=0 if solver.X_val is None else len(solver.X_val),
+                     model=model, history=solver)
 
 
 # ------------------------------------------------------------------------------ reproduce
@@ -300,7 +303,9 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                 setting = "MNIST; " + setting if reported is not None else setting
             rows.append(dict(recipe=name, reported=reported, reported_setting=setting,
                              ours=res.test_accuracy, best_epoch=res.best_epoch,
-                             data=res.data, epochs=epochs, engine=res.engine,
+                             data=res.data + (f" ({res.val_size:,} of the train held out "
+                                              f"for validation)" if res.val_size else ""),
+                             epochs=epochs, engine=res.engine,
                              seconds=res.seconds))
             if verbose:
                 print_fn(f"   test accuracy {res.test_accuracy:.4f} in {res.seconds:.1f} s")
