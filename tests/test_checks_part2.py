@@ -1,0 +1,427 @@
+"""The exercises of notebooks 05-07 against their checks and hidden tests.
+
+``KNOWN_WRONG_PART2[(notebook, grade_id)]`` lists ``(mistake, source, hint)`` as
+tests/known_wrong.py does for notebooks 00-04: a complete wrong answer cell, made from the
+solution notebook's own answer by textual replacements (so the list follows the solutions; a
+replacement that no longer applies fails loudly), and the ``Hint (<name>)`` the check's report
+must show. ``CHECKS_PART2`` names each exercise's check (``module.function`` in cnnlib.checks).
+
+For every exercise: the solution passes its check, an unanswered stub reports "not
+implemented", each known-wrong answer fails with its hint and nothing on stderr. The hidden-test
+cells run in a separate interpreter (they reload cnnlib modules): they pass for the solutions,
+fail for every known-wrong answer, and are not fooled by a student cell that replaces the checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import numpy as np
+import pytest
+from known_wrong import cell_source, run_isolated, setup_source, solution_source
+from numba import njit
+
+NB5, NB6, NB7 = "05-training", "06-going-fast", "07-deeper"
+
+CHECKS_PART2 = {
+    (NB5, "initial_gradient"): "training.check_initial_gradient",
+    (NB5, "train_step"): "training.check_train_step",
+    (NB5, "evaluate"): "training.check_evaluate",
+    (NB6, "im2col"): "fast.check_im2col",
+    (NB6, "conv_forward_im2col"): "fast.check_conv_forward_im2col",
+    (NB6, "conv_forward_numba"): "fast.check_conv_forward_numba",
+    (NB7, "conv_forward"): "deeper.check_conv_forward",
+    (NB7, "conv_backward"): "deeper.check_conv_backward",
+    (NB7, "adam_update"): "deeper.check_adam_update",
+}
+
+
+def variant(notebook: str, grade_id: str, *replacements: tuple[str, str]) -> str:
+    """The solution with each ``(old, new)`` applied once, in order."""
+    src = solution_source(notebook, grade_id)
+    for old, new in replacements:
+        if old not in src:
+            raise AssertionError(f"known_wrong_part2: {old!r} is not in the solution of "
+                                 f"{notebook}/{grade_id} any more; update this file")
+        src = src.replace(old, new, 1)
+    return src
+
+
+def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    v = variant
+    kw = {}
+    # ---------------------------------------------------------------- 05 training
+    g = "gradient[label] = -1.0 / probs[label]"
+    kw[NB5, "initial_gradient"] = [
+        ("wrong sign", v(NB5, "initial_gradient", (g, "gradient[label] = 1.0 / probs[label]")),
+         "Hint (sign of the gradient)"),
+        ("every class", v(NB5, "initial_gradient", (g, "gradient[:] = -1.0 / probs")),
+         "Hint (only the true class)"),
+        ("p - onehot (dL/dt)",
+         v(NB5, "initial_gradient", (g, "gradient[:] = probs\n    gradient[label] -= 1")),
+         "Hint (dL/dt instead of dL/dout)"),
+        ("the loss itself",
+         v(NB5, "initial_gradient", (g, "gradient[label] = -np.log(probs[label])")),
+         "Hint (the loss, not its gradient)"),
+    ]
+    kw[NB5, "train_step"] = [
+        ("image not scaled",
+         v(NB5, "train_step", ("x = image / 255 - 0.5", "x = image.astype(np.float64)")),
+         "Hint (image not scaled)"),
+        ("gradient sign flipped",
+         v(NB5, "train_step", ("gradient = initial_gradient(out, label)",
+                               "gradient = -initial_gradient(out, label)")),
+         "Hint (the weights moved the wrong way)"),
+        ("conv never trained", v(NB5, "train_step", ("    conv.backprop(gradient, lr)\n", "")),
+         "Hint (conv layer not trained)"),
+        ("fixed learning rate",
+         v(NB5, "train_step",
+           ("softmax.backprop(gradient, lr)", "softmax.backprop(gradient, 0.005)"),
+           ("conv.backprop(gradient, lr)", "conv.backprop(gradient, 0.005)")),
+         "Hint (learning rate)"),
+        ("pool before softmax",
+         v(NB5, "train_step", ("gradient = softmax.backprop(gradient, lr)\n"
+                               "    gradient = pool.backprop(gradient)",
+                               "gradient = pool.backprop(gradient)\n"
+                               "    gradient = softmax.backprop(gradient, lr)")),
+         "Hint (backprop order)"),
+        ("log10", v(NB5, "train_step", ("-np.log(out[label])", "-np.log10(out[label])")),
+         "Hint (loss formula)"),
+    ]
+    kw[NB5, "evaluate"] = [
+        ("accuracy in percent",
+         v(NB5, "evaluate", ("total_correct / len(images)", "100 * total_correct / len(images)")),
+         "Hint (accuracy as a fraction)"),
+        ("sum of losses",
+         v(NB5, "evaluate", ("float(total_loss / len(images))", "float(total_loss)")),
+         "Hint (mean, not sum)"),
+        ("image not scaled",
+         v(NB5, "evaluate",
+           ("conv.forward(image / 255 - 0.5)", "conv.forward(image.astype(float))")),
+         "Hint (image not scaled)"),
+        ("trains while testing",
+         v(NB5, "evaluate", ("        total_correct += int(np.argmax(out) == label)\n",
+                             "        total_correct += int(np.argmax(out) == label)\n"
+                             "        g = np.zeros(10)\n        g[label] = -1 / out[label]\n"
+                             "        softmax.backprop(g, 0.005)\n")),
+         "Hint (evaluation changed the network)"),
+    ]
+    # ---------------------------------------------------------------- 06 going fast
+    ret = "return cols.reshape(C * kh * kw, h_out * w_out).T"
+    kw[NB6, "im2col"] = [
+        ("one column per position", v(NB6, "im2col", (ret, ret[:-2])), "Hint (im2col transposed)"),
+        ("channel last in a row",
+         v(NB6, "im2col", (ret, "return cols.transpose(1, 2, 0, 3, 4).reshape(C * kh * kw, "
+                                "h_out * w_out).T")),
+         "Hint (column order)"),
+        ("positions column by column",
+         v(NB6, "im2col", (ret, "return cols.transpose(0, 1, 2, 4, 3).reshape(C * kh * kw, "
+                                "h_out * w_out).T")),
+         "Hint (row order)"),
+        ("stride ignored", v(NB6, "im2col", ("    C, H, W = x.shape", "    stride = 1\n"
+                                                                     "    C, H, W = x.shape")),
+         "Hint (stride)"),
+        ("one window short",
+         v(NB6, "im2col", ("h_out = (H - kh) // stride + 1", "h_out = (H - kh) // stride"),
+           ("w_out = (W - kw) // stride + 1", "w_out = (W - kw) // stride")),
+         "Hint (output size)"),
+    ]
+    kw[NB6, "conv_forward_im2col"] = [
+        ("no bias", v(NB6, "conv_forward_im2col", (".T + b", ".T")), "Hint (bias missing)"),
+        ("reshaped without transposing",
+         v(NB6, "conv_forward_im2col", ("return Y.T.reshape", "return Y.reshape")),
+         "Hint (output layout)"),
+        ("filters as columns",
+         v(NB6, "conv_forward_im2col", ("W.reshape(F, -1).T", "W.reshape(-1, F)")),
+         "Hint (filters as rows)"),
+        ("flipped filters",
+         v(NB6, "conv_forward_im2col",
+           ("W.reshape(F, -1).T", "W[:, :, ::-1, ::-1].reshape(F, -1).T")),
+         "Hint (filter flipped (or not flipped))"),
+    ]
+    inner = "                            s += W[f, c, u, v] * x[c, i + u, j + v]\n"
+    kw[NB6, "conv_forward_numba"] = [
+        ("forgot @njit", v(NB6, "conv_forward_numba", ("@njit\n", "")), "Hint (not compiled)"),
+        ("no bias", v(NB6, "conv_forward_numba", ("s = b[f]", "s = 0.0")), "Hint (bias missing)"),
+        ("+= into np.empty",
+         v(NB6, "conv_forward_numba", ("                s = b[f]\n", ""),
+           (inner, inner.replace("s += ", "out[f, i, j] += ")),
+           ("                out[f, i, j] = s\n", "")),
+         "Hint (sum into a local variable)"),
+        ("u and v swapped", v(NB6, "conv_forward_numba", ("W[f, c, u, v]", "W[f, c, v, u]")),
+         "Hint (index order)"),
+        ("output as large as the input (reads past the end)",
+         v(NB6, "conv_forward_numba",
+           ("h_out, w_out = H - kh + 1, Wd - kw + 1", "h_out, w_out = H, Wd")),
+         "Hint (output size)"),
+        ("a Python dict inside @njit",
+         v(NB6, "conv_forward_numba", ("    out = np.empty((F, h_out, w_out))\n",
+                                       "    out = np.empty((F, h_out, w_out))\n"
+                                       "    names = {1: 'one', 'two': 2}\n")),
+         "Hint (Numba could not compile)"),
+    ]
+    # ---------------------------------------------------------------- 07 deeper
+    head = "    N, C, H, Wd = x.shape\n"
+    kw[NB7, "conv_forward"] = [
+        ("no bias", v(NB7, "conv_forward", ("[1, 2, 3])) + b", "[1, 2, 3]))")),
+         "Hint (bias missing)"),
+        ("padding ignored", v(NB7, "conv_forward", (head, "    pad = 0\n" + head)),
+         "Hint (padding)"),
+        ("stride ignored", v(NB7, "conv_forward", (head, "    stride = 1\n" + head)),
+         "Hint (stride)"),
+        ("flipped filters",
+         v(NB7, "conv_forward",
+           ("np.tensordot(patch, W,", "np.tensordot(patch, W[:, :, ::-1, ::-1],")),
+         "Hint (filter flipped (or not flipped))"),
+        ("only the first channel",
+         v(NB7, "conv_forward", ("patch = xp[:, :, ", "patch = xp[:, :1, "),
+           ("np.tensordot(patch, W,", "np.tensordot(patch, W[:, :1],")),
+         "Hint (sum over the input channels)"),
+    ]
+    kw[NB7, "conv_backward"] = [
+        ("db divided by N",
+         v(NB7, "conv_backward",
+           ("db = dout.sum(axis=(0, 2, 3))", "db = dout.sum(axis=(0, 2, 3)) / N")),
+         "Hint (sum, not mean, over the batch)"),
+        ("= instead of +=",
+         v(NB7, "conv_backward", ("dxp[:, :, rows, cols] += ", "dxp[:, :, rows, cols] = ")),
+         "Hint (= instead of +=)"),
+        ("padding kept on dx",
+         v(NB7, "conv_backward", ("dx = dxp[:, :, pad:pad + H, pad:pad + Wd]", "dx = dxp")),
+         "Hint (padding left on dx)"),
+        ("returned in another order",
+         v(NB7, "conv_backward", ("return dx, dW, db", "return db, dW, dx")),
+         "Hint (return order)"),
+        ("flipped filter gradient",
+         v(NB7, "conv_backward", ("    dx = dxp", "    dW = dW[:, :, ::-1, ::-1]\n    dx = dxp")),
+         "Hint (filter flipped (or not flipped))"),
+    ]
+    kw[NB7, "adam_update"] = [
+        ("no bias correction",
+         v(NB7, "adam_update", ("m_hat = m / (1 - beta1**t)", "m_hat = m"),
+           ("v_hat = v / (1 - beta2**t)", "v_hat = v")),
+         "Hint (bias correction)"),
+        ("eps inside the root",
+         v(NB7, "adam_update", ("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)")),
+         "Hint (eps outside the square root)"),
+        ("ascends", v(NB7, "adam_update", ("w = w - lr", "w = w + lr")),
+         "Hint (direction of the step)"),
+        ("v of dw, not dw**2", v(NB7, "adam_update", ("(1 - beta2) * dw**2", "(1 - beta2) * dw")),
+         "Hint (v averages squared gradients)"),
+        ("betas swapped",
+         v(NB7, "adam_update",
+           ("m = beta1 * m + (1 - beta1) * dw", "m = (1 - beta1) * m + beta1 * dw")),
+         "Hint (which beta goes where)"),
+        ("t + 1",
+         v(NB7, "adam_update", ("beta1**t", "beta1**(t + 1)"), ("beta2**t", "beta2**(t + 1)")),
+         "Hint (step count)"),
+        ("no square root", v(NB7, "adam_update", ("(np.sqrt(v_hat) + eps)", "(v_hat + eps)")),
+         "Hint (square root)"),
+    ]
+    return kw
+
+
+KNOWN_WRONG_PART2: dict[tuple[str, str], list[tuple[str, str, str]]] = _build()
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+EXERCISES = sorted(CHECKS_PART2)
+WRONG = [(nb, gid, mistake, src, hint) for (nb, gid), items in sorted(KNOWN_WRONG_PART2.items())
+         for mistake, src, hint in items]
+
+
+def _id(item):
+    return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 else "")
+
+
+def check_of(notebook, grade_id):
+    module, name = CHECKS_PART2[notebook, grade_id].split(".")
+    return getattr(importlib.import_module(f"cnnlib.checks.{module}"), name)
+
+
+# Answers that call an earlier answer of the same notebook (as the notebooks ask).
+DEPENDS = {(NB5, "train_step"): "initial_gradient", (NB6, "conv_forward_im2col"): "im2col"}
+
+
+def _previous_answers(nb, gid):
+    return [solution_source(nb, DEPENDS[nb, gid])] if (nb, gid) in DEPENDS else []
+
+
+def load_answer(notebook, grade_id, source=None):
+    """Exec an answer cell (the solution by default) the way the notebook runs it: numpy as
+    ``np``, Numba's ``njit``, and the earlier answer it builds on (05's train_step calls the
+    student's initial_gradient, 06's conv_forward_im2col the student's im2col)."""
+    namespace = {"np": np, "njit": njit, "__name__": f"answer_{grade_id}"}
+    for src in _previous_answers(notebook, grade_id):
+        exec(compile(src, "<previous answer>", "exec"), namespace)
+    exec(compile(source or solution_source(notebook, grade_id), f"<{grade_id}>", "exec"),
+         namespace)
+    return namespace[grade_id]
+
+
+# --------------------------------------------------------------------------------------------
+# the checks, in this process
+# --------------------------------------------------------------------------------------------
+
+def test_every_exercise_has_known_wrong_answers():
+    assert set(KNOWN_WRONG_PART2) == set(CHECKS_PART2)
+    assert all(len(items) >= 3 for items in KNOWN_WRONG_PART2.values())
+
+
+def test_every_answer_cell_of_the_notebooks_is_covered():
+    import nbformat
+    from known_wrong import notebook_path
+
+    for nb in (NB5, NB6, NB7):
+        cells = nbformat.read(notebook_path(nb), as_version=4).cells
+        answers = {c.metadata["nbgrader"]["grade_id"] for c in cells
+                   if c.metadata.get("nbgrader", {}).get("solution")}
+        assert answers == {gid for n, gid in CHECKS_PART2 if n == nb}
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
+def test_solution_passes(exercise, capfd):
+    nb, gid = exercise
+    result = check_of(nb, gid)(load_answer(nb, gid))
+    assert result.ok
+    out, err = capfd.readouterr()
+    assert out.startswith(f"[OK] {gid}: correct"), out
+    assert err == ""
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
+def test_unanswered_exercise_reports_not_implemented(exercise, capfd):
+    nb, gid = exercise
+    # the released stub: the solution region replaced by nbgrader's two lines
+    lines = cell_source(nb, gid).split("\n")
+    begin = next(i for i, line in enumerate(lines) if "### BEGIN SOLUTION" in line)
+    end = next(i for i, line in enumerate(lines) if "### END SOLUTION" in line)
+    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+    stub_src = "\n".join(lines[:begin] + [f"{indent}# YOUR CODE HERE",
+                                          f"{indent}raise NotImplementedError()"] + lines[end + 1:])
+    stub = load_answer(nb, gid, stub_src)
+    result = check_of(nb, gid)(stub, raise_on_fail=False)
+    assert result.not_implemented and not result.ok
+    with pytest.raises(NotImplementedError):
+        check_of(nb, gid)(stub, verbose=False)
+    out, err = capfd.readouterr()
+    assert "[not implemented yet]" in out and err == ""
+
+
+@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
+def test_known_wrong_answer_fails_with_its_hint(case, capfd):
+    nb, gid, mistake, src, hint = case
+    result = check_of(nb, gid)(load_answer(nb, gid, src), raise_on_fail=False)
+    out, err = capfd.readouterr()
+    assert not result.ok, f"{gid}: the check accepts the mistake {mistake!r}"
+    assert hint in out, f"{gid}, {mistake!r}: expected {hint!r} in the report:\n{out}"
+    assert err == "", f"the check let something reach stderr: {err!r}"
+
+
+def test_numba_check_never_runs_a_compiled_function_whose_python_version_fails():
+    """An out-of-bounds loop must fail as plain Python (IndexError) and never be compiled:
+    compiled code has no bounds checks and cannot be interrupted."""
+    from cnnlib.checks.fast import check_conv_forward_numba
+
+    src = dict((m, s) for m, s, _ in KNOWN_WRONG_PART2[NB6, "conv_forward_numba"])[
+        "output as large as the input (reads past the end)"]
+    fn = load_answer(NB6, "conv_forward_numba", src)
+    result = check_conv_forward_numba(fn, raise_on_fail=False, verbose=False)
+    assert not result.ok and "IndexError" in str(result)
+    assert fn.signatures == [], "the compiled version was called"
+
+
+def test_numba_warnings_are_reported_not_emitted(capfd):
+    """parallel=True without a parallel loop makes Numba warn at compile time: the check
+    passes the answer and shows the warning in its report, with nothing on stderr."""
+    from cnnlib.checks.fast import check_conv_forward_numba
+
+    src = solution_source(NB6, "conv_forward_numba").replace("@njit", "@njit(parallel=True)")
+    fn = load_answer(NB6, "conv_forward_numba", src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning escaping the check would raise here
+        result = check_conv_forward_numba(fn)
+    out, err = capfd.readouterr()
+    assert result.ok and err == ""
+    assert "NumbaPerformanceWarning" in out
+
+
+def test_train_step_check_leaves_the_callers_layers_alone():
+    """The check builds its own layers; a step that also scribbles on the image it gets
+    cannot change the reference (arrays are passed as copies)."""
+    from cnnlib.checks.training import check_train_step
+
+    step = load_answer(NB5, "train_step")
+
+    def scribbler(image, label, conv, pool, softmax, lr=0.005):
+        out = step(image, label, conv, pool, softmax, lr)
+        image[...] = 0
+        return out
+
+    assert check_train_step(scribbler, verbose=False).ok
+
+
+# --------------------------------------------------------------------------------------------
+# hidden tests, in a separate interpreter
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hidden_results():
+    jobs, keys = [], []
+    for nb, gid in EXERCISES:
+        hidden = cell_source(nb, f"{gid}-hidden")
+        before = [setup_source(nb)] + _previous_answers(nb, gid)
+        jobs.append(before + [solution_source(nb, gid), hidden])
+        keys.append((nb, gid, None))
+        for mistake, src, _ in KNOWN_WRONG_PART2[nb, gid]:
+            jobs.append(before + [src, hidden])
+            keys.append((nb, gid, mistake))
+    return dict(zip(keys, run_isolated(jobs), strict=True))
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
+def test_hidden_tests_pass_for_the_solution(exercise, hidden_results):
+    res = hidden_results[(*exercise, None)]
+    assert res["ok"], res["error"]
+    assert res["stderr"] == ""
+
+
+@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
+def test_hidden_tests_fail_for_known_wrong_answers(case, hidden_results):
+    nb, gid, mistake, _, _ = case
+    res = hidden_results[(nb, gid, mistake)]
+    assert not res["ok"], f"the hidden tests of {gid} accept the mistake {mistake!r}"
+    assert res["error"].split(":")[0] in ("CheckFailed", "AssertionError")
+
+
+def test_hidden_tests_survive_a_student_replacing_the_checks():
+    """A student cell that makes the checks always pass and replaces the reference layers
+    fools the visible check, not the hidden tests; a right answer still passes them."""
+    nb, gid = NB7, "adam_update"
+    cheat = '''
+import cnnlib.checks.deeper, cnnlib.checks.base, cnnlib.optim
+class _Pass:
+    ok = True
+    def assert_ok(self): return self
+cnnlib.checks.deeper.check_adam_update = lambda *a, **k: _Pass()
+checks.check_adam_update = cnnlib.checks.deeper.check_adam_update
+class _Agree:
+    def __init__(self, *a, **k): self.state = {}
+    def step(self, params, grads): pass
+cnnlib.optim.Adam = _Agree
+'''
+    wrong = dict((m, s) for m, s, _ in KNOWN_WRONG_PART2[nb, gid])["no bias correction"]
+    hidden = cell_source(nb, f"{gid}-hidden")
+    visible = cell_source(nb, f"{gid}-check")
+    res_visible, res_hidden, res_honest = run_isolated([
+        [setup_source(nb), wrong, cheat, visible],
+        [setup_source(nb), wrong, cheat, hidden],
+        [setup_source(nb), solution_source(nb, gid), cheat, hidden],
+    ])
+    assert res_visible["ok"]
+    assert not res_hidden["ok"]
+    assert res_honest["ok"], res_honest["error"]
