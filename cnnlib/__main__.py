@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="score on N test images (a stratified subset)")
     train.add_argument("--batch-size", type=_positive_int, help="override the recipe's")
     train.add_argument("--lr", type=_positive_float, help="override the recipe's learning rate")
+    train.add_argument("--l2", type=_positive_float, metavar="LAMBDA",
+                       help="L2 strength (network3 recipes divide it by the number of "
+                            "minibatches, as S4 does)")
     train.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     _add_data_args(train)
     train.set_defaults(subparser=train)
@@ -127,6 +130,8 @@ def _cmd_train(args, parser) -> int:
     if args.lr:
         overrides["lr"] = args.lr
         overrides["lr_schedule"] = None
+    if args.l2:
+        overrides["l2"] = args.l2
     verbose = not args.quiet
     if verbose:
         print(f"Training {args.model} on {ds.description}")
