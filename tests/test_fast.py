@@ -26,6 +26,7 @@ import pytest
 from cnnlib.fast import (
     FastConv2D,
     FastMaxPool2D,
+    FusedConvNet,
     S1Net,
     accelerate,
     conv2d_backward,
@@ -297,6 +298,46 @@ def test_s1net_rejects_bad_input():
         net.train_steps(np.zeros((1, 28, 28), np.uint8), np.array([10]))
     with pytest.raises(ShapeError, match="weights"):
         net.weights = np.zeros((10, 1352))
+
+
+# -- the fused network3-style minibatch step against the reference model ---------------------
+def test_fused_convnet_steps_equal_reference_model(digits):
+    from cnnlib.models import network3
+
+    images, labels = digits[0][:23], digits[1][:23]  # batches of 10, 10 and a last one of 3
+    ref, mine = network3(seed=6, hidden=30), network3(seed=6, hidden=30)
+    fused = FusedConvNet(mine)  # "unit" scaling: image / 255, as network3's data
+    order = np.random.default_rng(6).permutation(23)
+    opt = SGD(0.1)
+    ref_losses = []
+    for start in range(0, 23, 10):
+        idx = order[start:start + 10]
+        x = (images[idx] / 255)[:, None]
+        loss, dlogits = softmax_cross_entropy(ref.forward(x), labels[idx])
+        ref.backward(dlogits)
+        opt.step(ref.params, ref.grads)
+        ref_losses.append(loss)
+    losses, correct = fused.train_steps(images, labels, order, batch_size=10, lr=0.1)
+    assert losses.shape == (3,) and correct.shape == (23,)
+    assert_close(losses, np.array(ref_losses), "batch losses")
+    for key, arr in ref.params.items():
+        assert_close(mine.params[key], arr, key)
+    probe = digits[2][:7]
+    assert_close(fused.predict_logits(probe), ref.forward((probe / 255)[:, None]), "logits")
+
+
+def test_fused_convnet_refuses_other_networks():
+    from cnnlib.models import network3
+
+    with pytest.raises(TypeError, match="network3"):
+        FusedConvNet(_model(np.random.default_rng(0)))
+    with pytest.raises(TypeError, match="network3"):
+        FusedConvNet(network3(dropout=0.3))
+    fused = FusedConvNet(network3(hidden=5))
+    from cnnlib.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"\(N, 28, 28\)"):
+        fused.predict_logits(np.zeros((2, 1, 28, 28)))
 
 
 # -- the on-disk cache when the install is read-only ------------------------------------------

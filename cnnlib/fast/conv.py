@@ -81,10 +81,11 @@ def conv_backward_kernel(x, w, dout, sh, sw, ph, pw, need_dx):
     F, _, KH, KW = w.shape
     _, _, Ho, Wo = dout.shape
     dt = x.dtype
+    zero = np.zeros(1, dtype=dt)[0]  # sums in the arrays' dtype (float32 stays float32)
     # db[f] = sum of dout over the batch and every output position.
     db = np.zeros(F, dtype=dt)
     for f in range(F):
-        s = 0.0
+        s = zero
         for n in range(N):
             for i in range(Ho):
                 for j in range(Wo):
@@ -110,7 +111,7 @@ def conv_backward_kernel(x, w, dout, sh, sw, ph, pw, need_dx):
                             else:
                                 for j in range(Wo):
                                     part[j] += g[j] * row[j * sw + kw]
-                    s = 0.0
+                    s = zero
                     for j in range(Wo):
                         s += part[j]
                     dw[f, c, kh, kw] = s

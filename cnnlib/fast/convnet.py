@@ -1,0 +1,175 @@
+"""FusedConvNet: minibatch SGD of the network3-style net, one compiled call per chunk.
+
+    from cnnlib.models import network3
+    from cnnlib.fast import FusedConvNet
+    model = network3(dtype=np.float32)                 # a cnnlib Sequential
+    fused = FusedConvNet(model)                        # trains model's own arrays in place
+    hist = fused.fit(train_images, train_labels, epochs=1, batch_size=10, lr=0.1)
+
+The model must be ``Conv2D(1, F, K) -> MaxPool2D(2) -> Sigmoid -> Flatten -> Dense(D, Hd) ->
+Sigmoid -> Dense(Hd, classes)`` (stride 1, no padding, with biases), e.g.
+``cnnlib.models.network3()`` without dropout. The loss is the mean softmax cross-entropy over
+each batch and the update plain SGD, computed exactly as ``Sequential.forward``,
+``softmax_cross_entropy``, ``backward`` and ``SGD.step`` would (float64 agrees to ~1e-15,
+tested). For any other network use :func:`cnnlib.fast.accelerate` with the Solver.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.fast.convnet_kernels import convnet_predict_kernel, convnet_train_kernel
+from cnnlib.fast.s1 import S1History, _check_images
+from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, Sigmoid
+from cnnlib.layers.base import as_rng
+
+__all__ = ["FusedConvNet"]
+
+_SCALINGS = {"unit": (255.0, 0.0), "centered": (255.0, 0.5), "none": (1.0, 0.0)}
+_PATTERN = ("Conv2D(1, F, K)", "MaxPool2D(2)", "Sigmoid()", "Flatten()", "Dense(D, Hd)",
+            "Sigmoid()", "Dense(Hd, classes)")
+
+
+class FusedConvNet:
+    """Runs a network3-style :class:`~cnnlib.model.Sequential` with fused Numba kernels.
+
+    ``scaling``: how uint8 images become inputs: ``"unit"`` (``/ 255``, network3's data,
+    the default), ``"centered"`` (``/ 255 - 0.5``) or ``"none"`` (images are used as they
+    are: pass floats already scaled).
+    """
+
+    def __init__(self, model, scaling: str = "unit"):
+        layers = list(getattr(model, "layers", []))
+        kinds = (Conv2D, MaxPool2D, Sigmoid, Flatten, Dense, Sigmoid, Dense)
+        ok = len(layers) == len(kinds) and all(
+            type(lay) is kind or isinstance(lay, kind) for lay, kind in zip(layers, kinds,
+                                                                          strict=False))
+        if ok:
+            conv, pool, fc1, fc2 = layers[0], layers[1], layers[4], layers[6]
+            ok = (conv.in_channels == 1 and conv.stride == (1, 1) and conv.padding == (0, 0)
+                  and conv.kernel_size[0] == conv.kernel_size[1] and conv.bias
+                  and pool.pool_size == (2, 2) and pool.stride == (2, 2)
+                  and fc1.bias and fc2.bias)
+        if not ok:
+            raise TypeError(
+                "FusedConvNet: the model must be " + " -> ".join(_PATTERN)
+                + " (stride 1, no padding, with biases), like cnnlib.models.network3(); got "
+                + repr(model) + ". Other networks: cnnlib.fast.accelerate(model)."
+            )
+        if scaling not in _SCALINGS:
+            raise ValueError(f"FusedConvNet: scaling must be one of {sorted(_SCALINGS)}, "
+                             f"got {scaling!r}")
+        self.model, self.scaling = model, scaling
+        self.conv, self.fc1, self.fc2 = conv, fc1, fc2
+        dtypes = {p.dtype for p in model.params.values()}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+            raise DTypeError(f"FusedConvNet: all parameters must be float32 or all float64, "
+                             f"got {sorted(str(d) for d in dtypes)}")
+        self.dtype = next(iter(dtypes))
+        k = conv.kernel_size[0]
+        side = fc1.in_features // conv.out_channels
+        if fc1.in_features % conv.out_channels or round(side ** 0.5) ** 2 != side:
+            raise ShapeError(f"FusedConvNet: Dense in_features {fc1.in_features} is not "
+                             f"{conv.out_channels} square pooled maps")
+        hp = round(side ** 0.5)
+        self.input_shape = (2 * hp + k - 1, 2 * hp + k - 1)
+
+    def _arrays(self):
+        arrays = (self.conv.params["W"], self.conv.params["b"], self.fc1.params["W"],
+                  self.fc1.params["b"], self.fc2.params["W"], self.fc2.params["b"])
+        for a in arrays:
+            if not a.flags.c_contiguous:
+                raise ValueError("FusedConvNet: parameter arrays must be C-contiguous "
+                                 "(they are updated in place)")
+        return arrays
+
+    def _images(self, images, labels, owner):
+        images, labels = _check_images(images, labels, owner)
+        if images.shape[1:] != self.input_shape:
+            raise ShapeError(f"{owner}: images must have shape (N, {self.input_shape[0]}, "
+                             f"{self.input_shape[1]}) (no channel axis), got {images.shape}")
+        return images, labels
+
+    def train_steps(self, images, labels, order=None, batch_size=10, lr=0.1):
+        """SGD on ``images[order]`` (all, in order, by default) in batches of ``batch_size``;
+        returns ``(batch_losses, correct)`` (the mean loss of each batch before its update,
+        and per sample whether the prediction before the update was right)."""
+        images, labels = self._images(images, labels, "FusedConvNet.train_steps")
+        n = images.shape[0]
+        order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
+        if order.size and (order.min() < 0 or order.max() >= n):
+            raise IndexError(f"FusedConvNet.train_steps: order must index 0..{n - 1}")
+        classes = self.fc2.out_features
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"FusedConvNet.train_steps: labels must be in 0..{classes - 1}")
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"FusedConvNet.train_steps: batch_size must be >= 1, "
+                             f"got {batch_size}")
+        div, shift = _SCALINGS[self.scaling]
+        losses = np.empty(-(-order.shape[0] // batch_size), dtype=np.float64)
+        correct = np.empty(order.shape[0], dtype=np.int8)
+        convnet_train_kernel(images, labels, order, batch_size, div, shift, float(lr),
+                             *self._arrays(), losses, correct)
+        return losses, correct.astype(bool)
+
+    def fit(self, images, labels, epochs=1, batch_size=10, lr=0.1, rng=0, chunk=5000,
+            progress=True) -> S1History:
+        """``epochs`` of minibatch SGD, reshuffled each epoch; a progress bar per chunk of
+        ``chunk`` images. Returns an :class:`~cnnlib.fast.S1History` (per-chunk mean batch
+        loss and accuracy, per-epoch figures and seconds)."""
+        from tqdm.auto import tqdm
+
+        images, labels = self._images(images, labels, "FusedConvNet.fit")
+        gen = as_rng(rng)
+        n = images.shape[0]
+        chunk = max(batch_size, chunk - chunk % batch_size)
+        hist = S1History()
+        bar = tqdm(total=epochs * n, desc="FusedConvNet", unit="img", disable=not progress,
+                   file=sys.stdout, leave=False)
+        done = 0
+        try:
+            for _ in range(epochs):
+                order = gen.permutation(n)
+                seconds, ep_l, ep_c = 0.0, [], []
+                for start in range(0, n, chunk):
+                    t0 = time.perf_counter()
+                    losses, correct = self.train_steps(images, labels, order[start:start + chunk],
+                                                       batch_size, lr)
+                    seconds += time.perf_counter() - t0
+                    done += len(correct)
+                    hist.step.append(done)
+                    hist.loss.append(float(losses.mean()))
+                    hist.accuracy.append(float(correct.mean()))
+                    ep_l.append(losses)
+                    ep_c.append(correct)
+                    bar.update(len(correct))
+                    bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", acc=f"{hist.accuracy[-1]:.1%}")
+                hist.epoch_loss.append(float(np.concatenate(ep_l).mean()))
+                hist.epoch_accuracy.append(float(np.concatenate(ep_c).mean()))
+                hist.seconds.append(seconds)
+        finally:
+            bar.close()
+        return hist
+
+    def predict_logits(self, images) -> np.ndarray:
+        """Logits ``(N, classes)`` for ``images (N, H, W)``."""
+        images, _ = self._images(images, None, "FusedConvNet.predict_logits")
+        div, shift = _SCALINGS[self.scaling]
+        out = np.empty((images.shape[0], self.fc2.out_features), dtype=self.dtype)
+        convnet_predict_kernel(images, div, shift, *self._arrays(), out)
+        return out
+
+    def evaluate(self, images, labels) -> dict:
+        """``{"loss", "accuracy", "n"}`` on ``images``, ``labels``."""
+        from cnnlib.losses import softmax_cross_entropy
+
+        images, labels = self._images(images, labels, "FusedConvNet.evaluate")
+        logits = self.predict_logits(images).astype(np.float64)
+        loss, _ = softmax_cross_entropy(logits, labels)
+        return {"loss": loss, "accuracy": float((logits.argmax(1) == labels).mean()),
+                "n": int(len(labels))}
