@@ -37,13 +37,11 @@ from cnnlib.fast import (
 )
 from cnnlib.layers import (
     Conv2D,
-    Conv3x3,
     Dense,
     Flatten,
     MaxPool2,
     MaxPool2D,
     ReLU,
-    Softmax,
 )
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.model import Sequential
@@ -239,9 +237,10 @@ def digits():
 
 def test_s1_fused_steps_equal_tutorial_layers(digits):
     images, labels = digits[0][:40], digits[1][:40]
-    gen = np.random.default_rng(5)
-    conv, pool, softmax = Conv3x3(8, rng=gen), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=gen)
-    net = S1Net(rng=np.random.default_rng(5), dtype=np.float64)
+    from cnnlib.models import tutorial_layers
+
+    conv, pool, softmax = tutorial_layers(seed=5)  # the same draws as S1Net(rng=5)
+    net = S1Net(rng=5, dtype=np.float64)
     assert np.array_equal(net.filters, conv.filters)
     assert np.array_equal(net.weights, softmax.weights)
     ref_losses = []

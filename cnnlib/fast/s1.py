@@ -79,8 +79,9 @@ class S1Net:
 
     ``S1Net(num_filters=8, input_shape=(28, 28), num_classes=10, rng=0, dtype=np.float32)``
     initialises like the tutorial (filters ``randn / 9``, weights ``randn / input_len``, biases
-    0), drawing the filters first and then the weights from ONE generator: the same numbers as
-    ``gen = np.random.default_rng(seed); Conv3x3(8, rng=gen); Softmax(1352, 10, rng=gen)``.
+    0) with the same draws as :func:`cnnlib.models.s1` and :func:`cnnlib.models.tutorial_layers`
+    for the same seed (filters first, then the dense weights with rows in (channel, row,
+    column) order), so all three start from identical numbers.
     ``dtype``: float32 (fast) or float64 (matches the reference layers to ~1e-15).
     """
 
@@ -97,10 +98,10 @@ class S1Net:
         self.pool_shape = ((h - 2) // 2, (w - 2) // 2)
         self.input_len = self.pool_shape[0] * self.pool_shape[1] * self.num_filters
         gen = as_rng(rng)
-        filters = gen.standard_normal((self.num_filters, 3, 3)) / 9
-        weights = gen.standard_normal((self.input_len, self.num_classes)) / self.input_len
-        self.filters = filters
-        self.weights = weights
+        self.filters = gen.standard_normal((self.num_filters, 3, 3)) / 9
+        # rows drawn in (channel, row, column) order: exactly the internal layout, transposed
+        weights_chw = gen.standard_normal((self.input_len, self.num_classes)) / self.input_len
+        self.wt = np.ascontiguousarray(weights_chw.T, dtype=self.dtype)
         self.biases = np.zeros(self.num_classes)
 
     # -- weights in the tutorial's layout --------------------------------------------------
