@@ -1,18 +1,20 @@
-"""Real-browser smoke test: JupyterLab on loopback, headless Chromium, notebook 01.
+"""Real-browser smoke tests: JupyterLab on loopback, driven in headless Chromium.
 
-What a student does on day one, done by a real browser: open the course in JupyterLab, open
-notebook 01, run its first cells, read what they print. It catches what executing the notebook
-with nbclient cannot: the server failing to start, the notebook failing to open or render, the
-kernel failing to start from the browser, widgets or outputs failing to render.
+What a student and an instructor do, done by a real browser: open the course in JupyterLab,
+open notebook 01, run the setup cell, type an answer, run it and its check, read the report;
+open the draw-a-digit demo, run it, click a digit into the widget and read the network's
+verdict. This catches what executing notebooks with nbclient cannot: the server failing to
+start, a notebook failing to open or render, the kernel failing to start from the browser,
+widgets failing to render or to talk to the kernel.
 
-Needs Debian's Chromium and Playwright for Python (the test skips, saying so, without them):
+Needs Debian's Chromium and Playwright for Python (each test skips, saying so, without them):
 
     apt-get install -y chromium
     python -m pip install playwright       # never `playwright install`: we use /usr/bin/chromium
 
 The server runs on 127.0.0.1 at a free port with a random token, with private Jupyter
-config/data/runtime dirs, on a temporary copy of notebooks/ (so the browser can never save
-outputs into the repository), and is stopped at the end.
+config/data/runtime dirs, on a temporary copy of notebooks/ and demos/ (so the browser can
+never save outputs into the repository), and is stopped at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = Path("01-forward") / "01-forward.ipynb"  # relative to notebooks/
+NOTEBOOK = Path("notebooks") / "01-forward" / "01-forward.ipynb"  # relative to the server root
+DRAW_DEMO = Path("demos") / "05-draw-a-digit.ipynb"
 CHROMIUM = os.environ.get("CNNLIB_CHROMIUM", "/usr/bin/chromium")
 # Flags that work in these containers (root, no GPU, no network beyond loopback).
 CHROMIUM_ARGS = [
@@ -51,7 +54,10 @@ ANSWERS = {
     ),
 }
 SERVER_START_TIMEOUT = 90  # s; JupyterLab starts in ~3-5 s here, more on a busy CI machine
-UI_TIMEOUT_MS = 60_000  # JupyterLab's first page load builds its extension bundle list
+UI_TIMEOUT_MS = 60_000  # JupyterLab's first page load, kernel start, Numba compile in a demo
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the active tab
+IDLE = f"{PANEL} .jp-Notebook-ExecutionIndicator[data-status='idle']"
+STDERR = f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -59,12 +65,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 def _requirements():
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium` "
-                    "(or set CNNLIB_CHROMIUM to a Chromium binary) to run the browser test")
+                    "(or set CNNLIB_CHROMIUM to a Chromium binary) to run the browser tests")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.skip("Playwright for Python is not installed: `python -m pip install playwright` "
-                    "(no `playwright install` needed; the test uses the system Chromium)")
+                    "(no `playwright install` needed; the tests use the system Chromium)")
 
 
 def _free_port() -> int:
@@ -73,26 +79,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """A JupyterLab server on a copy of notebooks/; yields (base_url, token, root)."""
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """A JupyterLab server on a copy of notebooks/ and demos/; yields (base_url, token, root)."""
     _requirements()
-    source = REPO / "notebooks" / NOTEBOOK
-    assert source.is_file(), (
-        f"{source} is missing: generate the student notebooks with "
-        "`python -m cnnlib.grading generate`"
-    )
-    root = tmp_path / "course"
-    shutil.copytree(REPO / "notebooks", root)
+    for path in (NOTEBOOK, DRAW_DEMO):
+        assert (REPO / path).is_file(), (
+            f"{path} is missing (student notebooks: `python -m cnnlib.grading generate`)")
+    tmp = tmp_path_factory.mktemp("jupyterlab")
+    root = tmp / "course"
+    for folder in ("notebooks", "demos"):
+        shutil.copytree(REPO / folder, root / folder)
     token = secrets.token_hex(16)
     port = _free_port()
     env = dict(os.environ)
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        d = tmp_path / name.lower()
+        d = tmp / name.lower()
         d.mkdir()
         env[name] = str(d)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
-    log = open(tmp_path / "jupyterlab.log", "w")  # noqa: SIM115 (closed below)
+    log_path = tmp / "jupyterlab.log"
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
     cmd = [
         sys.executable, "-m", "jupyterlab",
         "--no-browser", "--allow-root",  # containers run as root
@@ -115,7 +122,7 @@ def jupyterlab(tmp_path):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.flush()
                     pytest.fail("JupyterLab did not start; its log:\n"
-                                + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+                                + log_path.read_text()[-3000:])
                 time.sleep(0.25)
         yield base, token, root
     finally:
@@ -128,15 +135,59 @@ def jupyterlab(tmp_path):
         log.close()
 
 
-def test_notebook_01_runs_in_a_real_browser(jupyterlab, tmp_path):
+@pytest.fixture(scope="module")
+def browser(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    """A fresh browser tab; JavaScript errors are collected in ``page.js_errors``; a
+    screenshot of the final state is left in the test's tmp_path."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.js_errors = []
+    tab.on("pageerror", lambda e: tab.js_errors.append(str(e)))
+    try:
+        yield tab
+    finally:
+        try:
+            tab.screenshot(path=str(tmp_path / "final.png"))
+        finally:
+            context.close()
+
+
+def open_notebook(page, jupyterlab, path: Path, cells: int):
+    """Open ``path`` in JupyterLab and wait until its kernel is idle and all cells are shown;
+    returns the cells' locator."""
+    from playwright.sync_api import expect
+
+    base, token, _ = jupyterlab
+    page.goto(f"{base}/lab/tree/{path.as_posix()}?token={token}", timeout=UI_TIMEOUT_MS)
+    page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=UI_TIMEOUT_MS)
+    page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)  # the kernel is up
+    shown = page.locator(f"{PANEL} .jp-Notebook .jp-Cell")
+    # JupyterLab attaches the cells progressively; wait until all of them are there.
+    expect(shown).to_have_count(cells, timeout=UI_TIMEOUT_MS)
+    return shown
+
+
+def read_notebook(root: Path, path: Path):
+    cells = json.loads((root / path).read_text())["cells"]
+    return cells, ["".join(c["source"]) for c in cells]
+
+
+def test_notebook_01_runs_in_a_real_browser(jupyterlab, page):
     """Open notebook 01, run the setup cell, type the answer of the first exercise into its
     cell, run it and its check cell, and read the check's report in the rendered output."""
-    from playwright.sync_api import expect, sync_playwright
-
-    base, token, root = jupyterlab
-    nb = json.loads((root / NOTEBOOK).read_text())
-    cells = nb["cells"]
-    sources = ["".join(c["source"]) for c in cells]
+    cells, sources = read_notebook(jupyterlab[2], NOTEBOOK)
     code = [i for i, c in enumerate(cells) if c["cell_type"] == "code"]
     setup = code[0]
     assert cells[setup]["id"] == "setup" and "import cnnlib" in sources[setup]
@@ -147,53 +198,78 @@ def test_notebook_01_runs_in_a_real_browser(jupyterlab, tmp_path):
     check = code[code.index(exercise) + 1]
     assert "check_" in sources[check], "the exercise should be followed by its check cell"
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        js_errors: list[str] = []
-        page.on("pageerror", lambda e: js_errors.append(str(e)))
-        panel = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-        idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
-        stderr = page.locator(f"{panel} .jp-OutputArea-output"
-                              "[data-mime-type='application/vnd.jupyter.stderr']")
-        try:
-            page.goto(f"{base}/lab/tree/{NOTEBOOK.as_posix()}?token={token}",
-                      timeout=UI_TIMEOUT_MS)
-            page.wait_for_selector(f"{panel} .jp-Notebook .jp-Cell", timeout=UI_TIMEOUT_MS)
-            page.wait_for_selector(idle, timeout=UI_TIMEOUT_MS)  # the kernel is up
-            shown = page.locator(f"{panel} .jp-Notebook .jp-Cell")
-            # JupyterLab attaches the cells progressively; wait until all of them are there.
-            expect(shown).to_have_count(len(cells), timeout=UI_TIMEOUT_MS)
+    from playwright.sync_api import expect
 
-            def run(index: int, count: int) -> str:
-                """Select cell ``index``, Shift+Enter, wait for ``[count]:`` (or an error);
-                returns the cell's rendered output text."""
-                cell = shown.nth(index)
-                cell.locator(".jp-InputPrompt").first.click()
-                page.keyboard.press("Shift+Enter")
-                done = cell.locator(".jp-InputPrompt", has_text=f"[{count}]")
-                done.or_(stderr.first).wait_for(timeout=UI_TIMEOUT_MS)
-                page.wait_for_selector(idle, timeout=UI_TIMEOUT_MS)
-                return cell.locator(".jp-OutputArea").inner_text()
+    shown = open_notebook(page, jupyterlab, NOTEBOOK, len(cells))
+    stderr = page.locator(STDERR)
 
-            setup_output = run(setup, 1)
-            # Type the answer as a student would (insert_text: no auto-indent, no auto-brackets).
-            shown.nth(exercise).locator(".cm-content").click()
-            page.keyboard.press("ControlOrMeta+a")
-            page.keyboard.insert_text(ANSWERS[cells[exercise]["id"]])
-            page.keyboard.press("Escape")
-            answer_output = run(exercise, 2)
-            check_output = run(check, 3)
-            prompts = [shown.nth(i).locator(".jp-InputPrompt").first.inner_text()
-                       for i in (setup, exercise, check)]
-            errors = stderr.all_inner_texts()
-            page.screenshot(path=str(tmp_path / "notebook01.png"))
-        finally:
-            browser.close()
+    def run(index: int, count: int) -> str:
+        """Select cell ``index``, Shift+Enter, wait for ``[count]:`` (or an error); returns
+        the cell's rendered output text."""
+        cell = shown.nth(index)
+        prompt = cell.locator(".jp-InputPrompt").first
+        for _attempt in range(3):
+            prompt.click()
+            page.keyboard.press("Shift+Enter")
+            # On a loaded machine the first request can be lost while the page is still
+            # connecting to the fresh kernel: the prompt then stays "[ ]:". Press again.
+            try:
+                expect(prompt).not_to_have_text("[ ]:", timeout=15_000)
+                break
+            except AssertionError:
+                continue
+        done = cell.locator(".jp-InputPrompt", has_text=f"[{count}]")
+        done.or_(stderr.first).wait_for(timeout=UI_TIMEOUT_MS)
+        page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
+        return cell.locator(".jp-OutputArea").inner_text()
+
+    setup_output = run(setup, 1)
+    # Type the answer as a student would (insert_text: no auto-indent, no auto-brackets).
+    shown.nth(exercise).locator(".cm-content").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.insert_text(ANSWERS[cells[exercise]["id"]])
+    page.keyboard.press("Escape")
+    answer_output = run(exercise, 2)
+    check_output = run(check, 3)
+    prompts = [shown.nth(i).locator(".jp-InputPrompt").first.inner_text()
+               for i in (setup, exercise, check)]
+    errors = stderr.all_inner_texts()
 
     assert not errors, f"the cells wrote errors or warnings: {errors}"
     assert prompts == ["[1]:", "[2]:", "[3]:"], f"cells did not all run, prompts: {prompts}"
     assert "Error" not in setup_output and "Error" not in answer_output
     # The check's friendly report, as rendered by JupyterLab.
     assert "[OK]" in check_output and "correct" in check_output, check_output
-    assert not js_errors, f"JavaScript errors in the page: {js_errors}"
+    assert not page.js_errors, f"JavaScript errors in the page: {page.js_errors}"
+
+
+def test_draw_a_digit_widget_in_a_real_browser(jupyterlab, page):
+    """Run the draw-a-digit demo, click a vertical stroke into the widget's grid and read the
+    network's answer, which the kernel sends back to the page."""
+    cells, _ = read_notebook(jupyterlab[2], DRAW_DEMO)
+    shown = open_notebook(page, jupyterlab, DRAW_DEMO, len(cells))
+    shown.first.click()
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    cells_14x14 = page.locator(f"{PANEL} .widget-gridbox button")
+    from playwright.sync_api import expect
+
+    expect(cells_14x14).to_have_count(14 * 14, timeout=UI_TIMEOUT_MS)
+    page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
+    status = page.locator(f"{PANEL} .widget-html", has_text="network says").first
+    # The last cell scripted a "1" onto the pad; clear it, then draw a 1 by clicking.
+    page.locator(f"{PANEL} button", has_text="Clear").click()
+    expect(page.locator(f"{PANEL} .widget-html", has_text="Click the squares")).to_have_count(
+        1, timeout=UI_TIMEOUT_MS)
+    for row in range(2, 12):
+        for col in (6, 7):
+            cells_14x14.nth(row * 14 + col).click()
+    # Each click goes to the kernel, which inks the cell and reclassifies: wait for all 20.
+    page.wait_for_function(
+        """sel => [...document.querySelectorAll(sel)].filter(
+               b => getComputedStyle(b).backgroundColor === 'rgb(17, 17, 17)').length === 20""",
+        arg=f"{PANEL} .widget-gridbox button", timeout=UI_TIMEOUT_MS)
+    page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
+    expect(status).to_contain_text("The network says: 1", timeout=UI_TIMEOUT_MS)
+    assert not page.locator(STDERR).all_inner_texts()
+    assert not page.js_errors, f"JavaScript errors in the page: {page.js_errors}"
