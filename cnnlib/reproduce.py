@@ -178,7 +178,7 @@ def pick_engine(model, X, y, batch_size, loss="cross_entropy") -> tuple[bool, st
         model.training = was_training
     use_fast = fast < ref
     ms = f"{1e3 * min(fast, ref):.2f} vs {1e3 * max(fast, ref):.2f} ms/batch"
-    what = "Numba (accelerate)" if use_fast else "numpy reference"
+    what = "Numba layers (accelerate)" if use_fast else "numpy reference"
     return use_fast, f"{what}, auto: {ms}"
 
 
@@ -210,13 +210,16 @@ def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True
     Xte = scale_images(ds.test_images, recipe.scaling, dtype)
     kwargs = recipe.solver_kwargs(num_epochs=epochs)
     kwargs.update(overrides)
-    if fast == "auto":
-        fast, engine = pick_engine(model, X, ds.train_labels, kwargs["batch_size"],
-                                   kwargs["loss"])
-    else:
-        engine = "Numba (accelerate)" if fast else "numpy reference"
-    solver = Solver(model, {"X_train": X, "y_train": ds.train_labels}, seed=seed,
-                    fast=bool(fast), verbose=verbose, print_fn=print_fn, **kwargs)
+    data = {"X_train": X, "y_train": ds.train_labels}
+    solver = Solver(model, data, seed=seed, fast=bool(fast), verbose=verbose, print_fn=print_fn,
+                    **kwargs)
+    engine = solver.engine
+    if fast == "auto" and not solver.uses_fused:
+        use_fast, engine = pick_engine(model, X, ds.train_labels, kwargs["batch_size"],
+                                       kwargs["loss"])
+        if not use_fast:
+            solver = Solver(model, data, seed=seed, fast=False, verbose=verbose,
+                            print_fn=print_fn, **kwargs)
     solver.train()
     scores = solver.evaluate(Xte, ds.test_labels)
     return RunResult(recipe.name, scores["accuracy"], scores["loss"],

@@ -107,8 +107,10 @@ class Solver:
     seed : int
         Seeds shuffling, the validation split and the training-accuracy subsample.
     fast : bool
-        Run conv/pool layers on the Numba kernels (:func:`cnnlib.fast.accelerate`); the
-        parameter arrays stay the model's own.
+        Run conv/pool layers on the Numba kernels (:func:`cnnlib.fast.accelerate`); a
+        network3-shaped model trained by plain SGD on cross-entropy without L2 runs whole
+        minibatch steps in one compiled call (:class:`cnnlib.fast.FusedConvNet`). Either way
+        the parameter arrays stay the model's own; ``solver.engine`` says which ran.
     explode_factor : float
         Stop with :class:`cnnlib.errors.TrainingDiverged` when the loss is NaN/inf or exceeds
         ``explode_factor * max(first loss, 1)``.
@@ -225,14 +227,44 @@ class Solver:
         self._say = printer(print_fn, verbose)
 
         self.fast = bool(fast)
+        self._fused = None
         if self.fast:
             from cnnlib.fast import accelerate  # lazy: Numba compiles on first use
 
             # Training never uses the input gradient of the first layer: skip computing it.
             self.net = accelerate(model, input_grad=False)
+            self._fused = self._try_fused()
         else:
             self.net = model
+        if self._fused is not None:
+            self.engine = "Numba fused network3 step"
+        else:
+            self.engine = "Numba layers (accelerate)" if self.fast else "numpy reference"
         self._reset_history()
+
+    @property
+    def uses_fused(self) -> bool:
+        """True when training runs the fused minibatch kernel (see ``fast``)."""
+        return self._fused is not None
+
+    def _try_fused(self):
+        """:class:`cnnlib.fast.FusedConvNet` for a network3-shaped model trained by plain SGD on
+        cross-entropy without L2 (what its one compiled step computes), else None."""
+        if (self.update_rule.lower() != "sgd" or self.loss_name != "cross_entropy" or self.l2
+                or getattr(self.optimizer, "weight_decay", 0) or self.X_train.shape[1] != 1):
+            return None
+        try:
+            from cnnlib.fast import FusedConvNet
+        except ImportError:
+            return None
+        try:
+            fused = FusedConvNet(self.model, scaling="none")  # X is scaled already
+        except (TypeError, ValueError):
+            return None
+        if fused.input_shape != self.X_train.shape[2:]:
+            return None
+        self._images_2d = np.ascontiguousarray(self.X_train[:, 0], dtype=fused.dtype)
+        return fused
 
     # ------------------------------------------------------------------ bookkeeping
     def _reset_history(self):
@@ -365,6 +397,11 @@ class Solver:
                 self.lr_history.append(lr)
                 order = self.rng.permutation(n)
                 self.net.train()
+                if self._fused is not None:
+                    total = self._fused_epoch(order, lr, bar)
+                    self.epoch_loss_history.append(total / n)
+                    self._end_epoch(lr, start)
+                    continue
                 total = 0.0
                 for b in range(per_epoch):
                     idx = order[b * self.batch_size:(b + 1) * self.batch_size]
@@ -388,6 +425,31 @@ class Solver:
             self._say(f"Restored the parameters of epoch {self.best_epoch} "
                       f"(best validation accuracy {self.best_val_acc:.4f})")
         return self
+
+    def _fused_epoch(self, order: np.ndarray, lr: float, bar) -> float:
+        """One epoch through the fused kernel, in chunks of batches (each batch as in the loop
+        above: the same order, sizes, loss before the update). Returns the summed loss."""
+        bs = self.batch_size
+        per_epoch = math.ceil(order.shape[0] / bs)
+        chunk = max(1, 2000 // bs)  # batches per compiled call: progress and divergence checks
+        total = 0.0
+        for b0 in range(0, per_epoch, chunk):
+            idx = order[b0 * bs:(b0 + chunk) * bs]
+            losses, _ = self._fused.train_steps(self._images_2d, self.y_train, order=idx,
+                                                batch_size=bs, lr=lr)
+            for j, loss in enumerate(losses):
+                loss = float(loss)
+                if self._first_loss is None and math.isfinite(loss):
+                    self._first_loss = loss
+                limit = self.explode_factor * max(self._first_loss or 1.0, 1.0)
+                if not math.isfinite(loss) or loss > limit:
+                    raise self._diverged(loss, b0 + j + 1, lr)
+                self.loss_history.append(loss)
+                total += loss * min(bs, idx.shape[0] - j * bs)
+            bar.set_postfix(epoch=self.epoch + 1, loss=f"{self.loss_history[-1]:.4f}",
+                            refresh=False)
+            bar.update(len(losses))
+        return total
 
     def _end_epoch(self, lr: float, start: float):
         self.epoch += 1
@@ -422,6 +484,9 @@ class Solver:
             return self._forward_eval_batches(X)
 
     def _forward_eval_batches(self, X: np.ndarray) -> np.ndarray:
+        if self._fused is not None and X.shape[1:] == (1, *self._fused.input_shape):
+            return self._fused.predict_logits(
+                np.ascontiguousarray(X[:, 0], dtype=self._fused.dtype))
         was_training = any(getattr(layer, "training", False) for layer in self.net.layers)
         self.net.eval()
         try:

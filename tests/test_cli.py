@@ -120,7 +120,7 @@ def test_pick_engine_times_both_engines_without_touching_the_model():
     X = np.random.default_rng(0).random((10, 1, 28, 28), dtype=np.float32)
     use_fast, text = pick_engine(model, X, np.arange(10), batch_size=10)
     assert isinstance(use_fast, bool)
-    assert re.fullmatch(r"(Numba \(accelerate\)|numpy reference), auto: [\d.]+ vs [\d.]+ "
+    assert re.fullmatch(r"(Numba layers \(accelerate\)|numpy reference), auto: [\d.]+ vs [\d.]+ "
                         r"ms/batch", text)
     assert model.training  # mode restored
     assert dropout.rng.bit_generator.state == rng_state  # no dropout masks drawn

@@ -201,22 +201,41 @@ def test_bad_inputs_and_mismatched_loss_are_refused(digits):
         Solver(models.s1(), {"X_train": X, "y_train": labels}, batch_size=0)
 
 
-def test_fast_path_matches_the_reference(digits):
-    """fast=True trains the same model on the Numba kernels: same numbers (float64)."""
+@pytest.mark.parametrize("rule, engine", [("sgd", "Numba fused network3 step"),
+                                          ("momentum", "Numba layers (accelerate)")])
+def test_fast_paths_match_the_reference(digits, rule, engine):
+    """fast=True trains the same model on Numba (float64: the same numbers). Plain SGD on a
+    network3-shaped model runs the fused minibatch step; other rules the accelerated layers."""
     recipe = models.get_recipe("network3")
-    X, y = _data(digits, recipe, 60)
+    X, y = _data(digits, recipe, 65)  # 65: the last batch of each epoch holds 5
+    Xv, yv = _data(digits, recipe, 30, start=100)
     results = []
     for fast in (False, True):
         model = models.network3(seed=2)
-        solver = Solver(model, {"X_train": X, "y_train": y}, lr=0.1, batch_size=10,
-                        num_epochs=2, fast=fast, verbose=False)
+        solver = Solver(model, {"X_train": X, "y_train": y, "X_val": Xv, "y_val": yv},
+                        update_rule=rule, lr=0.1 if rule == "sgd" else 0.05, batch_size=10,
+                        num_epochs=2, fast=fast, keep_best=False, verbose=False)
+        assert solver.engine == (engine if fast else "numpy reference")
         if fast:
             # the accelerated net shares the model's parameter arrays
             assert all(solver.net.params[k] is model.params[k] for k in model.params)
             assert type(solver.net.layers[0]).__name__ == "FastConv2D"
         solver.train()
-        results.append((solver.loss_history, model.params))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-9)
-    for key in results[0][1]:
-        np.testing.assert_allclose(results[1][1][key], results[0][1][key], rtol=1e-8,
-                                   atol=1e-12)
+        results.append((solver, model.params))
+    (ref, ref_params), (fast, fast_params) = results
+    assert len(fast.loss_history) == len(ref.loss_history) == 14
+    np.testing.assert_allclose(fast.loss_history, ref.loss_history, rtol=1e-9)
+    np.testing.assert_allclose(fast.epoch_loss_history, ref.epoch_loss_history, rtol=1e-9)
+    assert fast.val_acc_history == ref.val_acc_history
+    for key in ref_params:
+        np.testing.assert_allclose(fast_params[key], ref_params[key], rtol=1e-8, atol=1e-12)
+
+
+def test_the_fused_path_also_stops_a_diverging_run(digits):
+    recipe = models.get_recipe("network3")
+    X, y = _data(digits, recipe, 40)
+    solver = Solver(models.network3(seed=0), {"X_train": X * 1e4, "y_train": y}, lr=50.0,
+                    batch_size=10, num_epochs=3, fast=True, verbose=False)
+    assert solver.engine == "Numba fused network3 step"
+    with pytest.raises(TrainingDiverged, match="lower learning rate"):
+        solver.train()
