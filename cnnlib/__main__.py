@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a short smoke run (1 epoch, 1,000 training images per recipe)")
     rep.add_argument("--only", metavar="NAMES",
                      help="comma-separated recipes to run (default: all)")
+    rep.add_argument("--out", metavar="PATH", help="also write the markdown table to PATH")
     _add_data_args(rep, multi=True)
     rep.set_defaults(subparser=rep)
 
@@ -161,8 +162,13 @@ def _cmd_reproduce(args, parser) -> int:
             parser.error(f"--only: unknown recipe(s) {', '.join(bad)}; choose from "
                          f"{', '.join(PLAN)}")
     datasets = DATASETS if args.data == "both" else (args.data,)
-    reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
-              only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet)
+    from cnnlib.reproduce import format_table
+
+    rows = reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
+                     only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(format_table(rows) + "\n")
     return 0
 
 

@@ -87,9 +87,9 @@ def test_fashion_without_data_is_an_error_not_a_crash(tmp_path, capsys, monkeypa
     assert err.startswith("error: ") and "Traceback" not in err
 
 
-def test_reproduce_quick_prints_the_table(capsys):
+def test_reproduce_quick_prints_the_table(capsys, tmp_path):
     code = main(["reproduce", "--quick", "--only", "s1-tutorial,network3", "--no-fast",
-                 "--quiet"])
+                 "--quiet", "--out", str(tmp_path / "table.md")])
     assert code == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
@@ -99,6 +99,7 @@ def test_reproduce_quick_prints_the_table(capsys):
     assert table[3].startswith("| network3 | 98.47%")
     for row in table[2:]:
         assert re.search(r"\| \d+\.\d{2}% ", row) and re.search(r"\| \d+\.\d s \|$", row)
+    assert (tmp_path / "table.md").read_text().splitlines() == table
 
 
 @pytest.mark.parametrize("ours, theirs", [("generate", "generate"), ("grade", "autograde")])
