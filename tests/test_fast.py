@@ -192,9 +192,12 @@ def test_accelerate_same_gradients_and_shared_parameters():
     y = rng.integers(0, 6, 4)
     loss_ref, dlogits = softmax_cross_entropy(model.forward(x), y)
     dx_ref = model.backward(dlogits)
-    loss, dlogits_fast = softmax_cross_entropy(fast.forward(x), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Numba performance/deprecation warnings
+        loss, dlogits_fast = softmax_cross_entropy(fast.forward(x), y)
+        dx = fast.backward(dlogits_fast)
     assert abs(loss - loss_ref) <= RTOL * abs(loss_ref)
-    assert_close(fast.backward(dlogits_fast), dx_ref, "dx")
+    assert_close(dx, dx_ref, "dx")
     for key, g in model.grads.items():
         assert_close(fast.grads[key], g, key)
     # An optimizer stepping the fast model's params updates the reference model's arrays.
@@ -407,6 +410,11 @@ def test_read_only_install_caches_in_user_dir():
             from cnnlib.fast.pool import maxpool_forward_kernel
             out, arg = fast.maxpool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
             assert out.ravel().tolist() == [5.0, 7.0, 13.0, 15.0]
+            # the path notebooks use most (float32 S1), compiled here with warnings as errors
+            digits = np.random.default_rng(0).integers(0, 256, (3, 28, 28)).astype(np.uint8)
+            net = fast.S1Net()
+            net.train_steps(digits, np.array([1, 2, 3]))
+            assert net.predict(digits).shape == (3,)
             hits = sum(maxpool_forward_kernel.stats.cache_hits.values())
             print(fast.__file__, fast.NUMBA_CACHE_DIR, hits)
         """)
