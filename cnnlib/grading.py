@@ -343,6 +343,8 @@ class SubmissionResult:
     detail: str = ""
     cells: dict[str, float | None] = field(default_factory=dict)  # grade_id -> score
     seconds: float = 0.0
+    feedback_pages: list[str] = field(default_factory=list)
+    feedback_error: str | None = None
 
     CSV_FIELDS = ("student_id", "assignment", "score", "max_score", "status", "detail")
 
@@ -482,19 +484,124 @@ def _timeouts(nb_path: Path) -> list[str]:
     return hits
 
 
+@dataclass
+class _Job:
+    """Everything one worker needs to grade one student's assignment (picklable)."""
+
+    root: str
+    overrides: dict
+    submitted: str
+    release_dir: str
+    assignment: str
+    student: str
+    notebooks: list[str]
+    max_score: float
+    feedback: bool = False
+
+
+def _grade_one(job: _Job) -> SubmissionResult:
+    """Autograde one student's assignment with nbgrader (`--force`); never raises."""
+    t0 = time.perf_counter()
+    res = SubmissionResult(job.student, job.assignment, GRADED, None, job.max_score)
+    try:
+        _grade_into(job, res)
+    except Exception as exc:  # our own bug or an unexpected nbgrader state: flag, go on
+        res.status, res.score = AUTOGRADE_FAILED, None
+        res.detail = f"grading error: {type(exc).__name__}: {exc}"[:500]
+    if job.feedback and res.status != NOT_SUBMITTED:
+        failure = res.detail if res.status == AUTOGRADE_FAILED else None
+        res.feedback_pages, res.feedback_error = _feedback_one(
+            job.root, job.assignment, job.student, failure)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _grade_into(job: _Job, res: SubmissionResult) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    ensure_tools_on_path()
+    root = Path(job.root)
+    config = load_config(root, **job.overrides)
+    config.CourseDirectory.submitted_directory = job.submitted
+    db_url = config.CourseDirectory.db_url
+    autograded = root / config.CourseDirectory.autograded_directory / job.student / job.assignment
+    folder = Path(job.submitted) / job.student / job.assignment
+    nbs = job.notebooks
+    present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
+    if not present:
+        extra = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+        res.status, res.score = NOT_SUBMITTED, 0.0
+        res.detail = "no submission" if not folder.is_dir() else \
+            f"expected {', '.join(n + '.ipynb' for n in nbs)}; found {extra or 'none'}"
+        return
+
+    config.CourseDirectory.assignment_id = job.assignment
+    config.CourseDirectory.student_id = job.student
+    conv = Autograde(coursedir=CourseDirectory(config=config), config=config)
+    conv.force = True  # regrade: replace earlier (read-only) autograded files
+    with _quiet_nbgrader():
+        out = _run_converter(conv)
+    logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
+    notes = _notes_from_log(logtext)
+    for n in present:
+        notes += tampering(folder / f"{n}.ipynb", Path(job.release_dir) / job.assignment /
+                           f"{n}.ipynb")
+    done = [n for n in present if (autograded / f"{n}.ipynb").is_file()]
+    if len(done) < len(present) or not out["success"]:
+        res.status = AUTOGRADE_FAILED
+        res.detail = "; ".join([_failure_reason(logtext)] + notes)
+        return
+    with Gradebook(db_url) as gb:
+        try:
+            sub = gb.find_submission(job.assignment, job.student)
+        except MissingEntry:
+            res.status = AUTOGRADE_FAILED
+            res.detail = "no gradebook entry after autograding"
+            return
+        res.score = float(sub.score)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                res.cells[grade.name] = None if grade.score is None else float(grade.score)
+        if sub.needs_manual_grade:
+            res.status = NEEDS_MANUAL_GRADE
+            notes.insert(0, "nbgrader flagged cells for manual grading")
+    for n in done:
+        hits = _timeouts(autograded / f"{n}.ipynb")
+        if hits:
+            notes.append(f"time limit hit in {', '.join(hits)}")
+    if len(present) < len(nbs):
+        notes.append("missing: " + ", ".join(n + ".ipynb" for n in nbs if n not in present))
+    res.detail = "; ".join(notes)
+
+
+def default_jobs() -> int:
+    """Parallel graders: one per core (each runs one kernel at a time), at most 4."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
 def autograde(root: str | os.PathLike | None = None,
               submitted: str | os.PathLike | None = None,
               assignments: Sequence[str] | None = None,
               students: Sequence[str] | None = None,
               timeout: int | None = None,
+              jobs: int | None = None,
+              with_feedback: bool = False,
               progress=None) -> list[SubmissionResult]:
     """Autograde every (student, assignment) under `submitted` (default <root>/submitted).
 
-    Each submission is graded on its own (one nbgrader run per student and assignment, with
-    `--force`, so regrading works), and a failure is recorded, never propagated: the other
-    submissions are still graded. Returns one SubmissionResult per student and assignment in
-    scope (assignments: the given ones, else every one that somebody submitted).
+    The gradebook is first brought in line with solutions/ (`sync_gradebook`). Then each
+    student's assignment is graded on its own (one nbgrader autograde per student and
+    assignment, `--force`, so regrading works), by `jobs` worker processes sharing the
+    gradebook (default: one per core). A failure is recorded in the result, never raised:
+    the other submissions are still graded. Returns one SubmissionResult per student and
+    assignment in scope (assignments: the given ones, else every one somebody submitted).
+    With `with_feedback`, each worker also writes the student's feedback right after grading
+    (then call `check_feedback_leaks`).
     """
+    from nbgrader.api import Gradebook
 
     ensure_tools_on_path()
     root = find_root(root)
@@ -505,7 +612,6 @@ def autograde(root: str | os.PathLike | None = None,
     config = load_config(root, **overrides)
     sub_dir = Path(submitted).resolve() if submitted is not None else \
         Path(root) / config.CourseDirectory.submitted_directory
-    config.CourseDirectory.submitted_directory = str(sub_dir)
 
     known = set(list_assignments(root))
     by_student = find_submissions(sub_dir)
@@ -528,84 +634,42 @@ def autograde(root: str | os.PathLike | None = None,
     with tempfile.TemporaryDirectory(prefix="cnnlib-autograde-") as tmp:
         release_dir = Path(tmp)
         sync_gradebook(root, config, scope, release_dir)
-        return _autograde_all(root, config, sub_dir, scope, by_student, release_dir, progress)
+        with Gradebook(config.CourseDirectory.db_url) as gb:
+            info = {a: (sorted(nb.name for nb in gb.find_assignment(a).notebooks),
+                        float(gb.find_assignment(a).max_score)) for a in scope}
+        work = [_Job(str(root), overrides, str(sub_dir), str(release_dir), a, s, *info[a],
+                     feedback=with_feedback)
+                for a in scope for s in sorted(by_student)]
+        return _run_jobs(work, jobs or default_jobs(), progress)
 
 
-def _autograde_all(root, config, sub_dir, scope, by_student, release_dir, progress):
-    from nbgrader.api import Gradebook, MissingEntry
-    from nbgrader.converters import Autograde
-    from nbgrader.coursedir import CourseDirectory
-
-    autograded_root = Path(root) / config.CourseDirectory.autograded_directory
+def _run_jobs(work: list[_Job], jobs: int, progress) -> list[SubmissionResult]:
     results: list[SubmissionResult] = []
-    with Gradebook(config.CourseDirectory.db_url) as gb:
-        expected = {a: sorted(nb.name for nb in gb.find_assignment(a).notebooks) for a in scope}
-        max_scores = {a: float(gb.find_assignment(a).max_score) for a in scope}
 
-    for assignment in scope:
-        for student in sorted(by_student):
-            t0 = time.perf_counter()
-            folder = sub_dir / student / assignment
-            nbs = expected[assignment]
-            present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
-            res = SubmissionResult(student, assignment, GRADED, None, max_scores[assignment])
-            if not present:
-                extra = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
-                res.status, res.score = NOT_SUBMITTED, 0.0
-                res.detail = "no submission" if not folder.is_dir() else \
-                    f"expected {', '.join(n + '.ipynb' for n in nbs)}; found {extra or 'none'}"
-                results.append(res)
-                if progress:
-                    progress(res)
-                continue
-            cfg = config.copy()
-            cfg.CourseDirectory.assignment_id = assignment
-            cfg.CourseDirectory.student_id = student
-            coursedir = CourseDirectory(config=cfg)
-            conv = Autograde(coursedir=coursedir, config=cfg)
-            conv.force = True
-            with _quiet_nbgrader():
-                out = _run_converter(conv)
-            logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
-            done = [n for n in present
-                    if (autograded_root / student / assignment / f"{n}.ipynb").is_file()]
-            notes = _notes_from_log(logtext)
-            for n in present:
-                notes += tampering(folder / f"{n}.ipynb", release_dir / assignment / f"{n}.ipynb")
-            failed = [n for n in present if n not in done]
-            if failed or not out["success"]:
-                res.status = AUTOGRADE_FAILED
-                res.detail = "; ".join([_failure_reason(logtext)] + notes)
-            else:
-                with Gradebook(config.CourseDirectory.db_url) as gb:
-                    try:
-                        sub = gb.find_submission(assignment, student)
-                    except MissingEntry:
-                        sub = None
-                    if sub is None:
-                        res.status = AUTOGRADE_FAILED
-                        res.detail = "no gradebook entry after autograding"
-                    else:
-                        res.score = float(sub.score)
-                        for nb in sub.notebooks:
-                            for grade in nb.grades:
-                                res.cells[grade.name] = (None if grade.score is None
-                                                         else float(grade.score))
-                        if sub.needs_manual_grade:
-                            res.status = NEEDS_MANUAL_GRADE
-                            notes.insert(0, "nbgrader flagged cells for manual grading")
-                for n in done:
-                    hits = _timeouts(autograded_root / student / assignment / f"{n}.ipynb")
-                    if hits:
-                        notes.append(f"time limit hit in {', '.join(hits)}")
-                if len(present) < len(nbs):
-                    notes.append("missing: " + ", ".join(n + ".ipynb" for n in nbs
-                                                         if n not in present))
-                res.detail = "; ".join(notes)
-            res.seconds = time.perf_counter() - t0
-            results.append(res)
-            if progress:
-                progress(res)
+    def done(res: SubmissionResult) -> None:
+        results.append(res)
+        if progress:
+            progress(res)
+
+    if jobs <= 1 or len(work) <= 1:
+        for job in work:
+            done(_grade_one(job))
+        return results
+
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    # Separate processes (not threads): nbgrader changes the working directory and its
+    # converters keep state. SQLite serialises the workers' short gradebook writes.
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_grade_one, job): job for job in work}
+        for fut in cf.as_completed(futures):
+            job = futures[fut]
+            try:
+                done(fut.result())
+            except Exception as exc:  # a worker process died: flag this one, go on
+                done(SubmissionResult(job.student, job.assignment, AUTOGRADE_FAILED, None,
+                                      job.max_score, f"grader process failed: {exc!r}"[:300]))
     return results
 
 
@@ -651,77 +715,113 @@ def _unautograded(root: Path, config, scope: Sequence[str]) -> dict[tuple[str, s
     return out
 
 
-def feedback(root: str | os.PathLike | None = None,
-             results: Sequence[SubmissionResult] | None = None,
-             assignments: Sequence[str] | None = None,
-             students: Sequence[str] | None = None) -> list[Path]:
-    """Write HTML feedback for every autograded submission (and a note for failed ones).
+def _feedback_one(root: str, assignment: str, student: str,
+                  failure: str | None = None) -> tuple[list[str], str | None]:
+    """Feedback pages for one student's assignment: nbgrader's HTML, or for a submission that
+    could not be autograded (`failure` says why) a short page saying so. Never raises.
 
-    Hidden tests are removed from sources and outputs (nbgrader_config.py), and every page is
-    then scanned for hidden-test lines: a page that still shows one is deleted and reported
-    (GradingError), so a leak never reaches a student. Returns the pages written.
+    Returns (pages written, error message or None).
     """
     import html
 
     from nbgrader.converters import GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
 
+    try:
+        config = load_config(Path(root))
+        folder = Path(root) / config.CourseDirectory.feedback_directory / student / assignment
+        if failure is not None:
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            pages = []
+            for src in sorted((Path(root) / SOURCE_DIR / assignment).glob("*.ipynb")):
+                page = folder / f"{src.stem}.html"
+                page.write_text(_FAILED_PAGE.format(
+                    title=html.escape(f"{assignment}: not graded automatically"),
+                    notebook=html.escape(src.name), reason=html.escape(failure)),
+                    encoding="utf-8")
+                pages.append(str(page))
+            return pages, None
+        config.CourseDirectory.assignment_id = assignment
+        config.CourseDirectory.student_id = student
+        conv = GenerateFeedback(coursedir=CourseDirectory(config=config), config=config)
+        conv.force = True
+        with _quiet_nbgrader():
+            out = _run_converter(conv)
+        pages = [str(p) for p in sorted(folder.glob("*.html"))]
+        if not out["success"]:
+            return pages, f"{student}/{assignment}: {_failure_reason(out.get('error', ''))}"
+        return pages, None
+    except Exception as exc:
+        return [], f"{student}/{assignment}: {type(exc).__name__}: {exc}"
+
+
+def check_feedback_leaks(root: Path) -> list[str]:
+    """Delete every feedback page that shows a hidden-test line; return what was found."""
     from cnnlib.grading_feedback import find_leaks, hidden_fragments_of
 
+    config = load_config(root)
+    fb_root = Path(root) / config.CourseDirectory.feedback_directory
+    if not fb_root.is_dir():
+        return []
+    errors = []
+    for page, lines in find_leaks(fb_root, hidden_fragments_of(Path(root) / SOURCE_DIR)).items():
+        Path(page).unlink()
+        errors.append(f"{page} showed hidden-test lines {lines[:3]}; page deleted")
+    return errors
+
+
+def feedback(root: str | os.PathLike | None = None,
+             results: Sequence[SubmissionResult] | None = None,
+             assignments: Sequence[str] | None = None,
+             students: Sequence[str] | None = None,
+             jobs: int | None = None) -> list[Path]:
+    """Write HTML feedback for every autograded submission (and a note for failed ones).
+
+    Hidden tests are removed from sources and outputs (nbgrader_config.py), and every page is
+    then scanned for hidden-test lines: a page that still shows one is deleted and reported
+    (GradingError), so a leak never reaches a student. Returns the pages written.
+    """
     ensure_tools_on_path()
     root = find_root(root)
     config = load_config(root)
     autograded = Path(root) / config.CourseDirectory.autograded_directory
-    fb_root = Path(root) / config.CourseDirectory.feedback_directory
     scope = list_assignments(root, assignments)
     if results is not None:
         failures = {(r.student, r.assignment): r.detail for r in results
                     if r.status == AUTOGRADE_FAILED}
     else:
         failures = _unautograded(root, config, scope)
-    pages: list[Path] = []
-    errors = []
+    tasks = []
     for assignment in scope:
         graded = [p.name for p in sorted(autograded.glob("*"))
                   if (p / assignment).is_dir()] if autograded.is_dir() else []
-        if students:
-            graded = [s for s in graded if s in students]
-        for student in graded:
-            if (student, assignment) in failures:
-                continue
-            cfg = config.copy()
-            cfg.CourseDirectory.assignment_id = assignment
-            cfg.CourseDirectory.student_id = student
-            conv = GenerateFeedback(coursedir=CourseDirectory(config=cfg), config=cfg)
-            conv.force = True
-            with _quiet_nbgrader():
-                out = _run_converter(conv)
-            if not out["success"]:
-                errors.append(f"{student}/{assignment}: {_failure_reason(out.get('error', ''))}")
-            pages.extend(sorted((fb_root / student / assignment).glob("*.html")))
-        for (student, a), reason in sorted(failures.items()):
-            if a != assignment or (students and student not in students):
-                continue
-            folder = fb_root / student / assignment
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
-            names = [p.stem for p in (Path(root) / SOURCE_DIR / assignment).glob("*.ipynb")]
-            for name in names:
-                page = folder / f"{name}.html"
-                page.write_text(_FAILED_PAGE.format(
-                    title=html.escape(f"{assignment}: not graded automatically"),
-                    notebook=html.escape(name + ".ipynb"), reason=html.escape(reason)),
-                    encoding="utf-8")
-                pages.append(page)
-    leaks = find_leaks(fb_root, hidden_fragments_of(Path(root) / SOURCE_DIR)) \
-        if fb_root.is_dir() else {}
-    for page, lines in leaks.items():
-        Path(page).unlink()
-        errors.append(f"{page} showed hidden-test lines {lines[:3]}; page deleted")
+        for student in sorted(set(graded) | {s for s, a in failures if a == assignment}):
+            if not students or student in students:
+                tasks.append((str(root), assignment, student,
+                              failures.get((student, assignment))))
+    outcomes = _map(_feedback_star, tasks, jobs or default_jobs())
+    pages = [Path(p) for ps, _ in outcomes for p in ps]
+    errors = [e for _, e in outcomes if e] + check_feedback_leaks(root)
     if errors:
         raise GradingError("feedback failed for:\n  " + "\n  ".join(errors))
     return pages
+
+
+def _feedback_star(task):
+    return _feedback_one(*task)
+
+
+def _map(fn, items: list, jobs: int) -> list:
+    """[fn(item) for item in items], in `jobs` processes when there is more than one."""
+    if jobs <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(fn, items))
 
 
 # --------------------------------------------------------------------------------------------
@@ -753,21 +853,25 @@ def _cmd_autograde(args) -> int:
     root = find_root(args.root)
     t0 = time.perf_counter()
     results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
-                        progress=_print_result)
+                        jobs=args.jobs, with_feedback=args.feedback, progress=_print_result)
     write_csv(results, args.out)
     flagged = [r for r in results if r.status in (AUTOGRADE_FAILED, NEEDS_MANUAL_GRADE)]
     print(f"graded {len(results)} submission(s) in {time.perf_counter() - t0:.1f} s; "
           f"{len(flagged)} flagged for review; grades in {args.out}")
     if args.feedback:
-        pages = feedback(root, results, args.assignment, args.student)
-        print(f"wrote {len(pages)} feedback page(s) under "
+        errors = [r.feedback_error for r in results if r.feedback_error]
+        errors += check_feedback_leaks(root)
+        pages = sum(len(r.feedback_pages) for r in results)
+        print(f"wrote {pages} feedback page(s) under "
               f"{Path(root) / load_config(root).CourseDirectory.feedback_directory}")
+        if errors:
+            raise GradingError("feedback failed for:\n  " + "\n  ".join(errors))
     return 0
 
 
 def _cmd_feedback(args) -> int:
     root = find_root(args.root)
-    pages = feedback(root, None, args.assignment, args.student)
+    pages = feedback(root, None, args.assignment, args.student, jobs=args.jobs)
     print(f"wrote {len(pages)} feedback page(s)")
     return 0
 
@@ -792,6 +896,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--student", "-s", action="append", help="only this student (repeatable)")
     a.add_argument("--timeout", type=int, default=None,
                    help="per-cell time limit in seconds (default: nbgrader_config.py)")
+    a.add_argument("--jobs", "-j", type=int, default=None,
+                   help=f"parallel graders (default: one per core, here {default_jobs()})")
     a.add_argument("--feedback", action="store_true", help="also write HTML feedback")
     a.add_argument("--root", help="course root (default: current directory)")
     a.set_defaults(func=_cmd_autograde)
@@ -799,6 +905,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("feedback", help="HTML feedback for every autograded submission")
     f.add_argument("--assignment", "-a", action="append", help="only this assignment")
     f.add_argument("--student", "-s", action="append", help="only this student")
+    f.add_argument("--jobs", "-j", type=int, default=None, help="parallel processes")
     f.add_argument("--root", help="course root (default: current directory)")
     f.set_defaults(func=_cmd_feedback)
     return p

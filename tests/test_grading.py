@@ -9,8 +9,9 @@ an exact expected score.
 Two classes:
 - the fixture assignment (tests/fixtures/fixture_notebook.py, 10 points) carries every hostile
   case, with a short per-cell time limit so the endless-loop case is cheap;
-- the real course notebooks (whatever exists under solutions/) get the solutions' answers (full
-  marks), the untouched notebook (0), a checks-monkeypatching cheat and a shadowing cnnlib.py.
+- the real course notebooks (whatever exists under solutions/): the solutions' answers with
+  warnings, a shadowing cnnlib.py and one classic mistake, and a checks-monkeypatching cheat
+  (see expected_course_scores).
 """
 
 from __future__ import annotations
@@ -343,3 +344,210 @@ def test_regrade_is_repeatable(fixture_class):
     assert set(again) == {("solution", A), ("invalid-json", A), ("assert-true", A)}
     for key, row in again.items():
         assert (row["score"], row["status"]) == (first[key]["score"], first[key]["status"])
+    # feedback on its own, after grading: failed submissions are recognised from the folders
+    page = course / "feedback" / "invalid-json" / A / fx.NOTEBOOK.replace(".ipynb", ".html")
+    page.unlink()
+    proc = run([PY, "-m", "cnnlib.grading", "feedback", "--student", "invalid-json",
+                "--student", "solution"], cwd=course)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "could not be graded automatically" in page.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# the real course: every notebook under solutions/
+# --------------------------------------------------------------------------------------------
+
+COURSE = sorted(p.parent for p in (REPO / "solutions").glob("*/*.ipynb"))
+
+# One classic mistake in the LAST exercise of each notebook (nothing graded depends on it, so
+# exactly that exercise's test cells score 0), made by editing the solution's answer:
+# assignment -> (function the answer cell defines, text in the solution, what the student
+# wrote instead).
+MISTAKES = {
+    "00-setup": ("class_counts", "np.bincount(labels, minlength=10)", "np.bincount(labels)"),
+    "01-forward": ("forward_sample", "conv.forward(image / 255 - 0.5)", "conv.forward(image)"),
+    "02-softmax-backprop": ("fused_d_L_d_t", "grad[label] -= 1", "grad[label] += 1"),
+    "03-maxpool-backprop": ("maxpool_backprop", "d_L_d_input[r + u, c + v, f] +=",
+                            "d_L_d_input[r + u, c + v, f] ="),
+    "04-conv-backprop": ("conv_backprop", "d_L_d_filters[f] +=", "d_L_d_filters[f] ="),
+    "05-training": ("evaluate", "total_correct / len(images)", "total_correct"),
+    "06-going-fast": ("conv_forward_numba", "s = b[f]", "s = 0.0"),
+    "07-deeper": ("adam_update", "m_hat = m / (1 - beta1**t)", "m_hat = m"),
+}
+
+
+def answer_defining(solution_nb, function: str):
+    """The answer cell that defines `function` (found by name: grade ids may change)."""
+    for cell in solution_nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution") and \
+                function in defined_names(strip_markers(cell_source(cell))):
+            return cell
+    raise AssertionError(f"MISTAKES: no answer cell defines {function!r} any more; update it")
+
+
+def with_mistake(solution_nb, function: str, old: str, new: str) -> tuple[str, str]:
+    """(answer grade_id, the answer with the mistake)."""
+    cell = answer_defining(solution_nb, function)
+    src = strip_markers(cell_source(cell))
+    assert old in src, f"MISTAKES: {old!r} is no longer in the answer defining {function!r}"
+    return cell.metadata["nbgrader"]["grade_id"], src.replace(old, new)
+
+
+# Appended to every answer cell of a solved notebook: each function the cell defines now emits
+# a RuntimeWarning on every call (compiled Numba functions are left alone).
+NOISY = """
+
+import functools as _functools, warnings as _warnings
+def _noisy(_f):
+    @_functools.wraps(_f)
+    def _g(*args, **kwargs):
+        _warnings.warn("overflow encountered (simulated)", RuntimeWarning, stacklevel=2)
+        return _f(*args, **kwargs)
+    return _g
+for _name in {names!r}:
+    if not hasattr(globals()[_name], "py_func"):
+        globals()[_name] = _noisy(globals()[_name])
+"""
+
+# Appended to every answer cell of an untouched notebook: every check is made to pass.
+CHEAT = """
+
+import sys as _sys
+def _always_pass(*args, **kwargs):
+    print("all good!")
+for _modname, _mod in list(_sys.modules.items()):
+    if _modname == "cnnlib.checks" or _modname.startswith("cnnlib.checks."):
+        for _attr in dir(_mod):
+            if _attr.startswith("check"):
+                setattr(_mod, _attr, _always_pass)
+for _attr, _value in list(globals().items()):
+    if _attr.startswith("check") and callable(_value) and not isinstance(_value, type(_sys)):
+        globals()[_attr] = _always_pass
+"""
+
+
+def defined_names(source: str) -> list[str]:
+    import ast
+
+    return [n.name for n in ast.parse(source).body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+
+
+def points(nb) -> tuple[int, int, dict]:
+    """(total, visible-check points, {grade_id: points}) of a solution notebook."""
+    pts = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+           for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    visible = sum(c.metadata["nbgrader"]["points"] for c in nb.cells
+                  if c.metadata.get("nbgrader", {}).get("grade")
+                  and HIDDEN_TESTS[0] not in cell_source(c))
+    return sum(pts.values()), visible, pts
+
+
+def graded_after(nb, answer_id: str) -> list[str]:
+    """grade_ids of the graded cells between answer cell `answer_id` and the next answer."""
+    ids, inside = [], False
+    for c in nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            inside = meta.get("grade_id") == answer_id
+        elif inside and meta.get("grade"):
+            ids.append(meta["grade_id"])
+    return ids
+
+
+def expected_course_scores(course: Path) -> dict[tuple[str, str], float]:
+    """Exact expected scores of the course class, from the solutions' points.
+
+    - "mixed": the solutions' answers, every function warning on each call, a cnnlib.py
+      beside the notebook, and a classic mistake in the last exercise (MISTAKES): full marks
+      but for that exercise's test cells;
+    - "cheat": the untouched notebook with every check monkeypatched to pass: the visible
+      checks are fooled, the hidden tests are not, so exactly the visible points.
+    """
+    out = {}
+    for d in sorted((course / "solutions").iterdir()):
+        a = d.name
+        sol = nbformat.read(d / f"{a}.ipynb", as_version=4)
+        total, visible, pts = points(sol)
+        lost = 0
+        if a in MISTAKES:
+            answer, _ = with_mistake(sol, *MISTAKES[a])
+            lost = sum(pts[g] for g in graded_after(sol, answer))
+            assert lost > 0, f"no graded cells after the answer {answer!r} in {a}"
+        out[("mixed", a)] = total - lost
+        out[("cheat", a)] = visible
+    return out
+
+
+def build_course_class(course: Path) -> None:
+    for d in sorted((course / "solutions").iterdir()):
+        a = d.name
+        release = nbformat.read(course / "notebooks" / a / f"{a}.ipynb", as_version=4)
+        solution = nbformat.read(d / f"{a}.ipynb", as_version=4)
+
+        mixed = solved(release, solution)
+        if a in MISTAKES:
+            answer, wrong = with_mistake(solution, *MISTAKES[a])
+            by_id(mixed)[answer].source = wrong
+        for cell in mixed.cells:
+            if cell.metadata.get("nbgrader", {}).get("solution"):
+                names = defined_names(cell.source)
+                if names:
+                    cell.source += NOISY.format(names=names)
+        submit(course, "mixed", a, mixed, files={"cnnlib.py": SHADOW})
+
+        cheat = nbformat.from_dict(json.loads(json.dumps(release)))
+        for cell in cheat.cells:  # in every answer cell: hidden tests reload the checks
+            if cell.metadata.get("nbgrader", {}).get("solution"):
+                cell.source += CHEAT
+        submit(course, "cheat", a, cheat)
+
+
+@pytest.fixture(scope="module")
+def course_class(tmp_path_factory):
+    if not COURSE:
+        pytest.skip("no course notebooks under solutions/ yet")
+    tmp = tmp_path_factory.mktemp("course-class")
+    course = make_course(tmp, COURSE)
+    build_course_class(course)
+    proc = run([PY, "-m", "cnnlib.grading", "autograde", "submitted", "--out", "grades.csv",
+                "--feedback"], cwd=course)
+    return course, proc
+
+
+def test_course_class_scores(course_class):
+    course, proc = course_class
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = read_csv(course / "grades.csv")
+    expected = expected_course_scores(course)
+    wrong = {}
+    for (student, a), score in sorted(expected.items()):
+        row = rows[(student, a)]
+        want = ("graded", float(score))
+        got = (row["status"], float(row["score"]) if row["score"] else None)
+        if got != want:
+            wrong[(student, a)] = (got, want, row["detail"])
+    assert not wrong, "\n".join(f"{k}: got {g}, expected {w} ({d})"
+                                for k, (g, w, d) in wrong.items())
+
+
+def test_course_class_feedback(course_class):
+    course, _ = course_class
+    frags = hidden_fragments_of(course / "solutions")
+    assert find_leaks(course / "feedback", frags) == {}
+    for a in (d.name for d in sorted((course / "solutions").iterdir())):
+        for student in ("mixed", "cheat"):
+            assert (course / "feedback" / student / a / f"{a}.html").is_file(), (student, a)
+
+
+def test_course_noisy_answers_keep_stderr_clean(course_class):
+    """Warnings from the student's functions never reach stderr in a graded cell."""
+    course, _ = course_class
+    dirty = {}
+    for a in (d.name for d in sorted((course / "solutions").iterdir())):
+        nb = autograded_nb(course, "mixed", a)
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and stderr_of(cell):
+                dirty[(a, meta["grade_id"])] = stderr_of(cell)[:300]
+    assert not dirty, dirty

@@ -239,7 +239,7 @@ def reports_not_implemented(err) -> bool:
     if err["ename"] == "NotImplementedError":
         return True
     text = strip_ansi(err.get("evalue", "") + "\n".join(err.get("traceback", [])))
-    return err["ename"] == "AssertionError" and "NotImplementedError" in text
+    return err["ename"] in ("AssertionError", "CheckFailed") and "NotImplementedError" in text
 
 
 @per_notebook
