@@ -203,6 +203,9 @@ class Solver:
             lr_schedule = [float(v) for v in lr_schedule]
             if not lr_schedule:
                 raise ValueError("Solver: lr_schedule is empty")
+            if not all(math.isfinite(v) and v >= 0 for v in lr_schedule):
+                raise ValueError(f"Solver: lr_schedule must hold learning rates >= 0, got "
+                                 f"{lr_schedule}")
         self.lr_schedule = lr_schedule
         if lr_schedule is not None:
             config["lr"] = self._scheduled_lr(0)

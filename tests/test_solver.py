@@ -199,6 +199,10 @@ def test_bad_inputs_and_mismatched_loss_are_refused(digits):
         Solver(models.s1(), {"X_train": X, "y_train": labels}, update_rule="adagrad")
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         Solver(models.s1(), {"X_train": X, "y_train": labels}, batch_size=0)
+    with pytest.raises(ValueError, match="lr_schedule must hold learning rates >= 0"):
+        Solver(models.s1(), {"X_train": X, "y_train": labels}, lr_schedule=[0.1, -0.1])
+    with pytest.raises(ValueError, match="val_split"):
+        Solver(models.s1(), {"X_train": X, "y_train": labels}, val_split=1.0)
 
 
 @pytest.mark.parametrize("rule, engine", [("sgd", "Numba fused network3 step"),
