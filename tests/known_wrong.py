@@ -156,6 +156,9 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          v(nb0, "class_counts", "np.bincount(labels, minlength=10)",
            "np.unique(labels, return_counts=True)[1]"),
          "Hint (every digit counts)"),
+        ("bincount without minlength",
+         v(nb0, "class_counts", "np.bincount(labels, minlength=10)", "np.bincount(labels)"),
+         "Hint (every digit counts)"),
     ]
     kw[nb1, "conv_output_size"] = [
         ("padding once", v(nb1, "conv_output_size", "2 * p", "p"),

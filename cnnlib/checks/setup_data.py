@@ -88,14 +88,16 @@ def check_scale_images(fn, chk, *, seed=0, shapes=((28, 28), (5, 28, 28))):
 
 @check_function("class_counts")
 def check_class_counts(fn, chk, *, seed=0, missing=7):
-    """``fn(labels) -> (10,)`` counts; the test labels leave out the digit ``missing``."""
+    """``fn(labels) -> (10,)`` counts. The cases: every digit; no ``missing``; no 8s and no
+    9s (then ``np.bincount`` without ``minlength`` comes out too short)."""
     rng = np.random.default_rng(seed)
-    for n, leave_out in ((60, None), (40, missing)):
-        digits = [d for d in range(10) if d != leave_out]
+    for n, leave_out in ((60, ()), (40, (missing,)), (30, (8, 9))):
+        digits = [d for d in range(10) if d not in leave_out]
         labels = rng.choice(digits, size=n).astype(np.int64)
         expected = np.bincount(labels, minlength=10)
         got = chk.call(fn, labels)
-        ctx = f" ({n} labels{f', no {leave_out}s among them' if leave_out is not None else ''})"
+        absent = " and ".join(f"{d}s" for d in leave_out)
+        ctx = f" ({n} labels{f', no {absent} among them' if leave_out else ''})"
         chk.compare("counts", got, expected, context=ctx,
                     mistakes=[Mistake(MISSING_DIGIT, np.unique(labels, return_counts=True)[1])],
                     shape_hints=[MISSING_DIGIT])
