@@ -86,11 +86,12 @@ PROBES = {
 import json
 h = dash.history
 print(json.dumps({
-    "steps": dash.steps, "total": total, "every": REDRAW_EVERY, "redraws": dash.redraws,
+    "steps": dash.steps, "total": live_total, "every": REDRAW_EVERY, "redraws": dash.redraws,
     "points": len(h["step"]), "first_loss": h["loss"][0], "last_loss": h["loss"][-1],
     "last_train_acc": h["accuracy"][-1], "eval_acc": h["eval_accuracy"],
     "test_accuracy": history.test_accuracy, "untrained_acc": acc0, "untrained_loss": loss0,
-    "fast_steps": fast.steps, "fast_test": fast_test, "fast_loss": fast.history["loss"],
+    "fast_steps": fast.steps, "fast_total": total, "fast_test": fast_test,
+    "fast_loss": fast.history["loss"],
     "fast_eval": fast.history["eval_accuracy"], "numpy_loss": h["loss"],
     "train_seconds": train_seconds,
 }))
@@ -119,6 +120,15 @@ print(json.dumps({
     "worst": [[int(t), int(p), int(off[t, p])] for t, p in worst],
     "confident": [float(probs[i, preds[i]]) for i in order],
     "confident_all_wrong": bool((preds[order] != y_test[order]).all()),
+}))
+""",
+    "04-speed-race": """
+import json
+print(json.dumps({
+    "names": names, "have_torch": HAVE_TORCH, "bars": len(bars),
+    "per_step": {n: r["per_step"] for n, r in results.items()},
+    "trained": {n: r["trained"] for n, r in results.items()},
+    "accuracy": {n: r["accuracy"] for n, r in results.items()},
 }))
 """,
     "05-draw-a-digit": """
@@ -161,20 +171,22 @@ def test_live_training_dashboard():
     # Untrained: chance level (ln 10, about 10%).
     assert abs(r["untrained_loss"] - 2.303) < 0.05 and r["untrained_acc"] < 0.2
     # The dashboard saw every step and redrew periodically: one point per redraw.
-    assert r["steps"] == r["total"] == 12_000
+    assert r["steps"] == r["total"] == 4_000
     assert r["points"] == r["total"] // r["every"] and r["redraws"] >= r["points"]
     # It learned: loss fell well below chance; held-out accuracy far above chance and rising.
     assert r["first_loss"] > 2 * r["last_loss"] and r["last_loss"] < 0.6
-    assert r["test_accuracy"] > 0.8 and r["last_train_acc"] > 0.8
+    assert r["test_accuracy"] > 0.8 and r["last_train_acc"] > 0.75
     assert len(r["eval_acc"]) == 1 + r["total"] // 1000
     assert r["eval_acc"][0] < 0.2 < 0.8 < r["eval_acc"][-1]
-    # Part 2: the compiled network, from the same weights and shuffles, draws the same curves
-    # (float32 vs float64: equal to a few decimals) and ends at the same test accuracy.
-    assert r["fast_steps"] == r["total"]
-    assert r["fast_loss"] == pytest.approx(r["numpy_loss"], abs=1e-3)
-    assert r["fast_test"]["accuracy"] == pytest.approx(r["test_accuracy"], abs=0.003)
-    assert len(r["fast_eval"]) == len(r["eval_acc"])
-    assert r["train_seconds"] < 0.5 * r["total"] * 1e-3  # < 0.5 ms a step: it is compiled
+    # Part 2: the compiled network, from the same weights and shuffles, draws the same curve
+    # over the first epoch (float32 vs float64: equal to a few decimals), then 2 more epochs.
+    assert r["fast_steps"] == r["fast_total"] == 12_000
+    first_epoch = r["fast_loss"][:len(r["numpy_loss"])]
+    assert first_epoch == pytest.approx(r["numpy_loss"], abs=1e-3)
+    assert r["fast_eval"][:len(r["eval_acc"])] == pytest.approx(r["eval_acc"], abs=0.003)
+    assert len(r["fast_eval"]) == 1 + r["fast_total"] // 1000
+    assert r["fast_test"]["accuracy"] > max(0.85, r["test_accuracy"] - 0.01)
+    assert r["train_seconds"] < 0.5 * r["fast_total"] * 1e-3  # < 0.5 ms a step: compiled
     # The figure is in the output (updated in place: one image, the last frame) with a bar.
     assert images(nb, "train") == 1 and images(nb, "train-fast") == 1
     kinds = [k for o in outputs(nb, "train") for k in o.get("data", {})]
@@ -222,3 +234,25 @@ def test_draw_a_digit_widget():
     # Real test digits, coarsened to the 14x14 grid, are still mostly recognised (chance: 3).
     assert r["examples_right_of_30"] >= 18
     assert "nothing is drawn" in r["blank"] and "Click" in r["blank_status"]
+
+
+def test_speed_race():
+    nb, r = run_demo("04-speed-race", PROBES["04-speed-race"])
+    assert_clean(nb)
+    base = ["Python loops", "tutorial layers (numpy)", "numpy im2col, batch 1",
+            "Numba, fused step"]
+    torch_rows = ["PyTorch, batch 1", "PyTorch, batch 32"]
+    assert r["names"] == base + (torch_rows if r["have_torch"] else [])
+    note = "".join(o.get("text", "") for o in outputs(nb, "race"))
+    assert ("PyTorch is not installed" in note) != r["have_torch"]
+    t = r["per_step"]
+    # Orders of magnitude apart (~16 ms, ~0.5 ms, ~12 us here), so the order is robust to load.
+    assert t["Python loops"] > 5 * t["tutorial layers (numpy)"]
+    assert t["tutorial layers (numpy)"] > 5 * t["Numba, fused step"]
+    assert t["numpy im2col, batch 1"] > 5 * t["Numba, fused step"]
+    # The compiled contestant trained for real; the loops were only timed.
+    assert r["trained"]["Numba, fused step"] and r["accuracy"]["Numba, fused step"] > 0.8
+    assert not r["trained"]["Python loops"] and r["accuracy"]["Python loops"] is None
+    if r["have_torch"]:
+        assert r["accuracy"]["PyTorch, batch 32"] > 0.5
+    assert images(nb, "chart") == 1 and r["bars"] == len(r["names"])
