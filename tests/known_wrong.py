@@ -183,6 +183,9 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
     kw[nb1, "maxpool2_forward"] = [
         ("mean instead of max", v(nb1, "maxpool2_forward", "np.amax(region", "np.mean(region"),
          "Hint (max, not mean)"),
+        ("max over every filter at once",
+         v(nb1, "maxpool2_forward", "np.amax(region, axis=(0, 1))", "np.amax(region)"),
+         "Hint (one max per filter)"),
         ("rounded up for odd sizes",
          v(nb1, "maxpool2_forward", "out = np.zeros((h // 2, w // 2, f))",
            "out = np.zeros(((h + 1) // 2, (w + 1) // 2, f))"),

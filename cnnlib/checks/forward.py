@@ -74,6 +74,12 @@ MAX_NOT_MEAN = Hint(
     "max pooling keeps the LARGEST value of each 2x2 window (np.amax over the two window "
     "axes), not the average.",
 )
+PER_FILTER = Hint(
+    "one max per filter",
+    "each filter's map is pooled on its own: take the max over the two window axes only, "
+    "np.amax(region, axis=(0, 1)), which gives one value per filter. Without the axis, "
+    "np.amax mixes all the filters together.",
+)
 POOL_SHAPE = Hint(
     "2x2 windows, stride 2",
     "windows do not overlap: the output is (h // 2, w // 2, f), window (i, j) covers rows "
@@ -167,8 +173,10 @@ def check_maxpool2_forward(fn, chk, *, seed=0, shapes=((4, 6, 2), (7, 5, 3))):
         got = chk.call(fn, x)
         h2, w2 = shape[0] // 2, shape[1] // 2
         mean = x[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, -1).mean(axis=(1, 3))
+        mixed = np.broadcast_to(expected.max(axis=2, keepdims=True), expected.shape)
         chk.compare("output", got, expected, context=f" (input {shape})",
-                    mistakes=[Mistake(MAX_NOT_MEAN, mean)], shape_hints=[POOL_SHAPE])
+                    mistakes=[Mistake(MAX_NOT_MEAN, mean), Mistake(PER_FILTER, mixed)],
+                    shape_hints=[POOL_SHAPE])
 
 
 @check_function("softmax_forward", error_hints=_FORWARD_ERRORS)
