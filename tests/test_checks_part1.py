@@ -239,3 +239,63 @@ def test_reference_adapters_agree_with_the_tutorial_layers():
     assert np.allclose(layer.backprop(grad, 1.0), r["d_L_d_input"])
     assert np.allclose(w - layer.weights, r["d_L_d_w"])
     assert np.allclose(r["d_L_d_t"], probs - np.eye(4)[1])
+
+
+# Other correct ways to write an answer: the checks must accept them, not only the solution.
+ALTERNATIVES = [
+    ("00-setup", "scale_images", "def scale_images(images):\n"
+     "    return images.astype(np.float32) / 255 - 0.5\n"),
+    ("00-setup", "class_counts", "def class_counts(labels):\n"
+     "    return [int(np.sum(labels == d)) for d in range(10)]\n"),
+    ("01-forward", "conv3x3_forward", "def conv3x3_forward(image, filters):\n"
+     "    h, w = image.shape\n"
+     "    out = np.zeros((h - 2, w - 2, len(filters)))\n"
+     "    for f in range(len(filters)):\n"
+     "        for x in range(3):\n"
+     "            for y in range(3):\n"
+     "                out[:, :, f] += image[x:x + h - 2, y:y + w - 2] * filters[f, x, y]\n"
+     "    return out\n"),
+    ("01-forward", "softmax_forward", "def softmax_forward(last_input, weights, biases):\n"
+     "    t = np.dot(last_input.flatten(), weights) + biases\n"
+     "    t = t - np.max(t)\n"
+     "    return np.exp(t) / np.sum(np.exp(t))\n"),
+    ("02-softmax-backprop", "d_out_d_t", "def d_out_d_t(totals, label):\n"
+     "    p = np.exp(totals - totals.max()); p /= p.sum()\n"
+     "    return p[label] * ((np.arange(len(p)) == label) - p)\n"),
+    ("02-softmax-backprop", "softmax_backprop",
+     "def softmax_backprop(d_L_d_out, last_input, last_totals, weights, biases, learn_rate):\n"
+     "    for c, gradient in enumerate(d_L_d_out):\n"
+     "        if gradient == 0:\n"
+     "            continue\n"
+     "        p = np.exp(last_totals - last_totals.max()); p /= p.sum()\n"
+     "        d_L_d_t = gradient * p[c] * ((np.arange(len(p)) == c) - p)\n"
+     "        x = last_input.flatten()\n"
+     "        d_L_d_input = weights @ d_L_d_t\n"
+     "        weights -= learn_rate * x[:, None] * d_L_d_t[None, :]\n"
+     "        biases -= learn_rate * d_L_d_t\n"
+     "        return d_L_d_input.reshape(last_input.shape)\n"),
+    ("03-maxpool-backprop", "maxpool2_backprop", "def maxpool2_backprop(d_L_d_out, last_input):\n"
+     "    h2, w2, f = d_L_d_out.shape\n"
+     "    blocks = last_input[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, f)\n"
+     "    blocks = blocks.transpose(0, 2, 4, 1, 3).reshape(h2, w2, f, 4)\n"
+     "    winner = blocks.argmax(axis=-1)\n"
+     "    out = np.zeros(last_input.shape)\n"
+     "    for u in range(2):\n"
+     "        for v in range(2):\n"
+     "            out[u:2 * h2:2, v:2 * w2:2] = np.where(winner == 2 * u + v, d_L_d_out, 0)\n"
+     "    return out\n"),
+    ("04-conv-backprop", "conv_input_gradient", "def conv_input_gradient(d_L_d_out, filters):\n"
+     "    h_out, w_out, nf = d_L_d_out.shape\n"
+     "    d = np.zeros((h_out + 2, w_out + 2))\n"
+     "    for i in range(h_out):\n"
+     "        for j in range(w_out):\n"
+     "            d[i:i + 3, j:j + 3] += np.tensordot(d_L_d_out[i, j], filters, axes=1)\n"
+     "    return d\n"),
+]
+
+
+@pytest.mark.parametrize("case", ALTERNATIVES, ids=[f"{c[0][:2]}-{c[1]}" for c in ALTERNATIVES])
+def test_other_correct_answers_pass(case):
+    nb, gid, src = case
+    result = check_of(nb, gid)(load_function(nb, gid, src), raise_on_fail=False, verbose=False)
+    assert result.ok, str(result)
