@@ -42,6 +42,18 @@ Writing a new check (for example for notebook 05+)::
 verbose=True) -> CheckResult``: it prints the report (to stdout) and, with
 ``raise_on_fail``, raises after printing, which is what a test cell needs.
 
+Other pieces: ``chk.compare_scalar`` for a single number; ``chk.expect_shape``; ``chk.fail``
+for a custom finding (it stops the check); ``chk.passed(name)`` to list what was checked in
+the success line; ``Shared(array)`` around an argument the student must update in place
+(arguments are otherwise passed as copies, so a student cannot corrupt the reference);
+``Checker(..., error_hints=[(substring, Hint)])`` to explain an exception by its message;
+``quietly()`` for hidden tests that call a student's function directly.
+
+Conventions that keep the reports consistent: one finding per report (the first failure);
+name arrays the way the notebook does (``d_L_d_input``); give each case a ``context`` that
+says what is special about it (``" (totals near 1000)"``); a mistake's answer is computed from
+the reference (not from the student's answer) and matched with ``np.allclose``.
+
 Nothing here prints the whole reference array: a report shows one expected element (at the
 worst index), shapes and error sizes, never a solution.
 """
