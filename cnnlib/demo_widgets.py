@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cnnlib.errors import ShapeError
+from cnnlib.errors import ShapeError, TrainingDiverged
 
 __all__ = ["LiveDashboard", "DrawDigit", "frame_like_mnist", "figure_png"]
 
@@ -86,7 +86,6 @@ class LiveDashboard:
         self.title = title
         self.eval_label = eval_label
         self.steps = 0
-        self.seen = 0
         self._losses: deque[float] = deque(maxlen=self.window)
         self._correct: deque[float] = deque(maxlen=self.window)
         self._counts: deque[int] = deque(maxlen=self.window)
@@ -156,12 +155,11 @@ class LiveDashboard:
         """One training step: its loss, how many it got right, out of ``n`` samples."""
         loss = float(loss)
         if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"LiveDashboard.record: the loss at step {self.steps + 1} is {loss}. "
-                "Training diverged: try a smaller learning rate."
+            raise TrainingDiverged(
+                f"LiveDashboard.record: the loss at step {self.steps + 1} is {loss}: training "
+                "diverged. Try a learning rate 10 times smaller."
             )
         self.steps += 1
-        self.seen += n
         self._losses.append(loss)
         self._correct.append(float(correct))
         self._counts.append(int(n))
@@ -176,10 +174,11 @@ class LiveDashboard:
         self.history["eval_accuracy"].append(float(accuracy))
 
     def close(self) -> None:
-        """Final redraw; closes the progress bar."""
-        if not self.history["step"] or self.history["step"][-1] != self.steps:
+        """Final redraw (the last partial window, eval points since the last redraw); closes
+        the progress bar."""
+        if self.steps and (not self.history["step"] or self.history["step"][-1] != self.steps):
             self.refresh()
-        elif self._handle is not None:
+        else:
             self.refresh_picture()
         if self._bar is not None:
             self._bar.close()

@@ -256,3 +256,98 @@ def test_speed_race():
     if r["have_torch"]:
         assert r["accuracy"]["PyTorch, batch 32"] > 0.5
     assert images(nb, "chart") == 1 and r["bars"] == len(r["names"])
+
+
+# ------------------------------------------------------------------------------ the widgets
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_frame_like_mnist_fits_20_pixels_and_centres_the_mass():
+    import numpy as np
+    from scipy import ndimage
+
+    from cnnlib.demo_widgets import frame_like_mnist
+    from cnnlib.errors import ShapeError
+
+    drawing = np.zeros((28, 28))
+    drawing[1:11, 2:6] = 1.0  # a small bar in the top-left corner, 10 tall
+    out = frame_like_mnist(drawing)
+    assert out.shape == (28, 28) and out.dtype == np.uint8 and out.max() == 255
+    cy, cx = ndimage.center_of_mass(out.astype(float))
+    assert abs(cy - 13.5) < 0.5 and abs(cx - 13.5) < 0.5
+    rows = np.flatnonzero(out.max(axis=1) > 127)
+    assert 18 <= rows[-1] - rows[0] + 1 <= 22  # the longer side scaled to ~20 pixels
+    assert not frame_like_mnist(np.zeros((14, 14))).any()
+    with pytest.raises(ShapeError, match=r"\(H, W\)"):
+        frame_like_mnist(np.zeros((1, 28, 28)))
+
+
+def test_draw_digit_pad_driven_without_a_browser():
+    import numpy as np
+
+    from cnnlib.demo_widgets import DrawDigit
+    from cnnlib.errors import ShapeError
+
+    seen = []
+    probs = np.full(10, 0.02)
+    probs[7] = 0.82
+
+    def classify(image):
+        seen.append(image)
+        return probs
+
+    pad = DrawDigit(classify, cells=14)
+    assert not pad.pixels.any() and pad.last_probabilities is None
+    assert bytes(pad.chart.value).startswith(PNG_MAGIC) and "Click" in pad.status.value
+    with pytest.raises(ValueError, match="nothing is drawn"):
+        pad.predict()
+    pad.click(3, 4)
+    assert pad.pixels[3, 4] and pad.pixels.sum() == 1
+    assert pad._buttons[3 * 14 + 4].style.button_color == DrawDigit.ON
+    assert "The network says: 7" in pad.status.value and "82%" in pad.status.value
+    assert seen[-1].shape == (28, 28) and seen[-1].dtype == np.uint8
+    pad.click(3, 4)  # a second click erases
+    assert not pad.pixels.any() and pad._buttons[3 * 14 + 4].style.button_color == DrawDigit.OFF
+    # A 28x28 image is pooled to the grid: a cell is inked when its 2x2 block holds ink.
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[4:8, 10:12] = 255
+    pad.set_pixels(image)
+    assert np.array_equal(np.argwhere(pad.pixels), [[2, 5], [3, 5]])
+    with pytest.raises(ShapeError, match=r"\(14, 14\) or \(28, 28\)"):
+        pad.set_pixels(np.zeros((10, 10)))
+    with pytest.raises(ValueError, match="no examples"):
+        pad.load_example(0)
+    with pytest.raises(ValueError, match="must divide 28"):
+        DrawDigit(classify, cells=5)
+    # Scores instead of probabilities are refused with a hint, not shown as a wrong chart.
+    with pytest.raises(ValueError, match="softmax"):
+        DrawDigit(lambda image: np.arange(10.0), cells=7).click(0, 0)
+    examples = (np.stack([image, 255 - image]), np.array([1, 8]))
+    pad = DrawDigit(classify, cells=7, examples=examples)
+    assert pad.load_example(1) == 8 and pad.pixels.all()
+
+
+def test_live_dashboard_keeps_running_means():
+    import numpy as np
+
+    from cnnlib.demo_widgets import LiveDashboard
+    from cnnlib.errors import TrainingDiverged
+
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(0, 3, 1000)
+    correct = rng.integers(0, 2, 1000)
+    dash = LiveDashboard(total=1000, every=100, window=50, display=False)
+    for loss, right in zip(losses, correct, strict=True):
+        dash.record(loss, right)
+    dash.record_eval(0.5)
+    dash.close()
+    h = dash.history
+    assert h["step"] == list(range(100, 1001, 100)) and dash.redraws == 10
+    assert h["loss"][-1] == pytest.approx(losses[-50:].mean())
+    assert h["accuracy"][3] == pytest.approx(correct[350:400].mean())
+    assert h["eval_step"] == [1000] and h["eval_accuracy"] == [0.5]
+    assert dash.render().startswith(PNG_MAGIC)
+    with pytest.raises(TrainingDiverged, match="smaller"):
+        dash.record(float("nan"), 0)
+    with pytest.raises(ValueError, match="positive"):
+        LiveDashboard(total=0, display=False)
