@@ -425,3 +425,41 @@ cnnlib.optim.Adam = _Agree
     assert res_visible["ok"]
     assert not res_hidden["ok"]
     assert res_honest["ok"], res_honest["error"]
+
+
+def _cell_by_id(notebook, cell_id):
+    import nbformat
+    from known_wrong import notebook_path
+
+    cells = nbformat.read(notebook_path(notebook), as_version=4).cells
+    return next(c.source for c in cells if c.id == cell_id)
+
+
+def test_05_optional_section_trains_the_students_own_layers():
+    """Notebook 05 wraps the student's backprop functions of notebooks 02-04 into layers; with
+    the solutions of 02-04 pasted in, one training step equals cnnlib's, number for number."""
+    pasted = "\n\n".join(solution_source(nb, gid) for nb, gid in (
+        ("02-softmax-backprop", "softmax_backprop"), ("03-maxpool-backprop", "maxpool2_backprop"),
+        ("04-conv-backprop", "conv3x3_backprop")))
+    step = '''
+from cnnlib.train import tutorial_step
+img = (np.arange(784) * 7 % 256).reshape(28, 28).astype(np.uint8)
+mine = (MyConv3x3(8, rng=0), MyMaxPool2(), MySoftmax(13 * 13 * 8, 10, rng=1))
+ref = (Conv3x3(8, rng=0), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=1))
+for _ in range(2):
+    (l1, c1), (l2, c2) = tutorial_step(*mine, img, 3, 0.05), tutorial_step(*ref, img, 3, 0.05)
+    assert abs(l1 - l2) < 1e-12 and c1 == c2
+assert np.allclose(mine[0].filters, ref[0].filters, rtol=1e-12, atol=1e-15)
+assert np.allclose(mine[2].weights, ref[2].weights, rtol=1e-12, atol=1e-15)
+assert np.allclose(mine[2].biases, ref[2].biases, rtol=1e-12, atol=1e-15)
+assert not np.allclose(mine[0].filters, Conv3x3(8, rng=0).filters)   # it did train
+'''
+    untouched, own = run_isolated([
+        [setup_source(NB5), _cell_by_id(NB5, "05-own-layers-paste"),
+         _cell_by_id(NB5, "05-own-layers-train")],
+        [setup_source(NB5), pasted, "GRADING = True",  # defines the layers, skips the training
+         _cell_by_id(NB5, "05-own-layers-train"), step],
+    ])
+    assert untouched["ok"], untouched["error"]
+    assert own["ok"], own["error"]
+    assert own["stderr"] == ""
