@@ -98,6 +98,7 @@ print(json.dumps({
 """,
     "02-filters-and-feature-maps": """
 import json
+import numpy as np
 from cnnlib.layers import MaxPool2D
 from cnnlib.losses import log_softmax
 repooled = MaxPool2D(2).forward(conv_maps[None])[0]
