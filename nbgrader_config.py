@@ -23,6 +23,8 @@ c = get_config()  # noqa: F821  (provided by traitlets when it executes this fil
 _here = os.path.dirname(os.path.abspath(__file__))
 
 # --- course layout ---------------------------------------------------------------------------
+# The course id names the course in the gradebook and in the JupyterHub exchange.
+c.CourseDirectory.course_id = "cnn-from-scratch"
 c.CourseDirectory.root = _here
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"

@@ -367,36 +367,106 @@ def find_submissions(submitted: Path) -> dict[str, list[str]]:
     return out
 
 
-def sync_gradebook(root: Path, config, assignments: Iterable[str], release_dir: Path) -> None:
+def _gradebook_matches(gb, root: Path, assignment: str) -> bool:
+    """True when the gradebook already holds what autograding needs from solutions/: the same
+    notebooks, graded cells and points, answer cells, and locked cells' sources."""
+    import nbformat
+    from nbgrader.api import MissingEntry
+
+    try:
+        record = gb.find_assignment(assignment)
+    except MissingEntry:
+        return False
+    sources = sorted((root / SOURCE_DIR / assignment).glob("*.ipynb"))
+    if sorted(nb.name for nb in record.notebooks) != [p.stem for p in sources]:
+        return False
+    for path in sources:
+        nb = nbformat.read(path, as_version=4)
+        stored = gb.find_notebook(path.stem, assignment)
+        locked = {c.name: c for c in stored.source_cells if c.locked}
+        grades = {c.name: float(c.max_score) for c in stored.grade_cells}
+        answers = {c.name for c in stored.solution_cells}
+        want_locked, want_grades, want_answers = {}, {}, set()
+        for cell in nb.cells:
+            meta = _grade_meta(cell)
+            gid = meta.get("grade_id")
+            if not gid:
+                continue
+            if meta.get("grade"):
+                want_grades[gid] = float(meta.get("points", 0))
+            if meta.get("solution"):
+                want_answers.add(gid)
+            elif meta.get("locked") or meta.get("grade"):
+                want_locked[gid] = cell
+        if grades != want_grades or answers != want_answers or set(locked) != set(want_locked):
+            return False
+        for gid, cell in want_locked.items():
+            if locked[gid].source != cell.source or locked[gid].cell_type != cell.cell_type:
+                return False
+    return True
+
+
+def sync_gradebook(root: Path, config, assignments: Iterable[str]) -> list[str]:
     """Record the current solutions/ of `assignments` in the course gradebook.
 
     Autograding restores locked and hidden cells from the gradebook, so it must match the
-    sources the students' notebooks came from. nbgrader refuses to add or remove graded cells
-    once submissions exist: that error is reported with what to do about it. The student
-    versions built on the way are left in `release_dir`/<assignment>.
+    sources the students' notebooks came from. An assignment whose record already matches is
+    left alone; the others go through nbgrader's generate_assignment (into a scratch folder).
+    nbgrader refuses to add or remove graded cells once submissions exist: that error is
+    reported with what to do about it. Returns the assignments that were updated.
     """
+    from nbgrader.api import Gradebook
+
     db = _db_path(config)
     if db is not None:
         check_gradebook(db)
     created = db is not None and not db.exists()
+    updated = []
     try:
-        for name in assignments:
-            try:
-                generate_into(root, name, release_dir, config.CourseDirectory.db_url)
-            except GradingError as exc:
-                hint = ""
-                if "submissions associated" in str(exc):
-                    hint = ("\nThe gradebook already holds graded submissions of "
-                            f"{name!r} and its graded cells changed since. Grade with the "
-                            "sources the students had, or start a new gradebook "
-                            "(see docs/instructors.md, 'Changing a released assignment').")
-                raise GradingError(f"{exc}{hint}") from exc
+        todo = list(assignments)
+        if not created:
+            with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+                todo = [a for a in todo if not _gradebook_matches(gb, root, a)]
+        with tempfile.TemporaryDirectory(prefix="cnnlib-sync-") as tmp:
+            for name in todo:
+                try:
+                    generate_into(root, name, Path(tmp), config.CourseDirectory.db_url)
+                except GradingError as exc:
+                    hint = ""
+                    if "submissions associated" in str(exc):
+                        hint = ("\nThe gradebook already holds graded submissions of "
+                                f"{name!r} and its graded cells changed since. Grade with the "
+                                "sources the students had, or start a new gradebook "
+                                "(see docs/instructors.md, 'Changing a released assignment').")
+                    raise GradingError(f"{exc}{hint}") from exc
+                updated.append(name)
     except BaseException:
         if created and db is not None and db.exists():
             db.unlink()  # never leave a half-made gradebook behind
         raise
     if db is not None:
         check_gradebook(db)
+    return updated
+
+
+def gradebook_layout(config, assignments: Iterable[str]) -> dict[str, dict]:
+    """{assignment: {"notebooks": [...], "max_score": x, "points": {nb: {grade_id: points}},
+    "locked": {nb: [grade_id, ...]}}} as recorded in the gradebook."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        for a in assignments:
+            record = gb.find_assignment(a)
+            out[a] = {
+                "notebooks": sorted(nb.name for nb in record.notebooks),
+                "max_score": float(record.max_score),
+                "points": {nb.name: {c.name: float(c.max_score) for c in nb.grade_cells}
+                           for nb in record.notebooks},
+                "locked": {nb.name: sorted(c.name for c in nb.source_cells if c.locked)
+                           for nb in record.notebooks},
+            }
+    return out
 
 
 _FAILURE_HINTS = (
@@ -423,42 +493,56 @@ def _grade_meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
-def tampering(submitted_path: Path, release_path: Path) -> list[str]:
-    """What a student changed that they should not have, comparing with the release version.
+def tampering(submitted_path: Path, points: dict[str, float], locked: Iterable[str]) -> list[str]:
+    """What a student changed that they should not have, for the instructor's information.
 
-    nbgrader undoes all of it while autograding (restores locked cells and points, puts
-    deleted test cells back); this only reports it, for the instructor's information.
+    `points` ({grade_id: points}) and `locked` (grade_ids) come from the gradebook. A locked
+    cell counts as edited when it no longer matches the checksum nbgrader stored in it at
+    release. nbgrader undoes all of it while autograding (restores locked cells and points,
+    puts deleted test cells back); this only reports it.
     """
+    import copy
+
     import nbformat
+    from nbgrader.utils import compute_checksum
 
     try:
         sub = nbformat.read(submitted_path, as_version=4)
-        rel = nbformat.read(release_path, as_version=4)
     except Exception:  # unreadable: the autograde failure says why
         return []
     got = {_grade_meta(c).get("grade_id"): c for c in sub.cells if _grade_meta(c).get("grade_id")}
-    edited, deleted, points = [], [], []
-    for cell in rel.cells:
-        meta = _grade_meta(cell)
-        gid = meta.get("grade_id")
-        if not gid:
-            continue
+    edited, deleted, changed = [], [], []
+    for gid in sorted(set(points) | set(locked)):
         mine = got.get(gid)
         if mine is None:
-            if meta.get("grade") or meta.get("locked"):
-                deleted.append(gid)
+            deleted.append(gid)
             continue
-        if meta.get("locked") and mine.get("source") != cell.get("source"):
-            edited.append(gid)
-        if meta.get("grade") and _grade_meta(mine).get("points") != meta.get("points"):
-            points.append(gid)
+        meta = _grade_meta(mine)
+        if gid in points:
+            try:
+                if float(meta.get("points")) != points[gid]:
+                    changed.append(gid)
+            except (TypeError, ValueError):
+                changed.append(gid)
+        if gid in locked and meta.get("checksum"):
+            probe = copy.deepcopy(mine)
+            if gid in points:
+                probe.metadata.nbgrader["points"] = points[gid]
+            try:
+                if compute_checksum(probe) != meta["checksum"]:
+                    edited.append(gid)
+            except Exception:
+                edited.append(gid)
+    order = list(got) + deleted
+    edited.sort(key=order.index)
+    changed.sort(key=order.index)
     notes = []
     if edited:
         notes.append(f"edited locked cells restored: {', '.join(edited)}")
     if deleted:
         notes.append(f"deleted cells put back: {', '.join(deleted)}")
-    if points:
-        notes.append(f"changed points reset: {', '.join(points)}")
+    if changed:
+        notes.append(f"changed points reset: {', '.join(changed)}")
     return notes
 
 
@@ -491,18 +575,17 @@ class _Job:
     root: str
     overrides: dict
     submitted: str
-    release_dir: str
     assignment: str
     student: str
-    notebooks: list[str]
-    max_score: float
+    layout: dict  # gradebook_layout()[assignment]
     feedback: bool = False
 
 
 def _grade_one(job: _Job) -> SubmissionResult:
     """Autograde one student's assignment with nbgrader (`--force`); never raises."""
     t0 = time.perf_counter()
-    res = SubmissionResult(job.student, job.assignment, GRADED, None, job.max_score)
+    res = SubmissionResult(job.student, job.assignment, GRADED, None,
+                           job.layout["max_score"])
     try:
         _grade_into(job, res)
     except Exception as exc:  # our own bug or an unexpected nbgrader state: flag, go on
@@ -528,7 +611,7 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
     db_url = config.CourseDirectory.db_url
     autograded = root / config.CourseDirectory.autograded_directory / job.student / job.assignment
     folder = Path(job.submitted) / job.student / job.assignment
-    nbs = job.notebooks
+    nbs = job.layout["notebooks"]
     present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
     if not present:
         extra = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
@@ -546,14 +629,14 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
     logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
     notes = _notes_from_log(logtext)
     for n in present:
-        notes += tampering(folder / f"{n}.ipynb", Path(job.release_dir) / job.assignment /
-                           f"{n}.ipynb")
+        notes += tampering(folder / f"{n}.ipynb", job.layout["points"][n],
+                           job.layout["locked"][n])
     done = [n for n in present if (autograded / f"{n}.ipynb").is_file()]
     if len(done) < len(present) or not out["success"]:
         res.status = AUTOGRADE_FAILED
         res.detail = "; ".join([_failure_reason(logtext)] + notes)
         return
-    with Gradebook(db_url) as gb:
+    with Gradebook(db_url, config.CourseDirectory.course_id) as gb:
         try:
             sub = gb.find_submission(job.assignment, job.student)
         except MissingEntry:
@@ -603,6 +686,7 @@ def autograde(root: str | os.PathLike | None = None,
     """
     from nbgrader.api import Gradebook
 
+
     ensure_tools_on_path()
     root = find_root(root)
     overrides = {}
@@ -631,16 +715,20 @@ def autograde(root: str | os.PathLike | None = None,
     if not scope:
         raise GradingError(f"nothing to grade in {sub_dir}")
 
-    with tempfile.TemporaryDirectory(prefix="cnnlib-autograde-") as tmp:
-        release_dir = Path(tmp)
-        sync_gradebook(root, config, scope, release_dir)
-        with Gradebook(config.CourseDirectory.db_url) as gb:
-            info = {a: (sorted(nb.name for nb in gb.find_assignment(a).notebooks),
-                        float(gb.find_assignment(a).max_score)) for a in scope}
-        work = [_Job(str(root), overrides, str(sub_dir), str(release_dir), a, s, *info[a],
-                     feedback=with_feedback)
-                for a in scope for s in sorted(by_student)]
-        return _run_jobs(work, jobs or default_jobs(), progress)
+    updated = sync_gradebook(root, config, scope)
+    current = [a for a in scope if a not in updated]
+    log.info("gradebook: %s", "; ".join(
+        x for x in (f"updated from solutions/: {', '.join(updated)}" if updated else "",
+                    f"up to date: {', '.join(current)}" if current else "") if x))
+    layout = gradebook_layout(config, scope)
+    # Create the students up front: two workers creating the same new student at once
+    # would collide on the gradebook's unique key.
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        for student in by_student:
+            gb.update_or_create_student(student)
+    work = [_Job(str(root), overrides, str(sub_dir), a, s, layout[a], feedback=with_feedback)
+            for a in scope for s in sorted(by_student)]
+    return _run_jobs(work, jobs or default_jobs(), progress)
 
 
 def _run_jobs(work: list[_Job], jobs: int, progress) -> list[SubmissionResult]:
@@ -657,11 +745,10 @@ def _run_jobs(work: list[_Job], jobs: int, progress) -> list[SubmissionResult]:
         return results
 
     import concurrent.futures as cf
-    import multiprocessing as mp
 
     # Separate processes (not threads): nbgrader changes the working directory and its
     # converters keep state. SQLite serialises the workers' short gradebook writes.
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context()) as pool:
         futures = {pool.submit(_grade_one, job): job for job in work}
         for fut in cf.as_completed(futures):
             job = futures[fut]
@@ -669,7 +756,8 @@ def _run_jobs(work: list[_Job], jobs: int, progress) -> list[SubmissionResult]:
                 done(fut.result())
             except Exception as exc:  # a worker process died: flag this one, go on
                 done(SubmissionResult(job.student, job.assignment, AUTOGRADE_FAILED, None,
-                                      job.max_score, f"grader process failed: {exc!r}"[:300]))
+                                      job.layout["max_score"],
+                                      f"grader process failed: {exc!r}"[:300]))
     return results
 
 
@@ -818,10 +906,18 @@ def _map(fn, items: list, jobs: int) -> list:
     if jobs <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
     import concurrent.futures as cf
+
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context()) as pool:
+        return list(pool.map(fn, items))
+
+
+def _mp_context():
+    """fork where there is one: the workers start with nbgrader already imported (~3 s each);
+    they open their own gradebook connections and kernels, nothing is shared."""
     import multiprocessing as mp
 
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(fn, items))
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
 # --------------------------------------------------------------------------------------------
@@ -913,7 +1009,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
     try:
         return args.func(args)
     except GradingError as exc:

@@ -340,6 +340,7 @@ def test_regrade_is_repeatable(fixture_class):
                 "--student", "solution", "--student", "invalid-json", "--student", "assert-true",
                 "--timeout", str(FIXTURE_TIMEOUT)], cwd=course)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"gradebook: up to date: {A}" in proc.stderr  # nothing changed: no re-sync
     first, again = read_csv(course / "grades.csv"), read_csv(course / "again.csv")
     assert set(again) == {("solution", A), ("invalid-json", A), ("assert-true", A)}
     for key, row in again.items():
