@@ -223,11 +223,11 @@ def main(argv=None):
                 ("(d) PyTorch CPU, batch 1, 2 threads", lambda: s1_impls.run_torch(
                     data, orders[:1], lr, args.seed, min(args.budget, 0.0), batch=1,
                     threads=2)),
-                ("(d) PyTorch CPU, batch 32, 2 threads", lambda: s1_impls.run_torch(
-                    data, orders, lr, args.seed, args.budget, batch=32, threads=2)),
-                ("(d) PyTorch CPU, batch 128, 2 threads", lambda: s1_impls.run_torch(
-                    data, orders, lr, args.seed, args.budget, batch=128, threads=2)),
             ]
+            runs += [(f"(d) PyTorch CPU, batch {b}, {t} thread{'s' * (t > 1)}",
+                      lambda b=b, t=t: s1_impls.run_torch(data, orders, lr, args.seed,
+                                                          args.budget, batch=b, threads=t))
+                     for b in (32, 128) for t in (1, 2)]
         for name, fn in runs:
             r = fn()
             r["name"] = name

@@ -188,6 +188,20 @@ def _load(images, idx, div, shift, img, patches):
 
 
 @njit(cache=True)
+def _workspace(images, filters, wt):
+    """The buffers of one sample, allocated once per call: ``img (H, W)``, ``patches
+    (4, 4, P)``, ``pooled``, ``dpool``, ``arg`` (F*P), ``probs (K,)`` and a zero of the
+    weights' dtype (sums start from it, so float32 stays float32)."""
+    _, H, W = images.shape
+    dt = filters.dtype
+    P = ((H - 2) // 2) * ((W - 2) // 2)
+    M = filters.shape[0] * P
+    return (np.empty((H, W), dtype=dt), np.empty((4, 4, P), dtype=dt), np.empty(M, dtype=dt),
+            np.empty(M, dtype=dt), np.empty(M, dtype=np.int32), np.empty(wt.shape[0], dtype=dt),
+            np.zeros(1, dtype=dt)[0])
+
+
+@njit(cache=True)
 def s1_train_kernel(images, labels, order, div, shift, lr, filters, wt, b, losses, correct):
     """Per-sample SGD over ``images[order[t]]`` for t = 0 .. len(order)-1, in one call.
 
@@ -196,20 +210,9 @@ def s1_train_kernel(images, labels, order, div, shift, lr, filters, wt, b, losse
     loss ``-ln p[label]`` to ``losses[t]`` and 1/0 (argmax == label, before the update) to
     ``correct[t]``.
     """
-    N, H, W = images.shape
-    dt = filters.dtype
-    F = filters.shape[0]
-    Hp = (H - 2) // 2
-    Wp = (W - 2) // 2
+    img, patches, pooled, dpool, arg, probs, zero = _workspace(images, filters, wt)
     K = wt.shape[0]
-    img = np.empty((H, W), dtype=dt)
-    patches = np.empty((4, 4, Hp * Wp), dtype=dt)
-    zero = np.zeros(1, dtype=dt)[0]
-    pooled = np.empty(F * Hp * Wp, dtype=dt)
-    dpool = np.empty(F * Hp * Wp, dtype=dt)
-    arg = np.empty(F * Hp * Wp, dtype=np.int32)
-    probs = np.empty(K, dtype=dt)
-    lr_ = np.full(1, lr, dtype=dt)[0]  # the step size in the weights' dtype
+    lr_ = np.full(1, lr, dtype=filters.dtype)[0]  # the step size in the weights' dtype
     for t in range(order.shape[0]):
         idx = order[t]
         label = labels[idx]
@@ -228,19 +231,9 @@ def s1_train_kernel(images, labels, order, div, shift, lr, filters, wt, b, losse
 @njit(cache=True)
 def s1_predict_kernel(images, div, shift, filters, wt, b, probs_out):
     """Forward only: ``probs_out[n] = softmax output for images[n]`` (``(N, K)``)."""
-    N, H, W = images.shape
-    dt = filters.dtype
-    F = filters.shape[0]
-    Hp = (H - 2) // 2
-    Wp = (W - 2) // 2
+    img, patches, pooled, _, arg, probs, zero = _workspace(images, filters, wt)
     K = wt.shape[0]
-    img = np.empty((H, W), dtype=dt)
-    patches = np.empty((4, 4, Hp * Wp), dtype=dt)
-    zero = np.zeros(1, dtype=dt)[0]
-    pooled = np.empty(F * Hp * Wp, dtype=dt)
-    arg = np.empty(F * Hp * Wp, dtype=np.int32)
-    probs = np.empty(K, dtype=dt)
-    for n in range(N):
+    for n in range(images.shape[0]):
         _load(images, n, div, shift, img, patches)
         _forward(patches, filters, wt, b, pooled, arg, probs, zero)
         for k in range(K):
