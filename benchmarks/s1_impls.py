@@ -237,7 +237,8 @@ def run_torch(data, orders, lr, seed, budget, batch=1, threads=1):
                 step_batch(b)
             chunks.append((clock.now() - t0, sum(len(b) for b in part)))
         out = {"per_step": _median_per_step(chunks), "trained": True,
-               "accuracy": float(evaluate()), "note": "lr not rescaled for the batch"}
+               "accuracy": float(evaluate()),
+               "note": f"{len(orders)} epoch(s), lr not rescaled for the batch"}
     out["note"] = f"batch {batch}, {threads} thread{'s' * (threads > 1)}" + (
         "; " + out["note"] if out["note"] else "")
     return out

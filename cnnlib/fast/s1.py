@@ -63,7 +63,8 @@ class S1History:
     ``step``: steps done so far (over all epochs); ``loss`` / ``accuracy``: the averages over
     that chunk (accuracy = the prediction *before* each step's update was right, like the
     tutorial's running numbers); ``epoch_loss`` / ``epoch_accuracy``: per epoch;
-    ``seconds``: wall time per epoch spent in the compiled loop.
+    ``seconds``: wall time per epoch spent in the compiled loop; ``test``: the result of
+    ``evaluate`` on the test set when ``train_s1(test=...)`` was given one.
     """
 
     step: list = field(default_factory=list)
@@ -72,6 +73,7 @@ class S1History:
     epoch_loss: list = field(default_factory=list)
     epoch_accuracy: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    test: dict | None = None
 
 
 class S1Net:
