@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -58,6 +59,7 @@ UI_TIMEOUT_MS = 60_000  # JupyterLab's first page load, kernel start, Numba comp
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the active tab
 IDLE = f"{PANEL} .jp-Notebook-ExecutionIndicator[data-status='idle']"
 STDERR = f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+KERNEL_READY = re.compile(r"\(ipykernel\) \| Idle")  # status bar: "Python 3 (ipykernel) | Idle"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -172,7 +174,10 @@ def open_notebook(page, jupyterlab, path: Path, cells: int):
     base, token, _ = jupyterlab
     page.goto(f"{base}/lab/tree/{path.as_posix()}?token={token}", timeout=UI_TIMEOUT_MS)
     page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=UI_TIMEOUT_MS)
-    page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)  # the kernel is up
+    # The kernel is up when the status bar names it and says Idle. (The toolbar's indicator
+    # says "idle" already while there is no kernel yet; cells run then are silently dropped.)
+    page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_READY).wait_for(
+        timeout=UI_TIMEOUT_MS)
     shown = page.locator(f"{PANEL} .jp-Notebook .jp-Cell")
     # JupyterLab attaches the cells progressively; wait until all of them are there.
     expect(shown).to_have_count(cells, timeout=UI_TIMEOUT_MS)
@@ -198,8 +203,6 @@ def test_notebook_01_runs_in_a_real_browser(jupyterlab, page):
     check = code[code.index(exercise) + 1]
     assert "check_" in sources[check], "the exercise should be followed by its check cell"
 
-    from playwright.sync_api import expect
-
     shown = open_notebook(page, jupyterlab, NOTEBOOK, len(cells))
     stderr = page.locator(STDERR)
 
@@ -207,17 +210,8 @@ def test_notebook_01_runs_in_a_real_browser(jupyterlab, page):
         """Select cell ``index``, Shift+Enter, wait for ``[count]:`` (or an error); returns
         the cell's rendered output text."""
         cell = shown.nth(index)
-        prompt = cell.locator(".jp-InputPrompt").first
-        for _attempt in range(3):
-            prompt.click()
-            page.keyboard.press("Shift+Enter")
-            # On a loaded machine the first request can be lost while the page is still
-            # connecting to the fresh kernel: the prompt then stays "[ ]:". Press again.
-            try:
-                expect(prompt).not_to_have_text("[ ]:", timeout=15_000)
-                break
-            except AssertionError:
-                continue
+        cell.locator(".jp-InputPrompt").first.click()
+        page.keyboard.press("Shift+Enter")
         done = cell.locator(".jp-InputPrompt", has_text=f"[{count}]")
         done.or_(stderr.first).wait_for(timeout=UI_TIMEOUT_MS)
         page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
@@ -246,14 +240,14 @@ def test_notebook_01_runs_in_a_real_browser(jupyterlab, page):
 def test_draw_a_digit_widget_in_a_real_browser(jupyterlab, page):
     """Run the draw-a-digit demo, click a vertical stroke into the widget's grid and read the
     network's answer, which the kernel sends back to the page."""
+    from playwright.sync_api import expect
+
     cells, _ = read_notebook(jupyterlab[2], DRAW_DEMO)
     shown = open_notebook(page, jupyterlab, DRAW_DEMO, len(cells))
     shown.first.click()
     page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
     cells_14x14 = page.locator(f"{PANEL} .widget-gridbox button")
-    from playwright.sync_api import expect
-
     expect(cells_14x14).to_have_count(14 * 14, timeout=UI_TIMEOUT_MS)
     page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
     status = page.locator(f"{PANEL} .widget-html", has_text="network says").first
