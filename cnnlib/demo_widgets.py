@@ -381,7 +381,7 @@ class DrawDigit:
 
         img = self.image()
         buf = io.BytesIO()
-        PILImage.fromarray(255 - img).resize((112, 112), PILImage.NEAREST).save(buf, "png")
+        PILImage.fromarray(img).resize((112, 112), PILImage.NEAREST).save(buf, "png")
         self.preview.value = buf.getvalue()
         if not self._pixels.any():
             self.last_probabilities = None
