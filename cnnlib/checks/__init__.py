@@ -34,11 +34,21 @@ explains how to write a new check):
                        ``check_maxpool_backprop``
 ``conv_backprop``      04: ``check_conv_filter_gradient``, ``check_conv_input_gradient``,
                        ``check_conv3x3_backprop``, ``check_conv_backprop``
+``training``           05: ``check_initial_gradient``, ``check_train_step``,
+                       ``check_evaluate``
+``fast``               06: ``check_im2col``, ``check_conv_forward_im2col``,
+                       ``check_conv_forward_numba``
+``deeper``             07: ``check_conv_forward``, ``check_conv_backward``,
+                       ``check_adam_update``
 =====================  ===============================================================
 
-Each module's docstring lists the exercises' function names and signatures; notebook 05
-plugs the student's ``softmax_backprop``, ``maxpool2_backprop`` and ``conv3x3_backprop``
-into the tutorial's training loop with exactly those signatures.
+The part-2 modules (05-07) are imported by their notebooks as modules
+(``from cnnlib.checks import training``), not re-exported here.
+
+Each module's docstring lists the exercises' function names and signatures; the optional,
+ungraded section of notebook 05 plugs the student's ``softmax_backprop``,
+``maxpool2_backprop`` and ``conv3x3_backprop`` into the tutorial's training loop with
+exactly those signatures.
 
 Hidden tests and students who replace things. A student cell could rebind
 ``cnnlib.checks.check_x`` (or the reference) to something that always passes. The hidden
@@ -52,7 +62,9 @@ test cells therefore never trust the module objects as they find them: they firs
 
 ``importlib.reload`` re-executes each module's code in place, so every function a student
 replaced on those modules is restored (in dependency order: the layers, then the framework,
-then the reference adapters, then the topic). They then compute the reference inside the
+then the reference adapters, then the topic; notebook 05, which uses several topics' checks
+at once, leaves ``checks.base`` alone, since reloading it would leave the other topic modules
+holding the old classes). They then compute the reference inside the
 cell from the reloaded ``cnnlib.layers`` (through the reloaded ``reference`` adapters) and
 compare with plain numpy (``np.allclose``), and also run the freshly loaded check with other
 seeds, shapes and edge cases for a readable report. What this does not defend against:
