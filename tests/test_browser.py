@@ -243,15 +243,20 @@ def test_draw_a_digit_widget_in_a_real_browser(jupyterlab, page):
     from playwright.sync_api import expect
 
     cells, _ = read_notebook(jupyterlab[2], DRAW_DEMO)
+    last_code = max(i for i, c in enumerate(cells) if c["cell_type"] == "code")
     shown = open_notebook(page, jupyterlab, DRAW_DEMO, len(cells))
     shown.first.click()
     page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
     cells_14x14 = page.locator(f"{PANEL} .widget-gridbox button")
     expect(cells_14x14).to_have_count(14 * 14, timeout=UI_TIMEOUT_MS)
+    # Wait for the last cell to finish: it draws on the pad too.
+    shown.nth(last_code).locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for(
+        timeout=UI_TIMEOUT_MS)
     page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
+    assert not page.locator(STDERR).all_inner_texts()
     status = page.locator(f"{PANEL} .widget-html", has_text="network says").first
-    # The last cell scripted a "1" onto the pad; clear it, then draw a 1 by clicking.
+    # The last cells scripted digits onto the pad; clear it, then draw a 1 by clicking.
     page.locator(f"{PANEL} button", has_text="Clear").click()
     expect(page.locator(f"{PANEL} .widget-html", has_text="Click the squares")).to_have_count(
         1, timeout=UI_TIMEOUT_MS)

@@ -134,7 +134,8 @@ print(json.dumps({
 """,
     "05-draw-a-digit": """
 import json
-result = {"script_argmax": int(p.argmax()), "script_sum": float(p.sum())}
+result = {"script_argmax": int(p.argmax()), "script_sum": float(p.sum()),
+          "morph_verdicts": morph.argmax(axis=1).tolist(), "morph_p7": morph[:, 7].tolist()}
 # A "0": a ring drawn click by click, as a user would.
 pad.clear()
 yy, xx = np.mgrid[:14, :14]
@@ -227,6 +228,10 @@ def test_draw_a_digit_widget():
     assert "application/vnd.jupyter.widget-view+json" in shown.data
     # A thick vertical stroke is a 1; a ring drawn by clicks is a 0.
     assert r["script_argmax"] == 1 and abs(r["script_sum"] - 1) < 1e-5
+    # Growing a top bar on the 1 turns it into a 7.
+    assert r["morph_verdicts"][0] == 1 and r["morph_verdicts"][-1] == 7
+    assert r["morph_p7"][-1] > 0.5 > r["morph_p7"][0]
+    assert images(nb, "morph") == 1
     assert r["ring_cells"] > 20 and r["ring_argmax"] == 0
     assert len(r["ring_probs"]) == 10 and abs(sum(r["ring_probs"]) - 1) < 1e-5
     assert min(r["ring_probs"]) >= 0
