@@ -264,12 +264,14 @@ def _same_tree(a: Path, b: Path) -> bool:
 
 
 def generate(root: str | os.PathLike | None = None, assignments: Sequence[str] | None = None,
-             release_dir: str | os.PathLike | None = None) -> list[GenerateResult]:
+             release_dir: str | os.PathLike | None = None,
+             record: bool = False) -> list[GenerateResult]:
     """Regenerate the student notebooks of `assignments` (default: all) from solutions/.
 
     Each assignment is built by nbgrader into a temporary folder with a throwaway gradebook
-    (the student version does not depend on the gradebook; the course gradebook is left
-    alone), every expected notebook is checked, then the folder replaces
+    (the student version does not depend on the gradebook), or with `record` in the course
+    gradebook (needed before `nbgrader release_assignment`; autograding records by itself).
+    Every expected notebook is checked, then the folder replaces
     `release_dir`/<assignment> (default notebooks/). Unchanged files are not rewritten, so an
     unchanged source gives byte-identical notebooks. Raises GradingError on any failure,
     leaving that assignment's previous release untouched.
@@ -282,11 +284,25 @@ def generate(root: str | os.PathLike | None = None, assignments: Sequence[str] |
         raise GradingError(f"no assignments under {root / SOURCE_DIR}")
     results = []
     release.mkdir(parents=True, exist_ok=True)
+    db, created = None, False
     with tempfile.TemporaryDirectory(prefix="cnnlib-generate-") as tmp:
         tmp = Path(tmp)
         db_url = "sqlite:///" + str(tmp / "gradebook.db")
+        if record:
+            config = load_config(root)
+            db_url, db = config.CourseDirectory.db_url, _db_path(config)
+            if db is not None:
+                check_gradebook(db)
+                created = not db.exists()
         for name in names:
-            built = generate_into(root, name, tmp / "release", db_url)
+            try:
+                built = generate_into(root, name, tmp / "release", db_url)
+            except BaseException as exc:
+                if created and db is not None and db.exists():
+                    db.unlink()  # never leave a half-made gradebook behind
+                if isinstance(exc, GradingError):
+                    raise GradingError(_explain(exc, name)) from exc
+                raise
             target = release / name
             res = GenerateResult(name)
             for nb in sorted(built.glob("*.ipynb")):
@@ -406,6 +422,16 @@ def _gradebook_matches(gb, root: Path, assignment: str) -> bool:
     return True
 
 
+def _explain(exc: Exception, name: str) -> str:
+    """nbgrader's error, with what to do when it is the 'submissions associated' refusal."""
+    hint = ""
+    if "submissions associated" in str(exc):
+        hint = (f"\nThe gradebook already holds submissions of {name!r} and its graded cells "
+                "changed since. Grade with the sources the students had, or start a new "
+                "gradebook (see docs/instructors.md, 'Changing a released assignment').")
+    return f"{exc}{hint}"
+
+
 def sync_gradebook(root: Path, config, assignments: Iterable[str]) -> list[str]:
     """Record the current solutions/ of `assignments` in the course gradebook.
 
@@ -432,13 +458,7 @@ def sync_gradebook(root: Path, config, assignments: Iterable[str]) -> list[str]:
                 try:
                     generate_into(root, name, Path(tmp), config.CourseDirectory.db_url)
                 except GradingError as exc:
-                    hint = ""
-                    if "submissions associated" in str(exc):
-                        hint = ("\nThe gradebook already holds graded submissions of "
-                                f"{name!r} and its graded cells changed since. Grade with the "
-                                "sources the students had, or start a new gradebook "
-                                "(see docs/instructors.md, 'Changing a released assignment').")
-                    raise GradingError(f"{exc}{hint}") from exc
+                    raise GradingError(_explain(exc, name)) from exc
                 updated.append(name)
     except BaseException:
         if created and db is not None and db.exists():
@@ -927,7 +947,7 @@ def _mp_context():
 def _cmd_generate(args) -> int:
     root = find_root(args.root)
     t0 = time.perf_counter()
-    results = generate(root, args.assignment)
+    results = generate(root, args.assignment, record=args.record)
     for res in results:
         for nb, state in res.notebooks.items():
             print(f"{state:9s}  {RELEASE_DIR}/{res.assignment}/{nb}")
@@ -980,6 +1000,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="regenerate notebooks/ from solutions/")
     g.add_argument("--assignment", "-a", action="append",
                    help="assignment folder name (repeatable); default: all")
+    g.add_argument("--record", action="store_true",
+                   help="also record the assignments in the course gradebook (before "
+                        "`nbgrader release_assignment`)")
     g.add_argument("--root", help="course root (default: current directory)")
     g.set_defaults(func=_cmd_generate)
 

@@ -60,8 +60,10 @@ def make_course(tmp: Path, solution_dirs: list[Path], extra=None) -> Path:
         shutil.copytree(d, course / "solutions" / d.name)
     if extra:
         extra(course)
-    proc = run([PY, "-m", "cnnlib.grading", "generate"], cwd=course)
+    # --record: the gradebook is filled here, so autograding finds it up to date
+    proc = run([PY, "-m", "cnnlib.grading", "generate", "--record"], cwd=course)
     assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert (course / "gradebook.db").is_file()
     return course
 
 
@@ -126,6 +128,68 @@ def stderr_of(cell) -> str:
 def stdout_of(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", [])
                    if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+# --------------------------------------------------------------------------------------------
+# generate: solutions/ -> notebooks/
+# --------------------------------------------------------------------------------------------
+
+def test_generate_is_deterministic_clean_and_safe(tmp_path):
+    src = tmp_path / "src"
+    fx.write_solution(src)
+    nb = nbformat.read(src / A / fx.NOTEBOOK, as_version=4)
+    # an instructor ran the notebook before committing: outputs must not reach students
+    by_id(nb)["relu-check"].outputs = [nbformat.v4.new_output("stream", text="relu: ok\n")]
+    by_id(nb)["relu-check"].execution_count = 3
+    nbformat.write(nb, src / A / fx.NOTEBOOK)
+    course = make_course(tmp_path, [src / A])
+    out = course / "notebooks" / A / fx.NOTEBOOK
+    first = out.read_bytes()
+    released = nbformat.read(out, as_version=4)
+    assert [c.id for c in released.cells] == [c.id for c in fx.build().cells]
+    assert all(c.get("outputs", []) == [] and c.get("execution_count") is None
+               for c in released.cells if c.cell_type == "code")
+    text = first.decode()
+    assert "np.maximum(x, 0.0)" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert "raise NotImplementedError()" in text
+
+    from cnnlib.grading import GradingError, generate
+
+    (res,) = generate(course)  # in-process: the same code as the command, cheaper
+    assert res.notebooks == {fx.NOTEBOOK: "unchanged"}
+    assert out.read_bytes() == first  # byte-identical
+
+    # a broken source: clear error, the previous release stays as it was
+    source = course / "solutions" / A / fx.NOTEBOOK
+    source.write_text(source.read_text().replace("### END HIDDEN TESTS", "", 1))
+    with pytest.raises(GradingError, match="generate_assignment"):
+        generate(course)
+    assert out.read_bytes() == first
+
+    # an edit reaches the students (no silent skip of an existing release)
+    nb = fx.build()
+    nb.cells[0].source = "# Fixture: ReLU, edited"
+    nbformat.write(nb, source)
+    (res,) = generate(course)
+    assert res.notebooks == {fx.NOTEBOOK: "written"}
+    assert "ReLU, edited" in out.read_text()
+
+
+def test_broken_gradebook_is_reported_not_reused(tmp_path):
+    import sqlite3
+
+    from cnnlib.grading import GradingError, check_gradebook
+
+    db = tmp_path / "gradebook.db"
+    con = sqlite3.connect(db)  # tables made, then the alembic step failed
+    con.execute("create table assignment (id text)")
+    con.commit()
+    con.close()
+    with pytest.raises(GradingError, match="incomplete gradebook"):
+        check_gradebook(db)
+    db.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(GradingError, match="not a readable gradebook"):
+        check_gradebook(db)
 
 
 # --------------------------------------------------------------------------------------------
