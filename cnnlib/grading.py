@@ -26,6 +26,7 @@ import contextlib
 import csv
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def check_gradebook(db_path: Path) -> None:
 def _db_path(config) -> Path | None:
     url = config.CourseDirectory.db_url
     if isinstance(url, str) and url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])
     return None
 
 
@@ -505,7 +506,12 @@ def _failure_reason(text: str) -> str:
     for key, why in _FAILURE_HINTS:
         if key in text:
             return f"{why} [{key}]"
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    # otherwise the last exception line of the first traceback nbgrader logged
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b.*:", ln)
+              and "NbGraderException" not in ln]
+    if errors:
+        return errors[0][:300]
     return lines[-1][:300] if lines else "nbgrader could not autograde this notebook"
 
 
@@ -629,6 +635,9 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
     config = load_config(root, **job.overrides)
     config.CourseDirectory.submitted_directory = job.submitted
     db_url = config.CourseDirectory.db_url
+    if db_url.startswith("sqlite:") and "?" not in db_url:
+        # parallel workers share the file: wait for a busy gradebook instead of failing
+        db_url = config.CourseDirectory.db_url = db_url + "?timeout=120"
     autograded = root / config.CourseDirectory.autograded_directory / job.student / job.assignment
     folder = Path(job.submitted) / job.student / job.assignment
     nbs = job.layout["notebooks"]
@@ -932,12 +941,17 @@ def _map(fn, items: list, jobs: int) -> list:
 
 
 def _mp_context():
-    """fork where there is one: the workers start with nbgrader already imported (~3 s each);
-    they open their own gradebook connections and kernels, nothing is shared."""
+    """A fork server that has imported nbgrader once: workers start in milliseconds, and they
+    inherit no open gradebook connection from this process (SQLite connections must not
+    cross a fork). Plain spawn where there is no fork."""
     import multiprocessing as mp
 
-    methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["cnnlib.grading", "nbgrader.converters", "nbgrader.api",
+                                    "nbconvert.exporters"])
+        return ctx
+    return mp.get_context("spawn")
 
 
 # --------------------------------------------------------------------------------------------
