@@ -172,12 +172,18 @@ def open_notebook(page, jupyterlab, path: Path, cells: int):
     from playwright.sync_api import expect
 
     base, token, _ = jupyterlab
-    page.goto(f"{base}/lab/tree/{path.as_posix()}?token={token}", timeout=UI_TIMEOUT_MS)
+    # `reset`: a clean workspace, not the tabs an earlier test left open on this server.
+    page.goto(f"{base}/lab/tree/{path.as_posix()}?token={token}&reset", timeout=UI_TIMEOUT_MS)
     page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=UI_TIMEOUT_MS)
     # The kernel is up when the status bar names it and says Idle. (The toolbar's indicator
     # says "idle" already while there is no kernel yet; cells run then are silently dropped.)
-    page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_READY).wait_for(
-        timeout=UI_TIMEOUT_MS)
+    # If JupyterLab asks which kernel to start, take its proposal (Python 3), as a user would.
+    ready = page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_READY)
+    ask = page.locator(".jp-Dialog", has_text="Select Kernel")
+    ready.or_(ask).first.wait_for(timeout=UI_TIMEOUT_MS)
+    if ask.is_visible():
+        ask.locator(".jp-Dialog-button.jp-mod-accept").click()
+        ready.wait_for(timeout=UI_TIMEOUT_MS)
     shown = page.locator(f"{PANEL} .jp-Notebook .jp-Cell")
     # JupyterLab attaches the cells progressively; wait until all of them are there.
     expect(shown).to_have_count(cells, timeout=UI_TIMEOUT_MS)
