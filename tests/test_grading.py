@@ -130,6 +130,21 @@ def stdout_of(cell) -> str:
                    if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
 
+def run_checks(graded, checks) -> None:
+    """Run every check on one graded class and report all failures together.
+
+    Grading a class is the expensive part, so it happens once per test; the checks are
+    separate functions so that one failure does not hide the others.
+    """
+    failures = []
+    for check in checks:
+        try:
+            check(graded)
+        except AssertionError as exc:
+            failures.append(f"{check.__name__}: {exc}")
+    assert not failures, "\n\n".join(failures)
+
+
 # --------------------------------------------------------------------------------------------
 # generate: solutions/ -> notebooks/
 # --------------------------------------------------------------------------------------------
@@ -279,9 +294,7 @@ def build_fixture_class(course: Path) -> None:
     submit(course, "renamed", A, good, name=f"{A} (1).ipynb")
 
 
-@pytest.fixture(scope="module")
-def fixture_class(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fixture-class")
+def grade_fixture_class(tmp):
     src = tmp / "src"
     fx.write_solution(src)
     course = make_course(tmp, [src / A])
@@ -291,15 +304,24 @@ def fixture_class(tmp_path_factory):
     return course, proc
 
 
-def test_fixture_run_completes(fixture_class):
+def check_fixture_run_completes(fixture_class):
     course, proc = fixture_class
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = read_csv(course / "grades.csv")
     assert set(rows) == {(s, A) for s in FIXTURE_EXPECTED}
 
 
-@pytest.mark.parametrize("student", sorted(FIXTURE_EXPECTED))
-def test_fixture_scores(fixture_class, student):
+def check_fixture_scores(fixture_class):
+    wrong = []
+    for student in sorted(FIXTURE_EXPECTED):
+        try:
+            check_fixture_score(fixture_class, student)
+        except AssertionError as exc:
+            wrong.append(f"{student}: {exc}")
+    assert not wrong, "\n".join(wrong)
+
+
+def check_fixture_score(fixture_class, student):
     course, _ = fixture_class
     row = read_csv(course / "grades.csv")[(student, A)]
     score, status = FIXTURE_EXPECTED[student]
@@ -318,7 +340,7 @@ def test_fixture_scores(fixture_class, student):
             assert "could not be graded automatically" in text
 
 
-def test_fixture_cell_scores(fixture_class):
+def check_fixture_cell_scores(fixture_class):
     course, _ = fixture_class
     expect = {
         "inplace-forward": {"relu-check": 2, "relu-hidden": 0},
@@ -335,7 +357,7 @@ def test_fixture_cell_scores(fixture_class):
             assert got[gid] == score, (student, gid, got)
 
 
-def test_fixture_flags_and_details(fixture_class):
+def check_fixture_flags_and_details(fixture_class):
     course, proc = fixture_class
     rows = read_csv(course / "grades.csv")
     assert "JSON" in rows[("invalid-json", A)]["detail"]
@@ -351,7 +373,7 @@ def test_fixture_flags_and_details(fixture_class):
     assert rows[("solution", A)]["status"] == "graded"
 
 
-def test_fixture_warnings_stay_off_stderr(fixture_class):
+def check_fixture_warnings_stay_off_stderr(fixture_class):
     """The warning-emitting answer: checks report the warnings on stdout, stderr stays clean."""
     course, _ = fixture_class
     cells = by_id(autograded_nb(course, "warnings", A))
@@ -361,7 +383,7 @@ def test_fixture_warnings_stay_off_stderr(fixture_class):
     assert "RuntimeWarning" in stdout_of(cells["relu-backward-check"])
 
 
-def test_fixture_hostile_edits_undone(fixture_class):
+def check_fixture_hostile_edits_undone(fixture_class):
     course, _ = fixture_class
     cells = by_id(autograded_nb(course, "assert-true", A))
     assert cells["relu-check"].source == "check_relu(relu)"
@@ -372,7 +394,7 @@ def test_fixture_hostile_edits_undone(fixture_class):
     assert (course / "autograded" / "shadow-cnnlib" / A / "cnnlib.py").is_file()
 
 
-def test_fixture_feedback_hides_hidden_tests(fixture_class):
+def check_fixture_feedback_hides_hidden_tests(fixture_class):
     course, _ = fixture_class
     frags = hidden_fragments_of(course / "solutions")
     assert len(frags) >= 6
@@ -397,7 +419,7 @@ def test_fixture_feedback_hides_hidden_tests(fixture_class):
     assert "AssertionError" in text and "relu modified its input" in text
 
 
-def test_regrade_is_repeatable(fixture_class):
+def check_regrade_is_repeatable(fixture_class):
     """Regrading (read-only autograded files, existing gradebook) gives the same CSV."""
     course, _ = fixture_class
     proc = run([PY, "-m", "cnnlib.grading", "autograde", "submitted", "--out", "again.csv",
@@ -568,11 +590,7 @@ def build_course_class(course: Path) -> None:
         submit(course, "cheat", a, cheat)
 
 
-@pytest.fixture(scope="module")
-def course_class(tmp_path_factory):
-    if not COURSE:
-        pytest.skip("no course notebooks under solutions/ yet")
-    tmp = tmp_path_factory.mktemp("course-class")
+def grade_course_class(tmp):
     course = make_course(tmp, COURSE)
     build_course_class(course)
     proc = run([PY, "-m", "cnnlib.grading", "autograde", "submitted", "--out", "grades.csv",
@@ -580,7 +598,7 @@ def course_class(tmp_path_factory):
     return course, proc
 
 
-def test_course_class_scores(course_class):
+def check_course_class_scores(course_class):
     course, proc = course_class
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = read_csv(course / "grades.csv")
@@ -596,7 +614,7 @@ def test_course_class_scores(course_class):
                                 for k, (g, w, d) in wrong.items())
 
 
-def test_course_class_feedback(course_class):
+def check_course_class_feedback(course_class):
     course, _ = course_class
     frags = hidden_fragments_of(course / "solutions")
     assert find_leaks(course / "feedback", frags) == {}
@@ -605,7 +623,7 @@ def test_course_class_feedback(course_class):
             assert (course / "feedback" / student / a / f"{a}.html").is_file(), (student, a)
 
 
-def test_course_noisy_answers_keep_stderr_clean(course_class):
+def check_course_noisy_answers_keep_stderr_clean(course_class):
     """Warnings from the student's functions never reach stderr in a graded cell."""
     course, _ = course_class
     dirty = {}
@@ -616,3 +634,27 @@ def test_course_noisy_answers_keep_stderr_clean(course_class):
             if meta.get("grade") and stderr_of(cell):
                 dirty[(a, meta["grade_id"])] = stderr_of(cell)[:300]
     assert not dirty, dirty
+
+
+# --------------------------------------------------------------------------------------------
+# the two tests that grade a class (one each, so that xdist never grades a class twice)
+# --------------------------------------------------------------------------------------------
+
+def test_fixture_class(tmp_path):
+    """Every hostile case on the fixture assignment: exact scores, flags, feedback, regrade."""
+    graded = grade_fixture_class(tmp_path)
+    check_fixture_run_completes(graded)  # nothing else makes sense if the run broke
+    run_checks(graded, [check_fixture_scores, check_fixture_cell_scores,
+                        check_fixture_flags_and_details, check_fixture_warnings_stay_off_stderr,
+                        check_fixture_hostile_edits_undone,
+                        check_fixture_feedback_hides_hidden_tests,
+                        check_regrade_is_repeatable])
+
+
+def test_course_class(tmp_path):
+    """The real course notebooks: exact scores, no hidden-test leak, clean stderr."""
+    if not COURSE:
+        pytest.skip("no course notebooks under solutions/ yet")
+    graded = grade_course_class(tmp_path)
+    run_checks(graded, [check_course_class_scores, check_course_class_feedback,
+                        check_course_noisy_answers_keep_stderr_clean])
