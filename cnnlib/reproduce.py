@@ -29,10 +29,18 @@ class Dataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     description: str
+    kind: str = ""  # "subset" / "full" (training data)
+    test_kind: str = ""  # "official" when scored on a test_dir
 
-    @property
-    def short(self) -> str:
-        return f"{self.name} {len(self.train_labels):,} train / {len(self.test_labels):,} test"
+    def short(self, first: int | None = None, held_out: int = 0) -> str:
+        """For the table: ``MNIST subset: 4,000 train (667 held out) / 10,000 official test``;
+        ``first``: the run used the first ``first`` images of each."""
+        n_tr = len(self.train_labels) if first is None else min(first, len(self.train_labels))
+        n_te = len(self.test_labels) if first is None else min(first, len(self.test_labels))
+        pre = "first " if first is not None else ""
+        held = f" ({held_out:,} held out for validation)" if held_out else ""
+        test = f"{self.test_kind} test".strip()
+        return (f"{self.name} {self.kind}: {pre}{n_tr:,} train{held} / {pre}{n_te:,} {test}")
 
 
 def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test_limit=None,
@@ -61,7 +69,8 @@ def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test
         xte, yte = data_module.subset(xte, yte, test_limit, seed=seed)
     name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
     desc = f"{name} {what}: {len(ytr):,} train; {len(yte):,} {test_what}"
-    return Dataset(name, xtr, ytr, xte, yte, desc)
+    return Dataset(name, xtr, ytr, xte, yte, desc, kind="subset" if source == "subset" else "full",
+                   test_kind="official" if test_dir is not None else "")
 
 
 @dataclass
@@ -134,7 +143,7 @@ def run_tutorial_s1(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, ve
                        verbose=print_fn is not None or verbose,
                        print_fn=print_fn if print_fn is not None else (lambda *a: None))
     return RunResult("s1-tutorial", h.test_accuracy, h.test_loss, h.epoch_accuracy[-1], epochs,
-                     h.seconds, f"{ds.name}: first {len(ytr):,} train / first {len(yte):,} test",
+                     h.seconds, ds.short(first=n_train),
                      "tutorial layers (numpy)", history=h)
 
 
@@ -308,8 +317,8 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                 setting = "MNIST; " + setting if reported is not None else setting
             rows.append(dict(recipe=name, reported=reported, reported_setting=setting,
                              ours=res.test_accuracy, best_epoch=res.best_epoch,
-                             data=res.data + (f" ({res.val_size:,} of the train held out "
-                                              f"for validation)" if res.val_size else ""),
+                             data=(res.data if name == "s1-tutorial"
+                                   else ds.short(held_out=res.val_size)),
                              epochs=epochs, engine=res.engine,
                              seconds=res.seconds))
             if verbose:
