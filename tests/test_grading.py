@@ -603,15 +603,19 @@ def check_course_class_scores(course_class):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = read_csv(course / "grades.csv")
     expected = expected_course_scores(course)
-    wrong = {}
+    wrong = []
     for (student, a), score in sorted(expected.items()):
         row = rows[(student, a)]
         want = ("graded", float(score))
         got = (row["status"], float(row["score"]) if row["score"] else None)
         if got != want:
-            wrong[(student, a)] = (got, want, row["detail"])
-    assert not wrong, "\n".join(f"{k}: got {g}, expected {w} ({d})"
-                                for k, (g, w, d) in wrong.items())
+            sol = nbformat.read(course / "solutions" / a / f"{a}.ipynb", as_version=4)
+            pts = points(sol)[2]
+            lost = {g: f"{s:g}/{pts[g]:g}" for g, s in cell_scores(course, student, a).items()
+                    if s is not None and s < pts[g]}
+            wrong.append(f"{student}/{a}: got {got}, expected {want}; cells below full "
+                         f"marks: {lost} {row['detail']}")
+    assert not wrong, "\n".join(wrong)
 
 
 def check_course_class_feedback(course_class):
@@ -633,7 +637,9 @@ def check_course_noisy_answers_keep_stderr_clean(course_class):
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade") and stderr_of(cell):
                 dirty[(a, meta["grade_id"])] = stderr_of(cell)[:300]
-    assert not dirty, dirty
+    assert not dirty, ("test cells wrote the student's warnings to stderr, so nbgrader scores "
+                       "them 0; call student code through cnnlib.checks (or inside "
+                       f"`with quietly():`) in these cells: {dirty}")
 
 
 # --------------------------------------------------------------------------------------------
