@@ -304,7 +304,7 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                 print_fn(f"-- {name}: {epochs} epoch(s)")
             if name == "s1-tutorial":
                 res = run_tutorial_s1(ds, epochs=epochs, seed=seed, verbose=verbose)
-                reported, setting = 0.78, "first 1k/1k MNIST, 3 epochs"
+                reported, setting = 0.78, "MNIST, first 1k train / first 1k test, 3 epochs"
             else:
                 res = run_recipe(name, ds, epochs=epochs, seed=seed,
                                  fast="auto" if fast else False,
@@ -313,8 +313,6 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                 reported, setting = recipe.reported, recipe.reported_setting
                 if name == "s1":
                     reported, setting = 0.9744, "Keras, full MNIST 60k, batch 1"
-            if dataset != "mnist":
-                setting = "MNIST; " + setting if reported is not None else setting
             rows.append(dict(recipe=name, reported=reported, reported_setting=setting,
                              ours=res.test_accuracy, best_epoch=res.best_epoch,
                              data=(res.data if name == "s1-tutorial"
