@@ -72,7 +72,7 @@ class RedactHiddenTestOutputs(NbGraderPreprocessor):
         source = cell_source(cell)
         if HIDDEN_TESTS[0] not in source:
             return cell, resources
-        frags = fragments(source, HIDDEN_TESTS, min_len=4)
+        frags = fragments(source, HIDDEN_TESTS)
         cell["outputs"] = redact_outputs(cell.get("outputs", []), frags)
         return cell, resources
 
