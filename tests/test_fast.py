@@ -328,6 +328,24 @@ def test_fused_convnet_steps_equal_reference_model(digits):
     assert_close(fused.predict_logits(probe), ref.forward((probe / 255)[:, None]), "logits")
 
 
+def test_fused_convnet_fit_and_evaluate(digits, capfd):
+    from cnnlib.models import network3
+
+    fused = FusedConvNet(network3(seed=7, hidden=30))  # float64: compiled by the test above
+    train_x, train_y, test_x, test_y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hist = fused.fit(train_x[:600], train_y[:600], epochs=2, batch_size=10, lr=0.5,
+                         chunk=300, progress=True)
+        result = fused.evaluate(test_x[:300], test_y[:300])
+    assert capfd.readouterr().err == ""
+    assert hist.step == [300, 600, 900, 1200] and len(hist.epoch_loss) == 2
+    assert hist.epoch_loss[1] < hist.epoch_loss[0]
+    logits = fused.predict_logits(test_x[:300])
+    assert result["n"] == 300
+    assert result["accuracy"] == np.mean(logits.argmax(axis=1) == test_y[:300])
+
+
 def test_fused_convnet_refuses_other_networks():
     from cnnlib.models import network3
 
