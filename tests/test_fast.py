@@ -66,6 +66,7 @@ CONV_CASES = [
     (2, 2, 8, 6, 3, (3, 2), (2, 1), (1, 0)),  # non-square kernel, stride and padding
     (3, 1, 5, 11, 2, (1, 4), (1, 3), (2, 1)),
     (1, 2, 4, 4, 5, 4, 1, 0),  # kernel as large as the input: a 1x1 output
+    (2, 3, 6, 9, 2, (2, 4), 1, (1, 2)),  # non-square kernel and padding at stride 1
 ]
 
 

@@ -37,6 +37,92 @@ def _pad(x, ph, pw):
     return xp
 
 
+_FM = {"reassoc", "contract"}  # re-association lets the long sums below vectorise
+
+
+@njit(cache=True, fastmath=_FM)
+def _forward_stride1(xp, w, b, out):
+    """Stride 1 on the padded input, "wide": output position ``t = i * Wp + j`` of a flat
+    plane reads ``xp_flat[t + kh * Wp + kw]``, so every tap is one long contiguous loop over
+    the whole plane (``(H'-1) * Wp + W'`` positions; the ``Wp - W'`` extra columns per row are
+    computed and dropped) instead of many rows of ``W'``. The shifted plane is taken as a
+    slice first: an index ``t + off`` would make Numba check for negative indices on every
+    element, which blocks SIMD (3x slower)."""
+    N, C, Hp, Wp = xp.shape
+    F, _, KH, KW = w.shape
+    _, _, Ho, Wo = out.shape
+    L = (Ho - 1) * Wp + Wo
+    xf = xp.reshape((N, C, Hp * Wp))
+    acc = np.empty(L, dtype=xp.dtype)
+    for n in range(N):
+        for f in range(F):
+            bf = b[f]
+            for t in range(L):
+                acc[t] = bf
+            for c in range(C):
+                plane = xf[n, c]
+                for kh in range(KH):
+                    for kw in range(KW):
+                        wv = w[f, c, kh, kw]
+                        off = kh * Wp + kw
+                        src = plane[off:off + L]
+                        for t in range(L):
+                            acc[t] += wv * src[t]
+            for i in range(Ho):
+                for j in range(Wo):
+                    out[n, f, i, j] = acc[i * Wp + j]
+
+
+@njit(cache=True, fastmath=_FM)
+def _backward_stride1(xp, w, dout, need_dx, dw, db, dxp):
+    """Stride-1 gradients, "wide" like :func:`_forward_stride1`: ``dout`` is spread on planes
+    of row width ``Wp`` with zeros in the extra columns; then each ``dw`` tap is one long dot
+    product and ``dxp`` gets long scaled additions."""
+    N, C, Hp, Wp = xp.shape
+    F, _, KH, KW = w.shape
+    _, _, Ho, Wo = dout.shape
+    L = (Ho - 1) * Wp + Wo
+    zero = np.zeros(1, dtype=xp.dtype)[0]
+    xf = xp.reshape((N, C, Hp * Wp))
+    wide = np.zeros((N, F, L), dtype=xp.dtype)
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    wide[n, f, i * Wp + j] = dout[n, f, i, j]
+    for f in range(F):
+        s = zero
+        for n in range(N):
+            g = wide[n, f]
+            for t in range(L):
+                s += g[t]
+        db[f] = s
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    off = kh * Wp + kw
+                    s = zero
+                    for n in range(N):
+                        g = wide[n, f]
+                        src = xf[n, c, off:off + L]
+                        for t in range(L):
+                            s += g[t] * src[t]
+                    dw[f, c, kh, kw] = s
+    if need_dx:
+        df = dxp.reshape((N, C, Hp * Wp))
+        for n in range(N):
+            for c in range(C):
+                for f in range(F):
+                    g = wide[n, f]
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            wv = w[f, c, kh, kw]
+                            off = kh * Wp + kw
+                            dst = df[n, c, off:off + L]
+                            for t in range(L):
+                                dst[t] += wv * g[t]
+
+
 @njit(cache=True)
 def conv_forward_kernel(x, w, b, sh, sw, ph, pw):
     """``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``b (F,)`` -> ``(N, F, H', W')``."""
@@ -46,6 +132,9 @@ def conv_forward_kernel(x, w, b, sh, sw, ph, pw):
     Ho = (Hp - KH) // sh + 1
     Wo = (Wp - KW) // sw + 1
     out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    if sh == 1 and sw == 1:
+        _forward_stride1(xp, w, b, out)
+        return out
     acc = np.empty(Wo, dtype=x.dtype)
     for n in range(N):
         for f in range(F):
@@ -81,6 +170,15 @@ def conv_backward_kernel(x, w, dout, sh, sw, ph, pw, need_dx):
     F, _, KH, KW = w.shape
     _, _, Ho, Wo = dout.shape
     dt = x.dtype
+    if sh == 1 and sw == 1:
+        dw = np.empty((F, C, KH, KW), dtype=dt)
+        db = np.empty(F, dtype=dt)
+        shape = (N, C, Hp, Wp) if need_dx else (1, 1, 1, 1)
+        dxp = np.zeros(shape, dtype=dt)
+        _backward_stride1(xp, w, dout, need_dx, dw, db, dxp)
+        if not need_dx:
+            return np.empty((0, 0, 0, 0), dtype=dt), dw, db
+        return _crop(dxp, ph, pw), dw, db
     zero = np.zeros(1, dtype=dt)[0]  # sums in the arrays' dtype (float32 stays float32)
     # db[f] = sum of dout over the batch and every output position.
     db = np.zeros(F, dtype=dt)
@@ -135,17 +233,24 @@ def conv_backward_kernel(x, w, dout, sh, sw, ph, pw, need_dx):
                             else:
                                 for j in range(Wo):
                                     row[j * sw + kw] += g[j] * wv
+    return _crop(dxp, ph, pw), dw, db
+
+
+@njit(cache=True)
+def _crop(dxp, ph, pw):
+    """``dxp (N, C, H + 2ph, W + 2pw)`` without its padding: ``(N, C, H, W)``."""
+    if ph == 0 and pw == 0:
+        return dxp
+    N, C, Hp, Wp = dxp.shape
     H = Hp - 2 * ph
     W = Wp - 2 * pw
-    if ph == 0 and pw == 0:
-        return dxp, dw, db
-    dx = np.empty((N, C, H, W), dtype=dt)
+    dx = np.empty((N, C, H, W), dtype=dxp.dtype)
     for n in range(N):
         for c in range(C):
             for i in range(H):
                 for j in range(W):
                     dx[n, c, i, j] = dxp[n, c, i + ph, j + pw]
-    return dx, dw, db
+    return dx
 
 
 def _float_dtype(w):
