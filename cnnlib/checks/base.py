@@ -201,6 +201,7 @@ class CheckResult:
         self.not_implemented = False
         self.warnings: list[str] = []
         self.stderr = ""
+        self.printed = False  # the check printed the report already (verbose=True)
 
     @property
     def ok(self) -> bool:
@@ -244,6 +245,12 @@ class CheckResult:
 
     def _repr_pretty_(self, p, cycle):  # IPython display
         p.text(self.report())
+
+    def _ipython_display_(self):
+        # A check cell ends with the check call, so IPython would show the returned result
+        # under the report the check just printed: show it only when it was not printed.
+        if not self.printed:
+            print(self.report())
 
     def exception(self) -> Exception | None:
         """The exception a failed check raises (None when it passed)."""
@@ -550,6 +557,7 @@ def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
             result = chk.result
             if verbose:
                 print(result.report(), file=sys.stdout, flush=True)
+                result.printed = True
             if raise_on_fail and not result.ok:
                 raise result.exception()  # what is wrong: see the report printed above
             return result
