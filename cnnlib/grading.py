@@ -617,8 +617,13 @@ def _grade_one(job: _Job) -> SubmissionResult:
     except Exception as exc:  # our own bug or an unexpected nbgrader state: flag, go on
         res.status, res.score = AUTOGRADE_FAILED, None
         res.detail = f"grading error: {type(exc).__name__}: {exc}"[:500]
-    if job.feedback and res.status != NOT_SUBMITTED:
-        failure = res.detail if res.status == AUTOGRADE_FAILED else None
+    handed_in = (Path(job.submitted) / job.student / job.assignment).is_dir()
+    if job.feedback and (res.status != NOT_SUBMITTED or handed_in):
+        failure = None
+        if res.status == AUTOGRADE_FAILED:
+            failure = res.detail
+        elif res.status == NOT_SUBMITTED:  # e.g. a renamed notebook: tell the student
+            failure = f"no notebook with the expected name ({res.detail})"
         res.feedback_pages, res.feedback_error = _feedback_one(
             job.root, job.assignment, job.student, failure)
     res.seconds = time.perf_counter() - t0

@@ -145,6 +145,38 @@ def run_checks(graded, checks) -> None:
     assert not failures, "\n\n".join(failures)
 
 
+def test_redaction_of_hidden_test_outputs():
+    """Unit level: what RedactHiddenTestOutputs keeps and drops in a hidden-test cell."""
+    from nbformat.v4 import new_code_cell, new_output
+
+    from cnnlib.grading_feedback import RedactHiddenTestOutputs
+
+    hidden_line = "assert np.allclose(secret_reference(x), relu(x)), 'relu is wrong'"
+    cell = new_code_cell(
+        f"# visible comment\n### BEGIN HIDDEN TESTS\n{hidden_line}\n### END HIDDEN TESTS\n",
+        metadata={"nbgrader": {"grade": True, "grade_id": "h", "points": 1, "locked": True,
+                               "solution": False, "schema_version": 3}})
+    cell.outputs = [
+        new_output("stream", name="stdout",
+                   text=f"[not yet] relu: 3 values differ\necho: {hidden_line}\n"),
+        new_output("error", ename="AssertionError", evalue="relu is wrong",
+                   traceback=["\x1b[31mAssertionError\x1b[0m Traceback", f"----> 3 {hidden_line}"]),
+        new_output("error", ename="ValueError", evalue=f"bad: {hidden_line}", traceback=["x"]),
+    ]
+    RedactHiddenTestOutputs().preprocess_cell(cell, {}, 0)
+    text = json.dumps(cell.outputs)
+    assert hidden_line not in text and "secret_reference" not in text
+    assert "[not yet] relu: 3 values differ" in cell.outputs[0]["text"]  # reports survive
+    assert cell.outputs[1]["evalue"] == "relu is wrong"                   # so do messages
+    assert cell.outputs[1]["traceback"][0] == "AssertionError: relu is wrong"
+    assert "quotes a hidden test" in cell.outputs[2]["evalue"]
+    # a cell without hidden tests is left alone
+    plain = new_code_cell("check_relu(relu)")
+    plain.outputs = [new_output("error", ename="E", evalue="v", traceback=["tb line"])]
+    RedactHiddenTestOutputs().preprocess_cell(plain, {}, 0)
+    assert plain.outputs[0]["traceback"] == ["tb line"]
+
+
 # --------------------------------------------------------------------------------------------
 # generate: solutions/ -> notebooks/
 # --------------------------------------------------------------------------------------------
@@ -333,11 +365,12 @@ def check_fixture_score(fixture_class, student):
     assert float(row["max_score"]) == fx.TOTAL
     # Every student gets a feedback page, failed ones a page that says what happened.
     page = course / "feedback" / student / A / fx.NOTEBOOK.replace(".ipynb", ".html")
-    if status != "not_submitted":
-        assert page.is_file(), f"no feedback for {student}"
-        text = html_to_text(page.read_text(encoding="utf-8"))
-        if status == "autograde_failed":
-            assert "could not be graded automatically" in text
+    assert page.is_file(), f"no feedback for {student}"
+    text = html_to_text(page.read_text(encoding="utf-8"))
+    if status == "autograde_failed":
+        assert "could not be graded automatically" in text
+    if status == "not_submitted":
+        assert f"{A} (1).ipynb" in text  # what was found instead
 
 
 def check_fixture_cell_scores(fixture_class):
@@ -406,8 +439,7 @@ def check_fixture_feedback_hides_hidden_tests(fixture_class):
     # ... and there is none in any page.
     assert find_leaks(course / "feedback", frags) == {}
     pages = list((course / "feedback").rglob("*.html"))
-    assert len(pages) == len([s for s, (_, st) in FIXTURE_EXPECTED.items()
-                              if st != "not_submitted"])
+    assert len(pages) == len(FIXTURE_EXPECTED)
     for page in pages:
         text = html_to_text(page.read_text(encoding="utf-8"))
         for line in marked_lines(cell_source(by_id(fx.build())["relu-hidden"]), HIDDEN_TESTS):
