@@ -254,6 +254,9 @@ WARNING_RELU = ("def relu(x):\n"
 WARNING_BACKWARD = ("def relu_backward(dout, x):\n"
                     "    np.log(np.zeros(1))  # RuntimeWarning: divide by zero in log\n"
                     "    return dout * (x > 0)\n")
+NUMBA_LOOP = ("from numba import njit\n\n@njit\ndef spin(n):\n    i = 0\n    while n > 0:\n"
+              "        i += 1\n    return i\n\ndef relu(x):\n    spin(1)\n"
+              "    return np.maximum(x, 0.0)\n")
 SHADOW = 'raise ImportError("the student\'s cnnlib.py was imported instead of the package")\n'
 
 # student -> (expected score or None when autograding must fail, expected status)
@@ -273,6 +276,7 @@ FIXTURE_EXPECTED = {
     "shadow-cnnlib": (10, "graded"),         # cnnlib.py beside the notebook is never imported
     "invalid-json": (None, "autograde_failed"),
     "os-exit": (None, "autograde_failed"),
+    "numba-loop": (None, "autograde_failed"),  # endless loop in compiled code: uninterruptible
     "renamed": (0, "not_submitted"),         # handed in under another file name
 }
 
@@ -318,6 +322,7 @@ def build_fixture_class(course: Path) -> None:
     submit(course, "invalid-json", A, raw=text[: len(text) // 2])
     submit(course, "os-exit", A, variant(**{
         "relu-backward-answer": "import os\nos._exit(1)\n"}))
+    submit(course, "numba-loop", A, variant(**{"relu-answer": NUMBA_LOOP}))
     submit(course, "monkeypatch", A, variant(**{
         "relu-answer": WRONG_RELU + "\ncheck_relu = lambda fn: print('relu: correct')\n",
         "relu-backward-answer": NO_MASK
@@ -395,6 +400,7 @@ def check_fixture_flags_and_details(fixture_class):
     rows = read_csv(course / "grades.csv")
     assert "JSON" in rows[("invalid-json", A)]["detail"]
     assert "kernel died" in rows[("os-exit", A)]["detail"]
+    assert "could not be stopped" in rows[("numba-loop", A)]["detail"]
     assert "time limit" in rows[("infinite-loop", A)]["detail"]
     assert "restored: relu-check, relu-hidden" in rows[("assert-true", A)]["detail"]
     assert "put back: relu-backward-hidden" in rows[("deleted-hidden", A)]["detail"]
