@@ -14,8 +14,9 @@ Where the time goes and what is done about it (2.5 MFLOP per image):
 - conv + pool: per image, the (K+1)x(K+1) patch under every 2x2 pooling window is gathered
   once (``patches[R, C, t] = img[2i + R, 2j + C]``); each filter tap then adds a scaled patch
   plane to the four window cells' sums, a loop over all windows that vectorises;
-- the first dense layer: its 1.2 MB weight matrix is walked row by row ONCE per batch in each
-  direction (forward; input gradient + update fused in one pass), not once per image;
+- the first dense layer works on a transposed copy of its weights ``(Hd, D)`` made once per
+  call (and written back at its end), so that its forward dots, its input gradient and its
+  update all run along contiguous rows of D = 2,880 numbers, once per batch, not per image;
 - the conv's filter gradient only looks at the cells that won the pooling (masked sums).
 """
 
@@ -166,6 +167,9 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
     dcb = np.empty_like(cb)
     dw2 = np.empty_like(w2)
     db2 = np.empty_like(b2)
+    # The first dense layer works on a transposed copy (Hd, D) for the whole call, so that all
+    # its loops run along rows of D = 2,880 contiguous numbers; written back at the end.
+    w1t = np.ascontiguousarray(w1.T)
     total = order.shape[0]
     nb = 0
     for start in range(0, total, batch):
@@ -174,26 +178,15 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
         for s in range(B):
             _patches(images, order[start + s], div, shift, K, Wp, img, patches[s])
             _conv_pool_sigmoid(patches[s], cw, cb, cells, a1[s], arg[s])
-        # ---- dense 1: walk the weight rows once for the whole batch
-        for s in range(B):
-            for h in range(Hd):
-                z1[s, h] = b1[h]
-        # four weight rows per pass: each z1 row is loaded and stored once per 4 FMAs
-        D4 = D - D % 4
-        for d in range(0, D4, 4):
-            w0, wa, wb, wc = w1[d], w1[d + 1], w1[d + 2], w1[d + 3]
+        # ---- dense 1 on the transposed weights: z1[s, h] = b1[h] + w1t[h] . a1[s], long dots
+        for h in range(Hd):
+            row = w1t[h]
             for s in range(B):
-                a0, a_, b_, c_ = a1[s, d], a1[s, d + 1], a1[s, d + 2], a1[s, d + 3]
-                zs = z1[s]
-                for h in range(Hd):
-                    zs[h] += a0 * w0[h] + a_ * wa[h] + b_ * wb[h] + c_ * wc[h]
-        for d in range(D4, D):
-            wrow = w1[d]
-            for s in range(B):
-                a = a1[s, d]
-                zs = z1[s]
-                for h in range(Hd):
-                    zs[h] += a * wrow[h]
+                a = a1[s]
+                acc = zero
+                for d in range(D):
+                    acc += row[d] * a[d]
+                z1[s, h] = acc + b1[h]
         for s in range(B):
             for h in range(Hd):
                 z1[s, h] = _sigmoid(z1[s, h])  # a2, kept in z1
@@ -244,30 +237,24 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
                 w2[h, k] -= lr_ * dw2[h, k]
         for k in range(Ko):
             b2[k] -= lr_ * db2[k]
-        # ---- dense 1 backward fused with its update: one pass over the weight rows
-        # per weight row: da1[:, d] = dz1 @ w1[d] (old weights), then
-        # w1[d] -= lr * sum_s a1[s, d] dz1[s]; two samples per pass over the row
-        for d in range(D):
-            wrow = w1[d]
+        # ---- dense 1 backward: da1[s] = sum_h dz1[s, h] w1t[h] (old weights), then the
+        # update w1t[h] -= lr * sum_s dz1[s, h] a1[s]; every inner loop runs along a row of D
+        for s in range(B):
+            out = da1[s]
+            for d in range(D):
+                out[d] = zero
+            for h in range(Hd):
+                g = dz1[s, h]
+                row = w1t[h]
+                for d in range(D):
+                    out[d] += g * row[d]
+        for h in range(Hd):
+            row = w1t[h]
             for s in range(B):
-                g = zero
-                dzs = dz1[s]
-                for h in range(Hd):
-                    g += dzs[h] * wrow[h]
-                da1[s, d] = g
-            B2 = B - B % 2
-            for s in range(0, B2, 2):
-                a0 = lr_ * a1[s, d]
-                a_ = lr_ * a1[s + 1, d]
-                d0 = dz1[s]
-                d_ = dz1[s + 1]
-                for h in range(Hd):
-                    wrow[h] -= a0 * d0[h] + a_ * d_[h]
-            for s in range(B2, B):
-                a0 = lr_ * a1[s, d]
-                d0 = dz1[s]
-                for h in range(Hd):
-                    wrow[h] -= a0 * d0[h]
+                g = lr_ * dz1[s, h]
+                a = a1[s]
+                for d in range(D):
+                    row[d] -= g * a[d]
         for h in range(Hd):
             g = zero
             for s in range(B):
@@ -283,6 +270,7 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
             for x in range(K):
                 for y in range(K):
                     cw[f, 0, x, y] -= lr_ * dcw[f, 0, x, y]
+    w1[:, :] = w1t.T
     return nb
 
 
