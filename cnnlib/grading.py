@@ -882,7 +882,7 @@ def _feedback_one(root: str, assignment: str, student: str,
 
 def check_feedback_leaks(root: Path) -> list[str]:
     """Delete every feedback page that shows a hidden-test line; return what was found."""
-    from cnnlib.grading_feedback import find_leaks, hidden_fragments_of
+    from cnnlib.grading_markup import find_leaks, hidden_fragments_of
 
     config = load_config(root)
     fb_root = Path(root) / config.CourseDirectory.feedback_directory

@@ -1,4 +1,6 @@
-"""Feedback without hidden tests: an nbgrader preprocessor and a leak scanner.
+"""Feedback without hidden tests: the nbgrader preprocessor that redacts hidden-test outputs.
+
+(The leak scanner, `find_leaks`, lives in cnnlib.grading_markup, which needs no nbgrader.)
 
 nbgrader's `ClearHiddenTests` removes hidden regions from cell *sources*, but the outputs of a
 hidden-test cell can still quote them: IPython's traceback prints the failing source lines,
@@ -13,13 +15,18 @@ rewrites the outputs of every cell that has a hidden region:
 
 from __future__ import annotations
 
-import html
-import re
-from pathlib import Path
-
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from cnnlib.grading_markup import HIDDEN_TESTS, cell_source, fragments, marked_lines, strip_ansi
+from cnnlib.grading_markup import (  # noqa: F401  (re-exported for the feedback command)
+    HIDDEN_TESTS,
+    cell_source,
+    find_leaks,
+    fragments,
+    hidden_fragments_of,
+    html_to_text,
+    marked_lines,
+    strip_ansi,
+)
 
 HIDDEN_TRACEBACK_NOTE = "(Traceback not shown: this test cell contains hidden tests.)"
 HIDDEN_MESSAGE_NOTE = "(message not shown: it quotes a hidden test)"
@@ -75,40 +82,6 @@ class RedactHiddenTestOutputs(NbGraderPreprocessor):
         frags = fragments(source, HIDDEN_TESTS)
         cell["outputs"] = redact_outputs(cell.get("outputs", []), frags)
         return cell, resources
-
-
-def hidden_fragments_of(solutions_dir: str | Path, min_len: int | None = None) -> set[str]:
-    """Every specific hidden-test line of every solution notebook under `solutions_dir`."""
-    import nbformat
-
-    kwargs = {} if min_len is None else {"min_len": min_len}
-    frags: set[str] = set()
-    for path in sorted(Path(solutions_dir).glob("*/*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            src = cell_source(cell)
-            if HIDDEN_TESTS[0] in src:
-                frags |= fragments(src, HIDDEN_TESTS, **kwargs)
-    return frags
-
-
-def html_to_text(page: str) -> str:
-    """Visible text of an HTML page, roughly: tags dropped, entities decoded, ANSI removed."""
-    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
-    page = re.sub(r"<[^>]+>", "", page)
-    return strip_ansi(html.unescape(page))
-
-
-def find_leaks(feedback_dir: str | Path, frags: set[str]) -> dict[str, list[str]]:
-    """{html file: [hidden lines it shows]} for every feedback page that shows one."""
-    leaks: dict[str, list[str]] = {}
-    for page in sorted(Path(feedback_dir).rglob("*.html")):
-        text = page.read_text(encoding="utf-8", errors="replace")
-        visible = html_to_text(text)
-        found = sorted(f for f in frags if f in visible or html.escape(f) in text)
-        if found:
-            leaks[str(page)] = found
-    return leaks
 
 
 __all__ = [

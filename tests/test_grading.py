@@ -28,8 +28,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnnlib.grading_feedback import find_leaks, hidden_fragments_of, html_to_text
-from cnnlib.grading_markup import HIDDEN_TESTS, SOLUTION, cell_source, marked_lines
+from cnnlib.grading_markup import (
+    HIDDEN_TESTS,
+    SOLUTION,
+    cell_source,
+    find_leaks,
+    hidden_fragments_of,
+    html_to_text,
+    marked_lines,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import fixture_notebook as fx  # noqa: E402
