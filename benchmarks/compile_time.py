@@ -1,8 +1,8 @@
 """Compile time of the Numba kernels, measured in fresh Python processes.
 
-``python benchmarks/compile_time.py WHAT`` (WHAT: s1, fused, accelerate) imports cnnlib.fast,
-makes the first calls a user makes and prints JSON ``{"import": s, "first_call": s}``
-(wall) and the same in CPU seconds (``*_cpu``: compilation is single-threaded, so CPU time
+``python benchmarks/compile_time.py WHAT`` (WHAT: s1, fused (1 thread), fused2 (2 threads),
+accelerate) imports cnnlib.fast, makes the first calls a user makes and prints JSON
+``{"import": s, "first_call": s}`` (wall) and the same in CPU seconds (``*_cpu``: compilation is single-threaded, so CPU time
 shows what it costs on an idle machine). The caller sets ``NUMBA_CACHE_DIR``: an empty
 directory measures compilation, the same directory again measures loading from the cache.
 """
@@ -35,8 +35,8 @@ def _child(what: str) -> None:
         net = fast.S1Net()
         net.train_steps(x, y)
         net.predict(x)
-    elif what == "fused":
-        fused = fast.FusedConvNet(network3(dtype=np.float32))
+    elif what in ("fused", "fused2"):
+        fused = fast.FusedConvNet(network3(dtype=np.float32), threads=1 if what == "fused" else 2)
         fused.train_steps(x, y)
         fused.predict_logits(x)
     elif what == "accelerate":

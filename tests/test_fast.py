@@ -304,12 +304,15 @@ def test_s1net_rejects_bad_input():
 
 
 # -- the fused network3-style minibatch step against the reference model ---------------------
-def test_fused_convnet_steps_equal_reference_model(digits):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_convnet_steps_equal_reference_model(digits, threads):
     from cnnlib.models import network3
 
     images, labels = digits[0][:23], digits[1][:23]  # batches of 10, 10 and a last one of 3
     ref, mine = network3(seed=6, hidden=30), network3(seed=6, hidden=30)
-    fused = FusedConvNet(mine)  # "unit" scaling: image / 255, as network3's data
+    # "unit" scaling: image / 255, as network3's data; threads=2 runs the parallel kernel
+    # (with one thread if Numba has only one)
+    fused = FusedConvNet(mine, threads=threads)
     order = np.random.default_rng(6).permutation(23)
     opt = SGD(0.1)
     ref_losses = []
@@ -327,6 +330,46 @@ def test_fused_convnet_steps_equal_reference_model(digits):
         assert_close(mine.params[key], arr, key)
     probe = digits[2][:7]
     assert_close(fused.predict_logits(probe), ref.forward((probe / 255)[:, None]), "logits")
+
+
+def test_fused_convnet_threads_give_identical_weights(digits, capfd, monkeypatch):
+    """The parallel kernel (samples and weight rows split between threads, per-image filter
+    gradients summed in sample order) must do exactly the serial kernel's arithmetic: equal
+    bit for bit, for an uneven split (batch 7 over 2 threads) and a short last batch (5)."""
+    import numba
+
+    from cnnlib.models import network3
+
+    images, labels = digits[0][:40], digits[1][:40]
+    order = np.random.default_rng(3).permutation(40)
+    before = numba.get_num_threads()
+    runs = {}
+    for threads in (1, 2):
+        model = network3(seed=3, hidden=30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            losses, correct = FusedConvNet(model, threads=threads).train_steps(
+                images, labels, order, batch_size=7, lr=0.3)
+        runs[threads] = (model.params, losses, correct)
+    assert capfd.readouterr().err == ""
+    serial = runs[1]
+    params, losses, correct = runs[2]
+    np.testing.assert_array_equal(losses, serial[1])
+    np.testing.assert_array_equal(correct, serial[2])
+    for key, arr in serial[0].items():
+        np.testing.assert_array_equal(params[key], arr, err_msg=key)
+    assert not np.array_equal(serial[0]["0.W"], network3(seed=3, hidden=30).params["0.W"])
+    # a step leaves Numba's thread count as it was; the default follows that count
+    assert numba.get_num_threads() == before
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert FusedConvNet(network3(hidden=5))._threads() == before
+    assert FusedConvNet(network3(hidden=5), threads=1)._threads() == 1
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading: serial by default
+    assert FusedConvNet(network3(hidden=5))._threads() == 1
+    assert FusedConvNet(network3(hidden=5), threads=2)._threads() == 2
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            FusedConvNet(network3(hidden=5), threads=bad)
 
 
 def test_fused_convnet_fit_and_evaluate(digits, capfd):

@@ -18,12 +18,18 @@ Where the time goes and what is done about it (2.5 MFLOP per image):
   call (and written back at its end), so that its forward dots, its input gradient and its
   update all run along contiguous rows of D = 2,880 numbers, once per batch, not per image;
 - the conv's filter gradient only looks at the cells that won the pooling (masked sums).
+- two threads (``convnet_train_kernel_parallel``): the images of a batch (conv forward,
+  dense-1 input gradient and conv filter gradient) and the rows of the dense-1 weights
+  (forward and update) are shared out; each image's filter gradient goes to its own slot,
+  summed in sample order afterwards, so the result does not depend on the thread count.
 """
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _FM = {"reassoc", "contract"}
 
@@ -100,7 +106,7 @@ def _conv_pool_sigmoid(patches, cw, cb, cells, a1, arg):
 
 @njit(cache=True, fastmath=_FM)
 def _conv_grads(patches, a1, da1, arg, masked, dcw, dcb, zero):
-    """Add one image's filter and bias gradients to ``dcw (F, 1, K, K)``, ``dcb (F,)``;
+    """Write one image's filter and bias gradients into ``dcw (F, 1, K, K)``, ``dcb (F,)``;
     ``da1`` is dL/d(pooled sigmoid output)."""
     F = dcw.shape[0]
     K = dcw.shape[2]
@@ -117,7 +123,7 @@ def _conv_grads(patches, a1, da1, arg, masked, dcw, dcb, zero):
             masked[2, t] = g if k == 2 else zero
             masked[3, t] = g if k == 3 else zero
             sb += g
-        dcb[f] += sb
+        dcb[f] = sb
         m0, m1, m2, m3 = masked[0], masked[1], masked[2], masked[3]
         for x in range(K):
             for y in range(K):
@@ -128,17 +134,22 @@ def _conv_grads(patches, a1, da1, arg, masked, dcw, dcb, zero):
                 s = zero
                 for t in range(P):
                     s += m0[t] * pa[t] + m1[t] * pb[t] + m2[t] * pc[t] + m3[t] * pd[t]
-                dcw[f, 0, x, y] += s
+                dcw[f, 0, x, y] = s
 
 
-@njit(cache=True, fastmath=_FM)
-def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
-                         cw, cb, w1, b1, w2, b2, losses, correct):
+def _train(images, labels, order, batch, div, shift, lr,
+           cw, cb, w1, b1, w2, b2, losses, correct):
     """Minibatch SGD over ``images[order]`` in batches of ``batch`` (the last may be smaller).
 
     ``images (N, H, W)`` scaled on the fly ``/ div - shift``; ``labels (N,)``; parameters
     updated in place; ``losses[i]`` = mean loss of batch i (before its update),
     ``correct[t]`` = 1 if sample ``order[t]`` was predicted right (before the update).
+
+    Compiled twice (see below): serially, and with ``parallel=True``, where every ``prange``
+    loop is shared out between threads. Each prange iteration writes only its own rows
+    (per-sample workspaces, per-sample filter gradients, its own weight rows) and the
+    per-sample filter gradients are summed afterwards in sample order, so both versions do
+    the same arithmetic in the same order: the results are identical, whatever the threads.
     """
     N, H, W = images.shape
     dt = cw.dtype
@@ -154,17 +165,18 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
     Ko = w2.shape[1]
     zero = np.zeros(1, dtype=dt)[0]
     lr_ = np.full(1, lr, dtype=dt)[0]
-    img = np.empty((H, W), dtype=dt)
+    # per-sample workspaces, allocated once per call: sample s only ever touches row s
+    img = np.empty((batch, H, W), dtype=dt)
     patches = np.empty((batch, K + 1, K + 1, P), dtype=dt)
-    cells = np.empty((4, P), dtype=dt)
+    cells = np.empty((batch, 4, P), dtype=dt)
     a1 = np.empty((batch, D), dtype=dt)
     arg = np.empty((batch, D), dtype=np.int32)
     z1 = np.empty((batch, Hd), dtype=dt)
     dz1 = np.empty((batch, Hd), dtype=dt)
     logits = np.empty((batch, Ko), dtype=dt)
     da1 = np.empty((batch, D), dtype=dt)
-    dcw = np.empty_like(cw)
-    dcb = np.empty_like(cb)
+    dcws = np.empty((batch, F, 1, K, K), dtype=dt)  # one image's filter gradient each
+    dcbs = np.empty((batch, F), dtype=dt)
     dw2 = np.empty_like(w2)
     db2 = np.empty_like(b2)
     # The first dense layer works on a transposed copy (Hd, D) for the whole call, so that all
@@ -175,22 +187,20 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
     for start in range(0, total, batch):
         B = min(batch, total - start)
         # ---- forward: conv + pool + sigmoid, per image
-        for s in range(B):
-            _patches(images, order[start + s], div, shift, K, Wp, img, patches[s])
-            _conv_pool_sigmoid(patches[s], cw, cb, cells, a1[s], arg[s])
-        # ---- dense 1 on the transposed weights: z1[s, h] = b1[h] + w1t[h] . a1[s], long dots
-        for h in range(Hd):
+        for s in prange(B):
+            _patches(images, order[start + s], div, shift, K, Wp, img[s], patches[s])
+            _conv_pool_sigmoid(patches[s], cw, cb, cells[s], a1[s], arg[s])
+        # ---- dense 1 on the transposed weights: z1[s, h] = sigmoid(b1[h] + w1t[h] . a1[s]),
+        # long dots, each weight row walked once for the whole batch
+        for h in prange(Hd):
             row = w1t[h]
             for s in range(B):
                 a = a1[s]
                 acc = zero
                 for d in range(D):
                     acc += row[d] * a[d]
-                z1[s, h] = acc + b1[h]
-        for s in range(B):
-            for h in range(Hd):
-                z1[s, h] = _sigmoid(z1[s, h])  # a2, kept in z1
-        # ---- dense 2 + softmax cross-entropy (mean over the batch)
+                z1[s, h] = _sigmoid(acc + b1[h])  # a2, kept in z1
+        # ---- dense 2 + softmax cross-entropy (mean over the batch); small: one thread
         loss = 0.0
         for s in range(B):
             top = -np.inf
@@ -237,9 +247,10 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
                 w2[h, k] -= lr_ * dw2[h, k]
         for k in range(Ko):
             b2[k] -= lr_ * db2[k]
-        # ---- dense 1 backward: da1[s] = sum_h dz1[s, h] w1t[h] (old weights), then the
-        # update w1t[h] -= lr * sum_s dz1[s, h] a1[s]; every inner loop runs along a row of D
-        for s in range(B):
+        # ---- dense 1 backward: da1[s] = sum_h dz1[s, h] w1t[h] (old weights), then (conv
+        # gradients first, they need only da1) the update w1t[h] -= lr * sum_s dz1[s, h] a1[s];
+        # every inner loop runs along a row of D
+        for s in prange(B):
             out = da1[s]
             for d in range(D):
                 out[d] = zero
@@ -248,7 +259,9 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
                 row = w1t[h]
                 for d in range(D):
                     out[d] += g * row[d]
-        for h in range(Hd):
+            # conv: this image's filter and bias gradients (the input gradient is never needed)
+            _conv_grads(patches[s], a1[s], out, arg[s], cells[s], dcws[s], dcbs[s], zero)
+        for h in prange(Hd):
             row = w1t[h]
             for s in range(B):
                 g = lr_ * dz1[s, h]
@@ -260,18 +273,41 @@ def convnet_train_kernel(images, labels, order, batch, div, shift, lr,
             for s in range(B):
                 g += dz1[s, h]
             b1[h] -= lr_ * g
-        # ---- conv: filter and bias gradients (the input gradient is never needed)
-        dcw[:] = zero
-        dcb[:] = zero
-        for s in range(B):
-            _conv_grads(patches[s], a1[s], da1[s], arg[s], cells, dcw, dcb, zero)
+        # ---- conv update: the per-image gradients summed in sample order
         for f in range(F):
-            cb[f] -= lr_ * dcb[f]
+            g = zero
+            for s in range(B):
+                g += dcbs[s, f]
+            cb[f] -= lr_ * g
             for x in range(K):
                 for y in range(K):
-                    cw[f, 0, x, y] -= lr_ * dcw[f, 0, x, y]
-    w1[:, :] = w1t.T
+                    g = zero
+                    for s in range(B):
+                        g += dcws[s, f, 0, x, y]
+                    cw[f, 0, x, y] -= lr_ * g
+    for d in range(D):
+        for h in range(Hd):
+            w1[d, h] = w1t[h, d]
     return nb
+
+
+def _renamed(func, name):
+    """A copy of ``func`` under another name: Numba keys its on-disk cache by the function's
+    qualified name, so the serial and the parallel compilation of one source each get their
+    own cache entry instead of loading each other's machine code."""
+    twin = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__,
+                              func.__closure__)
+    twin.__qualname__ = name
+    twin.__doc__ = func.__doc__
+    return twin
+
+
+#: one thread; ``prange`` is an ordinary ``range`` here. Quick to compile.
+convnet_train_kernel = njit(cache=True, fastmath=_FM)(_renamed(_train, "convnet_train_kernel"))
+#: the same source with its ``prange`` loops shared out over Numba's threads
+#: (``numba.get_num_threads()``).
+convnet_train_kernel_parallel = njit(cache=True, fastmath=_FM, parallel=True)(
+    _renamed(_train, "convnet_train_kernel_parallel"))
 
 
 @njit(cache=True, fastmath=_FM)
