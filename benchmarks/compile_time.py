@@ -2,9 +2,10 @@
 
 ``python benchmarks/compile_time.py WHAT`` (WHAT: s1, fused (1 thread), fused2 (2 threads),
 accelerate) imports cnnlib.fast, makes the first calls a user makes and prints JSON
-``{"import": s, "first_call": s}`` (wall) and the same in CPU seconds (``*_cpu``: compilation is single-threaded, so CPU time
-shows what it costs on an idle machine). The caller sets ``NUMBA_CACHE_DIR``: an empty
-directory measures compilation, the same directory again measures loading from the cache.
+``{"import": s, "first_call": s}`` (wall) and the same in CPU seconds (``*_cpu``: compilation
+is single-threaded, so CPU time shows what it costs on an idle machine). The caller sets
+``NUMBA_CACHE_DIR``: an empty directory measures compilation, the same directory again
+measures loading from the cache.
 """
 
 from __future__ import annotations
