@@ -440,3 +440,20 @@ def run_isolated(jobs: list[list[str]]) -> list[dict]:
     if proc.returncode != 0:
         raise RuntimeError(f"runner failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_hidden_tests(exercises, known_wrong, before=None) -> dict:
+    """Run every exercise's hidden-test cell after its solution and after each of its
+    known-wrong answers (``known_wrong[(notebook, grade_id)]``), all in one separate Python
+    process (:func:`run_isolated`). ``before(notebook, grade_id)`` gives the cells that run
+    first (default: the setup cell). Returns ``{(notebook, grade_id, mistake or None): result}``."""
+    jobs, keys = [], []
+    for nb, gid in exercises:
+        hidden = cell_source(nb, f"{gid}-hidden")
+        pre = before(nb, gid) if before else [setup_source(nb)]
+        jobs.append(pre + [solution_source(nb, gid), hidden])
+        keys.append((nb, gid, None))
+        for mistake, src, _ in known_wrong[nb, gid]:
+            jobs.append(pre + [src, hidden])
+            keys.append((nb, gid, mistake))
+    return dict(zip(keys, run_isolated(jobs), strict=True))

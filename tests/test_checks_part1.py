@@ -16,6 +16,7 @@ from known_wrong import (
     KNOWN_WRONG,
     cell_source,
     load_function,
+    run_hidden_tests,
     run_isolated,
     setup_source,
     solution_source,
@@ -138,17 +139,9 @@ def test_checks_do_not_touch_callers_arrays():
 
 @pytest.fixture(scope="module")
 def hidden_results():
-    """Run every exercise's hidden-test cell after its solution and after each known-wrong
+    """Every exercise's hidden-test cell after its solution and after each known-wrong
     answer, all in one separate Python process."""
-    jobs, keys = [], []
-    for nb, gid in EXERCISES:
-        hidden = cell_source(nb, f"{gid}-hidden")
-        jobs.append([setup_source(nb), solution_source(nb, gid), hidden])
-        keys.append((nb, gid, None))
-        for mistake, src, _ in KNOWN_WRONG[nb, gid]:
-            jobs.append([setup_source(nb), src, hidden])
-            keys.append((nb, gid, mistake))
-    return dict(zip(keys, run_isolated(jobs), strict=True))
+    return run_hidden_tests(EXERCISES, KNOWN_WRONG)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])

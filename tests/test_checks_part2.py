@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
-from known_wrong import cell_source, run_isolated, setup_source, solution_source
+from known_wrong import cell_source, run_hidden_tests, run_isolated, setup_source, solution_source
 from numba import njit
 
 NB5, NB6, NB7 = "05-training", "06-going-fast", "07-deeper"
@@ -371,16 +371,8 @@ def test_train_step_check_leaves_the_callers_layers_alone():
 
 @pytest.fixture(scope="module")
 def hidden_results():
-    jobs, keys = [], []
-    for nb, gid in EXERCISES:
-        hidden = cell_source(nb, f"{gid}-hidden")
-        before = [setup_source(nb)] + _previous_answers(nb, gid)
-        jobs.append(before + [solution_source(nb, gid), hidden])
-        keys.append((nb, gid, None))
-        for mistake, src, _ in KNOWN_WRONG_PART2[nb, gid]:
-            jobs.append(before + [src, hidden])
-            keys.append((nb, gid, mistake))
-    return dict(zip(keys, run_isolated(jobs), strict=True))
+    return run_hidden_tests(EXERCISES, KNOWN_WRONG_PART2,
+                            before=lambda nb, gid: [setup_source(nb)] + _previous_answers(nb, gid))
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
