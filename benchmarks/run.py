@@ -229,12 +229,7 @@ def main(argv=None):
                       lambda b=b, t=t: s1_impls.run_torch(data, orders[:1], lr, args.seed,
                                                           args.budget, batch=b, threads=t))
                      for b in (32, 128) for t in (1, 2)]
-        for name, fn in runs:
-            r = fn()
-            r["name"] = name
-            rows.append(r)
-            say(f"  ... {name}: {fmt_time(r['per_step'])} per step, "
-                f"accuracy {fmt_acc(r['accuracy'])}")
+        rows += _run_all(runs, say, lambda r: f"{fmt_time(r['per_step'])} per step")
         results["s1"] = rows
         say("\n| implementation | time per step (image) | 60k epoch | test accuracy | notes |")
         say("|---|---|---|---|---|")
@@ -265,13 +260,7 @@ def main(argv=None):
             runs += [(f"(d) PyTorch CPU, {t} thread{'s' * (t > 1)}",
                       lambda t=t: n3_impls.run_torch(data, orders, lr, args.seed, args.budget,
                                                      threads=t)) for t in (1, 2)]
-        rows = []
-        for name, fn in runs:
-            r = fn()
-            r["name"] = name
-            rows.append(r)
-            say(f"  ... {name}: {1 / r['per_image']:.0f} images/s, "
-                f"accuracy {fmt_acc(r['accuracy'])}")
+        rows = _run_all(runs, say, lambda r: f"{1 / r['per_image']:.0f} images/s")
         results["network3"] = rows
         say("\n| implementation | training images/s | time per batch of 10 | 60k epoch | "
             "test accuracy | notes |")
@@ -320,6 +309,18 @@ def main(argv=None):
         "cores makes every row slower and noisier)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+
+
+def _run_all(runs, say, speed) -> list[dict]:
+    """Run each ``(name, fn)`` of ``runs`` in order; ``fn()`` returns a result dict. Prints a
+    progress line per run (``speed(result)`` and the accuracy); returns the named results."""
+    rows = []
+    for name, fn in runs:
+        r = fn()
+        r["name"] = name
+        rows.append(r)
+        say(f"  ... {name}: {speed(r)}, accuracy {fmt_acc(r['accuracy'])}")
+    return rows
 
 
 def _row(rows, prefix):
