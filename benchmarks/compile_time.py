@@ -32,8 +32,8 @@ def _child(what: str) -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (20, 28, 28)).astype(np.uint8)
     y = rng.integers(0, 10, 20)
-    if what == "s1":
-        net = fast.S1Net()
+    if what == "tutorial":
+        net = fast.TutorialNet()
         net.train_steps(x, y)
         net.predict(x)
     elif what in ("fused", "fused2"):

@@ -4,7 +4,7 @@ sigmoid -> dense 10 -> softmax cross-entropy; minibatch SGD, batch 10, lr 0.1, i
 Every implementation starts from ``cnnlib.models.network3(seed)``'s weights (S4's init:
 conv and FC weights Gaussian, softmax layer zero), visits the same batches in the same order.
 Each ``run_*`` returns ``per_image`` (seconds per training image, median over chunks),
-``trained``, ``accuracy`` and ``note`` (see s1_impls).
+``trained``, ``accuracy`` and ``note`` (see tutorial_impls).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _driver(step, batches, budget, evaluate, probe=100):
 def _sequential_run(model, data, orders, lr, batch, budget):
     from cnnlib.losses import softmax_cross_entropy
     from cnnlib.optim import SGD
-    from cnnlib.train import blas_threads
+    from cnnlib.training.progress import blas_threads
 
     dtype = model.params["0.W"].dtype
     x = (data["train_x"] / np.float32(255)).astype(dtype)[:, None]

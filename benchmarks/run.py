@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 import clock  # noqa: E402
 import compile_time  # noqa: E402
 import n3_impls  # noqa: E402
-import s1_impls  # noqa: E402
+import tutorial_impls  # noqa: E402
 
 EPOCH = 60_000  # "a 60k epoch": the size of the MNIST / Fashion-MNIST training sets
 
@@ -120,9 +120,9 @@ def numpy_timing_child(args):
     data = load_data(args)
     orders = _orders(len(data["train_y"]), 1, args.seed)
     short = [orders[0][:2000]]
-    s1 = s1_impls.run_numpy(data, short, 0.005, args.seed, budget=0)
+    s1 = tutorial_impls.run_numpy(data, short, 0.005, args.seed, budget=0)
     n3 = n3_impls.run_numpy(data, [orders[0][:2000]], 0.1, args.seed, budget=0)
-    print(json.dumps({"s1": s1["per_step"], "n3": n3["per_image"], "blas": blas_kernel()}))
+    print(json.dumps({"tutorial": s1["per_step"], "n3": n3["per_image"], "blas": blas_kernel()}))
 
 
 def numpy_blas_ab(args):
@@ -161,7 +161,7 @@ def main(argv=None):
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time (default) or this process's CPU time, which other jobs on "
                         "the same cores disturb less (single-threaded rows only)")
-    p.add_argument("--only", choices=("s1", "network3", "compile"), action="append")
+    p.add_argument("--only", choices=("tutorial", "network3", "compile"), action="append")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-blas-ab", action="store_true", help="skip the OPENBLAS_CORETYPE A/B")
     p.add_argument("--quick", action="store_true",
@@ -178,7 +178,7 @@ def main(argv=None):
     clock.use(args.clock)
     if args.numpy_timing:
         return numpy_timing_child(args)
-    parts = set(args.only or ("s1", "network3", "compile"))
+    parts = set(args.only or ("tutorial", "network3", "compile"))
     try:
         import torch  # noqa: F401
 
@@ -199,38 +199,38 @@ def main(argv=None):
     say(f"- times: {'wall-clock' if args.clock == 'wall' else 'CPU time of this process'}, "
         "medians over chunks of steps; 60k epoch = time per training image x 60,000\n")
 
-    if "s1" in parts:
+    if "tutorial" in parts:
         orders = _orders(n, args.epochs, args.seed)
         lr = 0.005
         rows = []
         say(f"## S1 network: per-sample SGD, lr {lr}, {args.epochs} epoch(s), seed {args.seed}\n")
         runs = [
-            ("(a) tutorial-style Python loops", lambda: s1_impls.run_loops(
+            ("(a) tutorial-style Python loops", lambda: tutorial_impls.run_loops(
                 data, orders, lr, args.seed, args.steps)),
             ("(a') cnnlib tutorial layers (Conv3x3/MaxPool2/Softmax)",
-             lambda: s1_impls.run_tutorial_layers(data, orders, lr, args.seed, args.budget)),
+             lambda: tutorial_impls.run_tutorial_layers(data, orders, lr, args.seed, args.budget)),
             ("(b) numpy im2col (reference layers), batch 1",
-             lambda: s1_impls.run_numpy(data, orders, lr, args.seed, args.budget)),
-            ("(c) Numba fused step, float32", lambda: s1_impls.run_numba(
+             lambda: tutorial_impls.run_numpy(data, orders, lr, args.seed, args.budget)),
+            ("(c) Numba fused step, float32", lambda: tutorial_impls.run_numba(
                 data, orders, lr, args.seed, np.float32)),
-            ("(c) Numba fused step, float64", lambda: s1_impls.run_numba(
+            ("(c) Numba fused step, float64", lambda: tutorial_impls.run_numba(
                 data, orders, lr, args.seed, np.float64)),
         ]
         if have_torch:
             runs += [
-                ("(d) PyTorch CPU, batch 1, 1 thread", lambda: s1_impls.run_torch(
+                ("(d) PyTorch CPU, batch 1, 1 thread", lambda: tutorial_impls.run_torch(
                     data, orders, lr, args.seed, args.budget, batch=1, threads=1)),
-                ("(d) PyTorch CPU, batch 1, 2 threads", lambda: s1_impls.run_torch(
+                ("(d) PyTorch CPU, batch 1, 2 threads", lambda: tutorial_impls.run_torch(
                     data, orders[:1], lr, args.seed, min(args.budget, 0.0), batch=1,
                     threads=2)),
             ]
             # throughput rows: one epoch (the lr is not rescaled for the batch anyway)
             runs += [(f"(d) PyTorch CPU, batch {b}, {t} thread{'s' * (t > 1)}",
-                      lambda b=b, t=t: s1_impls.run_torch(data, orders[:1], lr, args.seed,
+                      lambda b=b, t=t: tutorial_impls.run_torch(data, orders[:1], lr, args.seed,
                                                           args.budget, batch=b, threads=t))
                      for b in (32, 128) for t in (1, 2)]
         rows += _run_all(runs, say, lambda r: f"{fmt_time(r['per_step'])} per step")
-        results["s1"] = rows
+        results["tutorial"] = rows
         say("\n| implementation | time per step (image) | 60k epoch | test accuracy | notes |")
         say("|---|---|---|---|---|")
         for r in rows:
@@ -279,7 +279,7 @@ def main(argv=None):
         say("| | wall | wall (CPU) | wall (CPU) |")
         comp = {}
         cold_runs, warm_runs = (1, 2) if args.quick else (2, 3)
-        for what, label in (("s1", "S1Net (train_steps + predict)"),
+        for what, label in (("tutorial", "TutorialNet (train_steps + predict)"),
                             ("fused", "FusedConvNet, 1 thread (train_steps + predict_logits)"),
                             ("fused2", "FusedConvNet, 2 threads (the parallel kernel)"),
                             ("accelerate", "accelerate(network3): forward + backward")):
@@ -291,7 +291,7 @@ def main(argv=None):
         results["compile"] = comp
         say("")
 
-    if "s1" in parts and "network3" in parts and not args.no_blas_ab:
+    if "tutorial" in parts and "network3" in parts and not args.no_blas_ab:
         ab = numpy_blas_ab(args)
         results["blas_ab"] = ab
         say("## numpy rows with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as set here and unset\n")
@@ -301,7 +301,7 @@ def main(argv=None):
             if "error" in r:
                 say(f"| {name} | failed: {r['error'][-200:]} | | |")
             else:
-                say(f"| {name} | {r['blas']} | {fmt_time(r['s1'])} | {1 / r['n3']:,.0f} |")
+                say(f"| {name} | {r['blas']} | {fmt_time(r['tutorial'])} | {1 / r['n3']:,.0f} |")
         say("")
 
     say(targets(results))
@@ -337,7 +337,7 @@ def targets(res) -> str:
         verdict = "n/a" if ok is None else ("met" if ok else "MISSED")
         lines.append(f"| {target} | {measured} | {verdict} |")
 
-    s1 = res.get("s1")
+    s1 = res.get("tutorial")
     if s1:
         c = _row(s1, "(c) Numba fused step, float32")
         loops = _row(s1, "(a) tutorial")

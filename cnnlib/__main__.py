@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_train(args, parser) -> int:
     from cnnlib.reproduce import load_dataset, run_recipe
-    from cnnlib.train import save_model
+    from cnnlib.training import save_model
 
     ds = load_dataset(args.data, data_dir=args.data_dir, test_dir=args.test_dir,
                       limit=args.limit, test_limit=args.test_limit, seed=args.seed,

@@ -10,7 +10,7 @@
                sigmoid] - [dropout] - dense 100 - sigmoid - dense 10 (softmax weights zero)
 =============  ===========================================================================
 
-Every builder returns a :class:`cnnlib.model.Sequential` on ``(N, 1, 28, 28)`` inputs that
+Every builder returns a :class:`cnnlib.layers.Sequential` on ``(N, 1, 28, 28)`` inputs that
 outputs logits (``lenet5(output="probs")`` ends with a softmax, for S3's MSE recipe). The
 initial weights follow each source, drawn from ``np.random.default_rng(seed)``.
 
@@ -33,17 +33,17 @@ from cnnlib.layers import (
     Flatten,
     MaxPool2D,
     ReLU,
+    Sequential,
     Sigmoid,
     SoftmaxActivation,
     Tanh,
 )
-from cnnlib.model import Sequential
-from cnnlib.solver import paper_lenet_schedule
+from cnnlib.training.solver import paper_lenet_schedule
 
 __all__ = [
-    "s1",
+    "tutorial_net",
     "tutorial_layers",
-    "s1_from_tutorial",
+    "tutorial_net_from_layers",
     "threelayer",
     "lenet5",
     "network3",
@@ -70,13 +70,13 @@ def _set(layer, name: str, values: np.ndarray):
 
 
 # ------------------------------------------------------------------------------------ S1
-def s1(seed=0, dtype=np.float64) -> Sequential:
+def tutorial_net(seed=0, dtype=np.float64) -> Sequential:
     """S1's network as general layers: ``(N, 1, 28, 28) -> (N, 10)`` logits.
 
     Conv2D(1, 8, 3, bias=False) with filters ``randn / 9`` -> MaxPool2D(2) -> Flatten ->
     Dense(1352, 10) with weights ``randn / 1352`` and zero biases; the softmax lives in the
     loss. Flatten runs over (channel, row, column), the tutorial's Softmax over (row,
-    column, channel): :func:`s1_from_tutorial` converts trained tutorial weights.
+    column, channel): :func:`tutorial_net_from_layers` converts trained tutorial weights.
     """
     rng = _rng(seed)
     conv = Conv2D(1, S1_FILTERS, 3, bias=False, dtype=dtype)
@@ -89,9 +89,9 @@ def s1(seed=0, dtype=np.float64) -> Sequential:
 
 def tutorial_layers(seed=0):
     """S1's three layers with the tutorial's per-sample API: ``(Conv3x3(8), MaxPool2(),
-    Softmax(1352, 10))`` from :mod:`cnnlib.layers.tutorial`, initialised like :func:`s1`
-    (same draws, so ``s1_from_tutorial(*tutorial_layers(seed))`` equals ``s1(seed)``)."""
-    from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+    Softmax(1352, 10))`` from :mod:`cnnlib.tutorial.layers`, initialised like :func:`s1`
+    (same draws, so ``tutorial_net_from_layers(*tutorial_layers(seed))`` equals ``s1(seed)``)."""
+    from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
     rng = _rng(seed)
     conv, pool, softmax = Conv3x3(S1_FILTERS), MaxPool2(), Softmax(S1_FLAT, 10)
@@ -113,15 +113,16 @@ def _hwc_to_chw_rows(w: np.ndarray) -> np.ndarray:
     return w.reshape(13, 13, S1_FILTERS, -1).transpose(2, 0, 1, 3).reshape(S1_FLAT, -1)
 
 
-def s1_from_tutorial(conv, pool, softmax, dtype=np.float64) -> Sequential:
+def tutorial_net_from_layers(conv, pool, softmax, dtype=np.float64) -> Sequential:
     """A :func:`s1` Sequential holding copies of the tutorial layers' weights (for batched
     evaluation, plots, saving). ``conv.filters`` ``(8, 3, 3)``, ``softmax.weights``
     ``(1352, 10)`` with rows in (row, col, channel) order, ``softmax.biases`` ``(10,)``."""
     del pool  # no parameters
-    model = s1(seed=0, dtype=dtype)
+    model = tutorial_net(seed=0, dtype=dtype)
     filters = np.asarray(conv.filters)
     if filters.shape != (S1_FILTERS, 3, 3):
-        raise ValueError(f"s1_from_tutorial: conv.filters must be (8, 3, 3), got {filters.shape}")
+        raise ValueError(f"tutorial_net_from_layers: conv.filters must be (8, 3, 3), "
+                         f"got {filters.shape}")
     _set(model.layers[0], "W", filters[:, None])
     _set(model.layers[3], "W", _hwc_to_chw_rows(np.asarray(softmax.weights)))
     _set(model.layers[3], "b", np.asarray(softmax.biases))
@@ -222,7 +223,8 @@ def network3(dropout=0.0, second_conv=False, hidden=100, seed=0, dtype=np.float6
     return Sequential(layers + [fc, Sigmoid(), out])
 
 
-MODELS = {"s1": s1, "threelayer": threelayer, "lenet5": lenet5, "network3": network3}
+MODELS = {"tutorial": tutorial_net, "threelayer": threelayer, "lenet5": lenet5,
+          "network3": network3}
 
 
 # ------------------------------------------------------------------------------------ recipes
@@ -281,7 +283,7 @@ class Recipe:
         return MODELS[self.model](seed=seed, **kwargs)
 
     def solver_kwargs(self, **overrides) -> dict:
-        """Keyword arguments for :class:`cnnlib.solver.Solver` (overrides win)."""
+        """Keyword arguments for :class:`cnnlib.training.solver.Solver` (overrides win)."""
         kw = dict(
             update_rule=self.update_rule,
             lr=self.lr,
@@ -302,7 +304,7 @@ RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
         Recipe(
-            "s1", "s1",
+            "tutorial", "tutorial",
             "S1 tutorial net, per-sample SGD lr 0.005",
             scaling="centered", lr=0.005, batch_size=1, epochs=3,
             reported=0.78, reported_setting="1k train / 1k test MNIST, 3 epochs (numpy); "

@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnlib.models import RECIPES, Recipe, get_recipe, scale_images
 
-__all__ = ["Dataset", "load_dataset", "RunResult", "run_recipe", "run_tutorial_s1",
+__all__ = ["Dataset", "load_dataset", "RunResult", "run_recipe", "run_tutorial_loop",
            "reproduce", "format_table", "pick_engine", "PLAN"]
 
 
@@ -103,38 +103,40 @@ def _engine_dtype(fast: bool):
     return np.float32 if fast else None
 
 
-def run_fused_s1(ds: Dataset, epochs=3, lr=0.005, seed=0, verbose=True):
+def run_fused_tutorial(ds: Dataset, epochs=3, lr=0.005, seed=0, verbose=True):
     """S1 per-sample SGD on every training image with the fused Numba step
-    (:class:`cnnlib.fast.S1Net`, float32), initialised like :func:`cnnlib.models.s1`.
+    (:class:`cnnlib.fast.TutorialNet`, float32), initialised like
+    :func:`cnnlib.models.tutorial_net`.
 
     Returns None when :mod:`cnnlib.fast` is not available.
     """
     try:
-        from cnnlib.fast import S1Net
+        from cnnlib.fast import TutorialNet
     except ImportError:
         return None
-    from cnnlib.models import s1_from_tutorial, tutorial_layers
-    from cnnlib.train import progress_enabled
+    from cnnlib.models import tutorial_layers, tutorial_net_from_layers
+    from cnnlib.training.progress import progress_enabled
 
     conv, pool, softmax = tutorial_layers(seed)
-    net = S1Net.from_tutorial(conv, pool, softmax, dtype=np.float32)
+    net = TutorialNet.from_tutorial(conv, pool, softmax, dtype=np.float32)
     start = time.perf_counter()
     hist = net.fit(ds.train_images, ds.train_labels, epochs=epochs, lr=lr, rng=seed,
                    progress=progress_enabled(verbose))
     seconds = time.perf_counter() - start
     scores = net.evaluate(ds.test_images, ds.test_labels)
     net.to_tutorial(conv, pool, softmax)
-    model = s1_from_tutorial(conv, pool, softmax)
-    return RunResult("s1", scores["accuracy"], scores["loss"], hist.epoch_accuracy[-1], epochs,
+    model = tutorial_net_from_layers(conv, pool, softmax)
+    return RunResult("tutorial", scores["accuracy"], scores["loss"], hist.epoch_accuracy[-1],
+                     epochs,
                      seconds, ds.description, "Numba fused S1 step", model=model, history=hist)
 
 
-def run_tutorial_s1(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, verbose=True,
+def run_tutorial_loop(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, verbose=True,
                     print_fn=None) -> RunResult:
     """S1's own setting: the tutorial's loop on its reference layers, the *first* ``n_train``
     training and ``n_test`` test images, 3 epochs, lr 0.005."""
     from cnnlib.models import tutorial_layers
-    from cnnlib.train import train_tutorial
+    from cnnlib.tutorial import train_tutorial
 
     conv, pool, softmax = tutorial_layers(seed)
     xtr, ytr = ds.train_images[:n_train], ds.train_labels[:n_train]
@@ -142,7 +144,7 @@ def run_tutorial_s1(ds: Dataset, n_train=1000, n_test=1000, epochs=3, seed=0, ve
     h = train_tutorial(conv, pool, softmax, xtr, ytr, xte, yte, epochs=epochs, seed=seed,
                        verbose=print_fn is not None or verbose,
                        print_fn=print_fn if print_fn is not None else (lambda *a: None))
-    return RunResult("s1-tutorial", h.test_accuracy, h.test_loss, h.epoch_accuracy[-1], epochs,
+    return RunResult("tutorial-1k", h.test_accuracy, h.test_loss, h.epoch_accuracy[-1], epochs,
                      h.seconds, ds.short(first=n_train),
                      "tutorial layers (numpy)", history=h)
 
@@ -166,7 +168,7 @@ def pick_engine(model, X, y, batch_size, loss="cross_entropy") -> tuple[bool, st
     conv wins on one input channel; BLAS-backed numpy can win on many channels)."""
     from cnnlib.fast import accelerate
     from cnnlib.losses import mse, softmax_cross_entropy
-    from cnnlib.train import blas_threads
+    from cnnlib.training.progress import blas_threads
 
     if loss == "mse":
         def loss_fn(out, labels):
@@ -193,15 +195,15 @@ def pick_engine(model, X, y, batch_size, loss="cross_entropy") -> tuple[bool, st
 
 def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True,
                verbose=True, print_fn=print, **overrides) -> RunResult:
-    """Train the recipe's model on ``ds`` with the :class:`~cnnlib.solver.Solver` and score it
+    """Train the recipe's model on ``ds`` with the :class:`~cnnlib.training.Solver` and score it
     on the test set (at the best validation epoch when the recipe holds out validation data).
 
-    ``fast``: True runs conv/pool on the Numba kernels (``recipe.name == "s1"``: the fused S1
+    ``fast``: True runs conv/pool on the Numba kernels (``recipe.name == "tutorial"``: the fused S1
     step, since batch 1 through general layers costs ~20x more per image); False the numpy
     reference; ``"auto"`` times one batch on each and trains on the faster (float32 both).
     ``overrides`` go to the Solver.
     """
-    from cnnlib.solver import Solver
+    from cnnlib.training.solver import Solver
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     epochs = recipe.epochs if epochs is None else int(epochs)
@@ -209,8 +211,8 @@ def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True
         if verbose:
             print_fn("note: cnnlib.fast.accelerate is not available; using the numpy reference")
         fast = False
-    if recipe.name == "s1" and fast and not overrides:
-        result = run_fused_s1(ds, epochs=epochs, lr=recipe.lr, seed=seed, verbose=verbose)
+    if recipe.name == "tutorial" and fast and not overrides:
+        result = run_fused_tutorial(ds, epochs=epochs, lr=recipe.lr, seed=seed, verbose=verbose)
         if result is not None:
             return result
     model = recipe.build(seed=seed, dtype=_engine_dtype(bool(fast)))
@@ -246,8 +248,8 @@ def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True
 # to 1-3 epochs. --quick shortens everything to a smoke run. The table prints what ran.
 PLAN = {
     #                    full: mnist   full: fashion   quick
-    "s1-tutorial":      (3,            3,              1),
-    "s1":               (3,            3,              1),
+    "tutorial-1k":      (3,            3,              1),
+    "tutorial":               (3,            3,              1),
     "threelayer":       (3,            1,              1),
     "lenet5":           (20,           2,              1),
     "lenet5-paper":     (10,           1,              1),
@@ -302,8 +304,8 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
             epochs = PLAN[name][col]
             if verbose:
                 print_fn(f"-- {name}: {epochs} epoch(s)")
-            if name == "s1-tutorial":
-                res = run_tutorial_s1(ds, epochs=epochs, seed=seed, verbose=verbose)
+            if name == "tutorial-1k":
+                res = run_tutorial_loop(ds, epochs=epochs, seed=seed, verbose=verbose)
                 reported, setting = 0.78, "MNIST, first 1k train / first 1k test, 3 epochs"
             else:
                 res = run_recipe(name, ds, epochs=epochs, seed=seed,
@@ -311,11 +313,11 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                                  verbose=verbose, print_fn=print_fn)
                 recipe = RECIPES[name]
                 reported, setting = recipe.reported, recipe.reported_setting
-                if name == "s1":
+                if name == "tutorial":
                     reported, setting = 0.9744, "Keras, full MNIST 60k, batch 1"
             rows.append(dict(recipe=name, reported=reported, reported_setting=setting,
                              ours=res.test_accuracy, best_epoch=res.best_epoch,
-                             data=(res.data if name == "s1-tutorial"
+                             data=(res.data if name == "tutorial-1k"
                                    else ds.short(held_out=res.val_size)),
                              epochs=epochs, engine=res.engine,
                              seconds=res.seconds))

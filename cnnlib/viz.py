@@ -64,8 +64,8 @@ def _first(obj, *names):
 
 def _history_arrays(history):
     """Loss per logged step, train and val accuracy per epoch, best epoch, from a Solver, its
-    ``history`` dict, a :class:`cnnlib.train.TutorialHistory` or a
-    :class:`cnnlib.fast.S1History` (whose ``loss`` is per chunk of steps)."""
+    ``history`` dict, a :class:`cnnlib.tutorial.TutorialHistory` or a
+    :class:`cnnlib.fast.TutorialNetHistory` (whose ``loss`` is per chunk of steps)."""
     if isinstance(history, dict):
         get = history.get
         return (list(get("loss") or []), list(get("train_acc") or []),
@@ -80,9 +80,9 @@ def plot_history(history, title=None, smooth=None):
     """Two panels: the training loss (per logged step, with a moving average) and the
     training / validation accuracy per epoch (the best validation epoch marked).
 
-    ``history``: a :class:`cnnlib.solver.Solver`, its ``.history`` dict, the
-    :class:`cnnlib.train.TutorialHistory` of :func:`cnnlib.train.train_tutorial`, or the
-    :class:`cnnlib.fast.S1History` of the fused S1 trainer.
+    ``history``: a :class:`cnnlib.training.solver.Solver`, its ``.history`` dict, the
+    :class:`cnnlib.tutorial.TutorialHistory` of :func:`cnnlib.tutorial.train_tutorial`, or the
+    :class:`cnnlib.fast.TutorialNetHistory` of the fused S1 trainer.
     ``smooth``: moving-average window (default: about 1/50 of the points).
     """
     loss, train_acc, val_acc, best = _history_arrays(history)

@@ -165,7 +165,7 @@ def test_hidden_tests_survive_a_student_replacing_the_checks():
     nb, gid = "02-softmax-backprop", "softmax_backprop"
     cheat = '''
 import cnnlib.checks, cnnlib.checks.softmax_backprop, cnnlib.checks.reference, cnnlib.checks.base
-import cnnlib.layers.tutorial
+import cnnlib.tutorial.layers
 class _Pass:
     ok = True
     def assert_ok(self): return self
@@ -177,7 +177,7 @@ class _Agree:
         self.weights = np.zeros(1); self.biases = np.zeros(1); self.last_totals = np.zeros(1)
     def forward(self, x): return np.full(5, 0.2)
     def backprop(self, d, lr): return None
-cnnlib.layers.tutorial.Softmax = _Agree
+cnnlib.tutorial.layers.Softmax = _Agree
 check_softmax_backprop = cnnlib.checks.check_softmax_backprop   # the name the check cell uses
 '''
     wrong = KNOWN_WRONG[nb, gid][0][1]  # updated the weights first
@@ -202,7 +202,7 @@ def test_setup_cells_protect_the_cnnlib_import():
 def test_reference_adapters_agree_with_the_tutorial_layers():
     """The channels-last adapters the checks use give the tutorial layers' answers."""
     from cnnlib.checks import reference as ref
-    from cnnlib.layers import Conv3x3, MaxPool2, Softmax
+    from cnnlib.tutorial import Conv3x3, MaxPool2, Softmax
 
     rng = np.random.default_rng(0)
     image = rng.standard_normal((7, 6))

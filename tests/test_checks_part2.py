@@ -28,9 +28,9 @@ CHECKS_PART2 = {
     (NB5, "initial_gradient"): "training.check_initial_gradient",
     (NB5, "train_step"): "training.check_train_step",
     (NB5, "evaluate"): "training.check_evaluate",
-    (NB6, "im2col"): "fast.check_im2col",
-    (NB6, "conv_forward_im2col"): "fast.check_conv_forward_im2col",
-    (NB6, "conv_forward_numba"): "fast.check_conv_forward_numba",
+    (NB6, "im2col"): "going_fast.check_im2col",
+    (NB6, "conv_forward_im2col"): "going_fast.check_conv_forward_im2col",
+    (NB6, "conv_forward_numba"): "going_fast.check_conv_forward_numba",
     (NB7, "conv_forward"): "deeper.check_conv_forward",
     (NB7, "conv_backward"): "deeper.check_conv_backward",
     (NB7, "adam_update"): "deeper.check_adam_update",
@@ -325,7 +325,7 @@ def test_known_wrong_answer_fails_with_its_hint(case, capfd):
 def test_numba_check_never_runs_a_compiled_function_whose_python_version_fails():
     """An out-of-bounds loop must fail as plain Python (IndexError) and never be compiled:
     compiled code has no bounds checks and cannot be interrupted."""
-    from cnnlib.checks.fast import check_conv_forward_numba
+    from cnnlib.checks.going_fast import check_conv_forward_numba
 
     src = dict((m, s) for m, s, _ in KNOWN_WRONG_PART2[NB6, "conv_forward_numba"])[
         "output as large as the input (reads past the end)"]
@@ -338,7 +338,7 @@ def test_numba_check_never_runs_a_compiled_function_whose_python_version_fails()
 def test_numba_warnings_are_reported_not_emitted(capfd):
     """parallel=True without a parallel loop makes Numba warn at compile time: the check
     passes the answer and shows the warning in its report, with nothing on stderr."""
-    from cnnlib.checks.fast import check_conv_forward_numba
+    from cnnlib.checks.going_fast import check_conv_forward_numba
 
     src = solution_source(NB6, "conv_forward_numba").replace("@njit", "@njit(parallel=True)")
     fn = load_answer(NB6, "conv_forward_numba", src)
@@ -434,7 +434,7 @@ def test_05_optional_section_trains_the_students_own_layers():
         ("02-softmax-backprop", "softmax_backprop"), ("03-maxpool-backprop", "maxpool2_backprop"),
         ("04-conv-backprop", "conv3x3_backprop")))
     step = '''
-from cnnlib.train import tutorial_step
+from cnnlib.tutorial import tutorial_step
 img = (np.arange(784) * 7 % 256).reshape(28, 28).astype(np.uint8)
 mine = (MyConv3x3(8, rng=0), MyMaxPool2(), MySoftmax(13 * 13 * 8, 10, rng=1))
 ref = (Conv3x3(8, rng=0), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=1))

@@ -11,7 +11,7 @@ import pytest
 from cnnlib.__main__ import main
 from cnnlib.data import load_mnist
 from cnnlib.idx import write_idx
-from cnnlib.train import load_model
+from cnnlib.training import load_model
 
 ACCURACY_LINE = re.compile(r"^Test Accuracy: (0\.\d{4}|1\.0000)$")
 
@@ -21,13 +21,13 @@ ACCURACY_LINE = re.compile(r"^Test Accuracy: (0\.\d{4}|1\.0000)$")
     ["frobnicate"],
     ["train"],
     ["train", "--model", "vgg16"],
-    ["train", "--model", "s1", "--epochs", "0"],
-    ["train", "--model", "s1", "--epochs", "three"],
-    ["train", "--model", "s1", "--limit", "-5"],
-    ["train", "--model", "s1", "--lr", "-0.1"],
-    ["train", "--model", "s1", "--data", "cifar10"],
-    ["train", "--model", "s1", "--data-dir", "/no/such/folder"],
-    ["train", "--model", "s1", "--test-dir", "/no/such/folder"],
+    ["train", "--model", "tutorial", "--epochs", "0"],
+    ["train", "--model", "tutorial", "--epochs", "three"],
+    ["train", "--model", "tutorial", "--limit", "-5"],
+    ["train", "--model", "tutorial", "--lr", "-0.1"],
+    ["train", "--model", "tutorial", "--data", "cifar10"],
+    ["train", "--model", "tutorial", "--data-dir", "/no/such/folder"],
+    ["train", "--model", "tutorial", "--test-dir", "/no/such/folder"],
     ["reproduce", "--data", "imagenet"],
     ["reproduce", "--only", "s1,alexnet"],
 ])
@@ -41,7 +41,7 @@ def test_bad_arguments_give_a_usage_error_and_exit_2(argv, capsys):
 
 def test_the_module_runs_and_its_last_line_is_the_test_accuracy():
     env = dict(os.environ, CNNLIB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "cnnlib", "train", "--model", "s1", "--epochs", "1",
+    cmd = [sys.executable, "-m", "cnnlib", "train", "--model", "tutorial", "--epochs", "1",
            "--limit", "300", "--test-limit", "200", "--no-fast"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -80,7 +80,7 @@ def test_fashion_without_data_is_an_error_not_a_crash(tmp_path, capsys, monkeypa
     # An empty data dir: the loader explains what is missing; the CLI exits 1 with it.
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = main(["train", "--model", "s1", "--data", "fashion", "--data-dir", str(empty),
+    code = main(["train", "--model", "tutorial", "--data", "fashion", "--data-dir", str(empty),
                  "--quiet"])
     assert code == 1
     err = capsys.readouterr().err
@@ -88,14 +88,14 @@ def test_fashion_without_data_is_an_error_not_a_crash(tmp_path, capsys, monkeypa
 
 
 def test_reproduce_quick_prints_the_table(capsys, tmp_path):
-    code = main(["reproduce", "--quick", "--only", "s1-tutorial,network3", "--no-fast",
+    code = main(["reproduce", "--quick", "--only", "tutorial-1k,network3", "--no-fast",
                  "--quiet", "--out", str(tmp_path / "table.md")])
     assert code == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert table[0].startswith("| recipe | source: reported")
     assert len(table) == 4
-    assert table[2].startswith("| s1-tutorial | 78.00%")
+    assert table[2].startswith("| tutorial-1k | 78.00%")
     assert table[3].startswith("| network3 | 98.47%")
     for row in table[2:]:
         assert re.search(r"\| \d+\.\d{2}% ", row) and re.search(r"\| \d+\.\d s \|$", row)

@@ -27,25 +27,25 @@ from cnnlib.fast import (
     FastConv2D,
     FastMaxPool2D,
     FusedConvNet,
-    S1Net,
+    TutorialNet,
     accelerate,
     conv2d_backward,
     conv2d_forward,
     maxpool2d_backward,
     maxpool2d_forward,
-    train_s1,
+    train_tutorial_net,
 )
 from cnnlib.layers import (
     Conv2D,
     Dense,
     Flatten,
-    MaxPool2,
     MaxPool2D,
     ReLU,
+    Sequential,
 )
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.model import Sequential
 from cnnlib.optim import SGD
+from cnnlib.tutorial import MaxPool2
 
 RTOL = 1e-10
 
@@ -243,8 +243,8 @@ def test_s1_fused_steps_equal_tutorial_layers(digits):
     images, labels = digits[0][:40], digits[1][:40]
     from cnnlib.models import tutorial_layers
 
-    conv, pool, softmax = tutorial_layers(seed=5)  # the same draws as S1Net(rng=5)
-    net = S1Net(rng=5, dtype=np.float64)
+    conv, pool, softmax = tutorial_layers(seed=5)  # the same draws as TutorialNet(rng=5)
+    net = TutorialNet(rng=5, dtype=np.float64)
     assert np.array_equal(net.filters, conv.filters)
     assert np.array_equal(net.weights, softmax.weights)
     ref_losses = []
@@ -264,7 +264,7 @@ def test_s1_fused_steps_equal_tutorial_layers(digits):
     expected = np.array([softmax.forward(pool.forward(conv.forward(im / 255 - 0.5)))
                          for im in probe])
     assert_close(net.predict_proba(probe), expected, "predict_proba")
-    back = S1Net.from_tutorial(conv, pool, softmax)
+    back = TutorialNet.from_tutorial(conv, pool, softmax)
     assert_close(back.weights, softmax.weights, "from_tutorial")
     c2, _, s2 = net.to_tutorial()
     assert_close(s2.forward(MaxPool2().forward(c2.forward(probe[0] / 255 - 0.5))), expected[0],
@@ -275,7 +275,7 @@ def test_train_s1_float32_learns_without_writing_to_stderr(digits, capfd):
     train_x, train_y, test_x, test_y = digits
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        net, hist = train_s1(train_x[:2000], train_y[:2000], epochs=2, seed=0,
+        net, hist = train_tutorial_net(train_x[:2000], train_y[:2000], epochs=2, seed=0,
                              test=(test_x, test_y), chunk=500, progress=True, log_every=1000)
     captured = capfd.readouterr()
     assert captured.err == ""
@@ -292,7 +292,7 @@ def test_train_s1_float32_learns_without_writing_to_stderr(digits, capfd):
 def test_s1net_rejects_bad_input():
     from cnnlib.errors import ShapeError
 
-    net = S1Net(dtype=np.float64)
+    net = TutorialNet(dtype=np.float64)
     with pytest.raises(ShapeError, match=r"\(N, 28, 28\)"):
         net.predict(np.zeros((3, 20, 20), np.uint8))
     with pytest.raises(ShapeError, match="labels"):
@@ -474,7 +474,7 @@ def test_read_only_install_caches_in_user_dir():
             assert out.ravel().tolist() == [5.0, 7.0, 13.0, 15.0]
             # the path notebooks use most (float32 S1), compiled here with warnings as errors
             digits = np.random.default_rng(0).integers(0, 256, (3, 28, 28)).astype(np.uint8)
-            net = fast.S1Net()
+            net = fast.TutorialNet()
             net.train_steps(digits, np.array([1, 2, 3]))
             assert net.predict(digits).shape == (3,)
             hits = sum(maxpool_forward_kernel.stats.cache_hits.values())

@@ -18,9 +18,8 @@ from cnnlib.gradcheck import (
     numerical_gradient_array,
     rel_error,
 )
-from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.model import Sequential
 
 
 def test_numerical_gradient_of_a_known_function():

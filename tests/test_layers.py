@@ -18,11 +18,11 @@ from cnnlib.layers import (
     Flatten,
     MaxPool2D,
     ReLU,
+    Sequential,
     Sigmoid,
     SoftmaxActivation,
     Tanh,
 )
-from cnnlib.model import Sequential
 
 
 def assert_check_passes(layer, x, seed=0):

@@ -5,7 +5,7 @@ import pytest
 
 from cnnlib import models
 from cnnlib.layers import Conv2D, Dense, Dropout, SoftmaxActivation
-from cnnlib.solver import Solver
+from cnnlib.training.solver import Solver
 
 
 def _types(model):
@@ -13,7 +13,7 @@ def _types(model):
 
 
 def test_s1_is_the_tutorial_network_with_its_init():
-    model = models.s1(seed=0)
+    model = models.tutorial_net(seed=0)
     assert _types(model) == ["Conv2D", "MaxPool2D", "Flatten", "Dense"]
     conv, dense = model.layers[0], model.layers[3]
     assert set(conv.params) == {"W"} and conv.params["W"].shape == (8, 1, 3, 3)  # no bias
@@ -27,8 +27,8 @@ def test_s1_is_the_tutorial_network_with_its_init():
 
 def test_tutorial_layers_and_s1_hold_the_same_network():
     conv, pool, softmax = models.tutorial_layers(seed=5)
-    seq = models.s1(seed=5)
-    converted = models.s1_from_tutorial(conv, pool, softmax)
+    seq = models.tutorial_net(seed=5)
+    converted = models.tutorial_net_from_layers(conv, pool, softmax)
     for key in seq.params:
         assert np.array_equal(converted.params[key], seq.params[key])
     x = np.random.default_rng(1).uniform(-0.5, 0.5, (28, 28))
@@ -115,7 +115,7 @@ def test_network3_conv_then_pool_then_sigmoid_equals_sigmoid_of_pooled_plus_bias
 def test_every_recipe_builds_and_its_solver_arguments_are_accepted():
     X = np.zeros((4, 1, 28, 28))
     y = np.arange(4)
-    assert set(models.RECIPES) >= {"s1", "threelayer", "lenet5", "lenet5-paper", "network3",
+    assert set(models.RECIPES) >= {"tutorial", "threelayer", "lenet5", "lenet5-paper", "network3",
                                    "network3-dropout", "network3-deep"}
     for recipe in models.RECIPES.values():
         model = recipe.build(seed=0)

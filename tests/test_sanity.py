@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from cnnlib.data import load_mnist
-from cnnlib.layers import Conv2D, Conv3x3, Dense, Flatten, MaxPool2, MaxPool2D, ReLU, Softmax
+from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.model import Sequential
 from cnnlib.optim import Adam
+from cnnlib.tutorial import Conv3x3, MaxPool2, Softmax
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from cnnlib import models
 from cnnlib.data import load_mnist
 from cnnlib.errors import DTypeError, ShapeError, TrainingDiverged
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.solver import Solver, paper_lenet_schedule
+from cnnlib.training.solver import Solver, paper_lenet_schedule
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,8 @@ def _data(digits, recipe, n, start=0, dtype=None):
 
 # Learning rates that move each model visibly in a few full-batch steps; the update rule is the
 # thing under test. MSE on probabilities has small gradients (S3's paper recipe), hence 0.5.
-SGD_LR = {"s1": 0.005, "threelayer": 0.05, "lenet5": 0.01, "lenet5-paper": 0.5, "network3": 0.1}
+SGD_LR = {"tutorial": 0.005, "threelayer": 0.05, "lenet5": 0.01, "lenet5-paper": 0.5,
+          "network3": 0.1}
 RULES = ["sgd", "momentum", "rmsprop", "adam"]
 
 
@@ -62,8 +63,8 @@ def test_explicit_schedule_and_decay(digits):
     assert paper_lenet_schedule() == [5e-4, 5e-4, 2e-4, 2e-4, 2e-4, 5e-5, 5e-5, 5e-5, 5e-5, 1e-5]
     assert solver.lr_history == paper_lenet_schedule() + [1e-5, 1e-5]
 
-    decayed = Solver(models.s1(seed=0), {"X_train": X, "y_train": y}, lr=0.01, lr_decay=0.5,
-                     num_epochs=3, batch_size=12, verbose=False)
+    decayed = Solver(models.tutorial_net(seed=0), {"X_train": X, "y_train": y}, lr=0.01,
+                     lr_decay=0.5, num_epochs=3, batch_size=12, verbose=False)
     decayed.train()
     assert decayed.lr_history == [0.01, 0.005, 0.0025]
     # train() again continues the schedule where it stopped.
@@ -105,23 +106,23 @@ def test_l2_adds_half_lambda_w2_to_the_loss_and_lambda_w_to_weight_gradients(dig
 def test_validation_keeps_the_best_epoch(digits):
     """Validation labels shifted by one: the better the model learns the training labels, the
     worse it scores on them, so the best epoch is the first and its parameters come back."""
-    recipe = models.get_recipe("s1")
+    recipe = models.get_recipe("tutorial")
     X, y = _data(digits, recipe, 400)
     Xv, yv = _data(digits, recipe, 200, start=400)
     data = {"X_train": X, "y_train": y, "X_val": Xv, "y_val": (yv + 1) % 10}
     kw = dict(lr=0.02, batch_size=20, seed=1, verbose=False)
-    solver = Solver(models.s1(seed=0), data, num_epochs=3, **kw)
+    solver = Solver(models.tutorial_net(seed=0), data, num_epochs=3, **kw)
     solver.train()
     assert solver.val_acc_history[0] > solver.val_acc_history[-1]
     assert solver.best_epoch == 1
     assert solver.best_val_acc == max(solver.val_acc_history)
     assert solver.check_accuracy(Xv, (yv + 1) % 10) == solver.best_val_acc
-    one_epoch = Solver(models.s1(seed=0), data, num_epochs=1, **kw)
+    one_epoch = Solver(models.tutorial_net(seed=0), data, num_epochs=1, **kw)
     one_epoch.train()
     for key, arr in solver.model.params.items():
         assert np.array_equal(arr, one_epoch.model.params[key])
     # keep_best=False leaves the last epoch's parameters.
-    last = Solver(models.s1(seed=0), data, num_epochs=3, keep_best=False, **kw)
+    last = Solver(models.tutorial_net(seed=0), data, num_epochs=3, keep_best=False, **kw)
     last.train()
     assert last.check_accuracy(Xv, (yv + 1) % 10) == last.val_acc_history[-1]
 
@@ -168,10 +169,10 @@ def test_check_accuracy_in_batches_equals_one_pass(digits):
 
 
 def test_nan_or_exploding_loss_stops_with_advice(digits):
-    recipe = models.get_recipe("s1")
+    recipe = models.get_recipe("tutorial")
     raw = digits.train_images[:128].astype(np.float64)  # forgot to scale: 0..255
     with pytest.raises(TrainingDiverged) as info:
-        Solver(models.s1(seed=0), {"X_train": raw, "y_train": digits.train_labels[:128]},
+        Solver(models.tutorial_net(seed=0), {"X_train": raw, "y_train": digits.train_labels[:128]},
                lr=0.5, batch_size=32, num_epochs=2, verbose=False).train()
     msg = str(info.value)
     assert "epoch 1, iteration" in msg and "lower learning rate (lr=0.5 now; try 0.05)" in msg
@@ -180,29 +181,29 @@ def test_nan_or_exploding_loss_stops_with_advice(digits):
     X, y = _data(digits, recipe, 64)
     X[5, 0, 3, 3] = np.nan
     with pytest.raises(TrainingDiverged, match="the loss is NaN"):
-        Solver(models.s1(seed=0), {"X_train": X, "y_train": y}, batch_size=64,
+        Solver(models.tutorial_net(seed=0), {"X_train": X, "y_train": y}, batch_size=64,
                verbose=False).train()
 
 
 def test_bad_inputs_and_mismatched_loss_are_refused(digits):
     images, labels = digits.train_images[:10], digits.train_labels[:10]
     with pytest.raises(DTypeError, match=r"cnnlib.data.preprocess"):
-        Solver(models.s1(), {"X_train": images, "y_train": labels})
+        Solver(models.tutorial_net(), {"X_train": images, "y_train": labels})
     X = models.scale_images(images, "unit")
     with pytest.raises(ShapeError, match=r"y_train must have shape \(10,\)"):
-        Solver(models.s1(), {"X_train": X, "y_train": labels[:9]})
+        Solver(models.tutorial_net(), {"X_train": X, "y_train": labels[:9]})
     with pytest.raises(ValueError, match="must end with SoftmaxActivation"):
         Solver(models.lenet5(), {"X_train": X, "y_train": labels}, loss="mse")
     with pytest.raises(ValueError, match="expects logits"):
         Solver(models.lenet5(output="probs"), {"X_train": X, "y_train": labels})
     with pytest.raises(ValueError, match="unknown optimizer"):
-        Solver(models.s1(), {"X_train": X, "y_train": labels}, update_rule="adagrad")
+        Solver(models.tutorial_net(), {"X_train": X, "y_train": labels}, update_rule="adagrad")
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        Solver(models.s1(), {"X_train": X, "y_train": labels}, batch_size=0)
+        Solver(models.tutorial_net(), {"X_train": X, "y_train": labels}, batch_size=0)
     with pytest.raises(ValueError, match="lr_schedule must hold learning rates >= 0"):
-        Solver(models.s1(), {"X_train": X, "y_train": labels}, lr_schedule=[0.1, -0.1])
+        Solver(models.tutorial_net(), {"X_train": X, "y_train": labels}, lr_schedule=[0.1, -0.1])
     with pytest.raises(ValueError, match="val_split"):
-        Solver(models.s1(), {"X_train": X, "y_train": labels}, val_split=1.0)
+        Solver(models.tutorial_net(), {"X_train": X, "y_train": labels}, val_split=1.0)
 
 
 @pytest.mark.parametrize("rule, engine", [("sgd", "Numba fused network3 step"),

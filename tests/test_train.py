@@ -16,16 +16,9 @@ import pytest
 from cnnlib import models
 from cnnlib.data import load_mnist, preprocess
 from cnnlib.errors import DataError, ShapeError, TrainingDiverged
-from cnnlib.train import (
-    TutorialHistory,
-    evaluate_tutorial,
-    load_model,
-    progress,
-    progress_enabled,
-    save_model,
-    train_tutorial,
-    tutorial_step,
-)
+from cnnlib.training import load_model, save_model
+from cnnlib.training.progress import progress, progress_enabled
+from cnnlib.tutorial import TutorialHistory, evaluate_tutorial, train_tutorial, tutorial_step
 
 LOG_LINE = re.compile(r"^\[Step (\d+)\] Past 100 steps: Average Loss (\d+\.\d{3}) \| "
                       r"Accuracy: (\d+)%$")
@@ -209,7 +202,7 @@ def test_tutorial_step_equals_a_batch_of_one_sgd_step_of_the_sequential_s1(digit
     from cnnlib.optim import SGD
 
     conv, pool, softmax = models.tutorial_layers(seed=2)
-    seq = models.s1(seed=2)
+    seq = models.tutorial_net(seed=2)
     image, label = digits.train_images[7], digits.train_labels[7]
     loss_t, _ = tutorial_step(conv, pool, softmax, image, label, lr=0.005)
     logits = seq.forward(preprocess(image)[None, None])
@@ -217,7 +210,7 @@ def test_tutorial_step_equals_a_batch_of_one_sgd_step_of_the_sequential_s1(digit
     seq.backward(dlogits)
     SGD(lr=0.005).step(seq.params, seq.grads)
     assert loss_t == pytest.approx(loss_s, rel=1e-12)
-    after = models.s1_from_tutorial(conv, pool, softmax)
+    after = models.tutorial_net_from_layers(conv, pool, softmax)
     for key in seq.params:
         np.testing.assert_allclose(after.params[key], seq.params[key], rtol=1e-10, atol=1e-14)
 
@@ -291,7 +284,7 @@ def test_history_exposes_curves_for_plots():
 
 # ------------------------------------------------------------------ save / load
 ZOO = {
-    "s1": lambda: models.s1(seed=3),
+    "tutorial": lambda: models.tutorial_net(seed=3),
     "threelayer": lambda: models.threelayer(seed=3),  # float32
     "lenet5-probs": lambda: models.lenet5(output="probs", seed=3),
     "network3-dropout-deep": lambda: models.network3(dropout=0.3, second_conv=True, seed=3),
@@ -331,7 +324,7 @@ def test_an_accelerated_model_saves_as_reference_layers(tmp_path):
 
 
 def test_corrupt_truncated_foreign_and_future_files_give_clear_errors(tmp_path):
-    good = save_model(tmp_path / "good.npz", models.s1(seed=0))
+    good = save_model(tmp_path / "good.npz", models.tutorial_net(seed=0))
     data = open(good, "rb").read()
 
     garbage = tmp_path / "garbage.npz"

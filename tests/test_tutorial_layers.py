@@ -9,15 +9,8 @@ import pytest
 
 from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
 from cnnlib.gradcheck import numerical_gradient
-from cnnlib.layers import (
-    Conv2D,
-    Conv3x3,
-    Dense,
-    MaxPool2,
-    MaxPool2D,
-    Softmax,
-    SoftmaxActivation,
-)
+from cnnlib.layers import Conv2D, Dense, MaxPool2D, SoftmaxActivation
+from cnnlib.tutorial import Conv3x3, MaxPool2, Softmax
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 

@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlib import models, viz  # noqa: E402
-from cnnlib.solver import Solver  # noqa: E402
-from cnnlib.train import TutorialHistory  # noqa: E402
+from cnnlib.training.solver import Solver  # noqa: E402
+from cnnlib.tutorial import TutorialHistory  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -40,10 +40,10 @@ def test_plot_history_from_a_solver_and_from_the_tutorial_loop():
     rng = np.random.default_rng(0)
     X = rng.uniform(-0.5, 0.5, (40, 1, 28, 28))
     y = np.arange(40) % 10
-    solver = Solver(models.s1(seed=0), {"X_train": X, "y_train": y}, val_split=0.25, lr=0.01,
-                    batch_size=10, num_epochs=3, verbose=False)
+    solver = Solver(models.tutorial_net(seed=0), {"X_train": X, "y_train": y}, val_split=0.25,
+                    lr=0.01, batch_size=10, num_epochs=3, verbose=False)
     solver.train()
-    fig = viz.plot_history(solver, title="s1")
+    fig = viz.plot_history(solver, title="tutorial")
     assert isinstance(fig, Figure)
     ax_loss, ax_acc = fig.axes
     assert len(ax_loss.lines[0].get_ydata()) == len(solver.loss_history) == 9
@@ -57,9 +57,9 @@ def test_plot_history_from_a_solver_and_from_the_tutorial_loop():
     tut = viz.plot_history(TutorialHistory(window_loss=[2.3, 2.0, 1.2], epoch_accuracy=[0.4]))
     np.testing.assert_allclose(tut.axes[0].lines[0].get_ydata(), [2.3, 2.0, 1.2])
 
-    from cnnlib.fast import S1History
+    from cnnlib.fast import TutorialNetHistory
 
-    fused = viz.plot_history(S1History(loss=[2.2, 1.0], epoch_accuracy=[0.6, 0.8]))
+    fused = viz.plot_history(TutorialNetHistory(loss=[2.2, 1.0], epoch_accuracy=[0.6, 0.8]))
     np.testing.assert_allclose(fused.axes[0].lines[0].get_ydata(), [2.2, 1.0])
     np.testing.assert_allclose(fused.axes[1].lines[0].get_ydata(), [0.6, 0.8])
 
@@ -99,7 +99,7 @@ def test_confusion_matrix_counts_and_plot():
 
 
 def test_filters_and_feature_maps_of_the_s1_network():
-    model = models.s1(seed=0)
+    model = models.tutorial_net(seed=0)
     fig = viz.plot_filters(model.layers[0])
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 8

@@ -22,7 +22,7 @@ Modules (one per notebook; the framework is in :mod:`cnnlib.checks.base`, whose 
 explains how to write a new check):
 
 =====================  ===============================================================
-``setup_data``         00: ``check_scale_images``, ``check_class_counts``
+``setup``              00: ``check_scale_images``, ``check_class_counts``
 ``forward``            01: ``check_conv_output_size``, ``check_conv3x3_forward``,
                        ``check_maxpool2_forward``, ``check_softmax_forward``,
                        ``check_cross_entropy``, ``check_forward_sample``,
@@ -36,7 +36,7 @@ explains how to write a new check):
                        ``check_conv3x3_backprop``, ``check_conv_backprop``
 ``training``           05: ``check_initial_gradient``, ``check_train_step``,
                        ``check_evaluate``
-``fast``               06: ``check_im2col``, ``check_conv_forward_im2col``,
+``going_fast``         06: ``check_im2col``, ``check_conv_forward_im2col``,
                        ``check_conv_forward_numba``
 ``deeper``             07: ``check_conv_forward``, ``check_conv_backward``,
                        ``check_adam_update``
@@ -93,7 +93,7 @@ from .maxpool_backprop import (
     check_maxpool2_backprop,
     check_maxpool_backprop,
 )
-from .setup_data import check_class_counts, check_scale_images
+from .setup import check_class_counts, check_scale_images
 from .softmax_backprop import (
     check_chain_rule,
     check_d_L_d_out,

@@ -229,7 +229,7 @@ def check_cross_entropy(fn, chk, *, seed=0):
 
 
 def _tutorial_layers(seed):
-    from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+    from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
     return Conv3x3(8, rng=seed), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=seed + 1)
 

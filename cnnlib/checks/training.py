@@ -1,9 +1,9 @@
 """Checks for notebook 05 (training end to end): the initial gradient, one training step,
 and the evaluation of the tutorial's network.
 
-The reference is cnnlib's own training code (:func:`cnnlib.train.tutorial_step`,
-:func:`cnnlib.train.evaluate_tutorial`) run on an identical copy of the layers
-(:mod:`cnnlib.layers.tutorial`), so there is one implementation of each step.
+The reference is cnnlib's own training code (:func:`cnnlib.tutorial.tutorial_step`,
+:func:`cnnlib.tutorial.evaluate_tutorial`) run on an identical copy of the layers
+(:mod:`cnnlib.tutorial.layers`), so there is one implementation of each step.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.checks.base import Checker, Hint, Mistake, Shared, check_function
-from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
 __all__ = ["HINTS", "check_initial_gradient", "check_train_step", "check_evaluate"]
 
@@ -185,7 +185,7 @@ def check_initial_gradient(fn, chk: Checker, *, seed: int = 0, num_classes: int 
 def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
     """``train_step(image, label, conv, pool, softmax, lr)`` -> ``(loss, correct)``; the
     layers' weights must end up exactly as after cnnlib's :func:`tutorial_step`."""
-    from cnnlib.train import tutorial_step
+    from cnnlib.tutorial import tutorial_step
 
     rng = np.random.default_rng(seed)
     image = _image(rng)
@@ -250,8 +250,8 @@ def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
 @check_function("evaluate", error_hints=_ERROR_HINTS)
 def check_evaluate(fn, chk: Checker, *, seed: int = 0, n: int = 6):
     """``evaluate(images, labels, conv, pool, softmax)`` -> ``(mean_loss, accuracy)``,
-    compared with :func:`cnnlib.train.evaluate_tutorial`; the weights must not change."""
-    from cnnlib.train import evaluate_tutorial
+    compared with :func:`cnnlib.tutorial.evaluate_tutorial`; the weights must not change."""
+    from cnnlib.tutorial import evaluate_tutorial
 
     rng = np.random.default_rng(seed)
     images = np.stack([_image(rng) for _ in range(n)])

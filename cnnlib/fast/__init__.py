@@ -4,8 +4,8 @@
   :func:`maxpool2d_backward`: batch kernels, ``(N, C, H, W)``, float32 or float64.
 * :func:`accelerate`: a Sequential (or a Conv2D / MaxPool2D) whose conv and pool layers run
   the kernels, sharing the original parameter arrays (optimizers and Solver work unchanged).
-* :class:`S1Net` / :func:`train_s1`: the tutorial's network trained per sample, forward + loss
-  + backward + update fused in one compiled loop over the whole data set.
+* :class:`TutorialNet` / :func:`train_tutorial_net`: the tutorial network trained per sample,
+  forward + loss + backward + update fused in one compiled loop over the whole data set.
 * :class:`FusedConvNet`: minibatch SGD of a network3-style Sequential (conv-pool-sigmoid-
   dense-sigmoid-dense) fused the same way, on the model's own arrays.
 
@@ -21,12 +21,17 @@ NUMBA_CACHE_DIR = configure_cache()
 
 from cnnlib.fast.accelerate import FastConv2D, FastMaxPool2D, accelerate  # noqa: E402
 from cnnlib.fast.conv import conv2d_backward, conv2d_forward  # noqa: E402
-from cnnlib.fast.convnet import FusedConvNet  # noqa: E402
+from cnnlib.fast.fused.network3 import FusedConvNet  # noqa: E402
+from cnnlib.fast.fused.tutorial_net import (  # noqa: E402
+    TutorialNet,
+    TutorialNetHistory,
+    train_tutorial_net,
+)
 from cnnlib.fast.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
-from cnnlib.fast.s1 import S1History, S1Net, train_s1  # noqa: E402
 
 __all__ = [
     "accelerate", "FastConv2D", "FastMaxPool2D",
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
-    "S1Net", "S1History", "train_s1", "FusedConvNet", "configure_cache", "NUMBA_CACHE_DIR",
+    "TutorialNet", "TutorialNetHistory", "train_tutorial_net", "FusedConvNet",
+    "configure_cache", "NUMBA_CACHE_DIR",
 ]

@@ -16,9 +16,9 @@ import numpy as np
 from cnnlib.errors import ShapeError
 from cnnlib.fast.conv import conv_backward_kernel, conv_forward_kernel
 from cnnlib.fast.pool import maxpool_backward_kernel, maxpool_forward_kernel
+from cnnlib.layers import Sequential
 from cnnlib.layers.conv import Conv2D
 from cnnlib.layers.pool import MaxPool2D
-from cnnlib.model import Sequential
 
 __all__ = ["accelerate", "FastConv2D", "FastMaxPool2D"]
 
@@ -153,7 +153,7 @@ def _accelerate_layer(layer, first: bool, input_grad: bool):
 def accelerate(model, input_grad: bool = True):
     """The same network with its Conv2D / MaxPool2D layers on the Numba kernels.
 
-    ``model``: a :class:`~cnnlib.model.Sequential` (a new Sequential is returned; its conv and
+    ``model``: a :class:`~cnnlib.layers.Sequential` (a new Sequential is returned; its conv and
     pool layers are fast copies sharing the original layers' parameter arrays, every other
     layer is the original object) or a single Conv2D / MaxPool2D layer.
     ``input_grad=False``: the first layer's ``backward`` skips the input gradient and

@@ -4,7 +4,8 @@ S1 (the tutorial's network, seed digest): image ``(H, W)`` scaled ``image / 255 
 Conv3x3(F) valid, no bias -> ``(H-2, W-2, F)`` -> MaxPool2 -> ``(Hp, Wp, F)`` -> dense
 ``(Hp*Wp*F -> K)`` + softmax; cross-entropy ``-ln p[label]``; per-sample SGD.
 
-Internal layout (chosen for SIMD; :mod:`cnnlib.fast.s1` converts to and from the tutorial's):
+Internal layout (chosen for SIMD; :mod:`cnnlib.fast.fused.tutorial_net` converts to and from
+the tutorial's):
   filters ``(F, 3, 3)`` as the tutorial; dense weights stored transposed as
   ``wt (K, F*Hp*Wp)`` with feature index ``m = f*Hp*Wp + i*Wp + j`` (the tutorial's weights are
   ``(Hp*Wp*F, K)`` with index ``(i*Wp + j)*F + f``); biases ``(K,)``.
@@ -202,7 +203,7 @@ def _workspace(images, filters, wt):
 
 
 @njit(cache=True)
-def s1_train_kernel(images, labels, order, div, shift, lr, filters, wt, b, losses, correct):
+def tutorial_train_kernel(images, labels, order, div, shift, lr, filters, wt, b, losses, correct):
     """Per-sample SGD over ``images[order[t]]`` for t = 0 .. len(order)-1, in one call.
 
     ``images (N, H, W)`` any real dtype, scaled on the fly as ``images / div - shift``;
@@ -229,7 +230,7 @@ def s1_train_kernel(images, labels, order, div, shift, lr, filters, wt, b, losse
 
 
 @njit(cache=True)
-def s1_predict_kernel(images, div, shift, filters, wt, b, probs_out):
+def tutorial_predict_kernel(images, div, shift, filters, wt, b, probs_out):
     """Forward only: ``probs_out[n] = softmax output for images[n]`` (``(N, K)``)."""
     img, patches, pooled, _, arg, probs, zero = _workspace(images, filters, wt)
     K = wt.shape[0]

@@ -1,6 +1,6 @@
 """The S1 network (Conv3x3(8) -> MaxPool2 -> Softmax(1352, 10), per-sample SGD) five ways.
 
-Every implementation starts from the same weights (``cnnlib.models.s1(seed)`` and its
+Every implementation starts from the same weights (``cnnlib.models.tutorial_net(seed)`` and its
 equivalents), visits the images in the same order and uses the same learning rate, so their
 accuracies differ only by floating-point rounding (float32 vs float64) and by how max-pool
 ties are broken (all here: first maximum, row-major).
@@ -15,8 +15,8 @@ from __future__ import annotations
 import clock
 import numpy as np
 
-from cnnlib.models import s1 as s1_model
 from cnnlib.models import tutorial_layers
+from cnnlib.models import tutorial_net as s1_model
 
 
 def _median_per_step(chunk_times):
@@ -88,7 +88,7 @@ class LoopS1:
 
 def run_loops(data, orders, lr, seed, steps):
     """Time ``steps`` steps (never a full training: ~1000x too slow)."""
-    from cnnlib.fast import S1Net
+    from cnnlib.fast import TutorialNet
 
     images, labels = data["train_x"], data["train_y"]
     conv, _, softmax = tutorial_layers(seed)
@@ -101,7 +101,7 @@ def run_loops(data, orders, lr, seed, steps):
             net.step(images[idx], labels[idx], lr)
         chunks.append((clock.now() - t0, len(part)))
     # sanity: the same steps with the fused Numba kernel (float64) give the same weights
-    ref = S1Net(rng=seed, dtype=np.float64)
+    ref = TutorialNet(rng=seed, dtype=np.float64)
     ref.train_steps(images, labels, order, lr=lr)
     diff = float(np.abs(ref.weights - net.weights).max())
     return {"per_step": _median_per_step(chunks), "trained": False, "accuracy": None,
@@ -111,7 +111,7 @@ def run_loops(data, orders, lr, seed, steps):
 
 # ---------------------------------------------------------------- (a') cnnlib tutorial layers
 def run_tutorial_layers(data, orders, lr, seed, budget):
-    from cnnlib.train import evaluate_tutorial, tutorial_step
+    from cnnlib.tutorial import evaluate_tutorial, tutorial_step
 
     images, labels = data["train_x"], data["train_y"]
     conv, pool, softmax = tutorial_layers(seed)
@@ -153,7 +153,7 @@ def _per_sample_driver(step, orders, budget, evaluate, probe=500):
 def run_numpy(data, orders, lr, seed, budget):
     from cnnlib.losses import softmax_cross_entropy
     from cnnlib.optim import SGD
-    from cnnlib.train import blas_threads
+    from cnnlib.training.progress import blas_threads
 
     x = (data["train_x"] / 255 - 0.5)[:, None]
     y = data["train_y"]
@@ -175,11 +175,11 @@ def run_numpy(data, orders, lr, seed, budget):
 
 # ---------------------------------------------------------------- (c) Numba fused step
 def run_numba(data, orders, lr, seed, dtype=np.float32):
-    from cnnlib.fast import S1Net
+    from cnnlib.fast import TutorialNet
 
-    net = S1Net(rng=seed, dtype=dtype)
+    net = TutorialNet(rng=seed, dtype=dtype)
     net.train_steps(data["train_x"][:2], data["train_y"][:2], lr=0.0)  # compile outside timing
-    net = S1Net(rng=seed, dtype=dtype)
+    net = TutorialNet(rng=seed, dtype=dtype)
     chunks = []  # compiled calls of 1,000 steps (~1 us of call overhead each): the median
     for order in orders:  # over many chunks shrugs off moments when other jobs hold the CPU
         for start in range(0, len(order), 1000):

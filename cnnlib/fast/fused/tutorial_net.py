@@ -1,7 +1,7 @@
-"""S1Net / train_s1: the tutorial's network (S1) trained per sample by one compiled call.
+"""TutorialNet / train_tutorial_net: the tutorial network trained per sample by one compiled call.
 
-    from cnnlib.fast import train_s1
-    net, history = train_s1(train_images, train_labels, epochs=3, lr=0.005, seed=0)
+    from cnnlib.fast import train_tutorial_net
+    net, history = train_tutorial_net(train_images, train_labels, epochs=3, lr=0.005, seed=0)
     net.evaluate(test_images, test_labels)        # {"loss": ..., "accuracy": ...}
 
 Images are ``(N, 28, 28)`` uint8 pixels (scaled ``image / 255 - 0.5`` inside, as the tutorial
@@ -10,9 +10,9 @@ conv ``(h-2, w-2, F)`` -> pool ``((h-2)//2, (w-2)//2, F)``.
 
 Weights in the tutorial's layout: ``net.filters`` ``(F, 3, 3)``, ``net.weights``
 ``(Hp*Wp*F, 10)`` and ``net.biases`` ``(10,)``. The dense weights are kept internally
-transposed and reordered (``wt``, see :mod:`cnnlib.fast.s1_kernels`) because that layout lets
-the compiler vectorise; ``net.weights`` converts (reading gives a copy, assigning converts
-back). ``from_tutorial`` / ``to_tutorial`` move weights from / into the tutorial layers
+transposed and reordered (``wt``, see :mod:`cnnlib.fast.fused.tutorial_net_kernels`) because that
+layout lets the compiler vectorise; ``net.weights`` converts (reading gives a copy, assigning
+converts back). ``from_tutorial`` / ``to_tutorial`` move weights from / into the tutorial layers
 (``Conv3x3``, ``MaxPool2``, ``Softmax``) so that a student's network and this one can be
 compared number for number.
 """
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.s1_kernels import s1_predict_kernel, s1_train_kernel
+from cnnlib.fast.fused.tutorial_net_kernels import tutorial_predict_kernel, tutorial_train_kernel
 from cnnlib.layers.base import as_rng
 
-__all__ = ["S1Net", "S1History", "train_s1"]
+__all__ = ["TutorialNet", "TutorialNetHistory", "train_tutorial_net"]
 
 
-def _check_images(images, labels=None, owner="S1Net"):
+def _check_images(images, labels=None, owner="TutorialNet"):
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
@@ -57,14 +57,14 @@ def _check_images(images, labels=None, owner="S1Net"):
 
 
 @dataclass
-class S1History:
-    """What ``train_s1`` / ``S1Net.fit`` record: one entry per chunk of steps.
+class TutorialNetHistory:
+    """What ``train_tutorial_net`` / ``TutorialNet.fit`` record: one entry per chunk of steps.
 
     ``step``: steps done so far (over all epochs); ``loss`` / ``accuracy``: the averages over
     that chunk (accuracy = the prediction *before* each step's update was right, like the
     tutorial's running numbers); ``epoch_loss`` / ``epoch_accuracy``: per epoch;
     ``seconds``: wall time per epoch spent in the compiled loop; ``test``: the result of
-    ``evaluate`` on the test set when ``train_s1(test=...)`` was given one.
+    ``evaluate`` on the test set when ``train_tutorial_net(test=...)`` was given one.
     """
 
     step: list = field(default_factory=list)
@@ -76,12 +76,13 @@ class S1History:
     test: dict | None = None
 
 
-class S1Net:
+class TutorialNet:
     """The S1 network (Conv3x3(F) -> MaxPool2 -> Softmax(Hp*Wp*F, classes)), fused in Numba.
 
-    ``S1Net(num_filters=8, input_shape=(28, 28), num_classes=10, rng=0, dtype=np.float32)``
+    ``TutorialNet(num_filters=8, input_shape=(28, 28), num_classes=10, rng=0, dtype=np.float32)``
     initialises like the tutorial (filters ``randn / 9``, weights ``randn / input_len``, biases
-    0) with the same draws as :func:`cnnlib.models.s1` and :func:`cnnlib.models.tutorial_layers`
+    0) with the same draws as :func:`cnnlib.models.tutorial_net` and
+    :func:`cnnlib.models.tutorial_layers`
     for the same seed (filters first, then the dense weights with rows in (channel, row,
     column) order), so all three start from identical numbers.
     ``dtype``: float32 (fast) or float64 (matches the reference layers to ~1e-15).
@@ -91,10 +92,10 @@ class S1Net:
                  rng=0, dtype=np.float32):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
-            raise DTypeError(f"S1Net: dtype must be float32 or float64, got {self.dtype}")
+            raise DTypeError(f"TutorialNet: dtype must be float32 or float64, got {self.dtype}")
         h, w = (int(v) for v in input_shape)
         if h < 4 or w < 4:
-            raise ShapeError(f"S1Net: input_shape must be at least (4, 4), got {input_shape}")
+            raise ShapeError(f"TutorialNet: input_shape must be at least (4, 4), got {input_shape}")
         self.num_filters, self.input_shape, self.num_classes = int(num_filters), (h, w), int(
             num_classes)
         self.pool_shape = ((h - 2) // 2, (w - 2) // 2)
@@ -116,7 +117,7 @@ class S1Net:
     def filters(self, value) -> None:
         value = np.asarray(value)
         if value.shape != (self.num_filters, 3, 3):
-            raise ShapeError(f"S1Net: filters must have shape {(self.num_filters, 3, 3)}, "
+            raise ShapeError(f"TutorialNet: filters must have shape {(self.num_filters, 3, 3)}, "
                              f"got {value.shape}")
         self._filters = np.array(value, dtype=self.dtype, order="C")
 
@@ -133,7 +134,7 @@ class S1Net:
     def weights(self, value) -> None:
         value = np.asarray(value)
         if value.shape != (self.input_len, self.num_classes):
-            raise ShapeError(f"S1Net: weights must have shape "
+            raise ShapeError(f"TutorialNet: weights must have shape "
                              f"{(self.input_len, self.num_classes)}, got {value.shape}")
         hp, wp = self.pool_shape
         f, k = self.num_filters, self.num_classes
@@ -150,30 +151,30 @@ class S1Net:
     def biases(self, value) -> None:
         value = np.asarray(value)
         if value.shape != (self.num_classes,):
-            raise ShapeError(f"S1Net: biases must have shape {(self.num_classes,)}, "
+            raise ShapeError(f"TutorialNet: biases must have shape {(self.num_classes,)}, "
                              f"got {value.shape}")
         self._biases = np.array(value, dtype=self.dtype, order="C")
 
     def __repr__(self) -> str:
-        return (f"S1Net(num_filters={self.num_filters}, input_shape={self.input_shape}, "
+        return (f"TutorialNet(num_filters={self.num_filters}, input_shape={self.input_shape}, "
                 f"num_classes={self.num_classes}, dtype={self.dtype.name})")
 
     # -- to / from the tutorial layers ------------------------------------------------------
     @classmethod
-    def from_tutorial(cls, conv, pool, softmax, dtype=None) -> S1Net:
-        """An S1Net holding copies of the weights of the tutorial layers ``Conv3x3``,
+    def from_tutorial(cls, conv, pool, softmax, dtype=None) -> TutorialNet:
+        """An TutorialNet holding copies of the weights of the tutorial layers ``Conv3x3``,
         ``MaxPool2``, ``Softmax`` (``pool`` has no weights; it is taken for symmetry)."""
         filters = np.asarray(conv.filters)
         if filters.ndim != 3:
-            raise ShapeError(f"S1Net.from_tutorial: the conv layer must have one input channel "
-                             f"(filters (F, 3, 3)), got filters {filters.shape}")
+            raise ShapeError(f"TutorialNet.from_tutorial: the conv layer must have one input "
+                             f"channel (filters (F, 3, 3)), got filters {filters.shape}")
         f = filters.shape[0]
         input_len, k = np.shape(softmax.weights)
         side = math.isqrt(input_len // f)
         if side * side * f != input_len:
-            raise ShapeError(f"S1Net.from_tutorial: Softmax input_len {input_len} is not "
-                             f"h*w*{f} of a square pooled map; build S1Net(input_shape=...) and "
-                             "assign weights instead")
+            raise ShapeError(f"TutorialNet.from_tutorial: Softmax input_len {input_len} is not "
+                             f"h*w*{f} of a square pooled map; build TutorialNet(input_shape=...) "
+                             "and assign weights instead")
         dtype = np.asarray(softmax.weights).dtype if dtype is None else dtype
         net = cls(f, (2 * side + 2, 2 * side + 2), k, rng=0, dtype=dtype)
         net.filters, net.weights, net.biases = filters, softmax.weights, softmax.biases
@@ -182,7 +183,7 @@ class S1Net:
     def to_tutorial(self, conv=None, pool=None, softmax=None):
         """Copy the weights into tutorial layers (new ones when not given); returns
         ``(conv, pool, softmax)``."""
-        from cnnlib.layers.tutorial import Conv3x3, MaxPool2, Softmax
+        from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
         conv = Conv3x3(self.num_filters, dtype=self.dtype) if conv is None else conv
         pool = MaxPool2() if pool is None else pool
@@ -203,24 +204,25 @@ class S1Net:
         """Per-sample SGD steps on ``images[order]`` (all, in order, by default) in one
         compiled call; returns ``(losses, correct)`` per step. ``scaled``: None = uint8 pixels
         are scaled ``/ 255 - 0.5``, floats are taken as already scaled."""
-        images, labels = _check_images(images, labels, "S1Net.train_steps")
-        self._check_input_shape(images, "S1Net.train_steps")
+        images, labels = _check_images(images, labels, "TutorialNet.train_steps")
+        self._check_input_shape(images, "TutorialNet.train_steps")
         n = images.shape[0]
         order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
         if order.size and (order.min() < 0 or order.max() >= n):
-            raise IndexError(f"S1Net.train_steps: order must index 0..{n - 1}")
+            raise IndexError(f"TutorialNet.train_steps: order must index 0..{n - 1}")
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"S1Net.train_steps: labels must be in 0..{self.num_classes - 1}, "
+            raise ValueError(f"TutorialNet.train_steps: labels must be in "
+                             f"0..{self.num_classes - 1}, "
                              f"got {labels.min()}..{labels.max()}")
         div, shift = self._scale(images, scaled)
         losses = np.empty(order.shape[0], dtype=np.float64)
         correct = np.empty(order.shape[0], dtype=np.int8)
-        s1_train_kernel(images, labels, order, div, shift, float(lr), self._filters, self.wt,
+        tutorial_train_kernel(images, labels, order, div, shift, float(lr), self._filters, self.wt,
                         self._biases, losses, correct)
         return losses, correct.astype(bool)
 
     def fit(self, images, labels, epochs=3, lr=0.005, rng=0, shuffle=True, chunk=1000,
-            progress=True, log_every=None, scaled=None, history=None) -> S1History:
+            progress=True, log_every=None, scaled=None, history=None) -> TutorialNetHistory:
         """Train per sample for ``epochs`` epochs (reshuffled each epoch with ``rng``).
 
         ``chunk``: steps per compiled call (the progress bar moves per chunk; the cost of a
@@ -231,13 +233,13 @@ class S1Net:
 
         from tqdm.auto import tqdm
 
-        images, labels = _check_images(images, labels, "S1Net.fit")
+        images, labels = _check_images(images, labels, "TutorialNet.fit")
         gen = as_rng(rng)
-        hist = S1History() if history is None else history
+        hist = TutorialNetHistory() if history is None else history
         n = images.shape[0]
         chunk = max(1, int(chunk))
         done = hist.step[-1] if hist.step else 0
-        bar = tqdm(total=epochs * n, desc="S1Net", unit="img", disable=not progress,
+        bar = tqdm(total=epochs * n, desc="TutorialNet", unit="img", disable=not progress,
                    file=sys.stdout, leave=False)
         try:
             for _ in range(epochs):
@@ -268,12 +270,12 @@ class S1Net:
 
     def predict_proba(self, images, scaled=None, batch_size=10000) -> np.ndarray:
         """Softmax outputs ``(N, classes)`` for ``images (N, h, w)`` (or one ``(h, w)``)."""
-        images, _ = _check_images(images, None, "S1Net.predict_proba")
-        self._check_input_shape(images, "S1Net.predict_proba")
+        images, _ = _check_images(images, None, "TutorialNet.predict_proba")
+        self._check_input_shape(images, "TutorialNet.predict_proba")
         div, shift = self._scale(images, scaled)
         out = np.empty((images.shape[0], self.num_classes), dtype=self.dtype)
         for s in range(0, images.shape[0], batch_size):
-            s1_predict_kernel(images[s:s + batch_size], div, shift, self._filters, self.wt,
+            tutorial_predict_kernel(images[s:s + batch_size], div, shift, self._filters, self.wt,
                               self._biases, out[s:s + batch_size])
         return out
 
@@ -283,7 +285,7 @@ class S1Net:
 
     def evaluate(self, images, labels, scaled=None) -> dict:
         """``{"loss": mean cross-entropy, "accuracy": fraction right, "n": N}``."""
-        images, labels = _check_images(images, labels, "S1Net.evaluate")
+        images, labels = _check_images(images, labels, "TutorialNet.evaluate")
         p = self.predict_proba(images, scaled).astype(np.float64)
         picked = p[np.arange(len(labels)), labels]
         with np.errstate(divide="ignore"):
@@ -306,18 +308,18 @@ def _log_lines(losses, correct, offset, every, bar):
                   f"{losses[lo:end].mean():.3f} | Accuracy: {accuracy}%", file=sys.stdout)
 
 
-def train_s1(images, labels, epochs=3, lr=0.005, seed=0, num_filters=8, num_classes=10,
+def train_tutorial_net(images, labels, epochs=3, lr=0.005, seed=0, num_filters=8, num_classes=10,
              dtype=np.float32, test=None, **fit_kw):
-    """Build an :class:`S1Net` (initialised from ``seed``), train it per sample and return
+    """Build an :class:`TutorialNet` (initialised from ``seed``), train it per sample and return
     ``(net, history)``. The same seed also drives the per-epoch shuffles.
 
     ``test=(test_images, test_labels)`` adds ``history.test = net.evaluate(...)`` after
-    training. Other keywords go to :meth:`S1Net.fit` (``chunk``, ``progress``, ``log_every``,
+    training. Other keywords go to :meth:`TutorialNet.fit` (``chunk``, ``progress``, ``log_every``,
     ``shuffle``, ``scaled``).
     """
     images = np.asarray(images)
     gen = np.random.default_rng(seed)
-    net = S1Net(num_filters, images.shape[-2:], num_classes, rng=gen, dtype=dtype)
+    net = TutorialNet(num_filters, images.shape[-2:], num_classes, rng=gen, dtype=dtype)
     hist = net.fit(images, labels, epochs=epochs, lr=lr, rng=gen, **fit_kw)
     if test is not None:
         hist.test = net.evaluate(*test)

@@ -87,7 +87,7 @@ def architecture_of(model) -> list[dict]:
 
 
 def save_model(path, model, metadata: dict | None = None) -> str:
-    """Write ``model`` (a :class:`cnnlib.model.Sequential` of cnnlib layers) to ``path``.
+    """Write ``model`` (a :class:`cnnlib.layers.Sequential` of cnnlib layers) to ``path``.
 
     ``metadata``: any JSON-able dict stored alongside (recipe, accuracy, ...); read it back
     as ``model.metadata`` after :func:`load_model`. Returns the path written (``.npz`` is
@@ -118,7 +118,7 @@ def save_model(path, model, metadata: dict | None = None) -> str:
 def load_model(path):
     """Rebuild the model saved in ``path`` by :func:`save_model`; returns a Sequential whose
     parameters equal the saved ones exactly. ``model.metadata`` holds the saved metadata."""
-    from cnnlib.model import Sequential
+    from cnnlib.layers import Sequential
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -130,7 +130,7 @@ def load_model(path):
         raise DataError(
             f"load_model: {path} is not a readable cnnlib model file (.npz); it may be "
             f"truncated or corrupt ({type(exc).__name__}: {exc}). Save it again with "
-            f"cnnlib.train.save_model."
+            f"cnnlib.training.save_model."
         ) from None
     fmt = contents.get("__format__")
     if fmt is None or str(fmt) != FORMAT:

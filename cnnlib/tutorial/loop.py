@@ -1,116 +1,25 @@
-"""Training: the tutorial's per-sample loop, the minibatch Solver, progress bars, save/load.
+"""The tutorial's training loop: one image at a time, the way the tutorial network learns.
 
-- :func:`train_tutorial` is S1's loop: one image at a time, SGD at lr 0.005, data shuffled each
-  epoch, a log line every 100 steps, then the test loss and accuracy. It runs on any three
-  objects with the tutorial's API (``forward(input)`` / ``backprop(d_L_d_out, learn_rate)``),
-  so a student's own layers train the same way cnnlib's do.
-- :class:`~cnnlib.solver.Solver` trains any :class:`cnnlib.model.Sequential` on minibatches.
-- :func:`~cnnlib.serialize.save_model` / :func:`~cnnlib.serialize.load_model` store a model's
-  architecture and parameters in one ``.npz`` file.
+:func:`train_tutorial` shuffles the data each epoch, runs :func:`tutorial_step` (forward, the
+initial gradient ``-1/p_c``, backprop through softmax, pool and conv, each layer applying SGD to
+its own weights) on every image, prints a log line every 100 steps in the tutorial's format,
+then the test loss and accuracy. It runs on any three objects with the tutorial's API
+(``forward(input)`` / ``backprop(d_L_d_out, learn_rate)``), so a student's own layers train the
+same way cnnlib's (:mod:`cnnlib.tutorial.layers`) do.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cnnlib.errors import ShapeError, TrainingDiverged
+from cnnlib.training.progress import blas_threads, printer, progress
 
-__all__ = [
-    "TutorialHistory",
-    "train_tutorial",
-    "tutorial_step",
-    "evaluate_tutorial",
-    "progress",
-    "progress_enabled",
-    "blas_threads",
-    "Solver",
-    "save_model",
-    "load_model",
-]
-
-
-# ----------------------------------------------------------------------------- BLAS threads
-def blas_threads(limit: int | None = 1):
-    """A context manager limiting numpy's BLAS to ``limit`` threads (None: no change).
-
-    Training multiplies small matrices (a batch of 10 by a 2880x100 weight matrix); a
-    multi-threaded BLAS gains nothing there, and when the cores are shared its spinning
-    threads made a network3 epoch 10x slower on these machines. Uses threadpoolctl.
-    """
-    if limit is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency; degrade to no limit
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(limit), user_api="blas")
-
-
-# ----------------------------------------------------------------------------- progress bars
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (where tqdm.auto draws a widget, not text on stderr)."""
-    if "ipykernel" not in sys.modules:
-        return False
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - ipykernel always brings IPython
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def progress_enabled(verbose: bool = True) -> bool:
-    """Whether a progress bar should be drawn.
-
-    Never when ``verbose`` is False, nor while nbgrader executes a notebook
-    (``NBGRADER_EXECUTION`` is set: nothing may reach a graded cell's stderr), nor when
-    stderr is not a terminal outside a notebook (logs and test runs stay clean).
-    """
-    if not verbose or os.environ.get("NBGRADER_EXECUTION"):
-        return False
-    if _in_notebook():
-        return True
-    stream = sys.stderr
-    return bool(getattr(stream, "isatty", None) and stream.isatty())
-
-
-def progress(iterable=None, total=None, desc=None, verbose=True, leave=True, **kwargs):
-    """A ``tqdm.auto`` progress bar (a widget in Jupyter, text in a terminal), or a silent one.
-
-    Always returns a tqdm object, so callers can use ``set_postfix`` / ``update`` / ``close``
-    whether or not anything is drawn.
-    """
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        leave=leave,
-        disable=not progress_enabled(verbose),
-        dynamic_ncols=True,
-        **kwargs,
-    )
-
-
-def printer(print_fn=print, verbose=True):
-    """The function that prints a log line: ``print_fn``, or nothing when ``verbose`` is False
-    or ``print_fn`` is None. Plain ``print`` goes through ``tqdm.write`` so a progress bar
-    drawn in the terminal is not torn by the line (the line still goes to stdout)."""
-    if not verbose or print_fn is None:
-        return lambda *args, **kwargs: None
-    if print_fn is print:
-        from tqdm.auto import tqdm
-
-        return lambda message: tqdm.write(str(message), file=sys.stdout)
-    return print_fn
+__all__ = ["TutorialHistory", "train_tutorial", "tutorial_step", "evaluate_tutorial"]
 
 
 # ---------------------------------------------------------------------- the tutorial's loop
@@ -335,9 +244,3 @@ def _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
         say(f"Test Loss: {history.test_loss:.3f}")
         say(f"Test Accuracy: {history.test_accuracy:.4f}")
     return history
-
-
-# The minibatch Solver and the .npz format live in their own modules; they are part of the
-# public face of cnnlib.train. Imported last: solver.py uses progress() from here.
-from cnnlib.serialize import load_model, save_model  # noqa: E402
-from cnnlib.solver import Solver  # noqa: E402

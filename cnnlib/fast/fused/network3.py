@@ -23,12 +23,12 @@ import time
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.convnet_kernels import (
+from cnnlib.fast.fused.network3_kernels import (
     convnet_predict_kernel,
     convnet_train_kernel,
     convnet_train_kernel_parallel,
 )
-from cnnlib.fast.s1 import S1History, _check_images
+from cnnlib.fast.fused.tutorial_net import TutorialNetHistory, _check_images
 from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, Sigmoid
 from cnnlib.layers.base import as_rng
 
@@ -40,7 +40,7 @@ _PATTERN = ("Conv2D(1, F, K)", "MaxPool2D(2)", "Sigmoid()", "Flatten()", "Dense(
 
 
 class FusedConvNet:
-    """Runs a network3-style :class:`~cnnlib.model.Sequential` with fused Numba kernels.
+    """Runs a network3-style :class:`~cnnlib.layers.sequential.Sequential` with fused Numba kernels.
 
     ``scaling``: how uint8 images become inputs: ``"unit"`` (``/ 255``, network3's data,
     the default), ``"centered"`` (``/ 255 - 0.5``) or ``"none"`` (images are used as they
@@ -156,9 +156,9 @@ class FusedConvNet:
         return losses, correct.astype(bool)
 
     def fit(self, images, labels, epochs=1, batch_size=10, lr=0.1, rng=0, chunk=5000,
-            progress=True) -> S1History:
+            progress=True) -> TutorialNetHistory:
         """``epochs`` of minibatch SGD, reshuffled each epoch; a progress bar per chunk of
-        ``chunk`` images. Returns an :class:`~cnnlib.fast.S1History` (per-chunk mean batch
+        ``chunk`` images. Returns an :class:`~cnnlib.fast.TutorialNetHistory` (per-chunk mean batch
         loss and accuracy, per-epoch figures and seconds)."""
         from tqdm.auto import tqdm
 
@@ -166,7 +166,7 @@ class FusedConvNet:
         gen = as_rng(rng)
         n = images.shape[0]
         chunk = max(batch_size, chunk - chunk % batch_size)
-        hist = S1History()
+        hist = TutorialNetHistory()
         bar = tqdm(total=epochs * n, desc="FusedConvNet", unit="img", disable=not progress,
                    file=sys.stdout, leave=False)
         done = 0

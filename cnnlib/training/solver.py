@@ -1,4 +1,4 @@
-"""The Solver: minibatch training of any :class:`cnnlib.model.Sequential` (S2's design).
+"""The Solver: minibatch training of any :class:`cnnlib.layers.sequential.Sequential` (S2's design).
 
 A Solver owns the loop (shuffle, batch, forward, loss, backward, update), an optimizer chosen
 by name, the learning-rate plan, L2 regularisation, the histories, and the best-validation
@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError, TrainingDiverged
+from cnnlib.losses import mse, softmax_cross_entropy
+from cnnlib.optim import make_optimizer
+from cnnlib.training.progress import blas_threads, printer, progress
 
 __all__ = ["Solver", "paper_lenet_schedule", "LOSSES"]
 
@@ -122,7 +125,7 @@ class Solver:
         Receives the printed lines (default ``print``).
     blas_threads : int or None
         BLAS threads while training and evaluating (default 1, see
-        :func:`cnnlib.train.blas_threads`; None leaves numpy's setting alone).
+        :func:`cnnlib.training.blas_threads`; None leaves numpy's setting alone).
     """
 
     def __init__(
@@ -152,8 +155,6 @@ class Solver:
         print_fn: Callable[..., None] = print,
         blas_threads: int | None = 1,
     ):
-        from cnnlib.optim import make_optimizer
-
         if not isinstance(data, dict) or "X_train" not in data or "y_train" not in data:
             raise ValueError("Solver: data must be a dict with at least 'X_train' and 'y_train'")
         if loss not in LOSSES:
@@ -225,8 +226,6 @@ class Solver:
         self.verbose = verbose
         self.print_every = print_every
         self.blas_threads = blas_threads
-        from cnnlib.train import printer
-
         self._say = printer(print_fn, verbose)
 
         self.fast = bool(fast)
@@ -310,8 +309,6 @@ class Solver:
 
     # ------------------------------------------------------------------ loss
     def _loss(self, out: np.ndarray, y: np.ndarray):
-        from cnnlib.losses import mse, softmax_cross_entropy
-
         if self.loss_name == "cross_entropy":
             return softmax_cross_entropy(out, y)
         target = np.zeros_like(out)
@@ -380,14 +377,10 @@ class Solver:
         Returns the solver (its histories and ``best_*`` filled in). Raises
         :class:`cnnlib.errors.TrainingDiverged` when the loss becomes NaN or explodes.
         """
-        from cnnlib.train import blas_threads
-
         with blas_threads(self.blas_threads):
             return self._train()
 
     def _train(self) -> Solver:
-        from cnnlib.train import progress
-
         n = self.X_train.shape[0]
         per_epoch = math.ceil(n / self.batch_size)
         start = time.perf_counter()
@@ -481,8 +474,6 @@ class Solver:
     # ------------------------------------------------------------------ evaluation
     def _forward_eval(self, X: np.ndarray) -> np.ndarray:
         """Eval-mode outputs for ``X`` in batches of ``eval_batch_size``."""
-        from cnnlib.train import blas_threads
-
         with blas_threads(self.blas_threads):
             return self._forward_eval_batches(X)
 
