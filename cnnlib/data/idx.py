@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from cnnlib.errors import DataError
 
 # IDX type code -> numpy dtype (big-endian, as stored in the file).
 IDX_DTYPES = {
@@ -116,12 +116,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     return parse_idx(_read_bytes(path), name=str(path))
-
-
-def idx_magic(path: str | os.PathLike) -> int:
-    """The magic number (first four bytes, big-endian) of an IDX file, gz or not."""
-    path = Path(path)
-    return int.from_bytes(_read_bytes(path)[:4], "big")
 
 
 def encode_idx(array: np.ndarray) -> bytes:

