@@ -10,7 +10,7 @@ import pytest
 
 from cnnlib.__main__ import main
 from cnnlib.data import load_mnist
-from cnnlib.idx import write_idx
+from cnnlib.data.idx import write_idx
 from cnnlib.training import load_model
 
 ACCURACY_LINE = re.compile(r"^Test Accuracy: (0\.\d{4}|1\.0000)$")
