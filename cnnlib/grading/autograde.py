@@ -18,16 +18,9 @@ from pathlib import Path
 from nbgrader.converters import Autograde
 from traitlets.config import Config
 
+from cnnlib.grading import course
 from cnnlib.grading.converters import failure_reason, run_converter
-from cnnlib.grading.course import (
-    SOURCE_DIR,
-    GradingError,
-    course_dir,
-    ensure_tools_on_path,
-    find_root,
-    list_assignments,
-    load_config,
-)
+from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback_one
 from cnnlib.grading.generate import generate_into
 from cnnlib.grading.gradebook import (
@@ -128,15 +121,13 @@ def _crashed_job(job: _Job, exc: Exception) -> SubmissionResult:
 
 
 def _grade_into(job: _Job, res: SubmissionResult) -> None:
-    ensure_tools_on_path()
-    root = Path(job.root)
-    config = load_config(root, **job.overrides)
+    root, config = course.open_course(job.root, **job.overrides)
     config.CourseDirectory.submitted_directory = job.submitted
     db_url = config.CourseDirectory.db_url
     if db_url.startswith("sqlite:") and "?" not in db_url:
         # parallel workers share the file: wait for a busy gradebook instead of failing
         db_url = config.CourseDirectory.db_url = db_url + "?timeout=120"
-    autograded = course_dir(root, config, "autograded") / job.student / job.assignment
+    autograded = course.folder(root, config, "autograded") / job.student / job.assignment
     folder = Path(job.submitted) / job.student / job.assignment
     nbs = job.layout["notebooks"]
     present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
@@ -199,17 +190,15 @@ def autograde(root: str | os.PathLike | None = None,
     writes the student's feedback right after grading (then call
     `feedback.raise_feedback_errors`).
     """
-    ensure_tools_on_path()
-    root = find_root(root)
     overrides = {}
     if timeout is not None:
         overrides["Execute.timeout"] = int(timeout)
         overrides["ExecutePreprocessor.timeout"] = int(timeout)
-    config = load_config(root, **overrides)
+    root, config = course.open_course(root, **overrides)
     sub_dir = Path(submitted).resolve() if submitted is not None else \
-        course_dir(root, config, "submitted")
+        course.folder(root, config, "submitted")
 
-    known = set(list_assignments(root))
+    known = set(course.list_assignments(root))
     by_student = find_submissions(sub_dir)
     if students:
         missing = [s for s in students if s not in by_student]
@@ -217,13 +206,14 @@ def autograde(root: str | os.PathLike | None = None,
             raise GradingError(f"no submissions from {missing} in {sub_dir}")
         by_student = {s: by_student[s] for s in students}
     if assignments:
-        scope = list_assignments(root, assignments)
+        scope = course.list_assignments(root, assignments)
     else:
         scope = sorted({a for lst in by_student.values() for a in lst if a in known})
     for student, lst in by_student.items():
         for a in lst:
             if a not in known:
-                log.warning("%s/%s: no such assignment in %s/, ignored", student, a, SOURCE_DIR)
+                log.warning("%s/%s: no such assignment in %s/, ignored", student, a,
+                            course.SOURCE_DIR)
     if not scope:
         raise GradingError(f"nothing to grade in {sub_dir}")
 

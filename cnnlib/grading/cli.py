@@ -23,15 +23,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from cnnlib.grading import course
 from cnnlib.grading.autograde import autograde
-from cnnlib.grading.course import (
-    RELEASE_DIR,
-    SOURCE_DIR,
-    GradingError,
-    course_dir,
-    find_root,
-    load_config,
-)
+from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback, raise_feedback_errors
 from cnnlib.grading.generate import generate, stale_releases
 from cnnlib.grading.results import FLAGGED, SubmissionResult, write_csv
@@ -39,15 +33,15 @@ from cnnlib.grading.workers import default_jobs
 
 
 def _cmd_generate(args) -> int:
-    root = find_root(args.root)
+    root = course.find_root(args.root)
     t0 = time.perf_counter()
     results = generate(root, args.assignment, record=args.record)
     for res in results:
         for nb, state in res.notebooks.items():
-            print(f"{state:9s}  {RELEASE_DIR}/{res.assignment}/{nb}")
+            print(f"{state:9s}  {course.RELEASE_DIR}/{res.assignment}/{nb}")
     for name in stale_releases(root):
-        print(f"warning: {RELEASE_DIR}/{name} has no source in {SOURCE_DIR}/ (delete it by hand "
-              "if the assignment was removed)", file=sys.stderr)
+        print(f"warning: {course.RELEASE_DIR}/{name} has no source in {course.SOURCE_DIR}/ "
+              "(delete it by hand if the assignment was removed)", file=sys.stderr)
     print(f"generated {len(results)} assignment(s) in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -60,7 +54,7 @@ def _print_result(res: SubmissionResult) -> None:
 
 
 def _cmd_autograde(args) -> int:
-    root = find_root(args.root)
+    root = course.find_root(args.root)
     t0 = time.perf_counter()
     results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
                         jobs=args.jobs, with_feedback=args.feedback, progress=_print_result)
@@ -71,13 +65,13 @@ def _cmd_autograde(args) -> int:
     if args.feedback:
         pages = sum(len(r.feedback_pages) for r in results)
         print(f"wrote {pages} feedback page(s) under "
-              f"{course_dir(root, load_config(root), 'feedback')}")
+              f"{course.folder(root, course.load_config(root), 'feedback')}")
         raise_feedback_errors(root, (r.feedback_error for r in results))
     return 0
 
 
 def _cmd_feedback(args) -> int:
-    root = find_root(args.root)
+    root = course.find_root(args.root)
     pages = feedback(root, None, args.assignment, args.student, jobs=args.jobs)
     print(f"wrote {len(pages)} feedback page(s)")
     return 0

@@ -65,7 +65,15 @@ def load_config(root: Path, **overrides) -> Config:
     return config
 
 
-def course_dir(root: Path, config: Config, kind: str) -> Path:
+def open_course(root: str | os.PathLike | None = None, **overrides) -> tuple[Path, Config]:
+    """(course root, its config with `overrides`), with nbgrader's tools on PATH: how every
+    grading step starts."""
+    ensure_tools_on_path()
+    path = find_root(root)
+    return path, load_config(path, **overrides)
+
+
+def folder(root: Path, config: Config, kind: str) -> Path:
     """The course's `kind` folder ("submitted", "autograded", "feedback") as configured."""
     return Path(root) / getattr(config.CourseDirectory, f"{kind}_directory")
 

@@ -16,17 +16,9 @@ from pathlib import Path
 
 from nbgrader.converters import GenerateFeedback
 
+from cnnlib.grading import course
 from cnnlib.grading.converters import failure_reason, run_converter
-from cnnlib.grading.course import (
-    SOURCE_DIR,
-    GradingError,
-    course_dir,
-    ensure_tools_on_path,
-    find_root,
-    list_assignments,
-    load_config,
-    source_notebooks,
-)
+from cnnlib.grading.course import GradingError
 from cnnlib.grading.gradebook import db_path
 from cnnlib.grading.markup import hidden_fragments_of
 from cnnlib.grading.redaction import find_leaks
@@ -48,8 +40,8 @@ and check that it runs from top to bottom.</p>
 
 def _unautograded(root: Path, config, scope: Sequence[str]) -> dict[tuple[str, str], str]:
     """Submissions in submitted/ that have no autograded notebook (their autograde failed)."""
-    sub_dir = course_dir(root, config, "submitted")
-    autograded = course_dir(root, config, "autograded")
+    sub_dir = course.folder(root, config, "submitted")
+    autograded = course.folder(root, config, "autograded")
     out = {}
     if not sub_dir.is_dir():
         return out
@@ -69,7 +61,7 @@ def _failed_pages(root: Path, assignment: str, folder: Path, failure: str) -> li
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     pages = []
-    for src in source_notebooks(root, assignment):
+    for src in course.source_notebooks(root, assignment):
         page = folder / f"{src.stem}.html"
         page.write_text(_FAILED_PAGE.format(
             title=html.escape(f"{assignment}: not graded automatically"),
@@ -87,8 +79,8 @@ def feedback_one(root: str, assignment: str, student: str,
     Returns (pages written, error message or None).
     """
     try:
-        config = load_config(Path(root))
-        folder = course_dir(Path(root), config, "feedback") / student / assignment
+        config = course.load_config(Path(root))
+        folder = course.folder(Path(root), config, "feedback") / student / assignment
         if failure is not None:
             return _failed_pages(Path(root), assignment, folder, failure), None
         config.CourseDirectory.assignment_id = assignment
@@ -104,11 +96,12 @@ def feedback_one(root: str, assignment: str, student: str,
 
 def check_feedback_leaks(root: Path) -> list[str]:
     """Delete every feedback page that shows a hidden-test line; return what was found."""
-    fb_root = course_dir(root, load_config(root), "feedback")
+    fb_root = course.folder(root, course.load_config(root), "feedback")
     if not fb_root.is_dir():
         return []
     errors = []
-    for page, lines in find_leaks(fb_root, hidden_fragments_of(Path(root) / SOURCE_DIR)).items():
+    frags = hidden_fragments_of(Path(root) / course.SOURCE_DIR)
+    for page, lines in find_leaks(fb_root, frags).items():
         Path(page).unlink()
         errors.append(f"{page} showed hidden-test lines {lines[:3]}; page deleted")
     return errors
@@ -141,11 +134,9 @@ def feedback(root: str | os.PathLike | None = None,
     `results`) those in submitted/ with no autograded notebook. Raises GradingError when a
     page could not be written or showed a hidden-test line. Returns the pages written.
     """
-    ensure_tools_on_path()
-    root = find_root(root)
-    config = load_config(root)
-    autograded = course_dir(root, config, "autograded")
-    scope = list_assignments(root, assignments)
+    root, config = course.open_course(root)
+    autograded = course.folder(root, config, "autograded")
+    scope = course.list_assignments(root, assignments)
     if results is not None:
         failures = {(r.student, r.assignment): r.detail for r in results
                     if r.status == AUTOGRADE_FAILED}

@@ -18,17 +18,9 @@ from pathlib import Path
 import nbformat
 from nbgrader.converters import GenerateAssignment
 
+from cnnlib.grading import course
 from cnnlib.grading.converters import run_converter
-from cnnlib.grading.course import (
-    RELEASE_DIR,
-    SOURCE_DIR,
-    GradingError,
-    ensure_tools_on_path,
-    find_root,
-    list_assignments,
-    load_config,
-    source_notebooks,
-)
+from cnnlib.grading.course import GradingError
 from cnnlib.grading.gradebook import guarded_gradebook
 from cnnlib.grading.markup import grade_meta
 
@@ -80,7 +72,7 @@ def generate_into(root: Path, assignment: str, release_dir: Path, db_url: str) -
     Uses the given gradebook (nbgrader records the source cells there). Returns the folder.
     Raises GradingError with nbgrader's log when it fails or when an output is missing.
     """
-    config = load_config(root)
+    config = course.load_config(root)
     config.CourseDirectory.release_directory = str(release_dir)
     config.CourseDirectory.db_url = db_url
     config.CourseDirectory.assignment_id = assignment
@@ -90,7 +82,7 @@ def generate_into(root: Path, assignment: str, release_dir: Path, db_url: str) -
         error = f"{result.get('log', '')}\n{result.get('error', '')}"
         raise GradingError(f"nbgrader generate_assignment {assignment} failed:\n{error}"
                            + _refusal_hint(error, assignment))
-    for src in source_notebooks(root, assignment):
+    for src in course.source_notebooks(root, assignment):
         out = out_dir / src.name
         if not out.is_file():
             raise GradingError(f"nbgrader reported success but wrote no {out}:\n"
@@ -144,18 +136,17 @@ def generate(root: str | os.PathLike | None = None, assignments: Sequence[str] |
     unchanged source gives byte-identical notebooks. Raises GradingError on any failure,
     leaving that assignment's previous release untouched.
     """
-    ensure_tools_on_path()
-    root = find_root(root)
-    release = Path(release_dir).resolve() if release_dir is not None else root / RELEASE_DIR
-    names = list_assignments(root, assignments)
+    root, config = course.open_course(root)
+    release = Path(release_dir).resolve() if release_dir is not None \
+        else root / course.RELEASE_DIR
+    names = course.list_assignments(root, assignments)
     if not names:
-        raise GradingError(f"no assignments under {root / SOURCE_DIR}")
+        raise GradingError(f"no assignments under {root / course.SOURCE_DIR}")
     results = []
     release.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cnnlib-generate-") as tmp:
         tmp = Path(tmp)
         if record:
-            config = load_config(root)
             db_url, guard = config.CourseDirectory.db_url, guarded_gradebook(config)
         else:
             db_url, guard = "sqlite:///" + str(tmp / "gradebook.db"), contextlib.nullcontext()
@@ -180,10 +171,10 @@ def generate(root: str | os.PathLike | None = None, assignments: Sequence[str] |
 
 def stale_releases(root: Path) -> list[str]:
     """Folders in notebooks/ with no source in solutions/ any more."""
-    rel = root / RELEASE_DIR
+    rel = root / course.RELEASE_DIR
     if not rel.is_dir():
         return []
-    have = set(list_assignments(root))
+    have = set(course.list_assignments(root))
     return sorted(p.name for p in rel.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and p.name not in have)
 
