@@ -16,8 +16,8 @@ module per job, each importing only those above it in this list:
     autograde   submitted/ -> gradebook, autograded/, results
     cli         the command line
 
-Importing this package needs no nbgrader; its modules (all but markup, results, workers)
-import nbgrader at the top.
+Importing this package needs no nbgrader; its modules (all but markup, course, results,
+workers) import nbgrader at the top.
 """
 
 from __future__ import annotations

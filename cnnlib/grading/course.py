@@ -15,8 +15,6 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from cnnlib.grading import INSTALL_HINT
-
 CONFIG_FILE = "nbgrader_config.py"
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "notebooks"
@@ -35,7 +33,8 @@ def ensure_tools_on_path() -> None:
     if shutil.which("alembic") is None:
         raise GradingError(
             f"the `alembic` program (installed with nbgrader) is not in {bindir} nor on PATH; "
-            f"nbgrader needs it to create a gradebook. Install it here: {INSTALL_HINT}")
+            "nbgrader needs it to create a gradebook. Install nbgrader (the `grading` extra) "
+            "in this environment.")
 
 
 def find_root(root: str | os.PathLike | None = None) -> Path:
