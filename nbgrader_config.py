@@ -16,7 +16,7 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-from cnnlib.grading_feedback import RedactHiddenTestOutputs
+from cnnlib.grading.redaction import RedactHiddenTestOutputs
 
 c = get_config()  # noqa: F821  (provided by traitlets when it executes this file)
 

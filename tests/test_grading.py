@@ -28,15 +28,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnnlib.grading_markup import (
+from cnnlib.grading.markup import (
     HIDDEN_TESTS,
     SOLUTION,
     cell_source,
-    find_leaks,
     hidden_fragments_of,
-    html_to_text,
     marked_lines,
 )
+from cnnlib.grading.redaction import find_leaks, html_to_text
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import fixture_notebook as fx  # noqa: E402
@@ -152,11 +151,23 @@ def run_checks(graded, checks) -> None:
     assert not failures, "\n\n".join(failures)
 
 
+@pytest.mark.parametrize("command", [["-m", "cnnlib.grading"], ["-m", "cnnlib", "grade"]])
+def test_without_nbgrader_the_commands_say_how_to_install_it(command, tmp_path):
+    """nbgrader is the optional extra `grading`: without it, one line saying so, exit 2."""
+    code = ("import runpy, sys; sys.modules['nbgrader'] = None; "  # as if not installed
+            f"sys.argv = ['x', *{command[2:]!r}, 'generate']; "
+            f"runpy.run_module({command[1]!r}, run_name='__main__', alter_sys=True)")
+    proc = run([PY, "-c", code], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        'error: grading needs nbgrader, which is not installed: pip install "cnnlib[grading]"']
+
+
 def test_redaction_of_hidden_test_outputs():
     """Unit level: what RedactHiddenTestOutputs keeps and drops in a hidden-test cell."""
     from nbformat.v4 import new_code_cell, new_output
 
-    from cnnlib.grading_feedback import RedactHiddenTestOutputs
+    from cnnlib.grading.redaction import RedactHiddenTestOutputs
 
     hidden_line = "assert np.allclose(secret_reference(x), relu(x)), 'relu is wrong'"
     cell = new_code_cell(
@@ -207,7 +218,8 @@ def test_generate_is_deterministic_clean_and_safe(tmp_path):
     assert "np.maximum(x, 0.0)" not in text and "BEGIN HIDDEN TESTS" not in text
     assert "raise NotImplementedError()" in text
 
-    from cnnlib.grading import GradingError, generate
+    from cnnlib.grading.course import GradingError
+    from cnnlib.grading.generate import generate
 
     (res,) = generate(course)  # in-process: the same code as the command, cheaper
     assert res.notebooks == {fx.NOTEBOOK: "unchanged"}
@@ -232,7 +244,8 @@ def test_generate_is_deterministic_clean_and_safe(tmp_path):
 def test_broken_gradebook_is_reported_not_reused(tmp_path):
     import sqlite3
 
-    from cnnlib.grading import GradingError, check_gradebook
+    from cnnlib.grading.course import GradingError
+    from cnnlib.grading.gradebook import check_gradebook
 
     db = tmp_path / "gradebook.db"
     con = sqlite3.connect(db)  # tables made, then the alembic step failed

@@ -26,14 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnnlib.grading_markup import (
-    HIDDEN_TESTS,
-    SOLUTION,
-    cell_source,
-    fragments,
-    marked_lines,
-    strip_ansi,
-)
+from cnnlib.grading.markup import HIDDEN_TESTS, SOLUTION, cell_source, fragments, marked_lines
+from cnnlib.grading.redaction import strip_ansi
 
 # The course root; CNNLIB_COURSE_ROOT points these tests at another course copy.
 REPO = Path(os.environ.get("CNNLIB_COURSE_ROOT") or Path(__file__).resolve().parents[1])
@@ -138,7 +132,7 @@ def test_nbgrader_markup(src):
 def test_release_is_generated_from_solutions(tmp_path):
     if not SOLUTIONS:
         pytest.skip(NO_NOTEBOOKS)
-    from cnnlib.grading import generate
+    from cnnlib.grading.generate import generate
 
     generate(REPO, release_dir=tmp_path)
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")

@@ -37,11 +37,25 @@ def environment():
     return yaml.safe_load((ROOT / "environment.yml").read_text())
 
 
-def pip_requirements(extras=("dev",)):
+def extra_requirements(extra: str) -> list[Requirement]:
+    """The requirements of one extra, with the project's own extras it names (`dev` holds
+    `cnnlib[grading]`) replaced by their requirements."""
     project = pyproject()["project"]
-    reqs = [Requirement(r) for r in project["dependencies"]]
+    out = []
+    for line in project["optional-dependencies"][extra]:
+        req = Requirement(line)
+        if canonicalize_name(req.name) == canonicalize_name(project["name"]):
+            for inner in sorted(req.extras):
+                out += extra_requirements(inner)
+        else:
+            out.append(req)
+    return out
+
+
+def pip_requirements(extras=("dev",)):
+    reqs = [Requirement(r) for r in pyproject()["project"]["dependencies"]]
     for extra in extras:
-        reqs += [Requirement(r) for r in project["optional-dependencies"][extra]]
+        reqs += extra_requirements(extra)
     return reqs
 
 
@@ -97,6 +111,35 @@ def test_pyproject_and_environment_yml_agree():
     assert not extra, f"in environment.yml but not in pyproject.toml: {extra}"
     differ = {n: (str(ours[n]), str(theirs[n])) for n in ours if ours[n] != theirs[n]}
     assert not differ, f"version constraints differ (pyproject, environment.yml): {differ}"
+
+
+def test_nbgrader_is_the_grading_extra_and_dev_includes_it():
+    """Students install the base dependencies: no nbgrader; `.[dev]` brings it."""
+    base = {canonicalize_name(Requirement(r).name)
+            for r in pyproject()["project"]["dependencies"]}
+    assert "nbgrader" not in base
+    assert [str(r) for r in extra_requirements("grading")] == ["nbgrader==0.9.6"]
+    assert "nbgrader" in {canonicalize_name(r.name) for r in extra_requirements("dev")}
+
+
+def test_cnnlib_outside_grading_imports_without_nbgrader():
+    """Every module of cnnlib but the grading ones imports with nbgrader missing, and so do
+    the grading package itself and its modules that need no nbgrader."""
+    code = """
+import importlib, pkgutil, sys
+sys.modules["nbgrader"] = None  # `import nbgrader` now fails as if it were not installed
+import cnnlib
+names = [m.name for m in pkgutil.walk_packages(cnnlib.__path__, "cnnlib.")
+         if not m.name.startswith("cnnlib.grading.") and not m.name.endswith("__main__")]
+names += ["cnnlib.grading.markup", "cnnlib.grading.results", "cnnlib.grading.workers"]
+for name in names:
+    importlib.import_module(name)
+print(len(names))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert int(run.stdout.split()[-1]) > 10  # the walk found the package's modules
 
 
 def test_conda_spec_reading():

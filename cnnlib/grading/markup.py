@@ -1,14 +1,14 @@
-"""nbgrader markup in notebook sources: the text between BEGIN/END markers.
+"""nbgrader markup in notebook sources: cell metadata and the text between BEGIN/END markers.
 
-Used by the feedback redaction (hidden tests must never reach a student) and by the tests that
-prove no solution or hidden test leaks into `notebooks/` or into feedback.
+Needs no nbgrader: the tests that prove no solution or hidden test leaks into `notebooks/` or
+into feedback read the same markup as the grader.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
+
+import nbformat
 
 SOLUTION = ("BEGIN SOLUTION", "END SOLUTION")
 HIDDEN_TESTS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -17,12 +17,16 @@ HIDDEN_TESTS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 # `else:` occur in any code. Longer hidden lines are specific enough to search for.
 MIN_FRAGMENT_LEN = 12
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+def grade_meta(cell) -> dict:
+    """A cell's nbgrader metadata ({} for a cell nbgrader does not know)."""
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
-def strip_ansi(text: str) -> str:
-    """Remove terminal colour codes (IPython colours tracebacks)."""
-    return _ANSI.sub("", text)
+def cell_source(cell) -> str:
+    """A cell's source as one string (nbformat allows a list of lines)."""
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
 
 
 def marked_lines(source: str, markers: tuple[str, str] = HIDDEN_TESTS) -> list[str]:
@@ -56,40 +60,13 @@ def fragments(source: str, markers: tuple[str, str] = HIDDEN_TESTS,
             if len(s) >= min_len}
 
 
-def cell_source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
-
-
-def hidden_fragments_of(solutions_dir: str | Path, min_len: int | None = None) -> set[str]:
+def hidden_fragments_of(solutions_dir: str | Path,
+                        min_len: int = MIN_FRAGMENT_LEN) -> set[str]:
     """Every specific hidden-test line of every solution notebook under `solutions_dir`."""
-    import nbformat
-
-    kwargs = {} if min_len is None else {"min_len": min_len}
     frags: set[str] = set()
     for path in sorted(Path(solutions_dir).glob("*/*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
+        for cell in nbformat.read(path, as_version=4).cells:
             src = cell_source(cell)
             if HIDDEN_TESTS[0] in src:
-                frags |= fragments(src, HIDDEN_TESTS, **kwargs)
+                frags |= fragments(src, HIDDEN_TESTS, min_len)
     return frags
-
-
-def html_to_text(page: str) -> str:
-    """Visible text of an HTML page, roughly: tags dropped, entities decoded, ANSI removed."""
-    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
-    page = re.sub(r"<[^>]+>", "", page)
-    return strip_ansi(html.unescape(page))
-
-
-def find_leaks(feedback_dir: str | Path, frags: set[str]) -> dict[str, list[str]]:
-    """{html file: [hidden lines it shows]} for every feedback page that shows one."""
-    leaks: dict[str, list[str]] = {}
-    for page in sorted(Path(feedback_dir).rglob("*.html")):
-        text = page.read_text(encoding="utf-8", errors="replace")
-        visible = html_to_text(text)
-        found = sorted(f for f in frags if f in visible or html.escape(f) in text)
-        if found:
-            leaks[str(page)] = found
-    return leaks

@@ -1,6 +1,4 @@
-"""Feedback without hidden tests: the nbgrader preprocessor that redacts hidden-test outputs.
-
-(The leak scanner, `find_leaks`, lives in cnnlib.grading_markup, which needs no nbgrader.)
+"""Feedback without hidden tests: redacting hidden-test outputs, and scanning pages for leaks.
 
 nbgrader's `ClearHiddenTests` removes hidden regions from cell *sources*, but the outputs of a
 hidden-test cell can still quote them: IPython's traceback prints the failing source lines,
@@ -11,25 +9,29 @@ rewrites the outputs of every cell that has a hidden region:
 - an error keeps its exception name and message (unless the message quotes a hidden line),
   but loses its traceback;
 - printed text keeps every line that does not quote a hidden line (check reports stay).
+
+`find_leaks` then proves it on the written pages: no feedback page shows a hidden-test line.
 """
 
 from __future__ import annotations
 
+import html
+import re
+from pathlib import Path
+
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from cnnlib.grading_markup import (  # noqa: F401  (re-exported for the feedback command)
-    HIDDEN_TESTS,
-    cell_source,
-    find_leaks,
-    fragments,
-    hidden_fragments_of,
-    html_to_text,
-    marked_lines,
-    strip_ansi,
-)
+from cnnlib.grading.markup import HIDDEN_TESTS, cell_source, fragments
 
 HIDDEN_TRACEBACK_NOTE = "(Traceback not shown: this test cell contains hidden tests.)"
 HIDDEN_MESSAGE_NOTE = "(message not shown: it quotes a hidden test)"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour codes (IPython colours tracebacks)."""
+    return _ANSI.sub("", text)
 
 
 def _quotes_any(text: str, frags: set[str]) -> bool:
@@ -37,14 +39,13 @@ def _quotes_any(text: str, frags: set[str]) -> bool:
     return any(f in plain for f in frags)
 
 
-def _redact_text(text: str, frags: set[str]) -> str:
-    kept = [line for line in text.split("\n") if not _quotes_any(line, frags)]
-    return "\n".join(kept)
+def _redact_text(text, frags: set[str]) -> str:
+    text = "".join(text) if isinstance(text, list) else text
+    return "\n".join(line for line in text.split("\n") if not _quotes_any(line, frags))
 
 
 def redact_outputs(outputs: list, frags: set[str]) -> list:
     """Outputs of a hidden-test cell with tracebacks dropped and hidden quotes removed."""
-    new = []
     for out in outputs:
         kind = out.get("output_type")
         if kind == "error":
@@ -55,40 +56,39 @@ def redact_outputs(outputs: list, frags: set[str]) -> list:
             head = f"{out.get('ename', 'Error')}: {evalue}" if evalue else out.get("ename", "Error")
             out["traceback"] = [head, HIDDEN_TRACEBACK_NOTE]
         elif kind == "stream":
-            text = out.get("text", "")
-            text = "".join(text) if isinstance(text, list) else text
-            out["text"] = _redact_text(text, frags)
+            out["text"] = _redact_text(out.get("text", ""), frags)
         elif kind in ("execute_result", "display_data"):
             data = out.get("data", {})
-            for mime in list(data):
-                value = data[mime]
-                if not mime.startswith("text/"):
-                    continue
-                value = "".join(value) if isinstance(value, list) else value
-                data[mime] = _redact_text(value, frags)
-        new.append(out)
-    return new
+            for mime in [m for m in data if m.startswith("text/")]:
+                data[mime] = _redact_text(data[mime], frags)
+    return outputs
 
 
 class RedactHiddenTestOutputs(NbGraderPreprocessor):
     """Strip tracebacks and hidden-line quotes from the outputs of hidden-test cells."""
 
     def preprocess_cell(self, cell, resources, cell_index):
-        if cell.get("cell_type") != "code":
-            return cell, resources
         source = cell_source(cell)
-        if HIDDEN_TESTS[0] not in source:
-            return cell, resources
-        frags = fragments(source, HIDDEN_TESTS)
-        cell["outputs"] = redact_outputs(cell.get("outputs", []), frags)
+        if cell.get("cell_type") == "code" and HIDDEN_TESTS[0] in source:
+            frags = fragments(source, HIDDEN_TESTS)
+            cell["outputs"] = redact_outputs(cell.get("outputs", []), frags)
         return cell, resources
 
 
-__all__ = [
-    "RedactHiddenTestOutputs",
-    "redact_outputs",
-    "hidden_fragments_of",
-    "find_leaks",
-    "html_to_text",
-    "marked_lines",
-]
+def html_to_text(page: str) -> str:
+    """Visible text of an HTML page, roughly: tags dropped, entities decoded, ANSI removed."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    page = re.sub(r"<[^>]+>", "", page)
+    return strip_ansi(html.unescape(page))
+
+
+def find_leaks(feedback_dir: str | Path, frags: set[str]) -> dict[str, list[str]]:
+    """{html file: [hidden lines it shows]} for every feedback page that shows one."""
+    leaks: dict[str, list[str]] = {}
+    for page in sorted(Path(feedback_dir).rglob("*.html")):
+        text = page.read_text(encoding="utf-8", errors="replace")
+        visible = html_to_text(text)
+        found = sorted(f for f in frags if f in visible or html.escape(f) in text)
+        if found:
+            leaks[str(page)] = found
+    return leaks

@@ -1,0 +1,230 @@
+"""autograde: submitted/<student>/<assignment>/*.ipynb -> gradebook, autograded/, results.
+
+Each student's assignment is graded on its own by nbgrader (`--force`, so regrading works),
+in worker processes sharing the gradebook. A failure is recorded in that submission's result,
+never raised: the other submissions are still graded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbgrader.converters import Autograde
+from traitlets.config import Config
+
+from cnnlib.grading import course
+from cnnlib.grading.converters import failure_reason, run_converter
+from cnnlib.grading.course import GradingError
+from cnnlib.grading.feedback import feedback_one
+from cnnlib.grading.generate import generate_into
+from cnnlib.grading.gradebook import (
+    add_students,
+    db_path,
+    guarded_gradebook,
+    layout,
+    open_gradebook,
+    records_sources,
+    submission_scores,
+)
+from cnnlib.grading.notes import notes_from_log, tampering, timeouts
+from cnnlib.grading.results import (
+    AUTOGRADE_FAILED,
+    GRADED,
+    NEEDS_MANUAL_GRADE,
+    NOT_SUBMITTED,
+    SubmissionResult,
+)
+from cnnlib.grading.workers import default_jobs, run_all
+
+log = logging.getLogger(__name__)
+
+
+def find_submissions(submitted: Path) -> dict[str, list[str]]:
+    """{student: [assignment folders]} in an nbgrader-layout submitted/ folder."""
+    out: dict[str, list[str]] = {}
+    if not submitted.is_dir():
+        raise GradingError(f"{submitted} is not a folder of submissions "
+                           "(expected <student>/<assignment>/<notebook>.ipynb)")
+    for sdir in sorted(p for p in submitted.iterdir() if p.is_dir()):
+        if sdir.name.startswith("."):
+            continue
+        out[sdir.name] = sorted(p.name for p in sdir.iterdir() if p.is_dir())
+    return out
+
+
+def sync_gradebook(root: Path, config: Config, assignments: Iterable[str]) -> list[str]:
+    """Record the current solutions/ of `assignments` in the course gradebook.
+
+    Autograding restores locked and hidden cells from the gradebook, so it must match the
+    sources the students' notebooks came from. An assignment whose record already matches is
+    left alone; the others go through nbgrader's generate_assignment (into a scratch folder).
+    nbgrader refuses to add or remove graded cells once submissions exist: that error is
+    reported with what to do about it. Returns the assignments that were updated.
+    """
+    todo = list(assignments)
+    with guarded_gradebook(config) as db:
+        if db is None or db.exists():
+            with open_gradebook(config) as gb:
+                todo = [a for a in todo if not records_sources(gb, root, a)]
+        with tempfile.TemporaryDirectory(prefix="cnnlib-sync-") as tmp:
+            for name in todo:
+                generate_into(root, name, Path(tmp), config.CourseDirectory.db_url)
+    return todo
+
+
+@dataclass
+class _Job:
+    """Everything one worker needs to grade one student's assignment (picklable)."""
+
+    root: str
+    overrides: dict
+    submitted: str
+    assignment: str
+    student: str
+    layout: dict  # gradebook.layout()[assignment]
+    feedback: bool = False
+
+
+def _grade_one(job: _Job) -> SubmissionResult:
+    """Autograde one student's assignment with nbgrader (`--force`); never raises."""
+    t0 = time.perf_counter()
+    res = SubmissionResult(job.student, job.assignment, GRADED, None,
+                           job.layout["max_score"])
+    try:
+        _grade_into(job, res)
+    except Exception as exc:  # our own bug or an unexpected nbgrader state: flag, go on
+        res.status, res.score = AUTOGRADE_FAILED, None
+        res.detail = f"grading error: {type(exc).__name__}: {exc}"[:500]
+    handed_in = (Path(job.submitted) / job.student / job.assignment).is_dir()
+    if job.feedback and (res.status != NOT_SUBMITTED or handed_in):
+        failure = None
+        if res.status == AUTOGRADE_FAILED:
+            failure = res.detail
+        elif res.status == NOT_SUBMITTED:  # e.g. a renamed notebook: tell the student
+            failure = f"no notebook with the expected name ({res.detail})"
+        res.feedback_pages, res.feedback_error = feedback_one(
+            job.root, job.assignment, job.student, failure)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _crashed_job(job: _Job, exc: Exception) -> SubmissionResult:
+    """The result of a job whose worker process died: flagged, the others go on."""
+    return SubmissionResult(job.student, job.assignment, AUTOGRADE_FAILED, None,
+                            job.layout["max_score"], f"grader process failed: {exc!r}"[:300])
+
+
+def _grade_into(job: _Job, res: SubmissionResult) -> None:
+    root, config = course.open_course(job.root, **job.overrides)
+    config.CourseDirectory.submitted_directory = job.submitted
+    db_url = config.CourseDirectory.db_url
+    if db_url.startswith("sqlite:") and "?" not in db_url:
+        # parallel workers share the file: wait for a busy gradebook instead of failing
+        db_url = config.CourseDirectory.db_url = db_url + "?timeout=120"
+    autograded = course.folder(root, config, "autograded") / job.student / job.assignment
+    folder = Path(job.submitted) / job.student / job.assignment
+    nbs = job.layout["notebooks"]
+    present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
+    if not present:
+        extra = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+        res.status, res.score = NOT_SUBMITTED, 0.0
+        res.detail = "no submission" if not folder.is_dir() else \
+            f"expected {', '.join(n + '.ipynb' for n in nbs)}; found {extra or 'none'}"
+        return
+
+    config.CourseDirectory.assignment_id = job.assignment
+    config.CourseDirectory.student_id = job.student
+    out = run_converter(Autograde, config)  # --force: replaces earlier (read-only) files
+    logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
+    notes = notes_from_log(logtext)
+    for n in present:
+        notes += tampering(folder / f"{n}.ipynb", job.layout["points"][n],
+                           job.layout["locked"][n])
+    done = [n for n in present if (autograded / f"{n}.ipynb").is_file()]
+    if len(done) < len(present) or not out["success"]:
+        res.status = AUTOGRADE_FAILED
+        res.detail = "; ".join([failure_reason(logtext)] + notes)
+        return
+    scores = submission_scores(config, job.assignment, job.student, db_url)
+    if scores is None:
+        res.status = AUTOGRADE_FAILED
+        res.detail = "no gradebook entry after autograding"
+        return
+    res.score, res.cells = scores.score, scores.cells
+    if scores.needs_manual_grade:
+        res.status = NEEDS_MANUAL_GRADE
+        notes.insert(0, "nbgrader flagged cells for manual grading")
+    for n in done:
+        hits = timeouts(autograded / f"{n}.ipynb")
+        if hits:
+            notes.append(f"time limit hit in {', '.join(hits)}")
+    if len(present) < len(nbs):
+        notes.append("missing: " + ", ".join(n + ".ipynb" for n in nbs if n not in present))
+    res.detail = "; ".join(notes)
+
+
+def autograde(root: str | os.PathLike | None = None,
+              submitted: str | os.PathLike | None = None,
+              assignments: Sequence[str] | None = None,
+              students: Sequence[str] | None = None,
+              timeout: int | None = None,
+              jobs: int | None = None,
+              with_feedback: bool = False,
+              progress: Callable[[SubmissionResult], None] | None = None,
+              ) -> list[SubmissionResult]:
+    """Autograde every (student, assignment) under `submitted` (default <root>/submitted).
+
+    The gradebook is first brought in line with solutions/ (`sync_gradebook`). Then each
+    student's assignment is graded on its own (one nbgrader autograde per student and
+    assignment, `--force`, so regrading works), by `jobs` worker processes sharing the
+    gradebook (default: one per core). A failure is recorded in the result, never raised:
+    the other submissions are still graded. Returns one SubmissionResult per student and
+    assignment in scope (assignments: the given ones, else every one somebody submitted);
+    `progress(result)` is called as each arrives. With `with_feedback`, each worker also
+    writes the student's feedback right after grading (then call
+    `feedback.raise_feedback_errors`).
+    """
+    overrides = {}
+    if timeout is not None:
+        overrides["Execute.timeout"] = int(timeout)
+        overrides["ExecutePreprocessor.timeout"] = int(timeout)
+    root, config = course.open_course(root, **overrides)
+    sub_dir = Path(submitted).resolve() if submitted is not None else \
+        course.folder(root, config, "submitted")
+
+    known = set(course.list_assignments(root))
+    by_student = find_submissions(sub_dir)
+    if students:
+        missing = [s for s in students if s not in by_student]
+        if missing:
+            raise GradingError(f"no submissions from {missing} in {sub_dir}")
+        by_student = {s: by_student[s] for s in students}
+    if assignments:
+        scope = course.list_assignments(root, assignments)
+    else:
+        scope = sorted({a for lst in by_student.values() for a in lst if a in known})
+    for student, lst in by_student.items():
+        for a in lst:
+            if a not in known:
+                log.warning("%s/%s: no such assignment in %s/, ignored", student, a,
+                            course.SOURCE_DIR)
+    if not scope:
+        raise GradingError(f"nothing to grade in {sub_dir}")
+
+    updated = sync_gradebook(root, config, scope)
+    current = [a for a in scope if a not in updated]
+    log.info("gradebook: %s", "; ".join(
+        x for x in (f"updated from solutions/: {', '.join(updated)}" if updated else "",
+                    f"up to date: {', '.join(current)}" if current else "") if x))
+    recorded = layout(config, scope)
+    add_students(config, by_student)
+    work = [_Job(str(root), overrides, str(sub_dir), a, s, recorded[a], feedback=with_feedback)
+            for a in scope for s in sorted(by_student)]
+    return run_all(_grade_one, work, jobs or default_jobs(), db_path(config),
+                   crashed=_crashed_job, done=progress)

@@ -1,0 +1,126 @@
+"""Grading around nbgrader: generate student notebooks, autograde a class, give feedback.
+
+Run from the course root (the folder holding nbgrader_config.py, solutions/ and notebooks/):
+
+    python -m cnnlib.grading generate [--assignment NAME ...]
+        solutions/NAME/*.ipynb -> notebooks/NAME/*.ipynb, for every assignment by default.
+    python -m cnnlib.grading autograde SUBMITTED_DIR [--out grades.csv] [--feedback]
+        grade submitted/<student>/<assignment>/<notebook>.ipynb, write one CSV row per
+        student and assignment with a status column (graded, needs_manual_grade,
+        autograde_failed, not_submitted).
+    python -m cnnlib.grading feedback
+        HTML feedback per student in feedback/, with hidden tests removed everywhere.
+
+Exit status 0 when the step ran (flagged submissions are in the CSV), 2 when the instructor
+must fix something first (the message says what).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from cnnlib.grading import course
+from cnnlib.grading.autograde import autograde
+from cnnlib.grading.course import GradingError
+from cnnlib.grading.feedback import feedback, raise_feedback_errors
+from cnnlib.grading.generate import generate, stale_releases
+from cnnlib.grading.results import FLAGGED, SubmissionResult, write_csv
+from cnnlib.grading.workers import default_jobs
+
+
+def _cmd_generate(args) -> int:
+    root = course.find_root(args.root)
+    t0 = time.perf_counter()
+    results = generate(root, args.assignment, record=args.record)
+    for res in results:
+        for nb, state in res.notebooks.items():
+            print(f"{state:9s}  {course.RELEASE_DIR}/{res.assignment}/{nb}")
+    for name in stale_releases(root):
+        print(f"warning: {course.RELEASE_DIR}/{name} has no source in {course.SOURCE_DIR}/ "
+              "(delete it by hand if the assignment was removed)", file=sys.stderr)
+    print(f"generated {len(results)} assignment(s) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _print_result(res: SubmissionResult) -> None:
+    score = "-" if res.score is None else f"{res.score:g}"
+    extra = f"  ({res.detail})" if res.detail else ""
+    print(f"{res.student:20s} {res.assignment:24s} {score:>5s}/{res.max_score:<4g} "
+          f"{res.status}{extra}  [{res.seconds:.1f} s]", flush=True)
+
+
+def _cmd_autograde(args) -> int:
+    root = course.find_root(args.root)
+    t0 = time.perf_counter()
+    results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
+                        jobs=args.jobs, with_feedback=args.feedback, progress=_print_result)
+    write_csv(results, args.out)
+    flagged = [r for r in results if r.status in FLAGGED]
+    print(f"graded {len(results)} submission(s) in {time.perf_counter() - t0:.1f} s; "
+          f"{len(flagged)} flagged for review; grades in {args.out}")
+    if args.feedback:
+        pages = sum(len(r.feedback_pages) for r in results)
+        print(f"wrote {pages} feedback page(s) under "
+              f"{course.folder(root, course.load_config(root), 'feedback')}")
+        raise_feedback_errors(root, (r.feedback_error for r in results))
+    return 0
+
+
+def _cmd_feedback(args) -> int:
+    root = course.find_root(args.root)
+    pages = feedback(root, None, args.assignment, args.student, jobs=args.jobs)
+    print(f"wrote {len(pages)} feedback page(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cnnlib.grading", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="regenerate notebooks/ from solutions/")
+    g.add_argument("--assignment", "-a", action="append",
+                   help="assignment folder name (repeatable); default: all")
+    g.add_argument("--record", action="store_true",
+                   help="also record the assignments in the course gradebook (before "
+                        "`nbgrader release_assignment`)")
+    g.add_argument("--root", help="course root (default: current directory)")
+    g.set_defaults(func=_cmd_generate)
+
+    a = sub.add_parser("autograde", help="grade a folder of submissions, write a grades CSV")
+    a.add_argument("submitted", nargs="?", default=None,
+                   help="folder of <student>/<assignment>/<notebook>.ipynb "
+                        "(default: submitted/ in the course root)")
+    a.add_argument("--out", "-o", default="grades.csv", help="CSV to write (default grades.csv)")
+    a.add_argument("--assignment", "-a", action="append", help="only this assignment (repeatable)")
+    a.add_argument("--student", "-s", action="append", help="only this student (repeatable)")
+    a.add_argument("--timeout", type=int, default=None,
+                   help="per-cell time limit in seconds (default: nbgrader_config.py)")
+    a.add_argument("--jobs", "-j", type=int, default=None,
+                   help=f"parallel graders (default: one per core, here {default_jobs()})")
+    a.add_argument("--feedback", action="store_true", help="also write HTML feedback")
+    a.add_argument("--root", help="course root (default: current directory)")
+    a.set_defaults(func=_cmd_autograde)
+
+    f = sub.add_parser("feedback", help="HTML feedback for every autograded submission")
+    f.add_argument("--assignment", "-a", action="append", help="only this assignment")
+    f.add_argument("--student", "-s", action="append", help="only this student")
+    f.add_argument("--jobs", "-j", type=int, default=None, help="parallel processes")
+    f.add_argument("--root", help="course root (default: current directory)")
+    f.set_defaults(func=_cmd_feedback)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("cnnlib.grading").setLevel(logging.INFO)
+    try:
+        return args.func(args)
+    except GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,95 @@
+"""The course: its root folder, its nbgrader config (nbgrader_config.py), folders, assignments.
+
+The course root is the folder holding nbgrader_config.py, solutions/ and notebooks/ (the
+repository root). Every grading step starts here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+CONFIG_FILE = "nbgrader_config.py"
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "notebooks"
+
+
+class GradingError(RuntimeError):
+    """A grading step failed in a way the instructor must fix (message says how)."""
+
+
+def ensure_tools_on_path() -> None:
+    """Put this interpreter's bin/ first on PATH: nbgrader runs `alembic` from PATH."""
+    bindir = os.path.dirname(sys.executable)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if not parts or parts[0] != bindir:
+        os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in parts if p != bindir])
+    if shutil.which("alembic") is None:
+        raise GradingError(
+            f"the `alembic` program (installed with nbgrader) is not in {bindir} nor on PATH; "
+            "nbgrader needs it to create a gradebook. Install nbgrader (the `grading` extra) "
+            "in this environment.")
+
+
+def find_root(root: str | os.PathLike | None = None) -> Path:
+    """The course root: `root`, or the current directory; it must hold nbgrader_config.py."""
+    path = Path(root if root is not None else os.getcwd()).resolve()
+    if not (path / CONFIG_FILE).is_file():
+        raise GradingError(
+            f"no {CONFIG_FILE} in {path}: run this from the course root (the repository root) "
+            "or pass --root.")
+    return path
+
+
+def load_config(root: Path, **overrides) -> Config:
+    """The course's nbgrader config (nbgrader_config.py) with `overrides` applied on top.
+
+    `overrides` maps "Class.trait" to a value, e.g. {"Execute.timeout": 5}. Each call reads
+    the file again, so a caller may change the result (e.g. the assignment id) freely.
+    """
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    extra = Config()
+    for key, value in overrides.items():
+        cls, trait = key.split(".", 1)
+        extra[cls][trait] = value
+    config.merge(extra)
+    # The root is always the folder we were given, wherever the config file points.
+    config.CourseDirectory.root = str(root)
+    return config
+
+
+def open_course(root: str | os.PathLike | None = None, **overrides) -> tuple[Path, Config]:
+    """(course root, its config with `overrides`), with nbgrader's tools on PATH: how every
+    grading step starts."""
+    ensure_tools_on_path()
+    path = find_root(root)
+    return path, load_config(path, **overrides)
+
+
+def folder(root: Path, config: Config, kind: str) -> Path:
+    """The course's `kind` folder ("submitted", "autograded", "feedback") as configured."""
+    return Path(root) / getattr(config.CourseDirectory, f"{kind}_directory")
+
+
+def source_notebooks(root: Path, assignment: str) -> list[Path]:
+    """The instructor notebooks of one assignment: solutions/<assignment>/*.ipynb, sorted."""
+    return sorted((Path(root) / SOURCE_DIR / assignment).glob("*.ipynb"))
+
+
+def list_assignments(root: Path, names: Sequence[str] | None = None) -> list[str]:
+    """Assignment folders under solutions/ that hold a notebook (all, or the given names)."""
+    src = root / SOURCE_DIR
+    found = sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))) \
+        if src.is_dir() else []
+    if not names:
+        return found
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise GradingError(f"no assignment {unknown} under {src} (have: {found})")
+    return list(names)

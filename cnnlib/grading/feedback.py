@@ -1,0 +1,156 @@
+"""feedback: autograded/ -> feedback/<student>/<assignment>/<notebook>.html.
+
+Hidden tests are removed from sources and outputs (nbgrader_config.py runs
+`RedactHiddenTestOutputs`), and every page is then scanned for hidden-test lines: a page that
+still shows one is deleted and reported, so a leak never reaches a student. A submission that
+could not be autograded gets a short page saying so instead.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from nbgrader.converters import GenerateFeedback
+
+from cnnlib.grading import course
+from cnnlib.grading.converters import failure_reason, run_converter
+from cnnlib.grading.course import GradingError
+from cnnlib.grading.gradebook import db_path
+from cnnlib.grading.markup import hidden_fragments_of
+from cnnlib.grading.redaction import find_leaks
+from cnnlib.grading.results import AUTOGRADE_FAILED, SubmissionResult
+from cnnlib.grading.workers import default_jobs, run_all
+
+_FAILED_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+<h1>{title}</h1>
+<p>Your submission <code>{notebook}</code> could not be graded automatically:
+{reason}.</p>
+<p>Nothing is lost: your instructor has been told and will look at it by hand.
+Before the next assignment, open the notebook, choose <em>Kernel &gt; Restart &amp; Run All</em>,
+and check that it runs from top to bottom.</p>
+</body></html>
+"""
+
+
+def _unautograded(root: Path, config, scope: Sequence[str]) -> dict[tuple[str, str], str]:
+    """Submissions in submitted/ that have no autograded notebook (their autograde failed)."""
+    sub_dir = course.folder(root, config, "submitted")
+    autograded = course.folder(root, config, "autograded")
+    out = {}
+    if not sub_dir.is_dir():
+        return out
+    for folder in sorted(sub_dir.glob("*/*")):
+        student, assignment = folder.parent.name, folder.name
+        if assignment not in scope or not folder.is_dir():
+            continue
+        for nb in folder.glob("*.ipynb"):
+            if not (autograded / student / assignment / nb.name).is_file():
+                out[(student, assignment)] = "nbgrader could not run it"
+    return out
+
+
+def _failed_pages(root: Path, assignment: str, folder: Path, failure: str) -> list[str]:
+    """For each notebook of `assignment`, a page in `folder` saying it was not graded."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    pages = []
+    for src in course.source_notebooks(root, assignment):
+        page = folder / f"{src.stem}.html"
+        page.write_text(_FAILED_PAGE.format(
+            title=html.escape(f"{assignment}: not graded automatically"),
+            notebook=html.escape(src.name), reason=html.escape(failure)),
+            encoding="utf-8")
+        pages.append(str(page))
+    return pages
+
+
+def feedback_one(root: str, assignment: str, student: str,
+                 failure: str | None = None) -> tuple[list[str], str | None]:
+    """Feedback pages for one student's assignment: nbgrader's HTML, or for a submission that
+    could not be autograded (`failure` says why) a short page saying so. Never raises.
+
+    Returns (pages written, error message or None).
+    """
+    try:
+        config = course.load_config(Path(root))
+        folder = course.folder(Path(root), config, "feedback") / student / assignment
+        if failure is not None:
+            return _failed_pages(Path(root), assignment, folder, failure), None
+        config.CourseDirectory.assignment_id = assignment
+        config.CourseDirectory.student_id = student
+        out = run_converter(GenerateFeedback, config)
+        pages = [str(p) for p in sorted(folder.glob("*.html"))]
+        if not out["success"]:
+            return pages, f"{student}/{assignment}: {failure_reason(out.get('error', ''))}"
+        return pages, None
+    except Exception as exc:
+        return [], f"{student}/{assignment}: {type(exc).__name__}: {exc}"
+
+
+def check_feedback_leaks(root: Path) -> list[str]:
+    """Delete every feedback page that shows a hidden-test line; return what was found."""
+    fb_root = course.folder(root, course.load_config(root), "feedback")
+    if not fb_root.is_dir():
+        return []
+    errors = []
+    frags = hidden_fragments_of(Path(root) / course.SOURCE_DIR)
+    for page, lines in find_leaks(fb_root, frags).items():
+        Path(page).unlink()
+        errors.append(f"{page} showed hidden-test lines {lines[:3]}; page deleted")
+    return errors
+
+
+def raise_feedback_errors(root: Path, errors: Iterable[str]) -> None:
+    """After writing feedback: scan for leaks, and raise GradingError naming every failure."""
+    errors = [e for e in errors if e] + check_feedback_leaks(root)
+    if errors:
+        raise GradingError("feedback failed for:\n  " + "\n  ".join(errors))
+
+
+def _feedback_task(task: tuple) -> tuple[list[str], str | None]:
+    return feedback_one(*task)
+
+
+def _crashed_task(task: tuple, exc: Exception) -> tuple[list[str], str]:
+    _, assignment, student, _ = task
+    return [], f"{student}/{assignment}: feedback process failed: {exc!r}"[:300]
+
+
+def feedback(root: str | os.PathLike | None = None,
+             results: Sequence[SubmissionResult] | None = None,
+             assignments: Sequence[str] | None = None,
+             students: Sequence[str] | None = None,
+             jobs: int | None = None) -> list[Path]:
+    """Write HTML feedback for every autograded submission (and a note for failed ones).
+
+    Failed submissions are those of `results` with status autograde_failed, or (without
+    `results`) those in submitted/ with no autograded notebook. Raises GradingError when a
+    page could not be written or showed a hidden-test line. Returns the pages written.
+    """
+    root, config = course.open_course(root)
+    autograded = course.folder(root, config, "autograded")
+    scope = course.list_assignments(root, assignments)
+    if results is not None:
+        failures = {(r.student, r.assignment): r.detail for r in results
+                    if r.status == AUTOGRADE_FAILED}
+    else:
+        failures = _unautograded(root, config, scope)
+    tasks = []
+    for assignment in scope:
+        graded = [p.name for p in sorted(autograded.glob("*"))
+                  if (p / assignment).is_dir()] if autograded.is_dir() else []
+        for student in sorted(set(graded) | {s for s, a in failures if a == assignment}):
+            if not students or student in students:
+                tasks.append((str(root), assignment, student,
+                              failures.get((student, assignment))))
+    outcomes = run_all(_feedback_task, tasks, jobs or default_jobs(), db_path(config),
+                       crashed=_crashed_task)
+    raise_feedback_errors(root, (e for _, e in outcomes))
+    return [Path(p) for ps, _ in outcomes for p in ps]
