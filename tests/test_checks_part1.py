@@ -9,6 +9,8 @@ modules): they pass for the solutions and fail for every known-wrong answer.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from known_wrong import (
@@ -23,6 +25,8 @@ from known_wrong import (
 )
 
 import cnnlib.checks as checks
+from cnnlib.checks import reference as ref
+from cnnlib.gradcheck import PASS_MARK, numerical_gradient, numerical_gradient_array, rel_error
 
 EXERCISES = sorted(CHECKS)
 WRONG = [(nb, gid, mistake, src, hint) for (nb, gid), items in sorted(KNOWN_WRONG.items())
@@ -30,6 +34,10 @@ WRONG = [(nb, gid, mistake, src, hint) for (nb, gid), items in sorted(KNOWN_WRON
 GRADIENT_EXERCISES = {"d_out_d_t", "chain_rule", "softmax_backprop", "maxpool_backprop",
                       "conv_filter_gradient", "conv_input_gradient", "conv3x3_backprop",
                       "conv_backprop"}
+
+
+NUMERICAL_LINE = re.compile(r"relative error against the numerical gradient: (\S+) "
+                            r"\(a correct gradient gives below (\S+)\)")
 
 
 def _id(item):
@@ -83,6 +91,10 @@ def test_known_wrong_answer_fails_with_its_hint(case, capfd):
     gradient_wrong = "worst at index" in out and "after the update" not in out
     if gid in GRADIENT_EXERCISES and gradient_wrong and "ties" not in out:
         assert "relative error against the numerical gradient" in out
+    quoted = NUMERICAL_LINE.search(out)
+    if quoted:  # the one pass mark, and the wrong answer is on the failing side of it
+        assert float(quoted.group(2)) == PASS_MARK, out
+        assert float(quoted.group(1)) >= PASS_MARK, f"{mistake}: {quoted.group(0)}"
     assert "[[" not in out, "the report must not print whole arrays"
 
 
@@ -292,3 +304,56 @@ def test_other_correct_answers_pass(case):
     nb, gid, src = case
     result = check_of(nb, gid)(load_function(nb, gid, src), raise_on_fail=False, verbose=False)
     assert result.ok, str(result)
+
+
+# --------------------------------------------------------------------------------------------
+# the pass mark: every solution's gradient is on the right side of it
+# --------------------------------------------------------------------------------------------
+
+def _conv_out(x, f):
+    return ref.conv_forward(x, f)
+
+
+def _gradient_errors(gid, fn, rng):
+    """Max relative errors of the solution's gradients against central differences."""
+    if gid == "d_L_d_out":
+        p = ref.softmax(rng.standard_normal(6))
+        pp = p.copy()
+        return [rel_error(fn(p.copy(), 2), numerical_gradient(lambda: -np.log(pp[2]), pp))]
+    if gid == "chain_rule":
+        x, w, d_t = rng.standard_normal((3, 3, 2)), rng.standard_normal((18, 4)), \
+            rng.standard_normal(4)
+        g_w, _, g_x = fn(d_t, x, w)
+        t = lambda: x.reshape(-1) @ w  # noqa: E731
+        return [rel_error(g_w, numerical_gradient_array(t, w, d_t)),
+                rel_error(g_x, numerical_gradient_array(t, x, d_t))]
+    if gid == "maxpool2_backprop":
+        x = rng.standard_normal((6, 4, 2))
+        d = rng.standard_normal((3, 2, 2))
+        return [rel_error(fn(d, x), numerical_gradient_array(lambda: ref.maxpool_forward(x),
+                                                             x, d))]
+    x, f = rng.standard_normal((6, 5)), rng.standard_normal((2, 3, 3))
+    d = rng.standard_normal((4, 3, 2))
+    if gid == "conv_filter_gradient":
+        return [rel_error(fn(d, x), numerical_gradient_array(lambda: _conv_out(x, f), f, d))]
+    if gid == "conv_input_gradient":
+        return [rel_error(fn(d, f), numerical_gradient_array(lambda: _conv_out(x, f), x, d))]
+    g_f, g_x = fn(d, x, f)  # conv_backprop
+    return [rel_error(g_f, numerical_gradient_array(lambda: _conv_out(x, f), f, d)),
+            rel_error(g_x, numerical_gradient_array(lambda: _conv_out(x, f), x, d))]
+
+
+PASS_MARK_EXERCISES = [("02-softmax-backprop", "d_L_d_out"), ("02-softmax-backprop", "chain_rule"),
+                       ("03-maxpool-backprop", "maxpool2_backprop"),
+                       ("04-conv-backprop", "conv_filter_gradient"),
+                       ("04-conv-backprop", "conv_input_gradient"),
+                       ("04-conv-backprop", "conv_backprop")]
+
+
+@pytest.mark.parametrize("exercise", PASS_MARK_EXERCISES, ids=[_id(e) for e in PASS_MARK_EXERCISES])
+def test_solutions_pass_the_gradient_pass_mark(exercise):
+    """The pass mark quoted by the checks (cnnlib.gradcheck.PASS_MARK) is met by every
+    solution's gradient, with room: a correct float64 gradient reaches ~1e-9."""
+    fn = load_function(*exercise)
+    errors = _gradient_errors(exercise[1], fn, np.random.default_rng(0))
+    assert max(float(e.max()) for e in errors) < PASS_MARK / 10

@@ -124,6 +124,8 @@ class Close:
 
     def __call__(self, got, want) -> str | None:
         want = np.asarray(want, dtype=np.float64)
+        if got is None:
+            return "returned None (a missing return?)"
         try:
             got = np.asarray(got, dtype=np.float64)
         except (TypeError, ValueError):
@@ -141,6 +143,8 @@ class Equal:
     """Exactly the reference's value: integers, index tuples, counts (compared as ints)."""
 
     def __call__(self, got, want) -> str | None:
+        if got is None:
+            return "returned None (a missing return?)"
         try:
             got_a = np.asarray(got)
             if got_a.dtype.kind == "f" and not np.all(got_a == np.round(got_a)):
@@ -167,7 +171,7 @@ class Each:
         if not isinstance(got, (tuple, list)) or len(got) != len(self.parts):
             names = ", ".join(name for name, _ in self.parts)
             return f"expected a tuple ({names}), got {_what(got)}"
-        for (name, judge), g, w in zip(self.parts, got, want):
+        for (name, judge), g, w in zip(self.parts, got, want, strict=True):
             problem = judge(g, w)
             if problem:
                 return f"`{name}`: {problem}"

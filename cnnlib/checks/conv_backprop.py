@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.gradcheck import numerical_gradient_array
 from cnnlib.tutorial.layers import Conv3x3
 
 from . import reference as ref
@@ -103,8 +104,6 @@ def _in_shape(d_out, filters):
 
 
 def _numerical_filters(d_out, x, filters):
-    from cnnlib.gradcheck import numerical_gradient_array
-
     def num():
         ff = np.array(filters, dtype=float)
         return numerical_gradient_array(lambda: ref.conv_forward(x, ff), ff, d_out)
@@ -113,8 +112,6 @@ def _numerical_filters(d_out, x, filters):
 
 
 def _numerical_input(d_out, x, filters):
-    from cnnlib.gradcheck import numerical_gradient_array
-
     def num():
         xx = np.array(x, dtype=float)
         return numerical_gradient_array(lambda: ref.conv_forward(xx, filters), xx, d_out)

@@ -122,7 +122,8 @@ def _windows(x, kh, kw, stride):
 
 
 def _conv_reference(x, W, b, stride=1):
-    """``x`` ``(C, H, W)``, ``W`` ``(F, C, kh, kw)``, ``b`` ``(F,)`` -> ``(F, H', W')`` by Conv2D."""
+    """``x`` ``(C, H, W)``, ``W`` ``(F, C, kh, kw)``, ``b`` ``(F,)`` -> ``(F, H', W')``,
+    by Conv2D."""
     layer = Conv2D.from_weights(W, b, stride=stride)
     return layer.forward(np.asarray(x, dtype=np.float64)[None])[0]
 

@@ -22,6 +22,8 @@ from functools import partial
 
 import numpy as np
 
+from cnnlib.gradcheck import numerical_gradient_array
+
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, check_function
 from .cases import Case, CheckRun, Equal, Exercise, fixed
@@ -122,8 +124,6 @@ def check_first_max_index(fn, chk, *, seed=0):
 
 
 def _compare_backprop(chk, got, d_out, x, k, s, context, ties=False):
-    from cnnlib.gradcheck import numerical_gradient_array
-
     expected = ref.maxpool_backward(d_out, x, k, s)
 
     def numerical():

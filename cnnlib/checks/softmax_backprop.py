@@ -27,6 +27,7 @@ from functools import partial
 
 import numpy as np
 
+from cnnlib.gradcheck import numerical_gradient
 from cnnlib.layers.activations import SoftmaxActivation
 from cnnlib.layers.dense import Dense
 from cnnlib.losses import softmax_cross_entropy
@@ -112,39 +113,28 @@ def _probs(rng, nodes):
     return ref.softmax(t), t
 
 
+def _labelled_probs(rng, nodes, n=3):
+    """``n`` random ``(probs, label)`` pairs."""
+    for _ in range(n):
+        probs, _ = _probs(rng, nodes)
+        yield probs, int(rng.integers(nodes))
+
+
 @check_function("d_L_d_out")
 def check_d_L_d_out(fn, chk, *, seed=0, nodes=10):
     """``fn(probs, label) -> (nodes,)``: dL/dout for L = -ln(probs[label])."""
-    rng = np.random.default_rng(seed)
-    for _ in range(3):
-        probs, _ = _probs(rng, nodes)
-        label = int(rng.integers(nodes))
-        expected = np.zeros(nodes)
-        expected[label] = -1.0 / probs[label]
+    for probs, label in _labelled_probs(np.random.default_rng(seed), nodes):
+        expected = _d_L_d_out(probs, label)
         got = chk.call(fn, probs, label)
-
-        def wrong_class(probs=probs, label=label):
-            w = np.zeros(nodes)
-            k = int(np.argmax(probs))
-            w[k] = -1.0 / probs[k]
-            return w
-
         chk.compare(
             "d_L_d_out", got, expected, context=f" (label {label})",
             mistakes=[
                 Mistake(SIGN, -expected),
                 Mistake(WRONG_CLASS, -1.0 / probs),
-                Mistake(WRONG_CLASS, wrong_class),
+                Mistake(WRONG_CLASS, _d_L_d_out(probs, int(np.argmax(probs)))),
             ],
             default_hint=WRONG_CLASS,
         )
-
-
-def _jac_row(totals, label):
-    p = ref.softmax(np.asarray(totals, float))
-    row = -p[label] * p
-    row[label] += p[label]
-    return row
 
 
 @check_function("d_out_d_t", error_hints=_ERROR_HINTS)
@@ -153,15 +143,13 @@ def check_d_out_d_t(fn, chk, *, seed=0, nodes=10, large=True):
 
     With ``large`` a case with totals around 1000 follows (a naive ``np.exp`` overflows).
     """
-    from cnnlib.gradcheck import numerical_gradient
-
     rng = np.random.default_rng(seed)
     cases = [rng.standard_normal(nodes) * 2 for _ in range(2)]
     if large:
         cases.append(1000.0 + rng.standard_normal(nodes) * 3)
     for i, totals in enumerate(cases):
         label = int(rng.integers(nodes))
-        expected = _jac_row(totals, label)
+        expected = _d_out_d_t(totals, label)
         got = chk.call(fn, totals, label)
         p = ref.softmax(totals)
 
@@ -211,8 +199,6 @@ def check_local_gradients(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
 @check_function("chain_rule", error_hints=_ERROR_HINTS)
 def check_chain_rule(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
     """``fn(d_L_d_t, last_input, weights) -> (d_L_d_w, d_L_d_b, d_L_d_input)``."""
-    from cnnlib.gradcheck import numerical_gradient
-
     rng = np.random.default_rng(seed)
     x, w, b, _, _ = _case(rng, shape, nodes)
     d_t = rng.standard_normal(nodes)
@@ -253,8 +239,6 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
     A large ``learn_rate`` (0.5) makes "updated first" visibly different. With ``large`` a
     case with totals near 1000 follows (a naive ``np.exp`` overflows there).
     """
-    from cnnlib.gradcheck import numerical_gradient
-
     rng = np.random.default_rng(seed)
     # Case 1 is square (input_len == nodes), so transposed weights still run and are named.
     cases = [((2, 2, 1), 4), (shape, nodes)] + ([(shape, nodes)] if large else [])
@@ -312,16 +296,11 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
 @check_function("fused_d_L_d_t")
 def check_fused_d_L_d_t(fn, chk, *, seed=0, nodes=10):
     """``fn(probs, label) -> (nodes,)``: ``probs - onehot(label)``."""
-    rng = np.random.default_rng(seed)
-    for _ in range(3):
-        probs, _ = _probs(rng, nodes)
-        label = int(rng.integers(nodes))
-        onehot = np.zeros(nodes)
-        onehot[label] = 1.0
+    for probs, label in _labelled_probs(np.random.default_rng(seed), nodes):
+        expected = _fused_d_L_d_t(probs, label)   # probs - onehot(label)
         got = chk.call(fn, probs, label)
-        chk.compare("d_L_d_t", got, probs - onehot, context=f" (label {label})",
-                    mistakes=[Mistake(FUSED_SIGN, onehot - probs)],
-                    default_hint=FUSED_SIGN)
+        chk.compare("d_L_d_t", got, expected, context=f" (label {label})",
+                    mistakes=[Mistake(FUSED_SIGN, -expected)], default_hint=FUSED_SIGN)
 
 
 # -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------

@@ -136,16 +136,7 @@ class Conv2D(Layer):
         f, c, kh, kw = W.shape
         layer = cls(c, f, (kh, kw), stride=stride, padding=padding, bias=b is not None,
                     weight_scale=0.0, dtype=dtype)
-        layer.params["W"][...] = W
-        if b is not None:
-            b = np.asarray(b)
-            if b.shape != (f,):
-                raise ShapeError(
-                    f"Conv2D.from_weights: b must have shape ({f},) (one bias per filter of W "
-                    f"{W.shape}), got {b.shape}"
-                )
-            layer.params["b"][...] = b
-        return layer
+        return layer._hold(W, b, "filter")
 
     def __repr__(self) -> str:
         k, s, p = self.kernel_size, self.stride, self.padding

@@ -75,16 +75,7 @@ class Dense(Layer):
             raise ShapeError(f"Dense.from_weights: W must have shape (D, M), got {W.shape}")
         d, m = W.shape
         layer = cls(d, m, bias=b is not None, weight_scale=0.0, dtype=dtype)
-        layer.params["W"][...] = W
-        if b is not None:
-            b = np.asarray(b)
-            if b.shape != (m,):
-                raise ShapeError(
-                    f"Dense.from_weights: b must have shape ({m},) (one bias per column of W "
-                    f"{W.shape}), got {b.shape}"
-                )
-            layer.params["b"][...] = b
-        return layer
+        return layer._hold(W, b, "column")
 
     def __repr__(self) -> str:
         return f"Dense(in_features={self.in_features}, out_features={self.out_features})"

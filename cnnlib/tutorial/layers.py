@@ -221,13 +221,7 @@ class Softmax:
 
     @weights.setter
     def weights(self, value) -> None:
-        value = np.asarray(value, dtype=self.dense.dtype)
-        if value.shape != (self.input_len, self.nodes):
-            raise ShapeError(
-                f"{self!r}: weights must have shape {(self.input_len, self.nodes)}, "
-                f"got {value.shape}"
-            )
-        self.dense.params["W"] = np.ascontiguousarray(value)
+        self._set("W", "weights", value, (self.input_len, self.nodes))
 
     @property
     def biases(self) -> np.ndarray:
@@ -235,16 +229,19 @@ class Softmax:
 
     @biases.setter
     def biases(self, value) -> None:
+        self._set("b", "biases", value, (self.nodes,))
+
+    def _set(self, key: str, arg: str, value, shape: tuple) -> None:
         value = np.asarray(value, dtype=self.dense.dtype)
-        if value.shape != (self.nodes,):
-            raise ShapeError(f"{self!r}: biases must have shape {(self.nodes,)}, got {value.shape}")
-        self.dense.params["b"] = np.ascontiguousarray(value)
+        if value.shape != shape:
+            raise ShapeError(f"{self!r}: {arg} must have shape {shape}, got {value.shape}")
+        self.dense.params[key] = np.ascontiguousarray(value)
 
     @classmethod
     def from_weights(cls, weights, biases=None, dtype=np.float64) -> Softmax:
         """The layer holding these weights (copied): ``weights`` ``(input_len, nodes)``,
-        ``biases`` ``(nodes,)`` (None: zeros). Raises ``ShapeError`` (naming the argument,
-        the expected and the actual shape) for other shapes."""
+        ``biases`` ``(nodes,)`` (None: zeros). Raises ``ShapeError`` (naming the layer, the
+        argument, the expected and the actual shape) for other shapes."""
         shape = np.shape(weights)
         if len(shape) != 2 or 0 in shape:
             raise ShapeError(
@@ -253,12 +250,7 @@ class Softmax:
         layer = cls(shape[0], shape[1], rng=0, dtype=dtype)
         layer.weights = np.array(weights, dtype=dtype)
         if biases is not None:
-            if np.shape(biases) != (shape[1],):
-                raise ShapeError(
-                    f"Softmax.from_weights: biases must have shape ({shape[1]},) (one per "
-                    f"column of weights {shape}), got {np.shape(biases)}"
-                )
-            layer.biases = np.array(biases, dtype=dtype)
+            layer.biases = np.array(biases, dtype=dtype)  # the setter checks the shape
         return layer
 
     def __repr__(self) -> str:

@@ -8,13 +8,12 @@ an image ``(h, w)``, feature maps ``(h, w, c)``, filters ``(f, k, k)`` (one inpu
 in-place update of the result is seen by the original); they check nothing beyond the
 number of dimensions, which the callers have validated.
 
-=================================  ==========================================================
-``sample_to_batch(x)``             ``(h, w)`` -> ``(1, 1, h, w)``; ``(h, w, c)`` -> ``(1, c, h, w)``
-``batch_to_sample(y)``             ``(1, c, h, w)`` -> ``(h, w, c)``
-``filters_to_batch(filters)``      ``(f, k, k)`` -> ``(f, 1, k, k)``; ``(f, k, k, c)`` -> ``(f, c, k, k)``
-``filters_to_sample(w, ndim)``     the inverse: ``(f, c, k, k)`` -> ``(f, k, k)`` (``ndim=3``, c = 1)
-                                   or ``(f, k, k, c)`` (``ndim=4``)
-=================================  ==========================================================
+* ``sample_to_batch(x)``: ``(h, w)`` -> ``(1, 1, h, w)``; ``(h, w, c)`` -> ``(1, c, h, w)``
+* ``batch_to_sample(y)``: ``(1, c, h, w)`` -> ``(h, w, c)``
+* ``filters_to_batch(filters)``: ``(f, k, k)`` -> ``(f, 1, k, k)``;
+  ``(f, k, k, c)`` -> ``(f, c, k, k)``
+* ``filters_to_sample(w, ndim)``, the inverse: ``(f, c, k, k)`` -> ``(f, k, k)`` (``ndim=3``,
+  one channel) or ``(f, k, k, c)`` (``ndim=4``)
 """
 
 from __future__ import annotations
