@@ -263,8 +263,9 @@ class PlainTutorialNet:
 def test_per_sample_training_matches_a_plain_loop_implementation(size, n_filters, classes,
                                                                   steps):
     """Same loss sequence, step by step, as PlainTutorialNet. The images have blank (-0.5)
-    margins like real digits, so pooling windows tie; both implementations must cope (with blank patches
-    any tied winner gives the same filter gradient: the tie rule itself is tested above)."""
+    margins like real digits, so pooling windows tie; both implementations must cope (with
+    blank patches any tied winner gives the same filter gradient: the tie rule itself is
+    tested above)."""
     rng = np.random.default_rng(size)
     lr = 0.05
     conv, pool = Conv3x3(n_filters, rng=rng), MaxPool2()
