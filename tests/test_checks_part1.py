@@ -16,12 +16,15 @@ import pytest
 from known_wrong import (
     CHECKS,
     KNOWN_WRONG,
-    cell_source,
+    assert_cheat_fools_only_the_visible_check,
+    assert_hidden_verdict,
+    hidden_runs,
     load_function,
     run_hidden_tests,
-    run_isolated,
     setup_source,
-    solution_source,
+)
+from known_wrong import (
+    case_id as _id,
 )
 
 import cnnlib.checks as checks
@@ -38,10 +41,6 @@ GRADIENT_EXERCISES = {"d_out_d_t", "chain_rule", "softmax_backprop", "maxpool_ba
 
 NUMERICAL_LINE = re.compile(r"relative error against the numerical gradient: (\S+) "
                             r"\(a correct gradient gives below (\S+)\)")
-
-
-def _id(item):
-    return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 else "")
 
 
 def check_of(notebook, grade_id):
@@ -156,19 +155,9 @@ def hidden_results():
     return run_hidden_tests(EXERCISES, KNOWN_WRONG)
 
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
-def test_hidden_tests_pass_for_the_solution(exercise, hidden_results):
-    res = hidden_results[(*exercise, None)]
-    assert res["ok"], res["error"]
-    assert res["stderr"] == ""
-
-
-@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
-def test_hidden_tests_fail_for_known_wrong_answers(case, hidden_results):
-    nb, gid, mistake, _, _ = case
-    res = hidden_results[(nb, gid, mistake)]
-    assert not res["ok"], f"the hidden tests of {gid} accept the mistake {mistake!r}"
-    assert res["error"].split(":")[0] in ("CheckFailed", "AssertionError")
+@pytest.mark.parametrize("run", hidden_runs(EXERCISES, WRONG), ids=_id)
+def test_hidden_tests_pass_for_the_solution_and_fail_for_known_wrong_answers(run, hidden_results):
+    assert_hidden_verdict(hidden_results, *run)
 
 
 def test_hidden_tests_survive_a_student_replacing_the_checks():
@@ -193,16 +182,7 @@ cnnlib.tutorial.layers.Softmax = _Agree
 check_softmax_backprop = cnnlib.checks.check_softmax_backprop   # the name the check cell uses
 '''
     wrong = KNOWN_WRONG[nb, gid][0][1]  # updated the weights first
-    hidden = cell_source(nb, f"{gid}-hidden")
-    visible = cell_source(nb, f"{gid}-check")
-    res_visible, res_hidden, res_honest = run_isolated([
-        [setup_source(nb), wrong, cheat, visible],
-        [setup_source(nb), wrong, cheat, hidden],
-        [setup_source(nb), solution_source(nb, gid), cheat, hidden],
-    ])
-    assert res_visible["ok"]            # the visible check is fooled (it is not reloaded)...
-    assert not res_hidden["ok"]         # ...the hidden tests are not
-    assert res_honest["ok"], res_honest["error"]  # and a right answer still passes them
+    assert_cheat_fools_only_the_visible_check(nb, gid, wrong, cheat)
 
 
 def test_setup_cells_protect_the_cnnlib_import():
