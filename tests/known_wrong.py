@@ -441,6 +441,14 @@ def run_hidden_tests(exercises, known_wrong, before=None) -> dict:
     return dict(zip(keys, run_isolated(jobs), strict=True))
 
 
+def assert_check_passes(check, fn, grade_id: str, capfd) -> None:
+    """The visible check accepts ``fn``, says so on stdout, and nothing reaches stderr."""
+    assert check(fn).ok
+    out, err = capfd.readouterr()
+    assert out.startswith(f"[OK] {grade_id}: correct"), out
+    assert err == ""
+
+
 def case_id(item) -> str:
     """A short test id: ``02-softmax_backprop-sign`` for (notebook, grade_id[, mistake, ...])."""
     return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 and item[2] else "")

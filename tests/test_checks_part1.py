@@ -17,6 +17,7 @@ from known_wrong import (
     CHECKS,
     KNOWN_WRONG,
     assert_cheat_fools_only_the_visible_check,
+    assert_check_passes,
     assert_hidden_verdict,
     hidden_runs,
     load_function,
@@ -55,10 +56,7 @@ def test_every_exercise_has_known_wrong_answers():
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
 def test_solution_passes(exercise, capfd):
     nb, gid = exercise
-    result = check_of(nb, gid)(load_function(nb, gid))
-    assert result.ok
-    out, err = capfd.readouterr()
-    assert out.startswith(f"[OK] {gid}: correct") and err == ""
+    assert_check_passes(check_of(nb, gid), load_function(nb, gid), gid, capfd)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from known_wrong import (
     assert_cheat_fools_only_the_visible_check,
+    assert_check_passes,
     assert_hidden_verdict,
     cell_source,
     hidden_runs,
@@ -294,11 +295,7 @@ def test_every_answer_cell_of_the_notebooks_is_covered():
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
 def test_solution_passes(exercise, capfd):
     nb, gid = exercise
-    result = check_of(nb, gid)(load_answer(nb, gid))
-    assert result.ok
-    out, err = capfd.readouterr()
-    assert out.startswith(f"[OK] {gid}: correct"), out
-    assert err == ""
+    assert_check_passes(check_of(nb, gid), load_answer(nb, gid), gid, capfd)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])

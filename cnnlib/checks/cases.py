@@ -48,6 +48,7 @@ __all__ = [
     "integers",
     "fixed",
     "run_case",
+    "is_njit",
 ]
 
 
@@ -238,13 +239,18 @@ class Exercise:
     hidden: tuple[Case | CheckRun, ...]
 
 
+def is_njit(fn) -> bool:
+    """Whether ``fn`` was compiled with numba's ``@njit``."""
+    # numba is a heavy import (~0.5 s), deferred to the one exercise that needs it.
+    from numba.core.registry import CPUDispatcher
+
+    return isinstance(fn, CPUDispatcher)
+
+
 def _callables(case: Case, fn) -> list[tuple[str, Callable]]:
     if not case.numba:
         return [("", fn)]
-    # numba is a heavy optional import, deferred to the one exercise that needs it.
-    from numba.core.registry import CPUDispatcher
-
-    if not isinstance(fn, CPUDispatcher):
+    if not is_njit(fn):
         return []
     # The plain-Python version first: an endless loop there can still be interrupted.
     return [(" (as plain Python)", fn.py_func), ("", fn)]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
-from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, normal
+from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
 __all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba",
@@ -201,14 +201,6 @@ def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6
 
 
 # --------------------------------------------------------------------------- exercise 3
-def _is_compiled(fn) -> bool:
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    return isinstance(fn, CPUDispatcher)
-
-
 @check_function("conv_forward_numba", error_hints=_NUMBA_ERROR_HINTS)
 def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7),
                              filters=(3, 2, 3, 3)):
@@ -218,7 +210,7 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     milliseconds, and the compiled one cannot run long whatever the code does, since it is
     only reached when the Python run already returned the right answer.
     """
-    if not _is_compiled(fn):
+    if not is_njit(fn):
         chk.fail("conv_forward_numba is not a function compiled by @njit",
                  [f"it is {type(fn).__name__!r}, not a Numba dispatcher"],
                  [HINTS["not-compiled"]])
