@@ -335,3 +335,40 @@ def test_solutions_pass_the_gradient_pass_mark(exercise):
     fn = load_function(*exercise)
     errors = _gradient_errors(exercise[1], fn, np.random.default_rng(0))
     assert max(float(e.max()) for e in errors) < PASS_MARK / 10
+
+
+# --------------------------------------------------------------------------------------------
+# the cases as data, run directly (what a grader outside the notebook would do)
+# --------------------------------------------------------------------------------------------
+
+def test_visible_and_hidden_cases_run_on_a_function(capfd):
+    from cnnlib.checks.hidden import run
+
+    nb, gid = "03-maxpool-backprop", "maxpool_backprop"
+    run(gid, load_function(nb, gid), "visible")
+    run(gid, load_function(nb, gid), "hidden")
+    out, err = capfd.readouterr()
+    assert "maxpool_backprop: the hidden cases pass (4)" in out and err == ""
+    wrong = dict((m, s) for m, s, _ in KNOWN_WRONG[nb, gid])["= instead of +="]
+    with pytest.raises(checks.CheckFailed):
+        run(gid, load_function(nb, gid, wrong), "visible")
+
+
+def test_hidden_cases_name_every_case_that_fails():
+    """Run one by one (as a grader outside the notebook would), each case says whether the
+    answer is right for it and, when not, which case and what is wrong."""
+    from cnnlib.checks.cases import Case, run_case
+    from cnnlib.checks.hidden import exercise
+
+    nb, gid = "03-maxpool-backprop", "maxpool_backprop"
+    wrong = load_function(nb, gid, dict((m, s) for m, s, _ in KNOWN_WRONG[nb, gid])
+                          ["= instead of +="])
+    _, ex = exercise(gid)
+    problems = [run_case(c, wrong) for c in ex.hidden if isinstance(c, Case)]
+    assert problems == [
+        "input (9, 8, 3) with ties, pool_size 3, stride 2: wrong values",
+        "input (6, 6, 2) with ties, pool_size 2, stride 1: wrong values",
+        None,   # 4x4 windows at stride 1 on a 5x5 map: no two windows share a maximum here
+    ]
+    assert all(run_case(c, load_function(nb, gid)) is None for c in ex.hidden
+               if isinstance(c, Case))
