@@ -8,7 +8,9 @@ Its error has two parts: truncation ``h^2 f''' / 6`` (Taylor), which wants a sma
 and round-off ``~ eps_machine * |f| / h``, which wants a large one. They balance near
 ``h ~ eps_machine^(1/3)``: ``6e-6`` in float64, hence ``h = 1e-5``. Then a correct float64
 gradient agrees to about ``1e-9`` relative or better, a wrong one typically to ``1e-1``
-(a missing factor, a transposed index) -- many orders apart, so a threshold of ``1e-7`` is safe.
+(a missing factor, a transposed index) -- many orders apart, so the pass mark
+:data:`PASS_MARK` ``= 1e-7`` is safe. It is the course's one gradient pass mark: the exercise
+checks (:mod:`cnnlib.checks`) quote it next to the relative error they show.
 
 A layer has an array output; we check it through the scalar ``sum(out * dout)`` with a fixed
 random upstream gradient ``dout``: its gradient w.r.t. ``x`` is exactly what ``backward(dout)``
@@ -47,11 +49,14 @@ __all__ = [
     "ArrayCheck",
     "KinkWarning",
     "DEFAULT_H",
-    "THRESHOLD",
+    "PASS_MARK",
 ]
 
 DEFAULT_H = 1e-5  # central differences: error O(h^2) + round-off O(eps/h); best near eps^(1/3)
-THRESHOLD = 1e-7  # float64 pass mark: correct gradients reach ~1e-9, wrong ones ~1e-1
+# The float64 pass mark for the max relative error against central differences: a correct
+# gradient reaches ~1e-9 or better (error O(h^2) + round-off, see above), a wrong one ~1e-1,
+# so 1e-7 has two orders of magnitude of room on either side.
+PASS_MARK = 1e-7
 
 
 class KinkWarning(UserWarning):
@@ -245,7 +250,7 @@ class _FrozenRandomness:
 
 
 def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
-                threshold: float = THRESHOLD) -> GradCheckReport:
+                threshold: float = PASS_MARK) -> GradCheckReport:
     """Check a layer's ``backward`` against numerical gradients, for ``x`` and every parameter.
 
     layer : anything with ``forward(x)``, ``backward(dout)``, ``params`` and ``grads``
@@ -254,7 +259,7 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
     seed : seeds the random upstream gradient ``dout`` (standard normal, output's shape).
     h : the finite-difference step (1e-5: see the module docstring).
     threshold : an array passes when its max relative error is below it
-        (``1e-7`` for float64: correct gradients reach ~1e-9, wrong ones ~1e-1).
+        (:data:`PASS_MARK`, ``1e-7``: correct gradients reach ~1e-9, wrong ones ~1e-1).
 
     Returns a :class:`GradCheckReport` (print it; ``.ok``). Raises ``DTypeError`` for float32
     layers or inputs; warns :class:`KinkWarning` when a ReLU input or a max-pool near-tie lies
@@ -312,7 +317,7 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
 
 
 def check_loss(loss_fn, pred, *args, h: float = DEFAULT_H,
-               threshold: float = THRESHOLD) -> GradCheckReport:
+               threshold: float = PASS_MARK) -> GradCheckReport:
     """Check a loss ``loss_fn(pred, *args) -> (loss, dpred)`` against the numerical gradient
     of its scalar loss with respect to ``pred`` (float64 only, as :func:`check_layer`)."""
     pred = np.asarray(pred)

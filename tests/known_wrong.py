@@ -133,269 +133,251 @@ _VALID_INPUT_GRADIENT = """def conv_input_gradient(d_L_d_out, filters):
 
 
 def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
-    nb0, nb1, nb2 = "00-setup", "01-forward", "02-softmax-backprop"
-    nb3, nb4 = "03-maxpool-backprop", "04-conv-backprop"
-    v = _variant
-    kw = {}
-
-    kw[nb0, "scale_images"] = [
-        ("forgot -0.5", v(nb0, "scale_images", "images / 255 - 0.5", "images / 255"),
-         "Hint (subtract 0.5)"),
-        ("integer division", v(nb0, "scale_images", "images / 255 - 0.5", "images // 255 - 0.5"),
-         "Hint (integer division)"),
-        ("divided by 256", v(nb0, "scale_images", "images / 255 - 0.5", "images / 256 - 0.5"),
-         "Hint (divide by 255)"),
-        ("wrong order", v(nb0, "scale_images", "images / 255 - 0.5", "(images - 0.5) / 255"),
-         "Hint (order of operations)"),
-        ("uint8 wrap-around", v(nb0, "scale_images", "images / 255 - 0.5",
-                                "(images - np.uint8(128)) / 255"),
-         "Hint (uint8 arithmetic wraps around)"),
+    """Each exercise's mistakes as ``(mistake, text in the solution, what the student wrote
+    instead, hint name)`` (``None`` for the text: a whole replacement answer), turned into
+    ``(mistake, source, "Hint (<name>)")``."""
+    rows = {}
+    rows["00-setup", "scale_images"] = [
+        ("forgot -0.5", "images / 255 - 0.5", "images / 255", "subtract 0.5"),
+        ("integer division", "images / 255 - 0.5", "images // 255 - 0.5", "integer division"),
+        ("divided by 256", "images / 255 - 0.5", "images / 256 - 0.5", "divide by 255"),
+        ("wrong order", "images / 255 - 0.5", "(images - 0.5) / 255", "order of operations"),
+        ("uint8 wrap-around",
+         "images / 255 - 0.5",
+         "(images - np.uint8(128)) / 255",
+         "uint8 arithmetic wraps around"),
     ]
-    kw[nb0, "class_counts"] = [
+    rows["00-setup", "class_counts"] = [
         ("np.unique skips missing digits",
-         v(nb0, "class_counts", "np.bincount(labels, minlength=10)",
-           "np.unique(labels, return_counts=True)[1]"),
-         "Hint (every digit counts)"),
+         "np.bincount(labels, minlength=10)",
+         "np.unique(labels, return_counts=True)[1]",
+         "every digit counts"),
         ("bincount without minlength",
-         v(nb0, "class_counts", "np.bincount(labels, minlength=10)", "np.bincount(labels)"),
-         "Hint (every digit counts)"),
+         "np.bincount(labels, minlength=10)",
+         "np.bincount(labels)",
+         "every digit counts"),
     ]
-    kw[nb1, "conv_output_size"] = [
-        ("padding once", v(nb1, "conv_output_size", "2 * p", "p"),
-         "Hint (padding on both sides)"),
-        ("forgot + 1", v(nb1, "conv_output_size", "// s + 1", "// s"),
-         "Hint (count the first position)"),
-        ("true division", v(nb1, "conv_output_size", "// s + 1", "/ s + 1"),
-         "Hint (integer division)"),
+    rows["01-forward", "conv_output_size"] = [
+        ("padding once", "2 * p", "p", "padding on both sides"),
+        ("forgot + 1", "// s + 1", "// s", "count the first position"),
+        ("true division", "// s + 1", "/ s + 1", "integer division"),
     ]
-    kw[nb1, "conv3x3_forward"] = [
+    rows["01-forward", "conv3x3_forward"] = [
         ("flipped filter (true convolution)",
-         v(nb1, "conv3x3_forward", "region * filters", "region * filters[:, ::-1, ::-1]"),
-         "Hint (cross-correlation, no flip)"),
-        ("channels first",
-         v(nb1, "conv3x3_forward", "    return out", "    return out.transpose(2, 0, 1)"),
-         "Hint (channels last)"),
+         "region * filters",
+         "region * filters[:, ::-1, ::-1]",
+         "cross-correlation, no flip"),
+        ("channels first", "    return out", "    return out.transpose(2, 0, 1)", "channels last"),
         ("same-size output",
-         v(nb1, "conv3x3_forward", "out = np.zeros((h - 2, w - 2, len(filters)))",
-           "out = np.zeros((h, w, len(filters)))"),
-         "Hint (valid output size)"),
+         "out = np.zeros((h - 2, w - 2, len(filters)))",
+         "out = np.zeros((h, w, len(filters)))",
+         "valid output size"),
     ]
-    kw[nb1, "maxpool2_forward"] = [
-        ("mean instead of max", v(nb1, "maxpool2_forward", "np.amax(region", "np.mean(region"),
-         "Hint (max, not mean)"),
+    rows["01-forward", "maxpool2_forward"] = [
+        ("mean instead of max", "np.amax(region", "np.mean(region", "max, not mean"),
         ("max over every filter at once",
-         v(nb1, "maxpool2_forward", "np.amax(region, axis=(0, 1))", "np.amax(region)"),
-         "Hint (one max per filter)"),
+         "np.amax(region, axis=(0, 1))",
+         "np.amax(region)",
+         "one max per filter"),
         ("rounded up for odd sizes",
-         v(nb1, "maxpool2_forward", "out = np.zeros((h // 2, w // 2, f))",
-           "out = np.zeros(((h + 1) // 2, (w + 1) // 2, f))"),
-         "Hint (2x2 windows, stride 2)"),
+         "out = np.zeros((h // 2, w // 2, f))",
+         "out = np.zeros(((h + 1) // 2, (w + 1) // 2, f))",
+         "2x2 windows, stride 2"),
     ]
-    kw[nb1, "softmax_forward"] = [
-        ("overflow in exp",
-         v(nb1, "softmax_forward", "np.exp(totals - totals.max())", "np.exp(totals)"),
-         "Hint (overflow in exp)"),
+    rows["01-forward", "softmax_forward"] = [
+        ("overflow in exp", "np.exp(totals - totals.max())", "np.exp(totals)", "overflow in exp"),
         ("transposed weights",
-         v(nb1, "softmax_forward", "last_input.flatten() @ weights",
-           "weights @ last_input.flatten()"),
-         "Hint (transposed weights)"),
-        ("forgot the biases", v(nb1, "softmax_forward", " + biases", ""), "Hint (biases)"),
+         "last_input.flatten() @ weights",
+         "weights @ last_input.flatten()",
+         "transposed weights"),
+        ("forgot the biases", " + biases", "", "biases"),
         ("forgot to flatten",
-         v(nb1, "softmax_forward", "last_input.flatten() @ weights", "last_input @ weights"),
-         "Hint (flatten first)"),
+         "last_input.flatten() @ weights",
+         "last_input @ weights",
+         "flatten first"),
     ]
-    kw[nb1, "cross_entropy"] = [
-        ("log10", v(nb1, "cross_entropy", "np.log(", "np.log10("), "Hint (natural log)"),
-        ("no minus sign", v(nb1, "cross_entropy", "-np.log(", "np.log("), "Hint (minus sign)"),
-        ("largest probability", v(nb1, "cross_entropy", "probs[label]", "probs.max()"),
-         "Hint (true class)"),
+    rows["01-forward", "cross_entropy"] = [
+        ("log10", "np.log(", "np.log10(", "natural log"),
+        ("no minus sign", "-np.log(", "np.log(", "minus sign"),
+        ("largest probability", "probs[label]", "probs.max()", "true class"),
     ]
-    kw[nb1, "forward_sample"] = [
-        ("no scaling", v(nb1, "forward_sample", "image / 255 - 0.5", "image.astype(float)"),
-         "Hint (scale the image)"),
-        ("log10 loss", v(nb1, "forward_sample", "-np.log(probs[label])",
-                         "-np.log10(probs[label])"),
-         "Hint (natural log)"),
+    rows["01-forward", "forward_sample"] = [
+        ("no scaling", "image / 255 - 0.5", "image.astype(float)", "scale the image"),
+        ("log10 loss", "-np.log(probs[label])", "-np.log10(probs[label])", "natural log"),
     ]
-    kw[nb2, "d_L_d_out"] = [
-        ("sign", v(nb2, "d_L_d_out", "= -1 / probs[label]", "= 1 / probs[label]"), "Hint (sign)"),
-        ("every class", v(nb2, "d_L_d_out", "gradient[label] = -1 / probs[label]",
-                          "gradient[:] = -1 / probs"),
-         "Hint (true class only)"),
+    rows["02-softmax-backprop", "d_L_d_out"] = [
+        ("sign", "= -1 / probs[label]", "= 1 / probs[label]", "sign"),
+        ("every class",
+         "gradient[label] = -1 / probs[label]",
+         "gradient[:] = -1 / probs",
+         "true class only"),
     ]
-    kw[nb2, "d_out_d_t"] = [
-        ("overflow in exp", v(nb2, "d_out_d_t", "np.exp(totals - totals.max())", "np.exp(totals)"),
-         "Hint (overflow in exp)"),
+    rows["02-softmax-backprop", "d_out_d_t"] = [
+        ("overflow in exp", "np.exp(totals - totals.max())", "np.exp(totals)", "overflow in exp"),
         ("one formula for every k",
-         v(nb2, "d_out_d_t", "    grad[c] = t_exp[c] * (S - t_exp[c]) / S**2  # the case k == c\n",
-           ""),
-         "Hint (k = c case)"),
-        ("sign", v(nb2, "d_out_d_t", "    return grad", "    return -grad"), "Hint (sign)"),
+         "    grad[c] = t_exp[c] * (S - t_exp[c]) / S**2  # the case k == c\n",
+         "",
+         "k = c case"),
+        ("sign", "    return grad", "    return -grad", "sign"),
         ("whole Jacobian",
-         v(nb2, "d_out_d_t", "    return grad",
-           "    p = t_exp / S\n    return np.diag(p) - np.outer(p, p)"),
-         "Hint (one row of the Jacobian)"),
+         "    return grad",
+         "    p = t_exp / S\n    return np.diag(p) - np.outer(p, p)",
+         "one row of the Jacobian"),
     ]
-    kw[nb2, "local_gradients"] = [
-        ("not flattened", v(nb2, "local_gradients", "d_t_d_w = last_input.flatten()",
-                            "d_t_d_w = last_input"),
-         "Hint (flatten the input)"),
-        ("transposed weights", v(nb2, "local_gradients", "d_t_d_inputs = weights",
-                                 "d_t_d_inputs = weights.T"),
-         "Hint (transposed weights)"),
-    ]
-    kw[nb2, "chain_rule"] = [
+    rows["02-softmax-backprop", "local_gradients"] = [
+        ("not flattened",
+         "d_t_d_w = last_input.flatten()",
+         "d_t_d_w = last_input",
+         "flatten the input"),
         ("transposed weights",
-         v(nb2, "chain_rule", "d_t_d_w[:, np.newaxis] @ d_L_d_t[np.newaxis, :]",
-           "d_L_d_t[:, np.newaxis] @ d_t_d_w[np.newaxis, :]"),
-         "Hint (transposed weights)"),
-        ("not reshaped back",
-         v(nb2, "chain_rule", "d_L_d_input.reshape(last_input.shape)", "d_L_d_input"),
-         "Hint (not reshaped back to the input shape)"),
+         "d_t_d_inputs = weights",
+         "d_t_d_inputs = weights.T",
+         "transposed weights"),
     ]
-    kw[nb2, "softmax_backprop"] = [
+    rows["02-softmax-backprop", "chain_rule"] = [
+        ("transposed weights",
+         "d_t_d_w[:, np.newaxis] @ d_L_d_t[np.newaxis, :]",
+         "d_L_d_t[:, np.newaxis] @ d_t_d_w[np.newaxis, :]",
+         "transposed weights"),
+        ("not reshaped back",
+         "d_L_d_input.reshape(last_input.shape)",
+         "d_L_d_input",
+         "not reshaped back to the input shape"),
+    ]
+    rows["02-softmax-backprop", "softmax_backprop"] = [
         ("updated the weights first",
-         v(nb2, "softmax_backprop",
-           "    d_L_d_input = weights @ d_L_d_t          "
-           "# with the weights of the forward pass...\n"
-           "    weights -= learn_rate * d_L_d_w          "
-           "# ...and only then the update, in place\n",
-           "    weights -= learn_rate * d_L_d_w\n    d_L_d_input = weights @ d_L_d_t\n"),
-         "Hint (updated the weights before computing the input gradient)"),
+         "    d_L_d_input = weights @ d_L_d_t          # with the weights of the forward "
+         "pass...\n"
+         "    weights -= learn_rate * d_L_d_w          # ...and only then the update, in place\n",
+         "    weights -= learn_rate * d_L_d_w\n    d_L_d_input = weights @ d_L_d_t\n",
+         "updated the weights before computing the input gradient"),
         ("not reshaped back",
-         v(nb2, "softmax_backprop", "return d_L_d_input.reshape(last_input.shape)",
-           "return d_L_d_input"),
-         "Hint (not reshaped back to the input shape)"),
+         "return d_L_d_input.reshape(last_input.shape)",
+         "return d_L_d_input",
+         "not reshaped back to the input shape"),
         ("overflow in exp",
-         v(nb2, "softmax_backprop", "np.exp(last_totals - last_totals.max())",
-           "np.exp(last_totals)"),
-         "Hint (overflow in exp)"),
+         "np.exp(last_totals - last_totals.max())",
+         "np.exp(last_totals)",
+         "overflow in exp"),
         ("transposed weights",
-         v(nb2, "softmax_backprop", "np.outer(flat, d_L_d_t)", "np.outer(d_L_d_t, flat)"),
-         "Hint (transposed weights)"),
+         "np.outer(flat, d_L_d_t)",
+         "np.outer(d_L_d_t, flat)",
+         "transposed weights"),
         ("gradient ascent",
-         v(nb2, "softmax_backprop", "weights -= learn_rate * d_L_d_w",
-           "weights += learn_rate * d_L_d_w"),
-         "Hint (gradient descent)"),
+         "weights -= learn_rate * d_L_d_w",
+         "weights += learn_rate * d_L_d_w",
+         "gradient descent"),
         ("not in place",
-         v(nb2, "softmax_backprop", "weights -= learn_rate * d_L_d_w",
-           "weights = weights - learn_rate * d_L_d_w"),
-         "Hint (weights not updated in place)"),
+         "weights -= learn_rate * d_L_d_w",
+         "weights = weights - learn_rate * d_L_d_w",
+         "weights not updated in place"),
     ]
-    kw[nb2, "fused_d_L_d_t"] = [
-        ("onehot - p", v(nb2, "fused_d_L_d_t", "    return grad", "    return -grad"),
-         "Hint (p minus onehot)"),
+    rows["02-softmax-backprop", "fused_d_L_d_t"] = [
+        ("onehot - p", "    return grad", "    return -grad", "p minus onehot"),
     ]
-    kw[nb3, "first_max_index"] = [
+    rows["03-maxpool-backprop", "first_max_index"] = [
         ("last maximum",
-         v(nb3, "first_max_index",
-           "    flat_index = np.argmax(window)",
-           "    flat_index = window.size - 1 - np.argmax(window.ravel()[::-1])"),
-         "Hint (tie rule)"),
+         "    flat_index = np.argmax(window)",
+         "    flat_index = window.size - 1 - np.argmax(window.ravel()[::-1])",
+         "tie rule"),
         ("column-major",
-         v(nb3, "first_max_index",
-           "    i, j = np.unravel_index(flat_index, window.shape)",
-           "    j, i = np.unravel_index(np.argmax(window.T), window.T.shape)"),
-         "Hint (row-major order)"),
+         "    i, j = np.unravel_index(flat_index, window.shape)",
+         "    j, i = np.unravel_index(np.argmax(window.T), window.T.shape)",
+         "row-major order"),
     ]
-    kw[nb3, "maxpool2_backprop"] = [
+    rows["03-maxpool-backprop", "maxpool2_backprop"] = [
         ("every tied maximum (value == max)",
-         v(nb3, "maxpool2_backprop",
-           "                u, v = np.unravel_index(np.argmax(window), window.shape)\n"
-           "                d_L_d_input[2 * i + u, 2 * j + v, f] = d_L_d_out[i, j, f]",
-           "                d_L_d_input[2 * i:2 * i + 2, 2 * j:2 * j + 2, f] = "
-           "(window == window.max()) * d_L_d_out[i, j, f]"),
-         "Hint (tie rule)"),
+         "                u, v = np.unravel_index(np.argmax(window), window.shape)\n"
+         "                d_L_d_input[2 * i + u, 2 * j + v, f] = d_L_d_out[i, j, f]",
+         "                d_L_d_input[2 * i:2 * i + 2, 2 * j:2 * j + 2, f] = (window == "
+         "window.max()) * d_L_d_out[i, j, f]",
+         "tie rule"),
         ("shape from d_L_d_out (odd sizes)",
-         v(nb3, "maxpool2_backprop", "    d_L_d_input = np.zeros(last_input.shape)\n"
-           "    h2, w2, num_filters = d_L_d_out.shape",
-           "    h2, w2, num_filters = d_L_d_out.shape\n"
-           "    d_L_d_input = np.zeros((2 * h2, 2 * w2, num_filters))"),
-         "Hint (same shape as the input)"),
+         "    d_L_d_input = np.zeros(last_input.shape)\n    h2, w2, num_filters = d_L_d_out.shape",
+         "    h2, w2, num_filters = d_L_d_out.shape\n"
+         "    d_L_d_input = np.zeros((2 * h2, 2 * w2, num_filters))",
+         "same shape as the input"),
     ]
-    kw[nb3, "maxpool_backprop"] = [
+    rows["03-maxpool-backprop", "maxpool_backprop"] = [
         ("= instead of +=",
-         v(nb3, "maxpool_backprop", "d_L_d_input[r + u, c + v, f] += d_L_d_out[i, j, f]",
-           "d_L_d_input[r + u, c + v, f] = d_L_d_out[i, j, f]"),
-         "Hint (= instead of +=)"),
+         "d_L_d_input[r + u, c + v, f] += d_L_d_out[i, j, f]",
+         "d_L_d_input[r + u, c + v, f] = d_L_d_out[i, j, f]",
+         "= instead of +="),
         ("every tied maximum",
-         v(nb3, "maxpool_backprop",
-           "                u, v = np.unravel_index(np.argmax(window), window.shape)\n"
-           "                d_L_d_input[r + u, c + v, f] += d_L_d_out[i, j, f]",
-           "                d_L_d_input[r:r + pool_size, c:c + pool_size, f] += "
-           "(window == window.max()) * d_L_d_out[i, j, f]"),
-         "Hint (tie rule)"),
+         "                u, v = np.unravel_index(np.argmax(window), window.shape)\n"
+         "                d_L_d_input[r + u, c + v, f] += d_L_d_out[i, j, f]",
+         "                d_L_d_input[r:r + pool_size, c:c + pool_size, f] += (window == "
+         "window.max()) * d_L_d_out[i, j, f]",
+         "tie rule"),
     ]
-    kw[nb4, "conv_filter_gradient"] = [
+    rows["04-conv-backprop", "conv_filter_gradient"] = [
         ("= instead of +=",
-         v(nb4, "conv_filter_gradient", "d_L_d_filters[f] += d_L_d_out[i, j, f] * region",
-           "d_L_d_filters[f] = d_L_d_out[i, j, f] * region"),
-         "Hint (= instead of +=)"),
+         "d_L_d_filters[f] += d_L_d_out[i, j, f] * region",
+         "d_L_d_filters[f] = d_L_d_out[i, j, f] * region",
+         "= instead of +="),
         ("transposed filter indices",
-         v(nb4, "conv_filter_gradient", "d_L_d_out[i, j, f] * region",
-           "d_L_d_out[i, j, f] * region.T"),
-         "Hint (transposed filter indices)"),
+         "d_L_d_out[i, j, f] * region",
+         "d_L_d_out[i, j, f] * region.T",
+         "transposed filter indices"),
         ("flipped",
-         v(nb4, "conv_filter_gradient", "d_L_d_out[i, j, f] * region",
-           "d_L_d_out[i, j, f] * region[::-1, ::-1]"),
-         "Hint (filter flipped (or not flipped))"),
+         "d_L_d_out[i, j, f] * region",
+         "d_L_d_out[i, j, f] * region[::-1, ::-1]",
+         "filter flipped (or not flipped)"),
     ]
-    kw[nb4, "conv_input_gradient"] = [
-        ("not flipped", v(nb4, "conv_input_gradient", "flipped = filters[:, ::-1, ::-1]",
-                          "flipped = filters"),
-         "Hint (filter flipped (or not flipped))"),
+    rows["04-conv-backprop", "conv_input_gradient"] = [
+        ("not flipped",
+         "flipped = filters[:, ::-1, ::-1]",
+         "flipped = filters",
+         "filter flipped (or not flipped)"),
         ("= instead of +=",
-         v(nb4, "conv_input_gradient",
-           "d_L_d_input[i, j] += np.sum(padded[i:i + 3, j:j + 3, f] * flipped[f])",
-           "d_L_d_input[i, j] = np.sum(padded[i:i + 3, j:j + 3, f] * flipped[f])"),
-         "Hint (sum over the filters)"),
-        ("valid instead of full", _VALID_INPUT_GRADIENT, "Hint (full convolution)"),
+         "d_L_d_input[i, j] += np.sum(padded[i:i + 3, j:j + 3, f] * flipped[f])",
+         "d_L_d_input[i, j] = np.sum(padded[i:i + 3, j:j + 3, f] * flipped[f])",
+         "sum over the filters"),
+        ("valid instead of full", None, _VALID_INPUT_GRADIENT, "full convolution"),
     ]
-    kw[nb4, "conv3x3_backprop"] = [
+    rows["04-conv-backprop", "conv3x3_backprop"] = [
         ("updated the filters first",
-         v(nb4, "conv3x3_backprop",
-           "                d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]\n"
-           "    filters -= learn_rate * d_L_d_filters   # after the input gradient, in place\n",
-           "    filters -= learn_rate * d_L_d_filters\n"
-           "    for i in range(h_out):\n"
-           "        for j in range(w_out):\n"
-           "            for f in range(num_filters):\n"
-           "                d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]\n"),
-         "Hint (updated the weights before computing the input gradient)"),
+         "                d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]\n"
+         "    filters -= learn_rate * d_L_d_filters   # after the input gradient, in place\n",
+         "    filters -= learn_rate * d_L_d_filters\n"
+         "    for i in range(h_out):\n"
+         "        for j in range(w_out):\n"
+         "            for f in range(num_filters):\n"
+         "                d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]\n",
+         "updated the weights before computing the input gradient"),
         ("gradient ascent",
-         v(nb4, "conv3x3_backprop", "filters -= learn_rate * d_L_d_filters",
-           "filters += learn_rate * d_L_d_filters"),
-         "Hint (gradient descent)"),
+         "filters -= learn_rate * d_L_d_filters",
+         "filters += learn_rate * d_L_d_filters",
+         "gradient descent"),
         ("not in place",
-         v(nb4, "conv3x3_backprop", "filters -= learn_rate * d_L_d_filters",
-           "filters = filters - learn_rate * d_L_d_filters"),
-         "Hint (weights not updated in place)"),
+         "filters -= learn_rate * d_L_d_filters",
+         "filters = filters - learn_rate * d_L_d_filters",
+         "weights not updated in place"),
         ("= instead of +=",
-         v(nb4, "conv3x3_backprop",
-           "d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]",
-           "d_L_d_input[i:i + 3, j:j + 3] = d_L_d_out[i, j, f] * filters[f]"),
-         "Hint (= instead of +=)"),
+         "d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]",
+         "d_L_d_input[i:i + 3, j:j + 3] = d_L_d_out[i, j, f] * filters[f]",
+         "= instead of +="),
     ]
-    kw[nb4, "conv_backprop"] = [
+    rows["04-conv-backprop", "conv_backprop"] = [
         ("= instead of += (input gradient)",
-         v(nb4, "conv_backprop",
-           "d_L_d_input[i:i + k, j:j + k] += d_L_d_out[i, j, f] * filters[f]",
-           "d_L_d_input[i:i + k, j:j + k] = d_L_d_out[i, j, f] * filters[f]"),
-         "Hint (= instead of +=)"),
+         "d_L_d_input[i:i + k, j:j + k] += d_L_d_out[i, j, f] * filters[f]",
+         "d_L_d_input[i:i + k, j:j + k] = d_L_d_out[i, j, f] * filters[f]",
+         "= instead of +="),
         ("= instead of += (filter gradient)",
-         v(nb4, "conv_backprop", "d_L_d_filters[f] += d_L_d_out[i, j, f] * region",
-           "d_L_d_filters[f] = d_L_d_out[i, j, f] * region"),
-         "Hint (= instead of +=)"),
+         "d_L_d_filters[f] += d_L_d_out[i, j, f] * region",
+         "d_L_d_filters[f] = d_L_d_out[i, j, f] * region",
+         "= instead of +="),
         ("flipped stamp",
-         v(nb4, "conv_backprop", "d_L_d_out[i, j, f] * filters[f]",
-           "d_L_d_out[i, j, f] * filters[f, ::-1, ::-1]"),
-         "Hint (filter flipped (or not flipped))"),
+         "d_L_d_out[i, j, f] * filters[f]",
+         "d_L_d_out[i, j, f] * filters[f, ::-1, ::-1]",
+         "filter flipped (or not flipped)"),
         ("transposed filter indices",
-         v(nb4, "conv_backprop", "d_L_d_out[i, j, f] * region",
-           "d_L_d_out[i, j, f] * region.transpose(1, 0, 2)"),
-         "Hint (transposed filter indices)"),
+         "d_L_d_out[i, j, f] * region",
+         "d_L_d_out[i, j, f] * region.transpose(1, 0, 2)",
+         "transposed filter indices"),
     ]
-    return kw
+    return {key: [(m, src if old is None else _variant(*key, old, src), f"Hint ({hint})")
+                  for m, old, src, hint in items] for key, items in rows.items()}
 
 
 KNOWN_WRONG: dict[tuple[str, str], list[tuple[str, str, str]]] = _build()
@@ -457,3 +439,52 @@ def run_hidden_tests(exercises, known_wrong, before=None) -> dict:
             jobs.append(pre + [src, hidden])
             keys.append((nb, gid, mistake))
     return dict(zip(keys, run_isolated(jobs), strict=True))
+
+
+def assert_check_passes(check, fn, grade_id: str, capfd) -> None:
+    """The visible check accepts ``fn``, says so on stdout, and nothing reaches stderr."""
+    assert check(fn).ok
+    out, err = capfd.readouterr()
+    assert out.startswith(f"[OK] {grade_id}: correct"), out
+    assert err == ""
+
+
+def case_id(item) -> str:
+    """A short test id: ``02-softmax_backprop-sign`` for (notebook, grade_id[, mistake, ...])."""
+    return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 and item[2] else "")
+
+
+def hidden_runs(exercises, wrong) -> list[tuple[str, str, str | None]]:
+    """``(notebook, grade_id, None)`` for each solution, then ``(notebook, grade_id,
+    mistake)`` for each known-wrong answer: the keys of :func:`run_hidden_tests`."""
+    return [(nb, gid, None) for nb, gid in exercises] + [(nb, gid, m) for nb, gid, m, *_ in wrong]
+
+
+def assert_hidden_verdict(results: dict, notebook: str, grade_id: str, mistake) -> None:
+    """After the solution (``mistake`` None) the hidden-test cell passes with nothing on
+    stderr; after a known-wrong answer it fails, by a check or a case."""
+    res = results[(notebook, grade_id, mistake)]
+    if mistake is None:
+        assert res["ok"], res["error"]
+        assert res["stderr"] == ""
+    else:
+        assert not res["ok"], f"the hidden tests of {grade_id} accept the mistake {mistake!r}"
+        assert res["error"].split(":")[0] in ("CheckFailed", "AssertionError")
+
+
+def assert_cheat_fools_only_the_visible_check(notebook: str, grade_id: str, wrong: str,
+                                              cheat: str, before=()) -> None:
+    """After a wrong answer and a ``cheat`` cell that replaces checks or reference code, the
+    visible check passes (it is not reloaded) but the hidden tests fail; after the solution
+    and the same cheat, the hidden tests still pass."""
+    hidden = cell_source(notebook, f"{grade_id}-hidden")
+    visible = cell_source(notebook, f"{grade_id}-check")
+    pre = [setup_source(notebook), *before]
+    res_visible, res_hidden, res_honest = run_isolated([
+        [*pre, wrong, cheat, visible],
+        [*pre, wrong, cheat, hidden],
+        [*pre, solution_source(notebook, grade_id), cheat, hidden],
+    ])
+    assert res_visible["ok"], res_visible["error"]  # the visible check is fooled...
+    assert not res_hidden["ok"]                     # ...the hidden tests are not
+    assert res_honest["ok"], res_honest["error"]    # and a right answer still passes them

@@ -158,3 +158,100 @@ def test_quietly_swallows_warnings_and_stderr(capfd):
         warnings.warn("loud", UserWarning, stacklevel=1)
         print("noise", file=sys.stderr)
     assert capfd.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------------------------
+# cases as data (cnnlib.checks.cases)
+# --------------------------------------------------------------------------------------------
+from cnnlib.checks.cases import (  # noqa: E402 - the second half of this file tests them
+    After,
+    Case,
+    Close,
+    Each,
+    Equal,
+    arg,
+    fixed,
+    integers,
+    normal,
+    run_case,
+)
+
+
+def test_inputs_are_deterministic_and_fresh():
+    a, b = normal(3, (2, 3), (4,), extra=(7,))(), normal(3, (2, 3), (4,), extra=(7,))()
+    assert [np.shape(v) for v in a] == [(2, 3), (4,), ()] and a[2] == 7
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[0] is not b[0]
+    assert not np.array_equal(a[0], normal(4, (2, 3))()[0])
+    (pixels,) = integers(1, 0, 256, (5, 5), dtype="uint8")()
+    assert pixels.dtype == np.uint8
+    values = fixed(np.zeros(3), 2)
+    first = values()
+    first[0][0] = 9.0            # a student scribbling on one call's inputs...
+    assert values()[0][0] == 0.0  # ...does not change the next call's
+
+
+@pytest.mark.parametrize("judge, got, want, verdict", [
+    (Close(), np.ones(3), np.ones(3), None),
+    (Close(), np.ones(3) + 1e-3, np.ones(3), "wrong values"),
+    (Close(), np.ones((3, 1)), np.ones(3), "shape (3, 1), expected (3,)"),
+    (Close(), None, np.ones(3), "returned None (a missing return?)"),
+    (Close(), "abc", np.ones(3), "not an array of numbers (str)"),
+    (Close(broadcast=True), 1.0, np.ones(3), None),
+    (Close(rtol=0.0, atol=0.0), np.ones(2) * (1 + 1e-15), np.ones(2), "wrong values"),
+    (Equal(), (0, 2), (0, 2), None),
+    (Equal(), (0.0, 2.0), (0, 2), None),
+    (Equal(), 2.5, 2, "2.5 is not a whole number"),
+    (Equal(), (2, 0), (0, 2), "wrong value"),
+    (Each(("a", Close()), ("n", Equal())), (np.zeros(2), 3), (np.zeros(2), 3), None),
+    (Each(("a", Close()), ("n", Equal())), (np.zeros(2), 4), (np.zeros(2), 3), "`n`: wrong value"),
+    (Each(("a", Close()), ("n", Equal())), np.zeros(2), (np.zeros(2), 3),
+     "expected a tuple (a, n), got ndarray"),
+])
+def test_judges(judge, got, want, verdict):
+    assert judge(got, want) == verdict
+
+
+def _scale_in_place(x, factor):
+    x *= factor
+    return x.sum()
+
+
+CASE = Case("a (2, 3) input", normal(0, (2, 3), extra=(2.0,)), _scale_in_place,
+            after=(After("x", arg(0)),))
+
+
+def test_run_case_passes_a_right_answer_and_names_the_case_of_a_wrong_one():
+    assert run_case(CASE, _scale_in_place) is None
+    assert run_case(CASE, lambda x, f: (x * f).sum()) == "a (2, 3) input: x: wrong values"
+    assert run_case(CASE, lambda x, f: x.sum()) == "a (2, 3) input: wrong values"
+
+
+def test_run_case_reports_exceptions_and_unanswered_exercises(capfd):
+    def noisy(x, f):
+        warnings.warn("overflow", RuntimeWarning, stacklevel=2)
+        print("to stderr", file=sys.stderr)
+        raise ValueError("bad")
+
+    def stub(x, f):
+        raise NotImplementedError
+
+    assert run_case(CASE, noisy) == "a (2, 3) input: raised ValueError: bad"
+    assert run_case(CASE, stub) == "a (2, 3) input: not implemented yet"
+    assert capfd.readouterr().err == ""
+
+
+def test_run_case_reads_attributes_after_the_call():
+    class Box:
+        def __init__(self):
+            self.v = np.zeros(2)
+
+    case = Case("a box", lambda: (Box(),), lambda box: box.v.__iadd__(1.0).sum(),
+                after=(After("the box's v", arg(0, "v")),))
+    assert run_case(case, lambda box: box.v.__iadd__(1.0).sum()) is None
+    assert run_case(case, lambda box: 2.0) == "a box: the box's v: wrong values"
+
+
+def test_numba_case_needs_a_compiled_function():
+    case = Case("numba", fixed(np.ones(3)), lambda x: x * 2, numba=True)
+    assert run_case(case, lambda x: x * 2) == "numba: the function must be compiled with @njit"

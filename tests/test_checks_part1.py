@@ -9,20 +9,28 @@ modules): they pass for the solutions and fail for every known-wrong answer.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from known_wrong import (
     CHECKS,
     KNOWN_WRONG,
-    cell_source,
+    assert_cheat_fools_only_the_visible_check,
+    assert_check_passes,
+    assert_hidden_verdict,
+    hidden_runs,
     load_function,
     run_hidden_tests,
-    run_isolated,
     setup_source,
-    solution_source,
+)
+from known_wrong import (
+    case_id as _id,
 )
 
 import cnnlib.checks as checks
+from cnnlib.checks import reference as ref
+from cnnlib.gradcheck import PASS_MARK, numerical_gradient, numerical_gradient_array, rel_error
 
 EXERCISES = sorted(CHECKS)
 WRONG = [(nb, gid, mistake, src, hint) for (nb, gid), items in sorted(KNOWN_WRONG.items())
@@ -32,8 +40,8 @@ GRADIENT_EXERCISES = {"d_out_d_t", "chain_rule", "softmax_backprop", "maxpool_ba
                       "conv_backprop"}
 
 
-def _id(item):
-    return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 else "")
+NUMERICAL_LINE = re.compile(r"relative error against the numerical gradient: (\S+) "
+                            r"\(a correct gradient gives below (\S+)\)")
 
 
 def check_of(notebook, grade_id):
@@ -48,10 +56,7 @@ def test_every_exercise_has_known_wrong_answers():
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
 def test_solution_passes(exercise, capfd):
     nb, gid = exercise
-    result = check_of(nb, gid)(load_function(nb, gid))
-    assert result.ok
-    out, err = capfd.readouterr()
-    assert out.startswith(f"[OK] {gid}: correct") and err == ""
+    assert_check_passes(check_of(nb, gid), load_function(nb, gid), gid, capfd)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
@@ -83,6 +88,10 @@ def test_known_wrong_answer_fails_with_its_hint(case, capfd):
     gradient_wrong = "worst at index" in out and "after the update" not in out
     if gid in GRADIENT_EXERCISES and gradient_wrong and "ties" not in out:
         assert "relative error against the numerical gradient" in out
+    quoted = NUMERICAL_LINE.search(out)
+    if quoted:  # the one pass mark, and the wrong answer is on the failing side of it
+        assert float(quoted.group(2)) == PASS_MARK, out
+        assert float(quoted.group(1)) >= PASS_MARK, f"{mistake}: {quoted.group(0)}"
     assert "[[" not in out, "the report must not print whole arrays"
 
 
@@ -144,19 +153,9 @@ def hidden_results():
     return run_hidden_tests(EXERCISES, KNOWN_WRONG)
 
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
-def test_hidden_tests_pass_for_the_solution(exercise, hidden_results):
-    res = hidden_results[(*exercise, None)]
-    assert res["ok"], res["error"]
-    assert res["stderr"] == ""
-
-
-@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
-def test_hidden_tests_fail_for_known_wrong_answers(case, hidden_results):
-    nb, gid, mistake, _, _ = case
-    res = hidden_results[(nb, gid, mistake)]
-    assert not res["ok"], f"the hidden tests of {gid} accept the mistake {mistake!r}"
-    assert res["error"].split(":")[0] in ("CheckFailed", "AssertionError")
+@pytest.mark.parametrize("run", hidden_runs(EXERCISES, WRONG), ids=_id)
+def test_hidden_tests_pass_for_the_solution_and_fail_for_known_wrong_answers(run, hidden_results):
+    assert_hidden_verdict(hidden_results, *run)
 
 
 def test_hidden_tests_survive_a_student_replacing_the_checks():
@@ -181,16 +180,7 @@ cnnlib.tutorial.layers.Softmax = _Agree
 check_softmax_backprop = cnnlib.checks.check_softmax_backprop   # the name the check cell uses
 '''
     wrong = KNOWN_WRONG[nb, gid][0][1]  # updated the weights first
-    hidden = cell_source(nb, f"{gid}-hidden")
-    visible = cell_source(nb, f"{gid}-check")
-    res_visible, res_hidden, res_honest = run_isolated([
-        [setup_source(nb), wrong, cheat, visible],
-        [setup_source(nb), wrong, cheat, hidden],
-        [setup_source(nb), solution_source(nb, gid), cheat, hidden],
-    ])
-    assert res_visible["ok"]            # the visible check is fooled (it is not reloaded)...
-    assert not res_hidden["ok"]         # ...the hidden tests are not
-    assert res_honest["ok"], res_honest["error"]  # and a right answer still passes them
+    assert_cheat_fools_only_the_visible_check(nb, gid, wrong, cheat)
 
 
 def test_setup_cells_protect_the_cnnlib_import():
@@ -292,3 +282,93 @@ def test_other_correct_answers_pass(case):
     nb, gid, src = case
     result = check_of(nb, gid)(load_function(nb, gid, src), raise_on_fail=False, verbose=False)
     assert result.ok, str(result)
+
+
+# --------------------------------------------------------------------------------------------
+# the pass mark: every solution's gradient is on the right side of it
+# --------------------------------------------------------------------------------------------
+
+def _conv_out(x, f):
+    return ref.conv_forward(x, f)
+
+
+def _gradient_errors(gid, fn, rng):
+    """Max relative errors of the solution's gradients against central differences."""
+    if gid == "d_L_d_out":
+        p = ref.softmax(rng.standard_normal(6))
+        pp = p.copy()
+        return [rel_error(fn(p.copy(), 2), numerical_gradient(lambda: -np.log(pp[2]), pp))]
+    if gid == "chain_rule":
+        x, w, d_t = rng.standard_normal((3, 3, 2)), rng.standard_normal((18, 4)), \
+            rng.standard_normal(4)
+        g_w, _, g_x = fn(d_t, x, w)
+        t = lambda: x.reshape(-1) @ w  # noqa: E731
+        return [rel_error(g_w, numerical_gradient_array(t, w, d_t)),
+                rel_error(g_x, numerical_gradient_array(t, x, d_t))]
+    if gid == "maxpool2_backprop":
+        x = rng.standard_normal((6, 4, 2))
+        d = rng.standard_normal((3, 2, 2))
+        return [rel_error(fn(d, x), numerical_gradient_array(lambda: ref.maxpool_forward(x),
+                                                             x, d))]
+    x, f = rng.standard_normal((6, 5)), rng.standard_normal((2, 3, 3))
+    d = rng.standard_normal((4, 3, 2))
+    if gid == "conv_filter_gradient":
+        return [rel_error(fn(d, x), numerical_gradient_array(lambda: _conv_out(x, f), f, d))]
+    if gid == "conv_input_gradient":
+        return [rel_error(fn(d, f), numerical_gradient_array(lambda: _conv_out(x, f), x, d))]
+    g_f, g_x = fn(d, x, f)  # conv_backprop
+    return [rel_error(g_f, numerical_gradient_array(lambda: _conv_out(x, f), f, d)),
+            rel_error(g_x, numerical_gradient_array(lambda: _conv_out(x, f), x, d))]
+
+
+PASS_MARK_EXERCISES = [("02-softmax-backprop", "d_L_d_out"), ("02-softmax-backprop", "chain_rule"),
+                       ("03-maxpool-backprop", "maxpool2_backprop"),
+                       ("04-conv-backprop", "conv_filter_gradient"),
+                       ("04-conv-backprop", "conv_input_gradient"),
+                       ("04-conv-backprop", "conv_backprop")]
+
+
+@pytest.mark.parametrize("exercise", PASS_MARK_EXERCISES, ids=[_id(e) for e in PASS_MARK_EXERCISES])
+def test_solutions_pass_the_gradient_pass_mark(exercise):
+    """The pass mark quoted by the checks (cnnlib.gradcheck.PASS_MARK) is met by every
+    solution's gradient, with room: a correct float64 gradient reaches ~1e-9."""
+    fn = load_function(*exercise)
+    errors = _gradient_errors(exercise[1], fn, np.random.default_rng(0))
+    assert max(float(e.max()) for e in errors) < PASS_MARK / 10
+
+
+# --------------------------------------------------------------------------------------------
+# the cases as data, run directly (what a grader outside the notebook would do)
+# --------------------------------------------------------------------------------------------
+
+def test_visible_and_hidden_cases_run_on_a_function(capfd):
+    from cnnlib.checks.hidden import run
+
+    nb, gid = "03-maxpool-backprop", "maxpool_backprop"
+    run(gid, load_function(nb, gid), "visible")
+    run(gid, load_function(nb, gid), "hidden")
+    out, err = capfd.readouterr()
+    assert "maxpool_backprop: the hidden cases pass (4)" in out and err == ""
+    wrong = dict((m, s) for m, s, _ in KNOWN_WRONG[nb, gid])["= instead of +="]
+    with pytest.raises(checks.CheckFailed):
+        run(gid, load_function(nb, gid, wrong), "visible")
+
+
+def test_hidden_cases_name_every_case_that_fails():
+    """Run one by one (as a grader outside the notebook would), each case says whether the
+    answer is right for it and, when not, which case and what is wrong."""
+    from cnnlib.checks.cases import Case, run_case
+    from cnnlib.checks.hidden import exercise
+
+    nb, gid = "03-maxpool-backprop", "maxpool_backprop"
+    wrong = load_function(nb, gid, dict((m, s) for m, s, _ in KNOWN_WRONG[nb, gid])
+                          ["= instead of +="])
+    _, ex = exercise(gid)
+    problems = [run_case(c, wrong) for c in ex.hidden if isinstance(c, Case)]
+    assert problems == [
+        "input (9, 8, 3) with ties, pool_size 3, stride 2: wrong values",
+        "input (6, 6, 2) with ties, pool_size 2, stride 1: wrong values",
+        None,   # 4x4 windows at stride 1 on a 5x5 map: no two windows share a maximum here
+    ]
+    assert all(run_case(c, load_function(nb, gid)) is None for c in ex.hidden
+               if isinstance(c, Case))

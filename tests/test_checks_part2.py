@@ -19,7 +19,20 @@ import warnings
 
 import numpy as np
 import pytest
-from known_wrong import cell_source, run_hidden_tests, run_isolated, setup_source, solution_source
+from known_wrong import (
+    assert_cheat_fools_only_the_visible_check,
+    assert_check_passes,
+    assert_hidden_verdict,
+    cell_source,
+    hidden_runs,
+    run_hidden_tests,
+    run_isolated,
+    setup_source,
+    solution_source,
+)
+from known_wrong import (
+    case_id as _id,
+)
 from numba import njit
 
 NB5, NB6, NB7 = "05-training", "06-going-fast", "07-deeper"
@@ -234,10 +247,6 @@ WRONG = [(nb, gid, mistake, src, hint) for (nb, gid), items in sorted(KNOWN_WRON
          for mistake, src, hint in items]
 
 
-def _id(item):
-    return f"{item[0][:2]}-{item[1]}" + (f"-{item[2]}" if len(item) > 2 else "")
-
-
 def check_of(notebook, grade_id):
     module, name = CHECKS_PART2[notebook, grade_id].split(".")
     return getattr(importlib.import_module(f"cnnlib.checks.{module}"), name)
@@ -286,11 +295,7 @@ def test_every_answer_cell_of_the_notebooks_is_covered():
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
 def test_solution_passes(exercise, capfd):
     nb, gid = exercise
-    result = check_of(nb, gid)(load_answer(nb, gid))
-    assert result.ok
-    out, err = capfd.readouterr()
-    assert out.startswith(f"[OK] {gid}: correct"), out
-    assert err == ""
+    assert_check_passes(check_of(nb, gid), load_answer(nb, gid), gid, capfd)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
@@ -375,19 +380,9 @@ def hidden_results():
                             before=lambda nb, gid: [setup_source(nb)] + _previous_answers(nb, gid))
 
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=[_id(e) for e in EXERCISES])
-def test_hidden_tests_pass_for_the_solution(exercise, hidden_results):
-    res = hidden_results[(*exercise, None)]
-    assert res["ok"], res["error"]
-    assert res["stderr"] == ""
-
-
-@pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
-def test_hidden_tests_fail_for_known_wrong_answers(case, hidden_results):
-    nb, gid, mistake, _, _ = case
-    res = hidden_results[(nb, gid, mistake)]
-    assert not res["ok"], f"the hidden tests of {gid} accept the mistake {mistake!r}"
-    assert res["error"].split(":")[0] in ("CheckFailed", "AssertionError")
+@pytest.mark.parametrize("run", hidden_runs(EXERCISES, WRONG), ids=_id)
+def test_hidden_tests_pass_for_the_solution_and_fail_for_known_wrong_answers(run, hidden_results):
+    assert_hidden_verdict(hidden_results, *run)
 
 
 def test_hidden_tests_survive_a_student_replacing_the_checks():
@@ -407,16 +402,7 @@ class _Agree:
 cnnlib.optim.Adam = _Agree
 '''
     wrong = dict((m, s) for m, s, _ in KNOWN_WRONG_PART2[nb, gid])["no bias correction"]
-    hidden = cell_source(nb, f"{gid}-hidden")
-    visible = cell_source(nb, f"{gid}-check")
-    res_visible, res_hidden, res_honest = run_isolated([
-        [setup_source(nb), wrong, cheat, visible],
-        [setup_source(nb), wrong, cheat, hidden],
-        [setup_source(nb), solution_source(nb, gid), cheat, hidden],
-    ])
-    assert res_visible["ok"]
-    assert not res_hidden["ok"]
-    assert res_honest["ok"], res_honest["error"]
+    assert_cheat_fools_only_the_visible_check(nb, gid, wrong, cheat)
 
 
 def _cell_by_id(notebook, cell_id):

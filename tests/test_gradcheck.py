@@ -9,7 +9,7 @@ import pytest
 from cnnlib.errors import DTypeError
 from cnnlib.gradcheck import (
     DEFAULT_H,
-    THRESHOLD,
+    PASS_MARK,
     GradCheckReport,
     KinkWarning,
     check_layer,
@@ -48,7 +48,7 @@ def test_rel_error():
 
 
 def test_h_and_threshold_are_the_documented_ones():
-    assert DEFAULT_H == 1e-5 and THRESHOLD == 1e-7
+    assert DEFAULT_H == 1e-5 and PASS_MARK == 1e-7
 
 
 class DenseWrongWeightGrad(Dense):
@@ -99,7 +99,7 @@ def test_report_table_lists_every_array_with_its_verdict():
         assert line.split()[0] == name and line.endswith("PASS")
     assert "(2, 2, 5, 4)" in str(report) and repr(report) == str(report)
     for c in report.checks:
-        assert c.max_rel_error < THRESHOLD
+        assert c.max_rel_error < PASS_MARK
         assert len(c.worst_index) == len(c.shape)
 
 

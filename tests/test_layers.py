@@ -418,3 +418,58 @@ def test_bad_constructor_arguments():
         Dense(2, 3, rng="seed")
     with pytest.raises(TypeError, match="not a layer"):
         Sequential([Dense(2, 3), "relu"])
+
+
+# ------------------------------------------------------------------ from_weights
+def test_conv2d_from_weights_holds_a_copy_and_reads_the_shape():
+    rng = np.random.default_rng(3)
+    W, b = rng.standard_normal((4, 2, 3, 5)), rng.standard_normal(4)
+    layer = Conv2D.from_weights(W, b, stride=2, padding=1)
+    assert (layer.in_channels, layer.out_channels, layer.kernel_size) == (2, 4, (3, 5))
+    assert (layer.stride, layer.padding, layer.bias) == ((2, 2), (1, 1), True)
+    np.testing.assert_array_equal(layer.params["W"], W)
+    np.testing.assert_array_equal(layer.params["b"], b)
+    layer.params["W"] += 1.0
+    assert not np.array_equal(layer.params["W"], W)   # a copy: the caller's W is untouched
+    x = rng.standard_normal((2, 2, 6, 7))
+    expected = Conv2D.from_weights(W, b, stride=2, padding=1).forward(x)
+    manual = Conv2D(2, 4, (3, 5), stride=2, padding=1, rng=0)
+    manual.params["W"][...] = W
+    manual.params["b"][...] = b
+    np.testing.assert_allclose(expected, manual.forward(x), rtol=1e-13, atol=0)
+    no_bias = Conv2D.from_weights(W)
+    assert not no_bias.bias and "b" not in no_bias.params
+
+
+def test_conv2d_from_weights_keeps_the_dtype_asked_for():
+    layer = Conv2D.from_weights(np.ones((1, 1, 2, 2)), dtype=np.float32)
+    assert layer.params["W"].dtype == np.float32
+
+
+def test_dense_from_weights_holds_a_copy():
+    rng = np.random.default_rng(4)
+    W, b = rng.standard_normal((6, 3)), rng.standard_normal(3)
+    layer = Dense.from_weights(W, b)
+    assert (layer.in_features, layer.out_features, layer.bias) == (6, 3, True)
+    x = rng.standard_normal((5, 6))
+    np.testing.assert_allclose(layer.forward(x), x @ W + b, rtol=1e-13, atol=1e-15)
+    layer.params["W"][...] = 0.0
+    assert np.abs(W).sum() > 0
+    assert "b" not in Dense.from_weights(W).params
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Conv2D.from_weights(np.zeros((4, 3, 3))),
+     "Conv2D.from_weights: W must have shape (F, C, KH, KW), got (4, 3, 3)"),
+    (lambda: Conv2D.from_weights(np.zeros((4, 1, 3, 3)), np.zeros(3)),
+     "Conv2D.from_weights: b must have shape (4,) (one bias per filter of W (4, 1, 3, 3)), "
+     "got (3,)"),
+    (lambda: Dense.from_weights(np.zeros(5)),
+     "Dense.from_weights: W must have shape (D, M), got (5,)"),
+    (lambda: Dense.from_weights(np.zeros((5, 2)), np.zeros((2, 1))),
+     "Dense.from_weights: b must have shape (2,) (one bias per column of W (5, 2)), got (2, 1)"),
+])
+def test_from_weights_names_layer_argument_and_shapes(make, message):
+    with pytest.raises(ShapeError) as err:
+        make()
+    assert message in str(err.value)

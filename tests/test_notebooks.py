@@ -129,6 +129,45 @@ def test_nbgrader_markup(src):
                 f"answer cell {nbg(nb.cells[i])['grade_id']} has no test cell after it"
 
 
+HIDDEN_LINE = re.compile(r'^_hidden\("(\w+)", (\w+)\)$')
+HIDDEN_IMPORT = "from cnnlib.checks.hidden import run_hidden as _hidden"
+
+
+@per_notebook
+def test_hidden_cells_run_the_cases_of_their_exercise(src):
+    """Each hidden-test cell is one line, ``_hidden("<exercise>", <exercise>)``, for the
+    exercise its grade id names; the exercise's cases live in the checks module named after
+    the notebook (cnnlib.checks.hidden.NOTEBOOK_MODULES), with hidden cases, and every
+    visible check they run exists there. Every exercise of that module with hidden cases
+    has its cell."""
+    from cnnlib.checks.cases import CheckRun
+    from cnnlib.checks.hidden import NOTEBOOK_MODULES, exercises
+
+    nb = read(src)
+    module = NOTEBOOK_MODULES[src.parent.name]
+    table = exercises()
+    assert HIDDEN_IMPORT in cell_source(nb.cells[[c.cell_type for c in nb.cells].index("code")])
+    called = set()
+    for cell in nb.cells:
+        lines = marked_lines(cell_source(cell), HIDDEN_TESTS)
+        if not lines:
+            continue
+        assert len(lines) == 1, f"{nbg(cell)['grade_id']}: a hidden-test cell is one line"
+        match = HIDDEN_LINE.match(lines[0])
+        assert match and match.group(1) == match.group(2), lines[0]
+        name = match.group(1)
+        assert nbg(cell)["grade_id"] == f"{name}-hidden"
+        owner, exercise = table[name]
+        assert owner is module, f"{name}'s cases are in {owner.__name__}, not {module.__name__}"
+        assert exercise.hidden, f"{name} has no hidden cases"
+        for case in exercise.visible + exercise.hidden:
+            if isinstance(case, CheckRun):
+                assert callable(getattr(module, case.check, None)), case.check
+        called.add(name)
+    assert called == {ex.name for ex in module.EXERCISES if ex.hidden}
+
+
+
 def test_release_is_generated_from_solutions(tmp_path):
     if not SOLUTIONS:
         pytest.skip(NO_NOTEBOOKS)

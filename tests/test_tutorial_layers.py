@@ -1,6 +1,7 @@
 """The tutorial's layers (Conv3x3, MaxPool2, Softmax): same numbers as the general layers on
-the same weights, S1's initialisation and API, stacking, and per-sample training that gives
-the loss sequence of a plain-loop implementation written here from the maths."""
+the same weights, the tutorial network's initialisation and API, stacking, and per-sample
+training that gives the loss sequence of a plain-loop implementation written here from the
+maths; the layout adapters and from_weights."""
 
 import math
 
@@ -11,6 +12,12 @@ from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
 from cnnlib.gradcheck import numerical_gradient
 from cnnlib.layers import Conv2D, Dense, MaxPool2D, SoftmaxActivation
 from cnnlib.tutorial import Conv3x3, MaxPool2, Softmax
+from cnnlib.tutorial.layout import (
+    batch_to_sample,
+    filters_to_batch,
+    filters_to_sample,
+    sample_to_batch,
+)
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -22,13 +29,12 @@ def test_conv3x3_agrees_with_conv2d(in_channels):
     conv = Conv3x3(4, in_channels=in_channels, rng=rng)
     shape = (7, 6) if in_channels == 1 else (7, 6, in_channels)
     image = rng.standard_normal(shape)
-    ref = Conv2D(in_channels, 4, 3, bias=False)
     if in_channels == 1:
         assert conv.filters.shape == (4, 3, 3)
-        ref.params["W"][...] = conv.filters[:, None]
+        ref = Conv2D.from_weights(conv.filters[:, None])
     else:
         assert conv.filters.shape == (4, 3, 3, in_channels)
-        ref.params["W"][...] = conv.filters.transpose(0, 3, 1, 2)
+        ref = Conv2D.from_weights(conv.filters.transpose(0, 3, 1, 2))
     batch = image.reshape(7, 6, in_channels).transpose(2, 0, 1)[None]
 
     out = conv.forward(image)
@@ -72,9 +78,7 @@ def test_softmax_agrees_with_dense_and_softmax_activation():
     sm = Softmax(2 * 3 * 4, 5, rng=rng)
     sm.biases[:] = rng.standard_normal(5)
     x = rng.standard_normal((2, 3, 4))
-    dense, act = Dense(24, 5), SoftmaxActivation()
-    dense.params["W"][...] = sm.weights
-    dense.params["b"][...] = sm.biases
+    dense, act = Dense.from_weights(sm.weights, sm.biases), SoftmaxActivation()
     w0, b0 = sm.weights.copy(), sm.biases.copy()
 
     out = sm.forward(x)
@@ -108,7 +112,7 @@ def test_backprop_returns_the_gradient_before_the_update():
     np.testing.assert_allclose(d_in, w0 @ (p - np.eye(3)[0]), **TOL)
 
 
-# ------------------------------------------------------------------ S1 init and API details
+# ------------------------------------------------ the tutorial network's init and API details
 def test_initialisation_follows_the_tutorial():
     conv = Conv3x3(8, rng=7)
     np.testing.assert_array_equal(conv.filters,
@@ -182,8 +186,8 @@ def test_tutorial_layer_errors():
 
 
 # ------------------------------------------------------------------ per-sample training
-class PlainS1:
-    """The S1 network written from the maths with plain Python loops (no cnnlib code):
+class PlainTutorialNet:
+    """The tutorial network written from the maths with plain Python loops (no cnnlib code):
     valid 3x3 conv without bias, 2x2/2 max pool (first maximum wins), dense + softmax,
     cross-entropy, per-sample SGD in the order softmax, pool, conv."""
 
@@ -258,15 +262,16 @@ class PlainS1:
 @pytest.mark.parametrize("size,n_filters,classes,steps", [(10, 3, 4, 24), (28, 8, 10, 6)])
 def test_per_sample_training_matches_a_plain_loop_implementation(size, n_filters, classes,
                                                                   steps):
-    """Same loss sequence, step by step, as PlainS1. The images have blank (-0.5) margins like
-    real digits, so pooling windows tie; both implementations must cope (with blank patches
-    any tied winner gives the same filter gradient: the tie rule itself is tested above)."""
+    """Same loss sequence, step by step, as PlainTutorialNet. The images have blank (-0.5)
+    margins like real digits, so pooling windows tie; both implementations must cope (with
+    blank patches any tied winner gives the same filter gradient: the tie rule itself is
+    tested above)."""
     rng = np.random.default_rng(size)
     lr = 0.05
     conv, pool = Conv3x3(n_filters, rng=rng), MaxPool2()
     pooled = (size - 2) // 2
     sm = Softmax(pooled * pooled * n_filters, classes, rng=rng)
-    plain = PlainS1(conv.filters, sm.weights, sm.biases)
+    plain = PlainTutorialNet(conv.filters, sm.weights, sm.biases)
     # Like digits: a blank (-0.5) margin of 4 pixels around random strokes. The blank corners
     # give equal conv outputs, hence tied pooling windows.
     images = np.full((steps, size, size), -0.5)
@@ -289,3 +294,76 @@ def test_per_sample_training_matches_a_plain_loop_implementation(size, n_filters
     np.testing.assert_allclose(conv.filters, plain.filters, rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(sm.weights, plain.weights, rtol=1e-11, atol=1e-14)
     assert not np.allclose(sm.weights, w_init)  # training really moved the weights
+
+
+# ------------------------------------------------------------------ layout adapters, from_weights
+def test_layout_adapters_move_axes_as_documented():
+    rng = np.random.default_rng(5)
+    img, maps = rng.standard_normal((4, 5)), rng.standard_normal((4, 5, 3))
+    assert sample_to_batch(img).shape == (1, 1, 4, 5)
+    np.testing.assert_array_equal(sample_to_batch(img)[0, 0], img)
+    batch = sample_to_batch(maps)
+    assert batch.shape == (1, 3, 4, 5)
+    assert batch[0, 2, 1, 3] == maps[1, 3, 2]          # channel c of pixel (i, j)
+    np.testing.assert_array_equal(batch_to_sample(batch), maps)
+    f1, f3 = rng.standard_normal((2, 3, 3)), rng.standard_normal((2, 3, 3, 4))
+    assert filters_to_batch(f1).shape == (2, 1, 3, 3)
+    assert filters_to_batch(f3)[1, 3, 0, 2] == f3[1, 0, 2, 3]
+    np.testing.assert_array_equal(filters_to_sample(filters_to_batch(f1), 3), f1)
+    np.testing.assert_array_equal(filters_to_sample(filters_to_batch(f3), 4), f3)
+
+
+def test_layout_adapters_return_views():
+    """Conv3x3 relies on it: an in-place update of its filters is seen by its Conv2D."""
+    f = np.zeros((2, 3, 3, 4))
+    filters_to_batch(f)[0, 1, 2, 0] = 7.0
+    assert f[0, 2, 0, 1] == 7.0
+    conv = Conv3x3(2, rng=0)
+    conv.filters -= 1.0
+    np.testing.assert_array_equal(conv.conv.params["W"][:, 0], conv.filters)
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_conv3x3_from_weights_holds_a_copy_of_the_filters(in_channels):
+    rng = np.random.default_rng(in_channels)
+    shape = (4, 3, 3) if in_channels == 1 else (4, 3, 3, in_channels)
+    filters = rng.standard_normal(shape)
+    before = filters.copy()
+    conv = Conv3x3.from_weights(filters)
+    assert (conv.num_filters, conv.in_channels) == (4, in_channels)
+    np.testing.assert_array_equal(conv.filters, filters)
+    image = rng.standard_normal((6, 5) if in_channels == 1 else (6, 5, in_channels))
+    out = conv.forward(image)
+    conv.backprop(np.ones_like(out), 0.5)
+    assert not np.array_equal(conv.filters, before)   # the layer trained...
+    np.testing.assert_array_equal(filters, before)      # ...its own copy
+
+
+def test_softmax_from_weights_holds_copies():
+    rng = np.random.default_rng(2)
+    w, b = rng.standard_normal((12, 4)), rng.standard_normal(4)
+    sm = Softmax.from_weights(w, b)
+    assert (sm.input_len, sm.nodes) == (12, 4)
+    np.testing.assert_array_equal(sm.weights, w)
+    np.testing.assert_array_equal(sm.biases, b)
+    w0 = w.copy()
+    out = sm.forward(rng.standard_normal((3, 4)))
+    sm.backprop(-1 / out, 0.5)
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(Softmax.from_weights(w).biases, np.zeros(4))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Conv3x3.from_weights(np.zeros((4, 5, 5))),
+     "Conv3x3.from_weights: filters must have shape (F, 3, 3) or (F, 3, 3, C) with C > 1, "
+     "got (4, 5, 5)"),
+    (lambda: Conv3x3.from_weights(np.zeros((4, 3, 3, 1))), "got (4, 3, 3, 1)"),
+    (lambda: Softmax.from_weights(np.zeros(12)),
+     "Softmax.from_weights: weights must have shape (input_len, nodes), got (12,)"),
+    (lambda: Softmax.from_weights(np.zeros((12, 4)), np.zeros(3)),
+     "Softmax(12, 4): biases must have shape (4,), got (3,)"),
+])
+def test_tutorial_from_weights_names_layer_argument_and_shapes(make, message):
+    with pytest.raises(ShapeError) as err:
+        make()
+    assert message in str(err.value)

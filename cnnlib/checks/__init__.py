@@ -18,8 +18,13 @@ warnings, stderr output and exceptions are caught and reported in the text, neve
 to stderr (nbgrader scores a test cell that writes to stderr 0). The reference array itself
 is never printed: only one expected element, at the worst index.
 
-Modules (one per notebook; the framework is in :mod:`cnnlib.checks.base`, whose docstring
-explains how to write a new check):
+The framework: :mod:`~cnnlib.checks.base` (run a student's function safely, compare,
+report; its docstring explains how to write a new check), :mod:`~cnnlib.checks.cases` (an
+exercise's cases as data, and ``run_case``), :mod:`~cnnlib.checks.hidden` (what hidden-test
+cells call) and :mod:`~cnnlib.checks.reference` (the channels-last reference answers, from
+``cnnlib.layers`` through :mod:`cnnlib.tutorial.layout` and ``from_weights``).
+
+Modules, one per notebook, named after it:
 
 =====================  ===============================================================
 ``setup``              00: ``check_scale_images``, ``check_class_counts``
@@ -50,58 +55,33 @@ ungraded section of notebook 05 plugs the student's ``softmax_backprop``,
 ``maxpool2_backprop`` and ``conv3x3_backprop`` into the tutorial's training loop with
 exactly those signatures.
 
-Hidden tests and students who replace things. A student cell could rebind
-``cnnlib.checks.check_x`` (or the reference) to something that always passes. The hidden
-test cells therefore never trust the module objects as they find them: they first run ::
+Where the cases live. Each notebook module ends with ``EXERCISES``: per exercise its visible
+and hidden cases as data (:mod:`cnnlib.checks.cases`): a ``CheckRun`` (the visible check
+with given seeds, shapes or edge cases, judged with its hints) or a ``Case`` (inputs made
+deterministically from a seed and shapes, the keyword arguments, the reference answer from
+:mod:`cnnlib.checks.reference` / ``cnnlib.layers`` and a judge comparing the returned value,
+and what the call must leave in its arguments). Plain data and pure functions, no notebook
+state: a grader can run the same cases outside the student's process.
 
-    import importlib as _il
-    for _m in ("cnnlib.layers.activations", "cnnlib.layers.dense", "cnnlib.layers.conv",
-               "cnnlib.layers.pool", "cnnlib.checks.base", "cnnlib.checks.reference",
-               "cnnlib.checks.<topic>"):
-        _il.reload(_il.import_module(_m))
-
-``importlib.reload`` re-executes each module's code in place, so every function a student
-replaced on those modules is restored (in dependency order: the layers, then the framework,
-then the reference adapters, then the topic; notebook 05, which uses several topics' checks
-at once, leaves ``checks.base`` alone, since reloading it would leave the other topic modules
-holding the old classes). They then compute the reference inside the
-cell from the reloaded ``cnnlib.layers`` (through the reloaded ``reference`` adapters) and
-compare with plain numpy (``np.allclose``), and also run the freshly loaded check with other
-seeds, shapes and edge cases for a readable report. What this does not defend against:
-patching numpy, ``importlib`` or builtins themselves; nbgrader restores the locked cells'
-source, and a student who goes that far is cheating knowingly, which a human will see.
+How hidden cells call them. Each hidden-test cell is one line,
+``_hidden("maxpool_backprop", maxpool_backprop)``, with ``_hidden`` imported by the setup
+cell from :mod:`cnnlib.checks.hidden`. That runner first re-executes (``importlib.reload``)
+the layers, the reference and every checks module in one fixed order (its ``RELOAD_ORDER``,
+the only place that order is written), so a student cell that replaced a check or a
+reference function cannot make the hidden cases pass; then it runs the exercise's hidden
+cases and raises an ``AssertionError`` naming each case that failed. It does not defend
+against patching numpy, ``importlib`` or the runner itself.
 """
 
+from . import conv_backprop, forward, maxpool_backprop, setup, softmax_backprop
 from .base import COMMON_HINTS, Checker, CheckFailed, CheckResult, Hint, Mistake, check_function
-from .conv_backprop import (
-    check_conv3x3_backprop,
-    check_conv_backprop,
-    check_conv_filter_gradient,
-    check_conv_input_gradient,
-)
-from .forward import (
-    check_conv3x3_forward,
-    check_conv_output_size,
-    check_cross_entropy,
-    check_forward_sample,
-    check_maxpool2_forward,
-    check_softmax_forward,
-    check_untrained_network,
-)
-from .maxpool_backprop import (
-    check_first_max_index,
-    check_maxpool2_backprop,
-    check_maxpool_backprop,
-)
-from .setup import check_class_counts, check_scale_images
-from .softmax_backprop import (
-    check_chain_rule,
-    check_d_L_d_out,
-    check_d_out_d_t,
-    check_fused_d_L_d_t,
-    check_local_gradients,
-    check_softmax_backprop,
-)
+
+# Each notebook module's __all__ is the list of its checks (notebooks 00-04 re-exported here).
+from .conv_backprop import *  # noqa: F403
+from .forward import *  # noqa: F403
+from .maxpool_backprop import *  # noqa: F403
+from .setup import *  # noqa: F403
+from .softmax_backprop import *  # noqa: F403
 
 __all__ = [
     "COMMON_HINTS",
@@ -111,26 +91,9 @@ __all__ = [
     "Hint",
     "Mistake",
     "check_function",
-    "check_scale_images",
-    "check_class_counts",
-    "check_conv_output_size",
-    "check_conv3x3_forward",
-    "check_maxpool2_forward",
-    "check_softmax_forward",
-    "check_cross_entropy",
-    "check_forward_sample",
-    "check_untrained_network",
-    "check_d_L_d_out",
-    "check_d_out_d_t",
-    "check_local_gradients",
-    "check_chain_rule",
-    "check_softmax_backprop",
-    "check_fused_d_L_d_t",
-    "check_first_max_index",
-    "check_maxpool2_backprop",
-    "check_maxpool_backprop",
-    "check_conv_filter_gradient",
-    "check_conv_input_gradient",
-    "check_conv3x3_backprop",
-    "check_conv_backprop",
+    *setup.__all__,
+    *forward.__all__,
+    *softmax_backprop.__all__,
+    *maxpool_backprop.__all__,
+    *conv_backprop.__all__,
 ]

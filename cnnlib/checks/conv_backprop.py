@@ -24,8 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.gradcheck import numerical_gradient_array
+from cnnlib.tutorial.layers import Conv3x3
+
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, Shared, check_function
+from .cases import After, Case, CheckRun, Close, Each, Exercise, arg, normal
 
 __all__ = [
     "check_conv_filter_gradient",
@@ -100,8 +104,6 @@ def _in_shape(d_out, filters):
 
 
 def _numerical_filters(d_out, x, filters):
-    from cnnlib.gradcheck import numerical_gradient_array
-
     def num():
         ff = np.array(filters, dtype=float)
         return numerical_gradient_array(lambda: ref.conv_forward(x, ff), ff, d_out)
@@ -110,8 +112,6 @@ def _numerical_filters(d_out, x, filters):
 
 
 def _numerical_input(d_out, x, filters):
-    from cnnlib.gradcheck import numerical_gradient_array
-
     def num():
         xx = np.array(x, dtype=float)
         return numerical_gradient_array(lambda: ref.conv_forward(xx, filters), xx, d_out)
@@ -237,3 +237,53 @@ def check_conv_backprop(fn, chk, *, seed=0, cases=((5, 5, 1, 2, 3), (6, 7, 3, 4,
             ],
             shape_hints=[FULL],
         )
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+# Each reference below has the exercise's signature and takes its answer from cnnlib.layers.
+def _filter_gradient(d_L_d_out, last_input):
+    filters = np.zeros((d_L_d_out.shape[2],) + (3, 3) + np.shape(last_input)[2:])
+    return ref.conv_backward(d_L_d_out, last_input, filters)[0]
+
+
+def _input_gradient(d_L_d_out, filters):
+    h, w = d_L_d_out.shape[0] + 2, d_L_d_out.shape[1] + 2
+    return ref.conv_backward(d_L_d_out, np.zeros((h, w) + filters.shape[3:]), filters)[1]
+
+
+def _conv3x3_backprop(d_L_d_out, last_input, filters, learn_rate):
+    """The tutorial's Conv3x3 holding these filters: its backprop, and its SGD step written
+    back into ``filters`` in place (as the exercise must)."""
+    conv = Conv3x3.from_weights(filters)
+    conv.forward(last_input)
+    d_input = conv.backprop(d_L_d_out, learn_rate)
+    filters[...] = conv.filters
+    return d_input
+
+
+EXERCISES = (
+    Exercise("conv_filter_gradient", visible=(CheckRun("check_conv_filter_gradient"),), hidden=(
+        CheckRun("check_conv_filter_gradient", {"seed": 91, "shapes": (
+            (28, 28, 8), (3, 3, 1), (4, 7, 2))}),
+        Case("a 9x8 image with 4 filters", normal(91, (7, 6, 4), (9, 8)), _filter_gradient),
+    )),
+    Exercise("conv_input_gradient", visible=(CheckRun("check_conv_input_gradient"),), hidden=(
+        CheckRun("check_conv_input_gradient", {"seed": 92, "shapes": (
+            (28, 28, 8), (3, 3, 1), (5, 9, 3))}),
+        Case("a 7x10 image with 3 filters", normal(92, (5, 8, 3), (3, 3, 3)), _input_gradient),
+    )),
+    Exercise("conv3x3_backprop", visible=(CheckRun("check_conv3x3_backprop"),), hidden=(
+        CheckRun("check_conv3x3_backprop", {"seed": 93, "shapes": ((28, 28, 8), (4, 3, 2)),
+                                            "learn_rate": 0.005}),
+        Case("an 8x8 image with 5 filters, learn_rate 0.3",
+             normal(93, (6, 6, 5), (8, 8), (5, 3, 3), extra=(0.3,)), _conv3x3_backprop,
+             after=(After("filters", arg(2)),)),
+    )),
+    Exercise("conv_backprop", visible=(CheckRun("check_conv_backprop"),), hidden=(
+        CheckRun("check_conv_backprop", {"seed": 94, "cases": (
+            (6, 6, 4, 2, 3), (5, 8, 2, 3, 1), (7, 7, 1, 2, 5))}),
+        Case("a (7, 6, 3) input with four 2x2 filters", normal(94, (6, 5, 4), (7, 6, 3),
+                                                               (4, 2, 2, 3)),
+             ref.conv_backward, Each(("d_L_d_filters", Close()), ("d_L_d_input", Close()))),
+    )),
+)

@@ -17,9 +17,12 @@ gradients are also compared with central differences (:mod:`cnnlib.gradcheck`) w
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
+from cnnlib.checks.cases import Case, CheckRun, Close, Each, Exercise, normal
 from cnnlib.gradcheck import numerical_gradient_array
 from cnnlib.layers.conv import Conv2D
 from cnnlib.optim import Adam
@@ -109,11 +112,7 @@ HINTS = {
 
 
 def _layer(W, b, stride, pad) -> Conv2D:
-    f, c, kh, kw = W.shape
-    layer = Conv2D(c, f, (kh, kw), stride=stride, padding=pad, weight_scale=0.0)
-    layer.params["W"][...] = W
-    layer.params["b"][...] = b
-    return layer
+    return Conv2D.from_weights(W, b, stride=stride, padding=pad)
 
 
 def _forward(x, W, b, stride, pad):
@@ -320,3 +319,82 @@ def check_adam_update(fn, chk: Checker, *, seed: int = 0, steps: int = 3, lr: fl
         chk.compare("w", gw, ref_w, context=context,
                     mistakes=[Mistake(HINTS[key], wrong[key][t - 1][0]) for key in variants])
         w, m, v = (np.array(a, dtype=np.float64) for a in (gw, gm, gv))
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+# Each reference below has the exercise's signature and takes its answer from Conv2D / Adam.
+_SUMS = Close(rtol=1e-9, atol=1e-12)   # the same sums in another order
+
+
+def _conv_forward(x, W, b, stride=1, pad=0):
+    return _forward(x, W, b, stride, pad)
+
+
+def _conv_backward(dout, x, W, stride=1, pad=0):
+    layer = _layer(W, np.zeros(W.shape[0]), stride, pad)
+    layer.forward(x)
+    dx = layer.backward(dout)
+    return dx, layer.grads["W"], layer.grads["b"]
+
+
+def _backward_inputs(seed, x_shape, w_shape, stride, pad):
+    """``(dout, x, W)`` with ``dout`` shaped like the layer's output."""
+    rng = np.random.default_rng(seed)
+    x, W = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    out_shape = _layer(W, np.zeros(w_shape[0]), stride, pad).output_shape(x_shape)
+    return rng.standard_normal(out_shape), x, W
+
+
+def _adam_update(w, dw, m, v, t, lr, beta1, beta2, eps):
+    """cnnlib's Adam resumed from ``(m, v)`` after ``t - 1`` steps: ``(w, m, v)`` after step t."""
+    opt = Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    opt.state["w"] = {"m": np.array(m, dtype=np.float64), "v": np.array(v, dtype=np.float64),
+                      "t": t - 1}
+    params = {"w": np.array(w, dtype=np.float64)}
+    opt.step(params, {"w": np.asarray(dw, dtype=np.float64)})
+    return params["w"], opt.state["w"]["m"], opt.state["w"]["v"]
+
+
+def _adam_inputs(seed, t, **hyper):
+    """``(w, dw, m, v, t)`` at step ``t`` of cnnlib's Adam over a fixed gradient sequence,
+    whose columns have the sizes 1e-7, 1 and 100 (eps matters for the tiny ones)."""
+    rng = np.random.default_rng(seed)
+    w, m, v = rng.standard_normal((4, 3)), np.zeros((4, 3)), np.zeros((4, 3))
+    for step in range(1, t + 1):
+        g = rng.standard_normal((4, 3)) * np.array([1e-7, 1.0, 100.0])
+        if step == t:
+            return w, g, m, v, t
+        w, m, v = _adam_update(w, g, m, v, step, **hyper)
+
+
+_ADAM = {"lr": 0.02, "beta1": 0.85, "beta2": 0.995, "eps": 1e-7}
+
+EXERCISES = (
+    Exercise("conv_forward", visible=(CheckRun("check_conv_forward"),), hidden=(
+        CheckRun("check_conv_forward", {"seed": 5, "x_shape": (3, 1, 8, 8),
+                                        "w_shape": (2, 1, 5, 5), "stride": 1, "pad": 2}),
+        *(Case(f"x {xs}, W {ws}, stride {s}, pad {p}", normal(77 + i, xs, ws, ws[:1]),
+               _conv_forward, _SUMS, kwargs={"stride": s, "pad": p})
+          for i, (xs, ws, s, p) in enumerate((
+              ((2, 3, 7, 7), (4, 3, 3, 3), 2, 1), ((1, 6, 6, 5), (2, 6, 2, 2), 1, 0),
+              ((2, 2, 5, 5), (3, 2, 5, 5), 1, 2), ((1, 1, 9, 9), (1, 1, 3, 3), 3, 0)))),
+    )),
+    Exercise("conv_backward", visible=(CheckRun("check_conv_backward"),), hidden=(
+        CheckRun("check_conv_backward", {"seed": 9, "x_shape": (3, 3, 6, 6),
+                                         "w_shape": (2, 3, 3, 3), "stride": 1, "pad": 1}),
+        *(Case(f"x {xs}, W {ws}, stride {s}, pad {p}",
+               partial(_backward_inputs, 88 + i, xs, ws, s, p), _conv_backward,
+               Each(("dx", _SUMS), ("dW", _SUMS), ("db", _SUMS)), kwargs={"stride": s, "pad": p})
+          for i, (xs, ws, s, p) in enumerate((
+              ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1), ((1, 3, 5, 6), (2, 3, 2, 2), 1, 0),
+              ((2, 1, 6, 6), (2, 1, 4, 4), 2, 2)))),
+    )),
+    Exercise("adam_update", visible=(CheckRun("check_adam_update"),), hidden=(
+        CheckRun("check_adam_update", {"seed": 3, "steps": 5, "lr": 0.05, "beta1": 0.8,
+                                       "beta2": 0.99, "eps": 1e-6}),
+        *(Case(f"step {t}", partial(_adam_inputs, 55, t, **_ADAM), _adam_update,
+               Each(("w", Close(rtol=1e-9, atol=1e-12)), ("m", Close(rtol=1e-9, atol=1e-15)),
+                    ("v", Close(rtol=1e-9, atol=1e-20))), kwargs=_ADAM)
+          for t in range(1, 7)),
+    )),
+)

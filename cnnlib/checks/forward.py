@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from functools import partial
 
 import numpy as np
 
+from cnnlib.layers.conv import conv_output_size as _conv_output_size
+
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, check_function
+from .cases import Case, CheckRun, Close, Each, Equal, Exercise, fixed, integers, normal
 
 __all__ = [
     "check_conv_output_size",
@@ -228,18 +232,6 @@ def check_cross_entropy(fn, chk, *, seed=0):
         )
 
 
-def _tutorial_layers(seed):
-    from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
-
-    return Conv3x3(8, rng=seed), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=seed + 1)
-
-
-def _reference_forward(image, label, conv, pool, softmax):
-    """The network's forward pass through the reference layers (never the student's)."""
-    out = softmax.forward(pool.forward(conv.forward(image / 255 - 0.5)))
-    return out, -np.log(out[label]), int(np.argmax(out) == label)
-
-
 def _digits(rng, n):
     """``n`` random 28x28 uint8 'images' (blobs of ink on a blank page) and labels."""
     images = np.zeros((n, 28, 28), dtype=np.uint8)
@@ -258,11 +250,9 @@ def check_forward_sample(fn, chk, *, seed=0, n=3):
     for k in range(n):
         # Untrained softmax weights give ~uniform probabilities whatever the input; scaled up
         # by 30 they make a missing or wrong pixel scaling visible in the probabilities.
-        layers = _tutorial_layers(seed + 10 * k)
-        layers[2].weights *= 30.0
-        ref_layers = _tutorial_layers(seed + 10 * k)
-        ref_layers[2].weights *= 30.0
-        expected = _reference_forward(images[k], int(labels[k]), *ref_layers)
+        layers = ref.tutorial_layers(seed + 10 * k, weight_factor=30.0)
+        ref_layers = ref.tutorial_layers(seed + 10 * k, weight_factor=30.0)
+        expected = ref.tutorial_forward(images[k], int(labels[k]), *ref_layers)
         out = chk.call(fn, images[k].copy(), int(labels[k]), *layers)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             chk.fail("return three things: (probs, loss, correct)",
@@ -278,8 +268,7 @@ def check_forward_sample(fn, chk, *, seed=0, n=3):
 
 
 def _reference_forward_raw(image, label, seed):
-    conv, pool, softmax = _tutorial_layers(seed)
-    softmax.weights *= 30.0
+    conv, pool, softmax = ref.tutorial_layers(seed, weight_factor=30.0)
     with np.errstate(all="ignore"):
         out = softmax.forward(pool.forward(conv.forward(image.astype(np.float64))))
     return out, None, None
@@ -292,14 +281,14 @@ def check_untrained_network(fn, chk, *, seed=0, n=100):
     (the untrained net gives every class ~1/10), the accuracy near 10%."""
     rng = np.random.default_rng(seed)
     images, labels = _digits(rng, n)
-    conv, pool, softmax = _tutorial_layers(seed)
-    rconv, rpool, rsoftmax = _tutorial_layers(seed)
+    conv, pool, softmax = ref.tutorial_layers(seed)
+    rconv, rpool, rsoftmax = ref.tutorial_layers(seed)
     losses, hits = [], 0
     for k in range(n):
         out = chk.call(fn, images[k].copy(), int(labels[k]), conv, pool, softmax)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             chk.fail("forward_sample must return (probs, loss, correct)")
-        expected = _reference_forward(images[k], int(labels[k]), rconv, rpool, rsoftmax)
+        expected = ref.tutorial_forward(images[k], int(labels[k]), rconv, rpool, rsoftmax)
         chk.compare_scalar("loss", out[1], expected[1], context=f" (image {k})")
         losses.append(float(out[1]))
         hits += int(out[2])
@@ -309,3 +298,62 @@ def check_untrained_network(fn, chk, *, seed=0, n=100):
                  [f"mean loss {mean:.4f} over {n} images"])
     chk.passed(f"mean loss {mean:.4f} ~ ln 10 = {np.log(10):.4f}")
     chk.passed(f"accuracy {hits / n:.0%}")
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+def _output_size(w, f, p, s):
+    """The exercise's argument order (width, filter, padding, stride)."""
+    return _conv_output_size(w, f, s, p)
+
+
+def _probs(x, weights, biases):
+    return ref.dense_softmax_forward(x, weights, biases)[1]
+
+
+def _cross_entropy(probs, label):
+    return -np.log(probs[label])
+
+
+def _forward_sample_inputs(seed, label):
+    """A random uint8 image and the tutorial network with softmax weights scaled by 50."""
+    image = integers(seed, 0, 256, (28, 28), dtype="uint8")()[0]
+    return (image, label) + ref.tutorial_layers(3, 4, weight_factor=50.0)
+
+
+_OUTPUT_SIZES = ((28, 5, 2, 1), (32, 7, 3, 2), (10, 3, 0, 3), (1, 1, 0, 1), (227, 11, 0, 4))
+_SAMPLE = Each(("probs", Close()), ("loss", Close()), ("correct", Equal()))
+
+EXERCISES = (
+    Exercise("conv_output_size", visible=(CheckRun("check_conv_output_size"),), hidden=(
+        CheckRun("check_conv_output_size", {"cases": _OUTPUT_SIZES}),
+        *(Case(f"conv_output_size{c}", fixed(*c), _output_size, Equal()) for c in _OUTPUT_SIZES),
+    )),
+    Exercise("conv3x3_forward", visible=(CheckRun("check_conv3x3_forward"),), hidden=(
+        CheckRun("check_conv3x3_forward", {"seed": 21,
+                                           "shapes": ((28, 28, 8), (3, 3, 1), (4, 9, 2))}),
+        Case("a 12x10 image with 5 filters", normal(21, (12, 10), (5, 3, 3)), ref.conv_forward),
+    )),
+    Exercise("maxpool2_forward", visible=(CheckRun("check_maxpool2_forward"),), hidden=(
+        CheckRun("check_maxpool2_forward", {"seed": 31,
+                                            "shapes": ((26, 26, 8), (3, 3, 1), (2, 5, 2))}),
+        Case("a (10, 7, 3) input", normal(31, (10, 7, 3)), ref.maxpool_forward),
+    )),
+    Exercise("softmax_forward", visible=(CheckRun("check_softmax_forward"),), hidden=(
+        CheckRun("check_softmax_forward", {"seed": 41}),
+        Case("a 13x13x8 input, biases 0", normal(41, (13, 13, 8), (1352, 10),
+                                                 extra=(np.zeros(10),)), _probs),
+        Case("a 13x13x8 input, huge scores (biases 1e4)",
+             normal(41, (13, 13, 8), (1352, 10), extra=(np.full(10, 1e4),)), _probs),
+    )),
+    Exercise("cross_entropy", visible=(CheckRun("check_cross_entropy"),), hidden=(
+        CheckRun("check_cross_entropy", {"seed": 51}),
+        Case("label 6", fixed(ref.softmax(np.array([2.0, -1.0, 0.5, 0.0, 3.0, 1.0, -2.0, 0.0,
+                                                     0.2, 1.5])), 6), _cross_entropy),
+    )),
+    Exercise("forward_sample", visible=(CheckRun("check_forward_sample"),), hidden=(
+        CheckRun("check_forward_sample", {"seed": 61, "n": 4}),
+        Case("a hidden image, label 4", partial(_forward_sample_inputs, 61, 4),
+             ref.tutorial_forward, _SAMPLE),
+    )),
+    Exercise("untrained_network", visible=(CheckRun("check_untrained_network"),), hidden=()),
+)

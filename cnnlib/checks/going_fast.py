@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
+from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
 __all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba",
@@ -121,10 +122,9 @@ def _windows(x, kh, kw, stride):
 
 
 def _conv_reference(x, W, b, stride=1):
-    f, c, kh, kw = W.shape
-    layer = Conv2D(c, f, (kh, kw), stride=stride, weight_scale=0.0)
-    layer.params["W"][...] = W
-    layer.params["b"][...] = b
+    """``x`` ``(C, H, W)``, ``W`` ``(F, C, kh, kw)``, ``b`` ``(F,)`` -> ``(F, H', W')``,
+    by Conv2D."""
+    layer = Conv2D.from_weights(W, b, stride=stride)
     return layer.forward(np.asarray(x, dtype=np.float64)[None])[0]
 
 
@@ -201,14 +201,6 @@ def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6
 
 
 # --------------------------------------------------------------------------- exercise 3
-def _is_compiled(fn) -> bool:
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    return isinstance(fn, CPUDispatcher)
-
-
 @check_function("conv_forward_numba", error_hints=_NUMBA_ERROR_HINTS)
 def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7),
                              filters=(3, 2, 3, 3)):
@@ -218,7 +210,7 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     milliseconds, and the compiled one cannot run long whatever the code does, since it is
     only reached when the Python run already returned the right answer.
     """
-    if not _is_compiled(fn):
+    if not is_njit(fn):
         chk.fail("conv_forward_numba is not a function compiled by @njit",
                  [f"it is {type(fn).__name__!r}, not a Numba dispatcher"],
                  [HINTS["not-compiled"]])
@@ -240,3 +232,44 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     fast = chk.call(fn, x, W, b)
     chk.compare("y (compiled by Numba)", fast, want, context=context, mistakes=mistakes,
                 default_hint=HINTS["accumulate-garbage"])
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+_EXACT = Close(rtol=0.0, atol=0.0)      # im2col only moves values: they must be exact
+_SUMS = Close(rtol=1e-10, atol=1e-12)   # the same sums in another order
+
+
+def _im2col_case(seed, c, h, w, kh, kw, s):
+    return Case(f"a ({c}, {h}, {w}) input, {kh}x{kw} windows, stride {s}",
+                normal(seed, (c, h, w), extra=(kh, kw)), reference_im2col, _EXACT,
+                kwargs={"stride": s})
+
+
+def _conv_case(seed, c, h, w, f, kh, kw, s=None, numba=False):
+    stride = "" if s is None else f", stride {s}"
+    return Case(f"a ({c}, {h}, {w}) input, {f} filters {kh}x{kw}{stride}",
+                normal(seed, (c, h, w), (f, c, kh, kw), (f,)), _conv_reference, _SUMS,
+                kwargs={} if s is None else {"stride": s}, numba=numba)
+
+
+EXERCISES = (
+    Exercise("im2col", visible=(CheckRun("check_im2col"),), hidden=(
+        CheckRun("check_im2col", {"seed": 3, "shape": (2, 9, 7), "kernel": (3, 2), "stride": 2}),
+        _im2col_case(17, 3, 7, 6, 3, 2, 1),
+        _im2col_case(18, 2, 8, 9, 2, 3, 2),
+        _im2col_case(19, 1, 5, 5, 5, 5, 1),
+    )),
+    Exercise("conv_forward_im2col", visible=(CheckRun("check_conv_forward_im2col"),), hidden=(
+        CheckRun("check_conv_forward_im2col", {"seed": 8, "shape": (3, 10, 8),
+                                               "filters": (4, 3, 3, 3), "stride": 2}),
+        _conv_case(23, 1, 12, 12, 8, 3, 3, 1),
+        _conv_case(24, 3, 9, 11, 5, 2, 2, 2),
+        _conv_case(25, 2, 6, 6, 3, 5, 5, 1),
+    )),
+    Exercise("conv_forward_numba", visible=(CheckRun("check_conv_forward_numba"),), hidden=(
+        CheckRun("check_conv_forward_numba", {"seed": 4, "shape": (3, 7, 9),
+                                              "filters": (2, 3, 2, 3)}),
+        _conv_case(41, 1, 6, 6, 2, 3, 3, numba=True),
+        _conv_case(42, 2, 5, 7, 3, 2, 4, numba=True),
+    )),
+)

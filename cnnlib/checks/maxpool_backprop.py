@@ -18,10 +18,15 @@ first maximum in row-major order within that window; overlapping windows accumul
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
+
+from cnnlib.gradcheck import numerical_gradient_array
 
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, check_function
+from .cases import Case, CheckRun, Equal, Exercise, fixed
 
 __all__ = ["check_first_max_index", "check_maxpool2_backprop", "check_maxpool_backprop"]
 
@@ -119,8 +124,6 @@ def check_first_max_index(fn, chk, *, seed=0):
 
 
 def _compare_backprop(chk, got, d_out, x, k, s, context, ties=False):
-    from cnnlib.gradcheck import numerical_gradient_array
-
     expected = ref.maxpool_backward(d_out, x, k, s)
 
     def numerical():
@@ -175,3 +178,55 @@ def check_maxpool_backprop(fn, chk, *, seed=0,
         _compare_backprop(chk, got, d_out, x, k, s,
                           f" (input {shape}, pool_size {k}, stride {s}{overlap}{ties})",
                           ties=last)
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+def _first_max_index(window):
+    return np.unravel_index(int(np.argmax(window)), np.shape(window))
+
+
+def _pool_inputs(seed, shape, kind, k=None, s=None):
+    """``(d_L_d_out, x)`` (then ``k, s`` when given) for max pooling over ``x`` of ``shape``:
+    ``kind`` "normal" (random), "ties" (integers 0..2: many tied maxima) or "constant"
+    (-0.5 everywhere: every window one big tie)."""
+    rng = np.random.default_rng(seed)
+    x = {"normal": lambda: rng.standard_normal(shape), "ties": lambda: _tied_windows(rng, shape),
+         "constant": lambda: np.full(shape, -0.5)}[kind]()
+    out = ref.maxpool_forward(x, k or 2, s)
+    return (rng.standard_normal(out.shape), x) + ((k, s) if k else ())
+
+
+def _maxpool2_backprop(d_L_d_out, last_input):
+    return ref.maxpool_backward(d_L_d_out, last_input, 2, 2)
+
+
+_WINDOWS = (([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], "all zeros"),
+            ([[1.0, 2.0], [2.0, 2.0], [0.0, 2.0]], "four tied maxima"),
+            ([[-3.0, -1.0], [-1.0, -2.0]], "negative values, two tied"),
+            ([[0.0, 1.0, 4.0, 4.0]], "one row, two tied"))
+
+EXERCISES = (
+    Exercise("first_max_index", visible=(CheckRun("check_first_max_index"),), hidden=(
+        CheckRun("check_first_max_index", {"seed": 81}),
+        *(Case(f"a {np.shape(w)} window, {what}", fixed(np.array(w)), _first_max_index, Equal())
+          for w, what in _WINDOWS),
+    )),
+    Exercise("maxpool2_backprop", visible=(CheckRun("check_maxpool2_backprop"),), hidden=(
+        CheckRun("check_maxpool2_backprop", {"seed": 82,
+                                             "shapes": ((26, 26, 8), (6, 6, 2), (3, 3, 1))}),
+        Case("an (8, 6, 3) input", partial(_pool_inputs, 82, (8, 6, 3), "normal"),
+             _maxpool2_backprop),
+        Case("a constant (4, 4, 2) input", partial(_pool_inputs, 83, (4, 4, 2), "constant"),
+             _maxpool2_backprop),
+        Case("a (7, 9, 2) input with many ties", partial(_pool_inputs, 84, (7, 9, 2), "ties"),
+             _maxpool2_backprop),
+    )),
+    Exercise("maxpool_backprop", visible=(CheckRun("check_maxpool_backprop"),), hidden=(
+        CheckRun("check_maxpool_backprop", {"seed": 83, "cases": (
+            ((7, 7, 2), 3, 2), ((6, 6, 1), 3, 3), ((5, 4, 2), 2, 1))}),
+        *(Case(f"input {shape} with ties, pool_size {k}, stride {s}",
+               partial(_pool_inputs, 83 + i, shape, "ties", k, s), ref.maxpool_backward)
+          for i, (shape, k, s) in enumerate((((9, 8, 3), 3, 2), ((6, 6, 2), 2, 1),
+                                             ((5, 5, 1), 4, 1)))),
+    )),
+)

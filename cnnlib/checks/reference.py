@@ -1,10 +1,11 @@
 """Reference answers for the per-sample, channels-last exercises, taken from ``cnnlib.layers``.
 
 The course's exercises use the tutorial's per-sample layout (an image ``(h, w)``, feature
-maps ``(h, w, f)``); the reference layers work on batches ``(N, C, H, W)``. These adapters
-only move axes around and call the reference layers, so there is still one implementation of
-each layer (``cnnlib.layers``). Hidden tests reload this module (and the layer modules)
-before using it, so that a student cell that replaced one of these functions cannot fool them.
+maps ``(h, w, f)``); the reference layers work on batches ``(N, C, H, W)``. These functions
+move axes with :mod:`cnnlib.tutorial.layout`, build the layer holding the given weights with
+``from_weights`` and call it, so there is still one implementation of each layer
+(``cnnlib.layers``). The hidden cases (:mod:`cnnlib.checks.cases`) take their reference
+answers from here too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from cnnlib.layers.activations import SoftmaxActivation, softmax
 from cnnlib.layers.conv import Conv2D
 from cnnlib.layers.dense import Dense
 from cnnlib.layers.pool import MaxPool2D
+from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
+from cnnlib.tutorial.layout import (
+    batch_to_sample,
+    filters_to_batch,
+    filters_to_sample,
+    sample_to_batch,
+)
 
 __all__ = [
     "conv_forward",
@@ -24,77 +32,45 @@ __all__ = [
     "dense_softmax_forward",
     "dense_softmax_backward",
     "softmax",
+    "tutorial_layers",
+    "tutorial_forward",
 ]
-
-
-def _to_nchw(x: np.ndarray) -> np.ndarray:
-    """``(h, w)`` -> ``(1, 1, h, w)``; ``(h, w, c)`` -> ``(1, c, h, w)``."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2:
-        return x[None, None]
-    return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
-
-
-def _filters_fckk(filters: np.ndarray) -> np.ndarray:
-    """``(f, k, k)`` -> ``(f, 1, k, k)``; ``(f, k, k, c)`` -> ``(f, c, k, k)``."""
-    filters = np.asarray(filters, dtype=np.float64)
-    if filters.ndim == 3:
-        return filters[:, None]
-    return np.ascontiguousarray(filters.transpose(0, 3, 1, 2))
-
-
-def _conv_layer(filters: np.ndarray) -> Conv2D:
-    w = _filters_fckk(filters)
-    f, c, kh, kw = w.shape
-    layer = Conv2D(c, f, (kh, kw), bias=False, weight_scale=0.0)
-    layer.params["W"][...] = w
-    return layer
 
 
 def conv_forward(image: np.ndarray, filters: np.ndarray) -> np.ndarray:
     """Valid cross-correlation, stride 1, no bias: ``(h, w)`` with filters ``(f, k, k)``, or
     ``(h, w, c)`` with ``(f, k, k, c)`` -> ``(h-k+1, w-k+1, f)``."""
-    out = _conv_layer(filters).forward(_to_nchw(image))
-    return out[0].transpose(1, 2, 0)
+    conv = Conv2D.from_weights(filters_to_batch(filters))
+    return batch_to_sample(conv.forward(sample_to_batch(image).astype(np.float64)))
 
 
 def conv_backward(d_out: np.ndarray, image: np.ndarray, filters: np.ndarray):
     """Gradients of the valid convolution above: ``d_out`` ``(h', w', f)`` ->
     ``(d_filters, d_input)`` shaped like ``filters`` and ``image``."""
-    layer = _conv_layer(filters)
-    layer.forward(_to_nchw(image))
-    dx = layer.backward(np.ascontiguousarray(np.asarray(d_out, float).transpose(2, 0, 1))[None])
-    dw = layer.grads["W"]
-    if np.ndim(filters) == 3:
-        return dw[:, 0], dx[0, 0]
-    return dw.transpose(0, 2, 3, 1), dx[0].transpose(1, 2, 0)
+    layer = Conv2D.from_weights(filters_to_batch(filters))
+    layer.forward(sample_to_batch(image).astype(np.float64))
+    dx = layer.backward(sample_to_batch(np.asarray(d_out, dtype=np.float64)))
+    d_filters = filters_to_sample(layer.grads["W"], np.ndim(filters))
+    return d_filters, batch_to_sample(dx).reshape(np.shape(image))
 
 
 def maxpool_forward(x: np.ndarray, pool_size: int = 2, stride: int | None = None) -> np.ndarray:
     """``(h, w, f)`` -> ``(h', w', f)``, ``h' = (h - pool_size) // stride + 1``."""
-    return MaxPool2D(pool_size, stride).forward(_to_nchw(x))[0].transpose(1, 2, 0)
+    x = sample_to_batch(np.asarray(x, dtype=np.float64))
+    return batch_to_sample(MaxPool2D(pool_size, stride).forward(x))
 
 
 def maxpool_backward(d_out: np.ndarray, x: np.ndarray, pool_size: int = 2,
                      stride: int | None = None) -> np.ndarray:
     """``d_out`` ``(h', w', f)`` -> ``d_input`` ``(h, w, f)`` with the project's tie rule."""
     layer = MaxPool2D(pool_size, stride)
-    layer.forward(_to_nchw(x))
-    dx = layer.backward(np.ascontiguousarray(np.asarray(d_out, float).transpose(2, 0, 1))[None])
-    return dx[0].transpose(1, 2, 0)
-
-
-def _dense(weights: np.ndarray, biases: np.ndarray) -> Dense:
-    weights = np.asarray(weights, dtype=np.float64)
-    layer = Dense(weights.shape[0], weights.shape[1], weight_scale=0.0)
-    layer.params["W"][...] = weights
-    layer.params["b"][...] = biases
-    return layer
+    layer.forward(sample_to_batch(np.asarray(x, dtype=np.float64)))
+    return batch_to_sample(layer.backward(sample_to_batch(np.asarray(d_out, dtype=np.float64))))
 
 
 def dense_softmax_forward(x: np.ndarray, weights: np.ndarray, biases: np.ndarray):
     """The tutorial's Softmax layer forward: any ``x`` -> ``(totals, probs)``, both ``(nodes,)``."""
-    totals = _dense(weights, biases).forward(np.asarray(x, float).reshape(1, -1))
+    totals = Dense.from_weights(weights, biases).forward(np.asarray(x, float).reshape(1, -1))
     return totals[0], SoftmaxActivation().forward(totals)[0]
 
 
@@ -104,7 +80,7 @@ def dense_softmax_backward(d_out: np.ndarray, x: np.ndarray, weights: np.ndarray
     ``dict`` with ``d_L_d_t`` ``(nodes,)``, ``d_L_d_w`` ``(input_len, nodes)``,
     ``d_L_d_b`` ``(nodes,)`` and ``d_L_d_input`` (shaped like ``x``)."""
     x = np.asarray(x, dtype=np.float64)
-    dense = _dense(weights, biases)
+    dense = Dense.from_weights(weights, biases)
     act = SoftmaxActivation()
     act.forward(dense.forward(x.reshape(1, -1)))
     d_t = act.backward(np.asarray(d_out, float).reshape(1, -1))
@@ -115,3 +91,22 @@ def dense_softmax_backward(d_out: np.ndarray, x: np.ndarray, weights: np.ndarray
         "d_L_d_b": dense.grads["b"],
         "d_L_d_input": dx[0].reshape(x.shape),
     }
+
+
+def tutorial_layers(conv_seed: int, softmax_seed: int | None = None, weight_factor: float = 1.0):
+    """A fresh tutorial network ``(Conv3x3(8), MaxPool2(), Softmax(13 * 13 * 8, 10))`` with
+    seeded weights (``softmax_seed`` defaults to ``conv_seed + 1``); the softmax weights are
+    multiplied by ``weight_factor`` (untrained weights give ~uniform probabilities whatever
+    the input; scaled up they make a wrong pixel scaling visible)."""
+    softmax_seed = conv_seed + 1 if softmax_seed is None else softmax_seed
+    conv, pool, dense = Conv3x3(8, rng=conv_seed), MaxPool2(), Softmax(13 * 13 * 8, 10,
+                                                                        rng=softmax_seed)
+    dense.weights *= weight_factor
+    return conv, pool, dense
+
+
+def tutorial_forward(image: np.ndarray, label: int, conv, pool, softmax):
+    """The tutorial network's forward pass of one uint8 ``(28, 28)`` image through the given
+    layers: ``(probs (10,), loss = -ln probs[label], correct = 1 if argmax is the label)``."""
+    out = softmax.forward(pool.forward(conv.forward(image / 255 - 0.5)))
+    return out, -np.log(out[label]), int(np.argmax(out) == label)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.data import preprocess
+
 from .base import Hint, Mistake, check_function
+from .cases import Case, CheckRun, Close, Equal, Exercise, fixed, integers
 
 __all__ = ["check_scale_images", "check_class_counts"]
 
@@ -103,3 +106,24 @@ def check_class_counts(fn, chk, *, seed=0, missing=7):
         chk.compare("counts", got, expected, context=ctx,
                     mistakes=[Mistake(MISSING_DIGIT, np.unique(labels, return_counts=True)[1])],
                     shape_hints=[MISSING_DIGIT])
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+def _counts(labels):
+    return np.bincount(labels, minlength=10)
+
+
+EXERCISES = (
+    Exercise("scale_images", visible=(CheckRun("check_scale_images"),), hidden=(
+        CheckRun("check_scale_images", {"seed": 5,
+                                        "shapes": ((3, 28, 28), (28, 28), (2, 4, 5))}),
+        # atol 1e-6: float32 answers pass too (see check_scale_images)
+        Case("a stack of 4 images", integers(5, 0, 256, (4, 28, 28), dtype="uint8"),
+             preprocess, Close(rtol=0.0, atol=1e-6)),
+    )),
+    Exercise("class_counts", visible=(CheckRun("check_class_counts"),), hidden=(
+        CheckRun("check_class_counts", {"seed": 9, "missing": 0}),
+        Case("labels with only three different digits (no 0s, no 9s)",
+             fixed(np.array([3, 3, 5, 1, 3, 5], dtype=np.int64)), _counts, Equal()),
+    )),
+)

@@ -23,10 +23,19 @@ The exercises, their signatures (notebook 05 reuses ``softmax_backprop`` in the 
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
+
+from cnnlib.gradcheck import numerical_gradient
+from cnnlib.layers.activations import SoftmaxActivation
+from cnnlib.layers.dense import Dense
+from cnnlib.losses import softmax_cross_entropy
+from cnnlib.tutorial.layers import Softmax
 
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, Shared, check_function
+from .cases import After, Case, CheckRun, Close, Each, Exercise, arg, fixed, normal
 
 __all__ = [
     "check_d_L_d_out",
@@ -104,39 +113,28 @@ def _probs(rng, nodes):
     return ref.softmax(t), t
 
 
+def _labelled_probs(rng, nodes, n=3):
+    """``n`` random ``(probs, label)`` pairs."""
+    for _ in range(n):
+        probs, _ = _probs(rng, nodes)
+        yield probs, int(rng.integers(nodes))
+
+
 @check_function("d_L_d_out")
 def check_d_L_d_out(fn, chk, *, seed=0, nodes=10):
     """``fn(probs, label) -> (nodes,)``: dL/dout for L = -ln(probs[label])."""
-    rng = np.random.default_rng(seed)
-    for _ in range(3):
-        probs, _ = _probs(rng, nodes)
-        label = int(rng.integers(nodes))
-        expected = np.zeros(nodes)
-        expected[label] = -1.0 / probs[label]
+    for probs, label in _labelled_probs(np.random.default_rng(seed), nodes):
+        expected = _d_L_d_out(probs, label)
         got = chk.call(fn, probs, label)
-
-        def wrong_class(probs=probs, label=label):
-            w = np.zeros(nodes)
-            k = int(np.argmax(probs))
-            w[k] = -1.0 / probs[k]
-            return w
-
         chk.compare(
             "d_L_d_out", got, expected, context=f" (label {label})",
             mistakes=[
                 Mistake(SIGN, -expected),
                 Mistake(WRONG_CLASS, -1.0 / probs),
-                Mistake(WRONG_CLASS, wrong_class),
+                Mistake(WRONG_CLASS, _d_L_d_out(probs, int(np.argmax(probs)))),
             ],
             default_hint=WRONG_CLASS,
         )
-
-
-def _jac_row(totals, label):
-    p = ref.softmax(np.asarray(totals, float))
-    row = -p[label] * p
-    row[label] += p[label]
-    return row
 
 
 @check_function("d_out_d_t", error_hints=_ERROR_HINTS)
@@ -145,15 +143,13 @@ def check_d_out_d_t(fn, chk, *, seed=0, nodes=10, large=True):
 
     With ``large`` a case with totals around 1000 follows (a naive ``np.exp`` overflows).
     """
-    from cnnlib.gradcheck import numerical_gradient
-
     rng = np.random.default_rng(seed)
     cases = [rng.standard_normal(nodes) * 2 for _ in range(2)]
     if large:
         cases.append(1000.0 + rng.standard_normal(nodes) * 3)
     for i, totals in enumerate(cases):
         label = int(rng.integers(nodes))
-        expected = _jac_row(totals, label)
+        expected = _d_out_d_t(totals, label)
         got = chk.call(fn, totals, label)
         p = ref.softmax(totals)
 
@@ -203,16 +199,11 @@ def check_local_gradients(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
 @check_function("chain_rule", error_hints=_ERROR_HINTS)
 def check_chain_rule(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
     """``fn(d_L_d_t, last_input, weights) -> (d_L_d_w, d_L_d_b, d_L_d_input)``."""
-    from cnnlib.gradcheck import numerical_gradient
-
     rng = np.random.default_rng(seed)
     x, w, b, _, _ = _case(rng, shape, nodes)
     d_t = rng.standard_normal(nodes)
     # Reference: the dense layer's backward with this upstream gradient.
-    from cnnlib.layers.dense import Dense
-
-    dense = Dense(w.shape[0], nodes, weight_scale=0.0)
-    dense.params["W"][...] = w
+    dense = Dense.from_weights(w, np.zeros(nodes))
     dense.forward(x.reshape(1, -1))
     d_x = dense.backward(d_t[None])[0].reshape(x.shape)
     d_w, d_b = dense.grads["W"], dense.grads["b"]
@@ -248,8 +239,6 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
     A large ``learn_rate`` (0.5) makes "updated first" visibly different. With ``large`` a
     case with totals near 1000 follows (a naive ``np.exp`` overflows there).
     """
-    from cnnlib.gradcheck import numerical_gradient
-
     rng = np.random.default_rng(seed)
     # Case 1 is square (input_len == nodes), so transposed weights still run and are named.
     cases = [((2, 2, 1), 4), (shape, nodes)] + ([(shape, nodes)] if large else [])
@@ -307,13 +296,110 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
 @check_function("fused_d_L_d_t")
 def check_fused_d_L_d_t(fn, chk, *, seed=0, nodes=10):
     """``fn(probs, label) -> (nodes,)``: ``probs - onehot(label)``."""
-    rng = np.random.default_rng(seed)
-    for _ in range(3):
-        probs, _ = _probs(rng, nodes)
-        label = int(rng.integers(nodes))
-        onehot = np.zeros(nodes)
-        onehot[label] = 1.0
+    for probs, label in _labelled_probs(np.random.default_rng(seed), nodes):
+        expected = _fused_d_L_d_t(probs, label)   # probs - onehot(label)
         got = chk.call(fn, probs, label)
-        chk.compare("d_L_d_t", got, probs - onehot, context=f" (label {label})",
-                    mistakes=[Mistake(FUSED_SIGN, onehot - probs)],
-                    default_hint=FUSED_SIGN)
+        chk.compare("d_L_d_t", got, expected, context=f" (label {label})",
+                    mistakes=[Mistake(FUSED_SIGN, -expected)], default_hint=FUSED_SIGN)
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+# Each reference below has the exercise's signature and takes its answer from cnnlib.layers.
+def _d_L_d_out(probs, label):
+    grad = np.zeros(len(probs))
+    grad[label] = -1.0 / probs[label]
+    return grad
+
+
+def _d_out_d_t(totals, label):
+    """Row ``label`` of the softmax Jacobian: the softmax's backward of a one-hot gradient."""
+    act = SoftmaxActivation()
+    act.forward(np.asarray(totals, dtype=np.float64)[None])
+    return act.backward(np.eye(len(totals))[label][None])[0]
+
+
+def _local_gradients(last_input, weights):
+    return np.asarray(last_input).reshape(-1), np.ones(weights.shape[1]), weights
+
+
+def _local_inputs(seed):
+    """A random (2, 3, 4) input and weights 0, 1, 2, ... (24, 5), so that a swapped answer
+    cannot pass by chance."""
+    return normal(seed, (2, 3, 4))() + (np.arange(24.0 * 5).reshape(24, 5),)
+
+
+def _chain_rule(d_L_d_t, last_input, weights):
+    dense = Dense.from_weights(weights, np.zeros(weights.shape[1]))
+    dense.forward(np.asarray(last_input).reshape(1, -1))
+    d_input = dense.backward(np.asarray(d_L_d_t)[None])[0].reshape(np.shape(last_input))
+    return dense.grads["W"], dense.grads["b"], d_input
+
+
+def _softmax_backprop(d_L_d_out, last_input, last_totals, weights, biases, learn_rate):
+    """The tutorial's Softmax layer holding these weights: its backprop, and its SGD step
+    written back into ``weights`` and ``biases`` in place (as the exercise must)."""
+    layer = Softmax.from_weights(weights, biases)
+    layer.forward(last_input)
+    d_input = layer.backprop(d_L_d_out, learn_rate)
+    weights[...] = layer.weights
+    biases[...] = layer.biases
+    return d_input
+
+
+def _softmax_backprop_inputs(seed, shift, label=3, learn_rate=0.1):
+    """A (4, 4, 3) input into 5 nodes whose scores are shifted by ``shift`` (5000: huge)."""
+    rng = np.random.default_rng(seed)
+    layer = Softmax(4 * 4 * 3, 5, rng=seed)
+    layer.biases = shift + rng.standard_normal(5)
+    x = rng.standard_normal((4, 4, 3))
+    out = layer.forward(x)
+    return (_d_L_d_out(out, label), x, layer.last_totals.copy(), layer.weights.copy(),
+            layer.biases.copy(), learn_rate)
+
+
+def _fused_d_L_d_t(probs, label):
+    """``softmax_cross_entropy``'s gradient at totals ``ln probs`` (softmax(ln p) = p)."""
+    return softmax_cross_entropy(np.log(probs)[None], np.array([label]))[1][0]
+
+
+_P7 = ref.softmax(np.array([0.3, -1.2, 2.0, 0.1, 0.0, -0.4, 1.1]))
+_T4 = (np.array([0.5, -2.0, 1.0, 0.0]), np.array([1e4, 1e4 - 1.0, 1e4 - 3.0, 1e4 + 0.5]))
+_P5 = ref.softmax(np.array([3.0, -1.0, 0.2, 0.0, 1.0]))
+_UPDATED = (After("weights", arg(3)), After("biases", arg(4)))
+
+EXERCISES = (
+    Exercise("d_L_d_out", visible=(CheckRun("check_d_L_d_out"),), hidden=(
+        CheckRun("check_d_L_d_out", {"seed": 71, "nodes": 7}),
+        *(Case(f"label {c} with 7 classes", fixed(_P7, c), _d_L_d_out, Close(rtol=1e-5))
+          for c in (0, 2, 6)),
+    )),
+    Exercise("d_out_d_t", visible=(CheckRun("check_d_out_d_t"),), hidden=(
+        CheckRun("check_d_out_d_t", {"seed": 72, "nodes": 6}),
+        *(Case(f"label {c}, totals around {t.max():g}", fixed(t, c), _d_out_d_t)
+          for t in _T4 for c in range(4)),
+    )),
+    Exercise("local_gradients", visible=(CheckRun("check_local_gradients"),), hidden=(
+        CheckRun("check_local_gradients", {"seed": 73, "shape": (13, 13, 8), "nodes": 10}),
+        Case("a (2, 3, 4) input into 5 nodes", partial(_local_inputs, 73), _local_gradients,
+             Each(("d_t_d_w", Close()), ("d_t_d_b", Close(broadcast=True)),
+                  ("d_t_d_inputs", Close()))),
+    )),
+    Exercise("chain_rule", visible=(CheckRun("check_chain_rule"),), hidden=(
+        CheckRun("check_chain_rule", {"seed": 74, "shape": (5, 5, 3), "nodes": 10}),
+        Case("a (4, 4, 2) input into 6 nodes", normal(74, (6,), (4, 4, 2), (32, 6)),
+             _chain_rule, Each(("d_L_d_w", Close()), ("d_L_d_b", Close()),
+                               ("d_L_d_input", Close()))),
+    )),
+    Exercise("softmax_backprop", visible=(CheckRun("check_softmax_backprop"),), hidden=(
+        CheckRun("check_softmax_backprop", {"seed": 75, "shape": (13, 13, 8), "nodes": 10,
+                                            "learn_rate": 0.005}),
+        Case("scores near 0", partial(_softmax_backprop_inputs, 75, 0.0), _softmax_backprop,
+             after=_UPDATED),
+        Case("scores near 5000", partial(_softmax_backprop_inputs, 76, 5000.0),
+             _softmax_backprop, after=_UPDATED),
+    )),
+    Exercise("fused_d_L_d_t", visible=(CheckRun("check_fused_d_L_d_t"),), hidden=(
+        CheckRun("check_fused_d_L_d_t", {"seed": 76, "nodes": 5}),
+        *(Case(f"label {c}", fixed(_P5, c), _fused_d_L_d_t) for c in range(5)),
+    )),
+)

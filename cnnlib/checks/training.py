@@ -8,10 +8,14 @@ The reference is cnnlib's own training code (:func:`cnnlib.tutorial.tutorial_ste
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
+from cnnlib.checks import reference as ref
 from cnnlib.checks.base import Checker, Hint, Mistake, Shared, check_function
-from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
+from cnnlib.checks.cases import After, Case, CheckRun, Close, Each, Equal, Exercise, arg, integers
+from cnnlib.tutorial.loop import evaluate_tutorial, tutorial_step
 
 __all__ = ["HINTS", "check_initial_gradient", "check_train_step", "check_evaluate"]
 
@@ -103,12 +107,7 @@ _ERROR_HINTS = [
     ("cannot unpack", HINTS["return"]),
 ]
 
-_INPUT_LEN = 13 * 13 * 8
-
-
-def _layers(seed: int):
-    """The S1 network with seeded weights (a fresh, independent copy for each call)."""
-    return Conv3x3(8, rng=seed), MaxPool2(), Softmax(_INPUT_LEN, 10, rng=seed + 1)
+_layers = ref.tutorial_layers  # the tutorial network with seeded weights, fresh on each call
 
 
 def _image(rng) -> np.ndarray:
@@ -185,8 +184,6 @@ def check_initial_gradient(fn, chk: Checker, *, seed: int = 0, num_classes: int 
 def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
     """``train_step(image, label, conv, pool, softmax, lr)`` -> ``(loss, correct)``; the
     layers' weights must end up exactly as after cnnlib's :func:`tutorial_step`."""
-    from cnnlib.tutorial import tutorial_step
-
     rng = np.random.default_rng(seed)
     image = _image(rng)
     label = int(rng.integers(10))
@@ -251,8 +248,6 @@ def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
 def check_evaluate(fn, chk: Checker, *, seed: int = 0, n: int = 6):
     """``evaluate(images, labels, conv, pool, softmax)`` -> ``(mean_loss, accuracy)``,
     compared with :func:`cnnlib.tutorial.evaluate_tutorial`; the weights must not change."""
-    from cnnlib.tutorial import evaluate_tutorial
-
     rng = np.random.default_rng(seed)
     images = np.stack([_image(rng) for _ in range(n)])
     ref = _layers(seed)
@@ -288,3 +283,67 @@ def check_evaluate(fn, chk: Checker, *, seed: int = 0, n: int = 6):
         mistakes=[Mistake(HINTS["percent"], np.asarray(100 * want_acc))],
         default_hint=HINTS["correct"],
     )
+
+
+# -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------
+def _initial_gradient(probs, label):
+    gradient = np.zeros(len(probs))
+    gradient[label] = -1.0 / probs[label]
+    return gradient
+
+
+def _probs_inputs(seed, k):
+    """Random probabilities over ``k`` classes (none below 0.01/k) and a random label."""
+    rng = np.random.default_rng(seed)
+    p = rng.random(k) + 0.01
+    return p / p.sum(), int(rng.integers(k))
+
+
+def _train_step(image, label, conv, pool, softmax, lr):
+    return tutorial_step(conv, pool, softmax, image, label, lr)
+
+
+def _train_step_inputs(seed, label):
+    image = integers(seed, 0, 256, (28, 28), dtype="uint8")()[0]
+    return (image, label) + ref.tutorial_layers(5, 6)
+
+
+def _evaluate(images, labels, conv, pool, softmax):
+    return evaluate_tutorial(conv, pool, softmax, images, labels, verbose=False)
+
+
+def _evaluate_inputs(seed, n):
+    (images,) = integers(seed, 0, 256, (n, 28, 28), dtype="uint8")()
+    (labels,) = integers(seed + 1, 0, 10, (n,))()
+    return (images, labels) + ref.tutorial_layers(1, 2)
+
+
+_SAME = Close(rtol=0.0, atol=0.0)
+_STEP = Close(rtol=1e-9, atol=1e-12)
+
+EXERCISES = (
+    Exercise("initial_gradient", visible=(CheckRun("check_initial_gradient"),), hidden=(
+        CheckRun("check_initial_gradient", {"seed": 7, "num_classes": 4}),
+        *(Case(f"{k} classes", partial(_probs_inputs, 2024 + k, k), _initial_gradient,
+               Close(rtol=1e-12, atol=0.0), after=(After("probs (must not change)", arg(0),
+                                                         _SAME),))
+          for k in (2, 10, 26)),
+    )),
+    Exercise("train_step", visible=(CheckRun("check_train_step"),), hidden=(
+        CheckRun("check_train_step", {"seed": 11, "lr": 0.02}),
+        Case("a hidden image, label 3, lr=0.05", partial(_train_step_inputs, 99, 3),
+             _train_step, Each(("loss", Close(rtol=0.0, atol=1e-9)), ("correct", Equal())),
+             kwargs={"lr": 0.05},
+             after=(After("conv filters", arg(2, "filters"), _STEP),
+                    After("softmax weights", arg(4, "weights"), _STEP),
+                    After("softmax biases", arg(4, "biases"), _STEP))),
+    )),
+    Exercise("evaluate", visible=(CheckRun("check_evaluate"),), hidden=(
+        CheckRun("check_evaluate", {"seed": 5, "n": 7}),
+        Case("5 hidden images", partial(_evaluate_inputs, 31, 5), _evaluate,
+             Each(("mean loss", Close(rtol=0.0, atol=1e-9)),
+                  ("accuracy", Close(rtol=0.0, atol=1e-12))),
+             after=(After("conv filters (must not change)", arg(2, "filters"), _SAME),
+                    After("softmax weights (must not change)", arg(4, "weights"), _SAME))),
+    )),
+)

@@ -107,7 +107,7 @@ class Sigmoid(_Elementwise):
 class SoftmaxActivation(Layer):
     """Row-wise softmax, ``(N, K) -> (N, K)`` probabilities (each row sums to 1).
 
-    For recipes that put a loss on the probabilities (S3's MSE on softmax outputs). With
+    For recipes that put a loss on the probabilities (LeNet-5's MSE on softmax outputs). With
     cross-entropy use :func:`cnnlib.losses.softmax_cross_entropy` on the logits instead: it is
     the same maths, fused and numerically safer.
     """

@@ -110,6 +110,22 @@ class Layer:
         return f"{type(self).__name__}()"
 
     # -- helpers for subclasses ---------------------------------------------------------
+    def _hold(self, W: np.ndarray, b, per: str):
+        """The end of a ``from_weights``: copy ``W`` into ``params["W"]`` and ``b`` (None: the
+        layer has no bias) into ``params["b"]``, which must have one entry per ``per`` of
+        ``W`` (the layer's outputs); returns the layer."""
+        self.params["W"][...] = W
+        if b is not None:
+            b = np.asarray(b)
+            if b.shape != self.params["b"].shape:
+                raise ShapeError(
+                    f"{type(self).__name__}.from_weights: b must have shape "
+                    f"{self.params['b'].shape} (one bias per {per} of W {W.shape}), "
+                    f"got {b.shape}"
+                )
+            self.params["b"][...] = b
+        return self
+
     def _check_array(self, x, pattern, arg: str = "x", method: str = "forward", dtype=None):
         """Validate ``x`` against a shape ``pattern`` and return it as a float array.
 

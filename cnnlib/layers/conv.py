@@ -77,9 +77,12 @@ class Conv2D(Layer):
     bias : add a learned ``b`` ``(F,)``; without it ``params`` has only ``"W"``.
     weight_scale : standard deviation of the normal initial weights. None (default) uses
         He initialisation ``sqrt(2 / (C * KH * KW))``: it keeps the variance of activations
-        steady through ReLU layers. S2 uses ``1e-3``; ``0.0`` gives zeros.
+        steady through ReLU layers. The CS231n-style three-layer net uses ``1e-3``; ``0.0``
+        gives zeros.
     rng : None, an int seed or a ``np.random.Generator`` (for the initial weights).
     dtype : the float dtype of the parameters and of the computation.
+
+    ``Conv2D.from_weights(W, b)`` builds the layer that holds given weights.
     """
 
     def __init__(
@@ -115,6 +118,25 @@ class Conv2D(Layer):
         self.params["W"] = w.astype(self.dtype)
         if self.bias:
             self.params["b"] = np.zeros(self.out_channels, dtype=self.dtype)
+
+    @classmethod
+    def from_weights(cls, W, b=None, *, stride=1, padding=0, dtype=np.float64) -> Conv2D:
+        """The layer holding these weights: ``W`` ``(F, C, KH, KW)``, ``b`` ``(F,)`` or None
+        (no bias). ``C``, ``F`` and the kernel size are read from ``W``; the arrays are
+        copied (as ``dtype``), so training the layer leaves the caller's arrays alone.
+
+        Raises ``ShapeError`` (naming the argument, the expected and the actual shape) when
+        ``W`` is not 4-D or ``b`` does not have one entry per filter.
+        """
+        W = np.asarray(W)
+        if W.ndim != 4 or 0 in W.shape:
+            raise ShapeError(
+                f"Conv2D.from_weights: W must have shape (F, C, KH, KW), got {W.shape}"
+            )
+        f, c, kh, kw = W.shape
+        layer = cls(c, f, (kh, kw), stride=stride, padding=padding, bias=b is not None,
+                    weight_scale=0.0, dtype=dtype)
+        return layer._hold(W, b, "filter")
 
     def __repr__(self) -> str:
         k, s, p = self.kernel_size, self.stride, self.padding

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from cnnlib.errors import ShapeError
 from cnnlib.layers.base import Layer, as_rng
 
 __all__ = ["Dense", "Flatten"]
@@ -29,9 +30,11 @@ class Dense(Layer):
     bias : add a learned ``b``; without it ``params`` has only ``"W"``.
     weight_scale : standard deviation of the normal initial weights. None (default) uses He
         initialisation ``sqrt(2 / D)`` (keeps activations' variance steady through ReLU).
-        ``0.0`` gives zeros (S4's softmax layer starts from zero weights).
+        ``0.0`` gives zeros (network3's softmax layer starts from zero weights).
     rng : None, an int seed or a ``np.random.Generator``.
     dtype : the float dtype of the parameters and of the computation.
+
+    ``Dense.from_weights(W, b)`` builds the layer that holds given weights.
     """
 
     def __init__(
@@ -58,6 +61,21 @@ class Dense(Layer):
         self.params["W"] = w.astype(self.dtype)
         if self.bias:
             self.params["b"] = np.zeros(self.out_features, dtype=self.dtype)
+
+    @classmethod
+    def from_weights(cls, W, b=None, *, dtype=np.float64) -> Dense:
+        """The layer holding these weights: ``W`` ``(D, M)``, ``b`` ``(M,)`` or None (no
+        bias). The arrays are copied (as ``dtype``).
+
+        Raises ``ShapeError`` (naming the argument, the expected and the actual shape) when
+        ``W`` is not 2-D or ``b`` does not have one entry per output.
+        """
+        W = np.asarray(W)
+        if W.ndim != 2 or 0 in W.shape:
+            raise ShapeError(f"Dense.from_weights: W must have shape (D, M), got {W.shape}")
+        d, m = W.shape
+        layer = cls(d, m, bias=b is not None, weight_scale=0.0, dtype=dtype)
+        return layer._hold(W, b, "column")
 
     def __repr__(self) -> str:
         return f"Dense(in_features={self.in_features}, out_features={self.out_features})"

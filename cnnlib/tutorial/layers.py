@@ -1,4 +1,4 @@
-"""The tutorial's three layers (S1) with its per-sample, channels-last API, built on the
+"""The tutorial network's three layers with their per-sample, channels-last API, built on the
 general layers (the maths lives once, in Conv2D / MaxPool2D / Dense / SoftmaxActivation).
 
 API (as in the tutorial):
@@ -11,9 +11,13 @@ API (as in the tutorial):
   gradient too, so conv layers can be stacked.
 
 Initialisation as in the tutorial: filters ``randn / 9``, weights ``randn / input_len``,
-biases zero. ``rng``: None, an int seed or a ``np.random.Generator``.
+biases zero. ``rng``: None, an int seed or a ``np.random.Generator``. A layer holding given
+weights: ``Conv3x3.from_weights(filters)``, ``Softmax.from_weights(weights, biases)``.
 
-The S1 network::
+The moves between the per-sample layout and the batch layout are in
+:mod:`cnnlib.tutorial.layout`.
+
+The tutorial network::
 
     conv, pool, softmax = Conv3x3(8), MaxPool2(), Softmax(13 * 13 * 8, 10)
     out = softmax.forward(pool.forward(conv.forward(image / 255 - 0.5)))   # (10,)
@@ -32,6 +36,12 @@ from cnnlib.layers.base import _is_float, _Where, as_rng
 from cnnlib.layers.conv import Conv2D
 from cnnlib.layers.dense import Dense
 from cnnlib.layers.pool import MaxPool2D
+from cnnlib.tutorial.layout import (
+    batch_to_sample,
+    filters_to_batch,
+    filters_to_sample,
+    sample_to_batch,
+)
 
 __all__ = ["Conv3x3", "MaxPool2", "Softmax"]
 
@@ -88,10 +98,23 @@ class Conv3x3:
             raise ShapeError(f"{self!r}: filters must have shape {shape}, got {value.shape}")
         self._filters = np.ascontiguousarray(value)
         # (F, 3, 3) -> (F, 1, 3, 3) and (F, 3, 3, C) -> (F, C, 3, 3): views, no copies.
-        if self.in_channels == 1:
-            self.conv.params["W"] = self._filters[:, None, :, :]
-        else:
-            self.conv.params["W"] = self._filters.transpose(0, 3, 1, 2)
+        self.conv.params["W"] = filters_to_batch(self._filters)
+
+    @classmethod
+    def from_weights(cls, filters, dtype=np.float64) -> Conv3x3:
+        """The layer holding these filters (copied): ``(F, 3, 3)`` for one input channel,
+        ``(F, 3, 3, C)`` for ``C > 1``. Raises ``ShapeError`` (naming the argument, the
+        expected and the actual shape) for any other shape."""
+        shape = np.shape(filters)
+        if len(shape) not in (3, 4) or shape[1:3] != (3, 3) or 0 in shape \
+                or (len(shape) == 4 and shape[3] < 2):
+            raise ShapeError(
+                "Conv3x3.from_weights: filters must have shape (F, 3, 3) or (F, 3, 3, C) with "
+                f"C > 1, got {shape}"
+            )
+        layer = cls(shape[0], shape[3] if len(shape) == 4 else 1, rng=0, dtype=dtype)
+        layer.filters = np.array(filters, dtype=dtype)
+        return layer
 
     def __repr__(self) -> str:
         extra = f", in_channels={self.in_channels}" if self.in_channels > 1 else ""
@@ -115,13 +138,13 @@ class Conv3x3:
             )
         if image.shape[0] < 3 or image.shape[1] < 3:
             raise ShapeError(f"{owner}: input must be at least 3x3, got {image.shape}")
-        return image.transpose(2, 0, 1)[None]
+        return sample_to_batch(image)
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         """``input`` ``(h, w)`` / ``(h, w, c)`` -> ``(h-2, w-2, num_filters)``."""
         batch = self._to_batch(input)
         self.last_input = input
-        return self.conv.forward(batch)[0].transpose(1, 2, 0)
+        return batch_to_sample(self.conv.forward(batch))
 
     def backprop(self, d_L_d_out: np.ndarray, learn_rate: float) -> np.ndarray:
         """``d_L_d_out`` ``(h-2, w-2, F)`` -> ``d_L_d_input`` (the input's shape); then
@@ -130,9 +153,8 @@ class Conv3x3:
             raise NotForwardedError(f"{self!r}.backprop was called before forward")
         d_out = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out,
                               ("(h-2, w-2, num_filters)",), (3,))
-        d_input = self.conv.backward(d_out.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
-        d_w = self.conv.grads["W"]  # (F, C, 3, 3)
-        d_filters = d_w[:, 0] if self.in_channels == 1 else d_w.transpose(0, 2, 3, 1)
+        d_input = batch_to_sample(self.conv.backward(sample_to_batch(d_out)))
+        d_filters = filters_to_sample(self.conv.grads["W"], self._filters.ndim)
         self._filters -= learn_rate * d_filters
         return d_input.reshape(np.shape(self.last_input))
 
@@ -159,7 +181,7 @@ class MaxPool2:
             raise ShapeError(f"{owner}: input must be at least 2x2, got {x.shape}")
         x3 = x[:, :, None] if x.ndim == 2 else x
         self.last_input = x
-        out = self.pool.forward(x3.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+        out = batch_to_sample(self.pool.forward(sample_to_batch(x3)))
         return out[:, :, 0] if x.ndim == 2 else out
 
     def backprop(self, d_L_d_out: np.ndarray, learn_rate: float | None = None) -> np.ndarray:
@@ -170,7 +192,7 @@ class MaxPool2:
         d = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out,
                           ("(h//2, w//2, f)", "(h//2, w//2)"), (self.last_input.ndim,))
         d3 = d[:, :, None] if d.ndim == 2 else d
-        dx = self.pool.backward(d3.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+        dx = batch_to_sample(self.pool.backward(sample_to_batch(d3)))
         return dx.reshape(self.last_input.shape)
 
 
@@ -199,13 +221,7 @@ class Softmax:
 
     @weights.setter
     def weights(self, value) -> None:
-        value = np.asarray(value, dtype=self.dense.dtype)
-        if value.shape != (self.input_len, self.nodes):
-            raise ShapeError(
-                f"{self!r}: weights must have shape {(self.input_len, self.nodes)}, "
-                f"got {value.shape}"
-            )
-        self.dense.params["W"] = np.ascontiguousarray(value)
+        self._set("W", "weights", value, (self.input_len, self.nodes))
 
     @property
     def biases(self) -> np.ndarray:
@@ -213,10 +229,29 @@ class Softmax:
 
     @biases.setter
     def biases(self, value) -> None:
+        self._set("b", "biases", value, (self.nodes,))
+
+    def _set(self, key: str, arg: str, value, shape: tuple) -> None:
         value = np.asarray(value, dtype=self.dense.dtype)
-        if value.shape != (self.nodes,):
-            raise ShapeError(f"{self!r}: biases must have shape {(self.nodes,)}, got {value.shape}")
-        self.dense.params["b"] = np.ascontiguousarray(value)
+        if value.shape != shape:
+            raise ShapeError(f"{self!r}: {arg} must have shape {shape}, got {value.shape}")
+        self.dense.params[key] = np.ascontiguousarray(value)
+
+    @classmethod
+    def from_weights(cls, weights, biases=None, dtype=np.float64) -> Softmax:
+        """The layer holding these weights (copied): ``weights`` ``(input_len, nodes)``,
+        ``biases`` ``(nodes,)`` (None: zeros). Raises ``ShapeError`` (naming the layer, the
+        argument, the expected and the actual shape) for other shapes."""
+        shape = np.shape(weights)
+        if len(shape) != 2 or 0 in shape:
+            raise ShapeError(
+                f"Softmax.from_weights: weights must have shape (input_len, nodes), got {shape}"
+            )
+        layer = cls(shape[0], shape[1], rng=0, dtype=dtype)
+        layer.weights = np.array(weights, dtype=dtype)
+        if biases is not None:
+            layer.biases = np.array(biases, dtype=dtype)  # the setter checks the shape
+        return layer
 
     def __repr__(self) -> str:
         return f"Softmax({self.input_len}, {self.nodes})"
