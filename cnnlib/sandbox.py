@@ -1,0 +1,747 @@
+"""Run one untrusted command (a student's notebook) in a bubblewrap sandbox, with limits.
+
+    >>> from cnnlib.sandbox import Limits, probe, run
+    >>> probe().ok                                   # bwrap present and working here?
+    True
+    >>> r = run([sys.executable, "-c", "print(6 * 7)"], workdir=tmp, limits=Limits())
+    >>> r.returncode, r.stdout, r.limit
+    (0, '42\\n', None)
+
+What the sandboxed command sees (a private filesystem view made by `bwrap`):
+- read-only: the system (/usr and the /bin, /lib... links), a few /etc files the C library and
+  Python need, the Python environment (sys.prefix, sys.base_prefix) and the folder of the
+  imported cnnlib package, plus any `readonly` paths the caller names;
+- writable: `workdir` (the submission's private copy) at /submission, its current directory,
+  and a private, size-capped /tmp (HOME is /tmp/home there);
+- absent: the grader's home, the course folder (only the package folder and the venv inside it
+  are bound), the gradebook, solutions/, other submissions, the grader's environment variables
+  (the environment is cleared; see `safe_env`), the network (a new, empty network namespace
+  with only its own loopback), every process outside (a new PID namespace).
+Everything started inside dies with the run: when the command exits (or is killed for a
+limit), bwrap's PID 1 exits and the kernel kills the rest of the PID namespace, daemons too.
+
+Limits (`Limits`) are set by a tiny launcher inside the sandbox just before it execs the
+command: address space, CPU seconds, largest file and process count are rlimits; output size
+is enforced by the reader here and wall time by this runner. `Result.limit` names the limit
+that stopped the run ("memory", "cpu", "wall", "output", "file size", "processes") and
+`Result.reason` says it in words for feedback and the CSV.
+
+Root and ordinary users (`mode()`):
+- an ordinary user runs bwrap in a new user namespace (`--unshare-user`); RLIMIT_NPROC then
+  counts only the processes of that namespace (Linux >= 5.14 counts per user namespace).
+- root: processes of uid 0 are exempt from RLIMIT_NPROC, even inside a user namespace (checked
+  here: 44 processes ran under a limit of 20), so a fork bomb would be unbounded. As root,
+  bwrap therefore runs privileged (no user namespace) and the launcher drops to an unused uid
+  (`_sandbox_uid`) before exec; the workdir is handed to that uid for the run and back after.
+Where user namespaces are blocked (Ubuntu 24.04's AppArmor default), `probe()` says how to
+enable them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+INSIDE_WORKDIR = "/submission"
+"""Where `workdir` appears inside the sandbox (also the command's current directory). A fixed
+path, so the command learns nothing about the grader's folder layout."""
+
+INSIDE_HOME = "/tmp/home"
+"""HOME inside: a fresh folder in the private /tmp, so no IPython startup file, Jupyter config
+or kernelspec of the grader's (or of an earlier run) is ever read."""
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+LIMIT_NAMES = ("memory", "cpu", "wall", "output", "file size", "processes")
+"""The values `Result.limit` takes (or None)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandboxed run. All sizes in bytes, all times in seconds."""
+
+    # RLIMIT_AS (address space, not resident memory: it is the one limit the kernel enforces
+    # without cgroups). `import numba` fails below ~512 MiB (llvmlite reserves address space),
+    # numpy + numba + a Jupyter kernel and client fit comfortably in 2 GiB.
+    memory_bytes: int = 2 * GiB
+    # RLIMIT_NPROC: processes *and threads* of the sandbox's uid. A kernel plus nbclient use
+    # about 20 threads (zmq, heartbeat, iopub, control); 128 leaves room and stops fork bombs.
+    processes: int = 128
+    # RLIMIT_CPU per process (SIGXCPU, then SIGKILL one second later): a whole notebook of
+    # this course runs in seconds; minutes of CPU mean a runaway loop.
+    cpu_seconds: int = 240
+    # Killed by this runner after this long, whatever it is doing (sleeping, blocked, spinning
+    # in several processes): nbgrader's per-cell timeout is 30 s, a notebook has ~10 cells.
+    wall_seconds: float = 300.0
+    # RLIMIT_FSIZE: the largest file the command may write. An executed notebook with plots is
+    # a few MiB; the course's saved parameters are far smaller; 1 GB scratch files are not.
+    file_size_bytes: int = 64 * MiB
+    # stdout + stderr kept (the command is killed when it writes more): a print flood must not
+    # fill the grader's memory or the feedback. PrairieLearn caps its results at 1 MB too.
+    output_bytes: int = 1 * MiB
+    # The private /tmp (and /dev/shm) are RAM-backed tmpfs: capped so they cannot eat the
+    # host's memory outside RLIMIT_AS. Numba's cache and the kernel's runtime files are small.
+    tmp_bytes: int = 256 * MiB
+    # RLIMIT_NOFILE: zmq sockets and notebooks need few; bounds descriptor exhaustion.
+    open_files: int = 1024
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(
+                    f"Limits: {f.name} must be a positive number, got {value!r}"
+                )
+            if f.name != "wall_seconds" and not isinstance(value, int):
+                raise ValueError(
+                    f"Limits: {f.name} must be a whole number, got {value!r}"
+                )
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one sandboxed run did.
+
+    returncode: the command's exit status; -N when signal N killed it (-9 when this runner
+        killed the sandbox for the wall or output limit).
+    stdout, stderr: captured text (UTF-8, undecodable bytes replaced), cut at
+        `Limits.output_bytes` in total with TRUNCATION_MARK appended.
+    wall_seconds, cpu_seconds: elapsed time, and user + system CPU of the processes reaped.
+    limit: which limit stopped it (one of LIMIT_NAMES) or None; reason: that, in words.
+    """
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_seconds: float
+    cpu_seconds: float
+    limit: str | None = None
+    reason: str | None = None
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0 without hitting a limit."""
+        return self.returncode == 0 and self.limit is None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Whether sandboxing works on this machine (`probe()`), and if not, how to enable it."""
+
+    ok: bool
+    bwrap: str | None
+    version: str | None
+    mode: str
+    message: str
+
+
+TRUNCATION_MARK = "\n[... output cut here by the grader's sandbox: more than {n} bytes ...]\n"
+
+ENABLE_HELP = """\
+Sandboxed grading needs bubblewrap (bwrap) and Linux user namespaces.
+- Install bubblewrap from your package manager:
+    Debian/Ubuntu: sudo apt-get install bubblewrap
+    Fedora/RHEL:   sudo dnf install bubblewrap
+    Arch:          sudo pacman -S bubblewrap
+- Ubuntu 24.04 blocks unprivileged user namespaces with AppArmor. Either give bwrap an
+  AppArmor profile that allows them (Ubuntu 25.04 and later ship `bwrap-userns-restrict`;
+  on 24.04 copy it from /usr/share/apparmor/extra-profiles/ into /etc/apparmor.d/ if present,
+  or write /etc/apparmor.d/bwrap with
+      abi <abi/4.0>,
+      include <tunables/global>
+      profile bwrap /usr/bin/bwrap flags=(unconfined) { userns, }
+  then `sudo systemctl reload apparmor`), or lift the restriction for the whole machine:
+      sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0
+  (add it to /etc/sysctl.d/ to keep it after a reboot).
+- Elsewhere check that `sysctl user.max_user_namespaces` is above 0 (and on old Debian
+  kernels `sysctl kernel.unprivileged_userns_clone` is 1).
+Then check with:  python -c "from cnnlib.sandbox import probe; print(probe().message)"
+"""
+
+# The launcher runs inside the sandbox as `python -I -S -c LAUNCHER CONFIG ARGV...`: isolated
+# mode and no site-packages, so no .pth file or environment variable runs code before it.
+# It forks the command (the child sets the rlimits, drops to the sandbox uid when bwrap ran as
+# root, makes HOME and execs argv) and stays as its parent: a child subreaper, so orphans are
+# reaped here too, and it reports the exact wait status and CPU time through `report_fd`,
+# which the command never inherits. bwrap itself only gives 128 + N for a signal and no CPU
+# time (its outer process does not reap the sandbox's PID 1).
+_LAUNCHER = r"""
+import ctypes, json, os, resource, sys
+cfg = json.loads(sys.argv[1])
+argv = sys.argv[2:]
+report = cfg["report_fd"]
+os.set_inheritable(report, False)
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except (OSError, AttributeError):
+    pass
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(report)
+        for name, soft, hard in cfg["rlimits"]:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        if cfg["uid"] is not None:
+            os.setgroups([])
+            os.setgid(cfg["gid"])
+            os.setuid(cfg["uid"])
+            if os.getuid() != cfg["uid"] or os.geteuid() != cfg["uid"]:
+                raise OSError("could not drop privileges")
+        os.umask(0o022)
+        for d in cfg["mkdirs"]:
+            os.makedirs(d, exist_ok=True)
+        os.chdir(cfg["chdir"])
+        os.execvp(argv[0], argv)
+    except BaseException as e:
+        os.write(2, f"sandbox: cannot run {argv[0]!r}: {e}\n".encode())
+    os._exit(127)
+while True:
+    try:
+        _, status, _ = os.wait4(pid, 0)
+        break
+    except InterruptedError:
+        pass
+try:
+    while os.waitpid(-1, os.WNOHANG)[0]:
+        pass
+except ChildProcessError:
+    pass
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+os.write(report, json.dumps({"status": status, "cpu": ru.ru_utime + ru.ru_stime}).encode())
+os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+"""
+
+# /etc entries the C library, Python and matplotlib read, bound read-only when present.
+# Everything else of /etc (credentials, the grader's jupyter/ipython config) stays out.
+_ETC_ENTRIES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives",
+    "nsswitch.conf", "protocols", "services", "mime.types", "fonts",
+)
+_SYSTEM_ROOTS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+_uid_counter = itertools.count()
+
+
+def mode() -> str:
+    """"root" when this process is root (bwrap privileged + uid drop), else "user"."""
+    return "root" if os.geteuid() == 0 else "user"
+
+
+def bwrap_path() -> str | None:
+    """The bwrap program to use, or None when it is not installed."""
+    return shutil.which("bwrap") or (
+        "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None
+    )
+
+
+def _sandbox_uid() -> int:
+    """An unused uid for one root-mode run, distinct per grader process and per call.
+
+    RLIMIT_NPROC counts every process of a uid on the machine, so concurrent sandboxes must
+    not share one. Far above real accounts (< 65,534) and the usual subuid ranges (100,000 +
+    65,536 per user); the span keeps it below 2**31.
+    """
+    return 1_100_000_000 + (os.getpid() * 64 + next(_uid_counter) % 64) % 900_000_000
+
+
+def safe_env(extra: Mapping[str, str] | None = None, *, pythonpath: str | None = None) -> dict:
+    """The whole environment inside the sandbox: nothing is inherited from the grader."""
+    bindir = os.path.dirname(sys.executable)
+    env = {
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": INSIDE_HOME,
+        "USER": "student",
+        "LOGNAME": "student",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "MPLBACKEND": "Agg",  # no display inside
+        # One thread each: parallel grading with several BLAS/Numba threads per job gave
+        # timeouts under contention, and every thread costs RLIMIT_NPROC and address space.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMBA_NUM_THREADS": "1",
+        "NUMBA_CACHE_DIR": "/tmp/numba-cache",  # the package folder is read-only
+        # glibc reserves 64 MiB of address space per malloc arena (one per thread): two
+        # arenas keep RLIMIT_AS about memory actually used.
+        "MALLOC_ARENA_MAX": "2",
+        "PYTHONDONTWRITEBYTECODE": "1",  # the environment is read-only anyway
+        "PYTHONUNBUFFERED": "1",  # output up to a kill is kept
+        "JUPYTER_PLATFORM_DIRS": "1",  # silences jupyter_core's migration warning on stderr
+    }
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    for key, value in (extra or {}).items():
+        if not isinstance(key, str) or not key or "=" in key or not isinstance(value, str):
+            raise ValueError(
+                f"sandbox.run: env must map names to strings, got {key!r}: {value!r}"
+            )
+        env[key] = value
+    return env
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _python_paths() -> tuple[list[str], str | None]:
+    """Read-only paths of the Python environment, and a PYTHONPATH entry for cnnlib if needed.
+
+    The folder of the imported cnnlib package is bound alone (not its parent, which is the
+    repository root with solutions/ in a development checkout); when it lies outside the
+    environment, its parent goes on PYTHONPATH inside, where that parent holds only cnnlib.
+    """
+    import cnnlib
+
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    package = os.path.dirname(os.path.abspath(cnnlib.__file__))
+    paths.append(package)
+    in_env = any(
+        _inside(os.path.realpath(package), os.path.realpath(p)) for p in paths[:4]
+    )
+    return paths, None if in_env else os.path.dirname(package)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = Path(path).parts[1:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def build_command(
+    argv: Sequence[str],
+    *,
+    workdir: str,
+    limits: Limits,
+    env: Mapping[str, str] | None,
+    readonly: Sequence[str | os.PathLike],
+    etc_dir: str,
+    sandbox_uid: int | None,
+    report_fd: int,
+) -> list[str]:
+    """The bwrap command line for one run (see the module docstring for the view it makes)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise RuntimeError("sandbox: bwrap is not installed.\n" + ENABLE_HELP)
+    cmd = [
+        bwrap,
+        "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname", "sandbox",
+        "--new-session",  # no terminal to inject keystrokes into (TIOCSTI)
+        "--die-with-parent",
+        "--clearenv",
+    ]
+    if sandbox_uid is None:
+        # Ordinary user: a user namespace is what makes bwrap work at all; nested ones are
+        # refused (less kernel surface, and no fresh RLIMIT_NPROC count).
+        cmd += ["--unshare-user", "--disable-userns"]
+    else:
+        # Root: keep only what the launcher needs to drop to the sandbox uid.
+        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+
+    for name in _SYSTEM_ROOTS:
+        host = "/" + name
+        if os.path.islink(host):
+            cmd += ["--symlink", os.readlink(host), host]
+        elif os.path.isdir(host):
+            cmd += ["--ro-bind", host, host]
+    cmd += ["--perms", "0755", "--dir", "/etc"]  # bwrap would make it 0700 (see below)
+    for name in _ETC_ENTRIES:
+        host = "/etc/" + name
+        if os.path.lexists(host):
+            cmd += ["--ro-bind", host, host]
+    for name in ("passwd", "group", "hosts"):
+        cmd += ["--ro-bind", os.path.join(etc_dir, name), "/etc/" + name]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+    cmd += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+
+    python_paths, pythonpath = _python_paths()
+    wanted: list[str] = []
+    for p in [*python_paths, *(os.fspath(r) for r in readonly)]:
+        p = os.path.abspath(p)
+        if not os.path.exists(p):
+            if p in python_paths:
+                continue
+            raise FileNotFoundError(f"sandbox.run: readonly path {p!r} does not exist")
+        for candidate in (os.path.realpath(p), p):
+            if candidate not in wanted:
+                wanted.append(candidate)
+    bound = [f"/{n}" for n in _SYSTEM_ROOTS if os.path.isdir(f"/{n}")]
+    made: set[str] = set()
+    for dest in sorted(wanted, key=len):  # parents before children
+        if any(_inside(dest, b) for b in bound):
+            continue  # already visible through a parent bind (e.g. a prefix under /usr)
+        if _inside(dest, INSIDE_WORKDIR) or _inside(dest, "/proc") or _inside(dest, "/dev"):
+            raise ValueError(f"sandbox.run: cannot bind {dest!r}: it clashes with the sandbox")
+        for parent in _ancestors(dest):
+            if parent not in made and not any(_inside(parent, b) for b in bound):
+                # bwrap makes missing parents 0700 root-owned: the dropped uid could not
+                # traverse them. 0755 empty folders reveal only the names on the way.
+                cmd += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        cmd += ["--ro-bind", os.path.realpath(dest), dest]
+        bound.append(dest)
+
+    # No --chdir: as root, bwrap changes folder after dropping its capabilities, before the
+    # launcher has become the uid that owns the workdir; the launcher does it.
+    cmd += ["--bind", workdir, INSIDE_WORKDIR]
+    # The root and /dev are tmpfs folders bwrap made: read-only too, so nothing can be put
+    # there (an ordinary user owns them inside its user namespace, and they have no size cap).
+    # Not recursive: /tmp, /dev/shm, /dev/null... and the workdir stay as mounted.
+    cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]
+    for key, value in safe_env(env, pythonpath=pythonpath).items():
+        cmd += ["--setenv", key, value]
+
+    soft_cpu = limits.cpu_seconds
+    config = {
+        "rlimits": [
+            ["RLIMIT_AS", limits.memory_bytes, limits.memory_bytes],
+            # SIGXCPU at the limit; SIGKILL a second later if that signal is ignored
+            ["RLIMIT_CPU", soft_cpu, soft_cpu + 1],
+            ["RLIMIT_FSIZE", limits.file_size_bytes, limits.file_size_bytes],
+            ["RLIMIT_NPROC", limits.processes, limits.processes],
+            ["RLIMIT_NOFILE", limits.open_files, limits.open_files],
+            ["RLIMIT_CORE", 0, 0],  # no core dumps into the workdir
+        ],
+        "uid": sandbox_uid,
+        "gid": sandbox_uid,
+        "mkdirs": [INSIDE_HOME, "/tmp/numba-cache"],
+        "chdir": INSIDE_WORKDIR,
+        "report_fd": report_fd,
+    }
+    cmd += ["--", sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config), *argv]
+    return cmd
+
+
+def _write_etc(etc_dir: str, uid: int, gid: int) -> None:
+    """Minimal passwd/group/hosts for the sandbox (the host's list its accounts)."""
+    files = {
+        "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"student:x:{uid}:{gid}:student:{INSIDE_HOME}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "group": f"root:x:0:\nstudent:x:{gid}:\nnogroup:x:65534:\n",
+        "hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+    }
+    for name, text in files.items():
+        path = os.path.join(etc_dir, name)
+        with open(path, "w") as fh:
+            fh.write(text)
+        os.chmod(path, 0o644)
+
+
+def _chown_tree(root: str, uid: int, gid: int) -> None:
+    """lchown root and everything under it (never following symlinks)."""
+    os.lchown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            try:
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+            except FileNotFoundError:
+                pass
+
+
+_MEMORY_SIGNS = re.compile(
+    r"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory|Unable to allocate",
+    re.IGNORECASE,
+)
+_PROCESS_SIGNS = re.compile(
+    r"Resource temporarily unavailable|can't start new thread|fork: retry|"
+    r"Cannot fork|BlockingIOError",
+)
+_FSIZE_SIGNS = re.compile(r"File too large|\[Errno 27\]")
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n / GiB:g} GiB" if n >= GiB else f"{n / MiB:g} MiB"
+
+
+def classify(
+    returncode: int,
+    stderr: str,
+    *,
+    limits: Limits,
+    cpu_seconds: float,
+    timed_out: bool,
+    output_cut: bool,
+    largest_file: int = 0,
+) -> tuple[str | None, str | None]:
+    """(limit, reason) for a finished run; (None, None) when no limit stopped it.
+
+    Certain verdicts first (this runner killed it for wall time or output; the kernel's
+    SIGXCPU/SIGXFSZ), then what the command's errors say (an rlimit makes a system call fail
+    and the program reports it: MemoryError, EAGAIN from fork, EFBIG).
+    """
+    if timed_out:
+        return "wall", (
+            f"stopped after {limits.wall_seconds:g} s of wall-clock time (the sandbox's time "
+            "limit): look for an endless loop, a long sleep or a wait for input."
+        )
+    if output_cut:
+        return "output", (
+            f"stopped after printing more than {_fmt_bytes(limits.output_bytes)}: "
+            "print less (for example not inside a training loop)."
+        )
+    cpu_hit = returncode == -signal.SIGXCPU or (
+        returncode == -signal.SIGKILL and cpu_seconds >= limits.cpu_seconds
+    )
+    if cpu_hit:
+        return "cpu", (
+            f"stopped after {limits.cpu_seconds} s of CPU time (the sandbox's CPU limit): "
+            "look for an endless or far too long loop."
+        )
+    failed = returncode != 0
+    if returncode == -signal.SIGXFSZ or largest_file >= limits.file_size_bytes or (
+        failed and _FSIZE_SIGNS.search(stderr)
+    ):
+        return "file size", (
+            f"tried to write a file larger than {_fmt_bytes(limits.file_size_bytes)} "
+            "(the sandbox's file size limit)."
+        )
+    if failed and _PROCESS_SIGNS.search(stderr):
+        return "processes", (
+            f"tried to start more than {limits.processes} processes or threads "
+            "(the sandbox's limit)."
+        )
+    if failed and _MEMORY_SIGNS.search(stderr):
+        return "memory", (
+            f"ran out of memory: more than {_fmt_bytes(limits.memory_bytes)} "
+            "(the sandbox's memory limit); use smaller arrays or fewer copies."
+        )
+    return None, None
+
+
+def _largest_file(root: str, cap: int) -> int:
+    """The size of the largest regular file under root (stops looking at `cap`)."""
+    largest = 0
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            largest = max(largest, st.st_size)
+            if largest >= cap:
+                return largest
+    return largest
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # bwrap; --die-with-parent takes the rest
+    except ProcessLookupError:
+        pass
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    workdir: str | os.PathLike,
+    limits: Limits | None = None,
+    env: Mapping[str, str] | None = None,
+    readonly: Sequence[str | os.PathLike] = (),
+    stdin: bytes | str | None = None,
+) -> Result:
+    """Run argv in a fresh sandbox whose only writable host folder is `workdir`.
+
+    argv: the command, resolved inside the sandbox (PATH has the environment's bin/ first;
+        `sys.executable` works as is). Relative paths are relative to `workdir`, which is the
+        current directory inside (at INSIDE_WORKDIR).
+    env: extra environment variables, on top of `safe_env()`; nothing else is inherited.
+    readonly: extra host paths made visible read-only at the same path.
+    stdin: bytes (or text, UTF-8) fed to the command; None gives it an empty stdin.
+    """
+    if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"sandbox.run: argv must be a non-empty list of strings, got {argv!r}")
+    limits = limits or Limits()
+    if not isinstance(limits, Limits):
+        raise TypeError(f"sandbox.run: limits must be a Limits, got {type(limits).__name__}")
+    workdir = os.path.realpath(os.fspath(workdir))
+    if not os.path.isdir(workdir):
+        raise NotADirectoryError(f"sandbox.run: workdir {workdir!r} is not a folder")
+
+    uid = _sandbox_uid() if mode() == "root" else None
+    inside_uid, inside_gid = (uid, uid) if uid is not None else (os.getuid(), os.getgid())
+    st = os.stat(workdir)
+    etc_dir = tempfile.mkdtemp(prefix="cnnlib-sandbox-etc-")
+    stdin_file = tempfile.TemporaryFile()
+    report_r, report_w = os.pipe()
+    try:
+        _write_etc(etc_dir, inside_uid, inside_gid)
+        if stdin is not None:
+            stdin_file.write(stdin.encode() if isinstance(stdin, str) else stdin)
+            stdin_file.seek(0)
+        cmd = build_command(
+            argv, workdir=workdir, limits=limits, env=env, readonly=readonly,
+            etc_dir=etc_dir, sandbox_uid=uid, report_fd=report_w,
+        )
+        if uid is not None:
+            _chown_tree(workdir, uid, uid)
+        try:
+            return _supervise(cmd, stdin_file, limits, workdir, report_r, report_w)
+        finally:
+            if uid is not None:
+                _chown_tree(workdir, st.st_uid, st.st_gid)
+    finally:
+        for fd in (report_r, report_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # already closed by _supervise
+        stdin_file.close()
+        shutil.rmtree(etc_dir, ignore_errors=True)
+
+
+def _supervise(
+    cmd: list[str], stdin_file, limits: Limits, workdir: str, report_r: int, report_w: int
+) -> Result:
+    """Start bwrap, read its output under the caps, enforce wall time, reap it."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, close_fds=True, pass_fds=(report_w,),
+    )
+    os.close(report_w)  # the launcher holds the only write end now
+    chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+    kept = 0
+    output_cut = timed_out = False
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+    status = rusage = None
+    deadline = start + limits.wall_seconds
+    open_streams = 2
+    try:
+        while open_streams or status is None:
+            now = time.monotonic()
+            if now >= deadline and status is None and not timed_out:
+                timed_out = True
+                _kill(proc)
+            if status is not None and now >= deadline + 5:
+                break  # exited, yet a pipe stays open: give up reading it
+            wait = max(0.0, deadline - now) if status is None else 0.5
+            if pidfd is None:
+                wait = min(wait, 0.05)
+            for key, _ in sel.select(timeout=min(wait, 1.0)):
+                if key.data == "exit":
+                    sel.unregister(pidfd)
+                    continue
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                room = limits.output_bytes - kept
+                if room > 0:
+                    chunks[key.data].append(data[:room])
+                    kept += min(room, len(data))
+                if len(data) > room and not output_cut:
+                    output_cut = True
+                    _kill(proc)
+            if status is None:
+                pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    status, rusage = st, ru
+    finally:
+        if status is None:
+            _kill(proc)
+            _, status, rusage = os.wait4(proc.pid, 0)
+        proc.returncode = 0  # reaped here (wait4, for its CPU time); stops Popen's own wait
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+        proc.stdout.close()
+        proc.stderr.close()
+    wall = time.monotonic() - start
+
+    report = _read_report(report_r)
+    if report is not None:  # the launcher saw the command end
+        status, cpu = report["status"], report["cpu"]
+    else:  # killed by us, or bwrap failed before the launcher ran
+        cpu = rusage.ru_utime + rusage.ru_stime
+    if os.WIFSIGNALED(status):
+        returncode = -os.WTERMSIG(status)
+    else:
+        returncode = os.WEXITSTATUS(status)
+    text = {k: b"".join(v).decode("utf-8", "replace") for k, v in chunks.items()}
+    if output_cut:
+        text["stderr"] += TRUNCATION_MARK.format(n=limits.output_bytes)
+    largest = _largest_file(workdir, limits.file_size_bytes)
+    limit, reason = classify(
+        returncode, text["stderr"], limits=limits, cpu_seconds=cpu,
+        timed_out=timed_out, output_cut=output_cut, largest_file=largest,
+    )
+    return Result(
+        returncode=returncode, stdout=text["stdout"], stderr=text["stderr"],
+        wall_seconds=wall, cpu_seconds=cpu, limit=limit, reason=reason, truncated=output_cut,
+    )
+
+
+def _read_report(fd: int) -> dict | None:
+    """The launcher's {"status": wait status, "cpu": seconds}, or None if it wrote none."""
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, 4096)
+    except BlockingIOError:
+        return None
+    try:
+        report = json.loads(data)
+        return {"status": int(report["status"]), "cpu": float(report["cpu"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def probe() -> ProbeResult:
+    """Check that sandboxing works here: bwrap found, and a trivial sandboxed command runs."""
+    path = bwrap_path()
+    how = mode()
+    if path is None:
+        return ProbeResult(False, None, None, how, "bwrap (bubblewrap) is not installed.\n"
+                           + ENABLE_HELP)
+    try:
+        version = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError) as e:
+        return ProbeResult(False, path, None, how, f"cannot run {path}: {e}\n" + ENABLE_HELP)
+    with tempfile.TemporaryDirectory(prefix="cnnlib-sandbox-probe-") as tmp:
+        try:
+            r = run(
+                [sys.executable, "-I", "-c", "import os; print('sandboxed', os.getpid())"],
+                workdir=tmp, limits=Limits(wall_seconds=30.0),
+            )
+        except OSError as e:
+            return ProbeResult(False, path, version, how, f"cannot start bwrap: {e}\n"
+                               + ENABLE_HELP)
+    # A new PID namespace: bwrap's reaper is PID 1, the launcher 2, the command 3.
+    words = r.stdout.split()
+    if r.returncode == 0 and len(words) == 2 and words[0] == "sandboxed" and int(words[1]) < 10:
+        return ProbeResult(True, path, version, how, f"sandboxing works ({version}, {how} mode)")
+    detail = (r.stderr or r.stdout).strip() or f"exit status {r.returncode}"
+    return ProbeResult(False, path, version, how,
+                       f"bwrap is installed but a sandboxed command failed: {detail}\n"
+                       + ENABLE_HELP)
+
+
+__all__ = [
+    "INSIDE_HOME", "INSIDE_WORKDIR", "LIMIT_NAMES", "Limits", "ProbeResult", "Result",
+    "classify", "mode", "probe", "run", "safe_env",
+]
