@@ -39,6 +39,7 @@ enable them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -190,6 +191,8 @@ try:
 except (OSError, AttributeError):
     pass
 pid = os.fork()
+if pid != 0:  # no ptrace, no /proc/<pid>/fd from the command (same uid in user mode)
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
 if pid == 0:
     try:
         os.close(report)
@@ -246,6 +249,20 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap") or (
         "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _bwrap_help(path: str) -> str:
+    try:
+        return subprocess.run([path, "--help"], capture_output=True, text=True,
+                              timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _has_option(bwrap: str, option: str) -> bool:
+    """Whether this bwrap knows `option` (--disable-userns: 0.8.0; --size: 0.7.0)."""
+    return f" {option} " in _bwrap_help(bwrap)
 
 
 def _sandbox_uid() -> int:
@@ -349,7 +366,9 @@ def build_command(
     if sandbox_uid is None:
         # Ordinary user: a user namespace is what makes bwrap work at all; nested ones are
         # refused (less kernel surface, and no fresh RLIMIT_NPROC count).
-        cmd += ["--unshare-user", "--disable-userns"]
+        cmd += ["--unshare-user"]
+        if _has_option(bwrap, "--disable-userns"):
+            cmd += ["--disable-userns"]
     else:
         # Root: keep only what the launcher needs to drop to the sandbox uid.
         cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -368,8 +387,9 @@ def build_command(
     for name in ("passwd", "group", "hosts"):
         cmd += ["--ro-bind", os.path.join(etc_dir, name), "/etc/" + name]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    cmd += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
-    cmd += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+    size = ["--size", str(limits.tmp_bytes)] if _has_option(bwrap, "--size") else []
+    cmd += ["--perms", "1777", *size, "--tmpfs", "/tmp"]
+    cmd += ["--perms", "1777", *size, "--tmpfs", "/dev/shm"]
 
     python_paths, pythonpath = _python_paths()
     wanted: list[str] = []
@@ -579,13 +599,13 @@ def run(
     inside_uid, inside_gid = (uid, uid) if uid is not None else (os.getuid(), os.getgid())
     st = os.stat(workdir)
     etc_dir = tempfile.mkdtemp(prefix="cnnlib-sandbox-etc-")
-    stdin_file = tempfile.TemporaryFile()
+    if stdin is not None and not isinstance(stdin, (bytes, str)):
+        raise TypeError(f"sandbox.run: stdin must be bytes, str or None, got "
+                        f"{type(stdin).__name__}")
+    data = stdin.encode() if isinstance(stdin, str) else stdin
     report_r, report_w = os.pipe()
     try:
         _write_etc(etc_dir, inside_uid, inside_gid)
-        if stdin is not None:
-            stdin_file.write(stdin.encode() if isinstance(stdin, str) else stdin)
-            stdin_file.seek(0)
         cmd = build_command(
             argv, workdir=workdir, limits=limits, env=env, readonly=readonly,
             etc_dir=etc_dir, sandbox_uid=uid, report_fd=report_w,
@@ -593,7 +613,7 @@ def run(
         if uid is not None:
             _chown_tree(workdir, uid, uid)
         try:
-            return _supervise(cmd, stdin_file, limits, workdir, report_r, report_w)
+            return _supervise(cmd, data, limits, workdir, report_r, report_w)
         finally:
             if uid is not None:
                 _chown_tree(workdir, st.st_uid, st.st_gid)
@@ -603,17 +623,18 @@ def run(
                 os.close(fd)
             except OSError:
                 pass  # already closed by _supervise
-        stdin_file.close()
         shutil.rmtree(etc_dir, ignore_errors=True)
 
 
 def _supervise(
-    cmd: list[str], stdin_file, limits: Limits, workdir: str, report_r: int, report_w: int
+    cmd: list[str], data: bytes | None, limits: Limits, workdir: str, report_r: int,
+    report_w: int,
 ) -> Result:
-    """Start bwrap, read its output under the caps, enforce wall time, reap it."""
+    """Start bwrap, feed its stdin, read its output under the caps, enforce wall time, reap."""
     start = time.monotonic()
     proc = subprocess.Popen(
-        cmd, stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cmd, stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True, pass_fds=(report_w,),
     )
     os.close(report_w)  # the launcher holds the only write end now
@@ -623,6 +644,10 @@ def _supervise(
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    fed = 0
+    if data is not None:
+        os.set_blocking(proc.stdin.fileno(), False)
+        sel.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
     pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
     if pidfd is not None:
         sel.register(pidfd, selectors.EVENT_READ, "exit")
@@ -643,6 +668,17 @@ def _supervise(
             for key, _ in sel.select(timeout=min(wait, 1.0)):
                 if key.data == "exit":
                     sel.unregister(pidfd)
+                    continue
+                if key.data == "stdin":
+                    try:
+                        fed += os.write(key.fd, data[fed:fed + 65536])
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:  # the command closed its stdin or ended
+                        fed = len(data)
+                    if fed >= len(data):
+                        sel.unregister(proc.stdin)
+                        proc.stdin.close()
                     continue
                 data = os.read(key.fd, 65536)
                 if not data:
@@ -668,19 +704,25 @@ def _supervise(
         sel.close()
         if pidfd is not None:
             os.close(pidfd)
-        proc.stdout.close()
-        proc.stderr.close()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass  # stdin with unfed data after the command ended
     wall = time.monotonic() - start
 
     report = _read_report(report_r)
     if report is not None:  # the launcher saw the command end
         status, cpu = report["status"], report["cpu"]
-    else:  # killed by us, or bwrap failed before the launcher ran
+    else:  # killed by us, the launcher killed, or bwrap failed before the launcher ran
         cpu = rusage.ru_utime + rusage.ru_stime
     if os.WIFSIGNALED(status):
         returncode = -os.WTERMSIG(status)
     else:
         returncode = os.WEXITSTATUS(status)
+        if report is None and 128 < returncode < 128 + 65:
+            returncode = 128 - returncode  # bwrap's way of saying "signal N"
     text = {k: b"".join(v).decode("utf-8", "replace") for k, v in chunks.items()}
     if output_cut:
         text["stderr"] += TRUNCATION_MARK.format(n=limits.output_bytes)

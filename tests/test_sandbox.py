@@ -475,3 +475,56 @@ def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path):
     assert nb.cells[1].outputs[0].text == "True\n"  # the kernel's pid: the sandbox's namespace
     assert (tmp_path / "from_kernel.txt").read_text() == INSIDE_HOME
     assert set(processes_with(marker)) <= before  # the kernel is gone with the sandbox
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="as an ordinary user every test runs this mode")
+def test_ordinary_user_mode_gives_the_same_view(tmp_path, monkeypatch):
+    # The flags an ordinary user's run gets (a user namespace, nested ones refused), checked
+    # here as root; RLIMIT_NPROC is the one thing root is exempt from even in this mode.
+    monkeypatch.setattr(sandbox, "mode", lambda: "user")
+    monkeypatch.setenv("CNNLIB_GRADER_SECRET", "s3cret-token")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        r = py(f"""
+            import json, os, socket, subprocess
+            out = {{"pid": os.getpid(), "secret": "CNNLIB_GRADER_SECRET" in os.environ,
+                    "uid_map": open("/proc/self/uid_map").read().split()}}
+            try:
+                open({os.path.join(sys.prefix, "planted.txt")!r}, "w")
+                out["prefix"] = "written"
+            except OSError as e:
+                out["prefix"] = e.strerror
+            try:
+                socket.create_connection(("127.0.0.1", {server.getsockname()[1]}), timeout=3)
+                out["host"] = "connected"
+            except OSError as e:
+                out["host"] = type(e).__name__
+            out["nested userns"] = subprocess.run(["unshare", "--user", "true"],
+                                                  capture_output=True).returncode
+            open("made.txt", "w").write("ok")
+            print(json.dumps(out))
+            """, tmp_path)
+    finally:
+        server.close()
+    out = last_json(r)
+    assert out["pid"] < 10 and not out["secret"]
+    assert out["uid_map"] != ["0", "0", "4294967295"]  # a user namespace, not the host's
+    assert out["prefix"] == "Read-only file system"
+    assert out["host"] == "ConnectionRefusedError"
+    assert out["nested userns"] != 0
+    assert (tmp_path / "made.txt").read_text() == "ok"
+
+
+@needs_bwrap
+def test_large_stdin_is_fed_while_output_is_read(tmp_path):
+    # 4 MiB echoed back piece by piece: both pipes' buffers (64 KiB) fill, so the runner must
+    # feed and read together or deadlock until the wall limit.
+    r = py("""
+        import sys
+        while chunk := sys.stdin.buffer.read1(65536):
+            sys.stdout.buffer.write(chunk)
+        """, tmp_path, stdin=b"z" * (4 * MiB), output_bytes=8 * MiB)
+    assert r.ok and r.stdout == "z" * (4 * MiB)
