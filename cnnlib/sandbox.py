@@ -176,10 +176,10 @@ Then check with:  python -c "from cnnlib.sandbox import probe; print(probe().mes
 # The launcher runs inside the sandbox as `python -I -S -c LAUNCHER CONFIG ARGV...`: isolated
 # mode and no site-packages, so no .pth file or environment variable runs code before it.
 # It forks the command (the child sets the rlimits, drops to the sandbox uid when bwrap ran as
-# root, makes HOME and execs argv) and stays as its parent: a child subreaper, so orphans are
-# reaped here too, and it reports the exact wait status and CPU time through `report_fd`,
-# which the command never inherits. bwrap itself only gives 128 + N for a signal and no CPU
-# time (its outer process does not reap the sandbox's PID 1).
+# root, makes HOME and execs argv) and stays as its parent: a child subreaper, so orphans come
+# back to it; when the command ends it kills and reaps everything left, then reports the exact
+# wait status and CPU time through `report_fd`, which the command never inherits. bwrap itself
+# only gives 128 + N for a signal and no CPU time (its outer process does not reap PID 1).
 _LAUNCHER = r"""
 import ctypes, json, os, resource, sys
 cfg = json.loads(sys.argv[1])
@@ -212,17 +212,20 @@ if pid == 0:
     except BaseException as e:
         os.write(2, f"sandbox: cannot run {argv[0]!r}: {e}\n".encode())
     os._exit(127)
+_, status, _ = os.wait4(pid, 0)
+# The command is done: end everything else it started (daemons too) and reap it all here, so
+# nothing outlives the report and its CPU time counts. kill(-1) spares PID 1 and this process;
+# every other process of the sandbox descends from here, orphans become children here.
 while True:
     try:
-        _, status, _ = os.wait4(pid, 0)
+        os.kill(-1, 9)
+    except OSError:
+        pass
+    try:
+        while True:
+            os.wait()
+    except ChildProcessError:
         break
-    except InterruptedError:
-        pass
-try:
-    while os.waitpid(-1, os.WNOHANG)[0]:
-        pass
-except ChildProcessError:
-    pass
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 os.write(report, json.dumps({"status": status, "cpu": ru.ru_utime + ru.ru_stime}).encode())
 os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
@@ -349,6 +352,7 @@ def build_command(
     etc_dir: str,
     sandbox_uid: int | None,
     report_fd: int,
+    info_fd: int | None = None,
 ) -> list[str]:
     """The bwrap command line for one run (see the module docstring for the view it makes)."""
     bwrap = bwrap_path()
@@ -363,6 +367,8 @@ def build_command(
         "--die-with-parent",
         "--clearenv",
     ]
+    if info_fd is not None:  # bwrap writes {"child-pid": PID 1 of the sandbox, ...} there
+        cmd += ["--info-fd", str(info_fd)]
     if sandbox_uid is None:
         # Ordinary user: a user namespace is what makes bwrap work at all; nested ones are
         # refused (less kernel surface, and no fresh RLIMIT_NPROC count).
@@ -371,7 +377,9 @@ def build_command(
             cmd += ["--disable-userns"]
     else:
         # Root: keep only what the launcher needs to drop to the sandbox uid.
-        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # (CAP_KILL: the launcher, still uid 0, ends the leftovers of the dropped uid.)
+        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                "--cap-add", "CAP_KILL"]
 
     for name in _SYSTEM_ROOTS:
         host = "/" + name
@@ -604,21 +612,23 @@ def run(
                         f"{type(stdin).__name__}")
     data = stdin.encode() if isinstance(stdin, str) else stdin
     report_r, report_w = os.pipe()
+    info_r, info_w = os.pipe()
     try:
         _write_etc(etc_dir, inside_uid, inside_gid)
         cmd = build_command(
             argv, workdir=workdir, limits=limits, env=env, readonly=readonly,
-            etc_dir=etc_dir, sandbox_uid=uid, report_fd=report_w,
+            etc_dir=etc_dir, sandbox_uid=uid, report_fd=report_w, info_fd=info_w,
         )
         if uid is not None:
             _chown_tree(workdir, uid, uid)
         try:
-            return _supervise(cmd, data, limits, workdir, report_r, report_w)
+            return _supervise(cmd, data, limits, workdir, (report_r, report_w),
+                              (info_r, info_w))
         finally:
             if uid is not None:
                 _chown_tree(workdir, st.st_uid, st.st_gid)
     finally:
-        for fd in (report_r, report_w):
+        for fd in (report_r, report_w, info_r, info_w):
             try:
                 os.close(fd)
             except OSError:
@@ -627,23 +637,27 @@ def run(
 
 
 def _supervise(
-    cmd: list[str], data: bytes | None, limits: Limits, workdir: str, report_r: int,
-    report_w: int,
+    cmd: list[str], data: bytes | None, limits: Limits, workdir: str,
+    report: tuple[int, int], info: tuple[int, int],
 ) -> Result:
     """Start bwrap, feed its stdin, read its output under the caps, enforce wall time, reap."""
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, close_fds=True, pass_fds=(report_w,),
+        start_new_session=True, close_fds=True, pass_fds=(report[1], info[1]),
     )
-    os.close(report_w)  # the launcher holds the only write end now
+    os.close(report[1])  # the launcher holds the only write end now
+    os.close(info[1])
+    info_text = b""
+    pid1 = None  # a pidfd of the sandbox's PID 1: when it has exited, so has all inside
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     kept = 0
     output_cut = timed_out = False
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    sel.register(info[0], selectors.EVENT_READ, "info")
     fed = 0
     if data is not None:
         os.set_blocking(proc.stdin.fileno(), False)
@@ -669,6 +683,13 @@ def _supervise(
                 if key.data == "exit":
                     sel.unregister(pidfd)
                     continue
+                if key.data == "info":
+                    got = os.read(info[0], 4096)
+                    info_text += got
+                    if not got or len(info_text) > 65536:
+                        sel.unregister(info[0])
+                        pid1 = _pidfd_of_pid1(info_text)
+                    continue
                 if key.data == "stdin":
                     try:
                         fed += os.write(key.fd, data[fed:fed + 65536])
@@ -680,16 +701,16 @@ def _supervise(
                         sel.unregister(proc.stdin)
                         proc.stdin.close()
                     continue
-                data = os.read(key.fd, 65536)
-                if not data:
+                got = os.read(key.fd, 65536)
+                if not got:
                     sel.unregister(key.fileobj)
                     open_streams -= 1
                     continue
                 room = limits.output_bytes - kept
                 if room > 0:
-                    chunks[key.data].append(data[:room])
-                    kept += min(room, len(data))
-                if len(data) > room and not output_cut:
+                    chunks[key.data].append(got[:room])
+                    kept += min(room, len(got))
+                if len(got) > room and not output_cut:
                     output_cut = True
                     _kill(proc)
             if status is None:
@@ -710,9 +731,15 @@ def _supervise(
                     stream.close()
                 except OSError:
                     pass  # stdin with unfed data after the command ended
+    if pid1 is not None:  # bwrap can exit just before its PID 1 has ended the namespace
+        selectors_wait = selectors.DefaultSelector()
+        selectors_wait.register(pid1, selectors.EVENT_READ)
+        selectors_wait.select(timeout=5.0)
+        selectors_wait.close()
+        os.close(pid1)
     wall = time.monotonic() - start
 
-    report = _read_report(report_r)
+    report = _read_report(report[0])
     if report is not None:  # the launcher saw the command end
         status, cpu = report["status"], report["cpu"]
     else:  # killed by us, the launcher killed, or bwrap failed before the launcher ran
@@ -735,6 +762,14 @@ def _supervise(
         returncode=returncode, stdout=text["stdout"], stderr=text["stderr"],
         wall_seconds=wall, cpu_seconds=cpu, limit=limit, reason=reason, truncated=output_cut,
     )
+
+
+def _pidfd_of_pid1(info_text: bytes) -> int | None:
+    try:
+        pid = int(json.loads(info_text)["child-pid"])
+        return os.pidfd_open(pid)
+    except (ValueError, KeyError, TypeError, OSError, AttributeError):
+        return None  # already gone, or no pidfd_open (Linux < 5.3): nothing to wait for
 
 
 def _read_report(fd: int) -> dict | None:

@@ -22,17 +22,27 @@ import sys
 import tempfile
 
 
+def import_nbformat():
+    """nbformat, imported without jsonschema's optional rfc3987_syntax.
+
+    When rfc3987_syntax is installed, jsonschema (under nbformat) imports it, and it builds a
+    parser at import: 6-8 s per process on the course's 2-core machines, more than a whole
+    trivial notebook run. Notebooks need no IRI format check; blocking that one import only
+    leaves that checker out (jsonschema imports it inside `suppress(ImportError)`).
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import nbformat
+
+    return nbformat
+
+
 def execute(src: str, dst: str, *, timeout: float = 30.0, transport: str = "ipc",
             kernel_name: str = "python3") -> dict:
     """Run every cell of notebook `src`, write the executed notebook to `dst`, return a summary.
 
     timeout: seconds per cell (nbgrader's default is 30), after which the cell is interrupted.
     """
-    # jsonschema (under nbformat) imports the optional rfc3987_syntax when installed, which
-    # builds a parser at import: 6-8 s here per process, more than the whole notebook run.
-    # Notebooks need no IRI format check; blocking that import skips only that checker.
-    sys.modules.setdefault("rfc3987_syntax", None)
-    import nbformat
+    nbformat = import_nbformat()
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 

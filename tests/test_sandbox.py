@@ -21,6 +21,7 @@ import pytest
 import cnnlib
 from cnnlib import sandbox
 from cnnlib.sandbox import INSIDE_HOME, INSIDE_WORKDIR, Limits, MiB, probe, run
+from cnnlib.sandbox_runner import import_nbformat
 
 _PROBE = probe() if sandbox.bwrap_path() else None
 needs_bwrap = pytest.mark.skipif(
@@ -440,7 +441,7 @@ def test_daemonised_grandchild_does_not_outlive_the_run(tmp_path):
 
 
 def _notebook(path: Path) -> None:
-    import nbformat
+    nbformat = import_nbformat()
     from nbformat.v4 import new_code_cell, new_notebook
 
     nb = new_notebook(
@@ -459,8 +460,7 @@ def _notebook(path: Path) -> None:
 @needs_bwrap
 @pytest.mark.slow
 def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path):
-    import nbformat
-
+    nbformat = import_nbformat()
     _notebook(tmp_path / "in.ipynb")
     marker = "ipykernel_launcher"
     before = set(processes_with(marker))
