@@ -241,6 +241,66 @@ _SYSTEM_ROOTS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 _uid_counter = itertools.count()
 
+# --- seccomp: a few system calls refused inside (a classic BPF program, built here) ----------
+# Refused with EPERM: new user namespaces (unshare/clone with CLONE_NEWUSER: as root the
+# dropped uid could otherwise make one, mount a tmpfs there and fill the host's memory),
+# joining namespaces, mounting, the kernel keyring (not namespaced: an ordinary user's keys
+# would be readable), bpf, perf_event_open, userfaultfd and io_uring (kernel attack surface no
+# notebook needs). clone3 gets ENOSYS: its flags are out of a filter's reach, and glibc then
+# falls back to clone. Other ABIs on the same machine (i386, x32) are refused entirely.
+# Syscall numbers from <asm/unistd_64.h>; other machines run without the filter.
+_CLONE_NEWUSER = 0x10000000
+_SECCOMP_X86_64 = {
+    "arch": 0xC000003E,  # AUDIT_ARCH_X86_64
+    "x32_bit": 0x40000000,
+    "clone": 56, "unshare": 272, "clone3": 435,
+    "denied": {
+        "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
+        "perf_event_open": 298, "userfaultfd": 323, "mount": 165, "umount2": 166,
+        "pivot_root": 155, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "fsconfig": 431, "fsmount": 432, "mount_setattr": 442, "setns": 308,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+    },
+}
+
+
+def seccomp_program(machine: str | None = None) -> bytes | None:
+    """The seccomp filter (struct sock_filter[] bytes) for this machine, or None."""
+    import platform
+    import struct
+
+    if (machine or platform.machine()) != "x86_64":
+        return None
+    t = _SECCOMP_X86_64
+    ld_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|...|K
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    prog: list[tuple] = []  # (code, jump-if-true label, jump-if-false label, k)
+    prog.append((ld_abs, None, None, 4))  # seccomp_data.arch
+    prog.append((jeq, None, "deny", t["arch"]))
+    prog.append((ld_abs, None, None, 0))  # seccomp_data.nr
+    prog.append((jge, "deny", None, t["x32_bit"]))
+    for nr in t["denied"].values():
+        prog.append((jeq, "deny", None, nr))
+    prog.append((jeq, "nosys", None, t["clone3"]))
+    prog.append((jeq, "flags", None, t["clone"]))
+    prog.append((jeq, "flags", None, t["unshare"]))
+    labels = {"allow": len(prog)}
+    prog.append((ret, None, None, allow))
+    labels["flags"] = len(prog)
+    prog.append((ld_abs, None, None, 16))  # low half of seccomp_data.args[0] (little-endian)
+    prog.append((jset, "deny", None, _CLONE_NEWUSER))
+    prog.append((ret, None, None, allow))  # (BPF jumps only forward: a second "allow")
+    labels["nosys"] = len(prog)
+    prog.append((ret, None, None, enosys))
+    labels["deny"] = len(prog)
+    prog.append((ret, None, None, eperm))
+    out = b""
+    for i, (code, jt, jf, k) in enumerate(prog):
+        jt = labels[jt] - i - 1 if jt else 0
+        jf = labels[jf] - i - 1 if jf else 0
+        out += struct.pack("=HBBI", code, jt, jf, k)
+    return out
+
 
 def mode() -> str:
     """"root" when this process is root (bwrap privileged + uid drop), else "user"."""
@@ -353,6 +413,7 @@ def build_command(
     sandbox_uid: int | None,
     report_fd: int,
     info_fd: int | None = None,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The bwrap command line for one run (see the module docstring for the view it makes)."""
     bwrap = bwrap_path()
@@ -369,6 +430,8 @@ def build_command(
     ]
     if info_fd is not None:  # bwrap writes {"child-pid": PID 1 of the sandbox, ...} there
         cmd += ["--info-fd", str(info_fd)]
+    if seccomp_fd is not None:  # bwrap reads the filter, closes the fd, applies it at exec
+        cmd += ["--seccomp", str(seccomp_fd)]
     if sandbox_uid is None:
         # Ordinary user: a user namespace is what makes bwrap work at all; nested ones are
         # refused (less kernel surface, and no fresh RLIMIT_NPROC count).
@@ -613,17 +676,24 @@ def run(
     data = stdin.encode() if isinstance(stdin, str) else stdin
     report_r, report_w = os.pipe()
     info_r, info_w = os.pipe()
+    program = seccomp_program()
+    seccomp_file = tempfile.TemporaryFile()
+    if program is not None:
+        seccomp_file.write(program)
+        seccomp_file.flush()
+        seccomp_file.seek(0)
     try:
         _write_etc(etc_dir, inside_uid, inside_gid)
         cmd = build_command(
             argv, workdir=workdir, limits=limits, env=env, readonly=readonly,
             etc_dir=etc_dir, sandbox_uid=uid, report_fd=report_w, info_fd=info_w,
+            seccomp_fd=seccomp_file.fileno() if program is not None else None,
         )
         if uid is not None:
             _chown_tree(workdir, uid, uid)
         try:
             return _supervise(cmd, data, limits, workdir, (report_r, report_w),
-                              (info_r, info_w))
+                              (info_r, info_w), seccomp_file.fileno())
         finally:
             if uid is not None:
                 _chown_tree(workdir, st.st_uid, st.st_gid)
@@ -633,19 +703,20 @@ def run(
                 os.close(fd)
             except OSError:
                 pass  # already closed by _supervise
+        seccomp_file.close()
         shutil.rmtree(etc_dir, ignore_errors=True)
 
 
 def _supervise(
     cmd: list[str], data: bytes | None, limits: Limits, workdir: str,
-    report: tuple[int, int], info: tuple[int, int],
+    report: tuple[int, int], info: tuple[int, int], seccomp_fd: int,
 ) -> Result:
     """Start bwrap, feed its stdin, read its output under the caps, enforce wall time, reap."""
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, close_fds=True, pass_fds=(report[1], info[1]),
+        start_new_session=True, close_fds=True, pass_fds=(report[1], info[1], seccomp_fd),
     )
     os.close(report[1])  # the launcher holds the only write end now
     os.close(info[1])

@@ -528,3 +528,32 @@ def test_large_stdin_is_fed_while_output_is_read(tmp_path):
             sys.stdout.buffer.write(chunk)
         """, tmp_path, stdin=b"z" * (4 * MiB), output_bytes=8 * MiB)
     assert r.ok and r.stdout == "z" * (4 * MiB)
+
+
+@needs_bwrap
+def test_no_nested_user_namespace_no_keyring_no_mount(tmp_path):
+    # A nested user namespace would let the command mount a tmpfs of its own (host memory,
+    # outside every limit); the kernel keyring is shared by all processes of a uid.
+    r = py("""
+        import ctypes, json, os, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        def errno_of(rc):
+            return os.strerror(ctypes.get_errno()) if rc == -1 else "allowed"
+        out = {
+            "unshare user": errno_of(libc.unshare(0x10000000)),
+            "keyctl": errno_of(libc.syscall(250, 0, -3, 0, 0, 0)),  # KEYCTL_GET_KEYRING_ID
+            "mount": errno_of(libc.mount(b"x", b"/tmp", b"tmpfs", 0, None)),
+        }
+        t = threading.Thread(target=lambda: out.update(thread="ran"))
+        t.start(); t.join()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        out["fork"] = os.waitpid(pid, 0)[1] >> 8
+        print(json.dumps(out))
+        """, tmp_path)
+    out = last_json(r)
+    if sandbox.seccomp_program() is not None:
+        assert out["keyctl"] == "Operation not permitted"
+    assert out["unshare user"] != "allowed" and out["mount"] != "allowed"
+    assert out["thread"] == "ran" and out["fork"] == 7  # threads and fork still work
