@@ -66,7 +66,7 @@ or kernelspec of the grader's (or of an earlier run) is ever read."""
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
-LIMIT_NAMES = ("memory", "cpu", "wall", "output", "file size", "processes")
+LIMIT_NAMES = ("memory", "cpu", "wall", "output", "file size", "processes", "disk")
 """The values `Result.limit` takes (or None)."""
 
 
@@ -98,6 +98,11 @@ class Limits:
     tmp_bytes: int = 256 * MiB
     # RLIMIT_NOFILE: zmq sockets and notebooks need few; bounds descriptor exhaustion.
     open_files: int = 1024
+    # The workdir is on the grader's disk and RLIMIT_FSIZE bounds one file only: its total
+    # (blocks in use) and number of entries are checked twice a second and at the end. A
+    # submission with its executed notebook is a few MiB and a few files.
+    disk_bytes: int = 512 * MiB
+    disk_files: int = 10_000
 
     def __post_init__(self):
         for f in fields(self):
@@ -571,6 +576,7 @@ def classify(
     timed_out: bool,
     output_cut: bool,
     largest_file: int = 0,
+    disk_full: bool = False,
 ) -> tuple[str | None, str | None]:
     """(limit, reason) for a finished run; (None, None) when no limit stopped it.
 
@@ -587,6 +593,11 @@ def classify(
         return "output", (
             f"stopped after printing more than {_fmt_bytes(limits.output_bytes)}: "
             "print less (for example not inside a training loop)."
+        )
+    if disk_full:
+        return "disk", (
+            f"wrote more than {_fmt_bytes(limits.disk_bytes)} or {limits.disk_files} files "
+            "in its folder (the sandbox's disk limit)."
         )
     cpu_hit = returncode == -signal.SIGXCPU or (
         returncode == -signal.SIGKILL and cpu_seconds >= limits.cpu_seconds
@@ -617,19 +628,34 @@ def classify(
     return None, None
 
 
-def _largest_file(root: str, cap: int) -> int:
-    """The size of the largest regular file under root (stops looking at `cap`)."""
-    largest = 0
-    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
-        for name in filenames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            largest = max(largest, st.st_size)
-            if largest >= cap:
-                return largest
-    return largest
+def _usage(root: str, limits: Limits) -> tuple[int, int, int]:
+    """(bytes in use, entries, largest file size) under root; stops counting past a limit."""
+    used = entries = largest = 0
+    stack = [root]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                entries += 1
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += st.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    largest = max(largest, st.st_size)
+                if used > limits.disk_bytes or entries > limits.disk_files:
+                    return used, entries, largest
+    return used, entries, largest
+
+
+def _over_disk(usage: tuple[int, int, int], limits: Limits) -> bool:
+    return usage[0] > limits.disk_bytes or usage[1] > limits.disk_files
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -739,6 +765,8 @@ def _supervise(
     status = rusage = None
     deadline = start + limits.wall_seconds
     open_streams = 2
+    disk_full = False
+    next_disk_check = start + 0.5
     try:
         while open_streams or status is None:
             now = time.monotonic()
@@ -747,10 +775,15 @@ def _supervise(
                 _kill(proc)
             if status is not None and now >= deadline + 5:
                 break  # exited, yet a pipe stays open: give up reading it
+            if status is None and now >= next_disk_check and not disk_full:
+                next_disk_check = now + 0.5
+                if _over_disk(_usage(workdir, limits), limits):
+                    disk_full = True
+                    _kill(proc)
             wait = max(0.0, deadline - now) if status is None else 0.5
             if pidfd is None:
                 wait = min(wait, 0.05)
-            for key, _ in sel.select(timeout=min(wait, 1.0)):
+            for key, _ in sel.select(timeout=min(wait, 0.5)):
                 if key.data == "exit":
                     sel.unregister(pidfd)
                     continue
@@ -824,10 +857,11 @@ def _supervise(
     text = {k: b"".join(v).decode("utf-8", "replace") for k, v in chunks.items()}
     if output_cut:
         text["stderr"] += TRUNCATION_MARK.format(n=limits.output_bytes)
-    largest = _largest_file(workdir, limits.file_size_bytes)
+    usage = _usage(workdir, limits)
     limit, reason = classify(
         returncode, text["stderr"], limits=limits, cpu_seconds=cpu,
-        timed_out=timed_out, output_cut=output_cut, largest_file=largest,
+        timed_out=timed_out, output_cut=output_cut, largest_file=usage[2],
+        disk_full=disk_full or _over_disk(usage, limits),
     )
     return Result(
         returncode=returncode, stdout=text["stdout"], stderr=text["stderr"],

@@ -397,6 +397,22 @@ def test_huge_file_hits_the_file_size_limit(tmp_path, swallow):
 
 
 @needs_bwrap
+@pytest.mark.parametrize("how", ["many files", "many bytes"])
+def test_filling_the_workdir_hits_the_disk_limit(tmp_path, how):
+    # each file under the file size limit, together over the folder's limits
+    r = py(f"""
+        import os
+        for i in range(100_000):
+            with open(f"f{{i}}", "wb") as fh:
+                fh.write(b"1" * (1024 * 1024 if {how!r} == "many bytes" else 1))
+        """, tmp_path, disk_bytes=32 * MiB, disk_files=500, file_size_bytes=4 * MiB)
+    assert r.limit == "disk", (r.returncode, r.stderr[-500:])
+    assert "disk limit" in r.reason
+    # stopped within a poll (0.5 s) of crossing it, not after 100,000 files
+    assert len(list(tmp_path.iterdir())) < 20_000
+
+
+@needs_bwrap
 def test_cpu_spin_hits_the_cpu_limit(tmp_path):
     r = py("while True:\n    pass\n", tmp_path, cpu_seconds=1, wall_seconds=30.0)
     assert r.limit == "cpu", (r.returncode, r.stderr[-500:])
