@@ -3,36 +3,43 @@
     >>> from cnnlib.sandbox import Limits, probe, run
     >>> probe().ok                                   # bwrap present and working here?
     True
-    >>> r = run([sys.executable, "-c", "print(6 * 7)"], workdir=tmp, limits=Limits())
+    >>> r = run([sys.executable, "-c", "print(6 * 7)"], workdir=folder, limits=Limits())
     >>> r.returncode, r.stdout, r.limit
     (0, '42\\n', None)
 
 What the sandboxed command sees (a private filesystem view made by `bwrap`):
 - read-only: the system (/usr and the /bin, /lib... links), a few /etc files the C library and
-  Python need, the Python environment (sys.prefix, sys.base_prefix) and the folder of the
-  imported cnnlib package, plus any `readonly` paths the caller names;
-- writable: `workdir` (the submission's private copy) at /submission, its current directory,
-  and a private, size-capped /tmp (HOME is /tmp/home there);
-- absent: the grader's home, the course folder (only the package folder and the venv inside it
-  are bound), the gradebook, solutions/, other submissions, the grader's environment variables
-  (the environment is cleared; see `safe_env`), the network (a new, empty network namespace
-  with only its own loopback), every process outside (a new PID namespace).
-Everything started inside dies with the run: when the command exits (or is killed for a
-limit), bwrap's PID 1 exits and the kernel kills the rest of the PID namespace, daemons too.
+  Python need (passwd, group and hosts are made up), the Python environment (sys.prefix,
+  sys.base_prefix) and the folder of the imported cnnlib package, plus any `readonly` paths
+  the caller names; the root and /dev themselves are read-only too;
+- writable: `workdir` (the submission's private copy) at /submission, its current folder,
+  and a private, size-capped /tmp and /dev/shm (HOME is /tmp/home);
+- absent: the grader's home, the course folder (of a checkout only the package folder and the
+  venv are bound), the gradebook, solutions/, other submissions, the grader's environment
+  variables (the environment is cleared; see `safe_env`), the network (a new network
+  namespace with only its own loopback), every process outside (a new PID namespace).
+A seccomp filter (`seccomp_program`, x86-64) refuses new user namespaces, mounts, the kernel
+keyring, bpf, perf_event_open, userfaultfd and io_uring. Everything started inside ends with
+the run: the launcher (below) kills and reaps every leftover when the command exits, and when
+bwrap's PID 1 exits (or this runner kills the sandbox for a limit) the kernel kills whatever
+remains of the PID namespace, daemons included.
 
-Limits (`Limits`) are set by a tiny launcher inside the sandbox just before it execs the
-command: address space, CPU seconds, largest file and process count are rlimits; output size
-is enforced by the reader here and wall time by this runner. `Result.limit` names the limit
-that stopped the run ("memory", "cpu", "wall", "output", "file size", "processes") and
-`Result.reason` says it in words for feedback and the CSV.
+Limits (`Limits`): address space, CPU seconds, largest file, process count and open files are
+rlimits, set by a tiny launcher inside the sandbox that forks the command and stays as its
+parent to report its exact status and CPU time; output size is enforced by the reader here,
+wall time and the workdir's disk use by this runner. `Result.limit` names the limit that
+stopped the run (one of LIMIT_NAMES) and `Result.reason` says it in words for feedback and
+the CSV.
 
 Root and ordinary users (`mode()`):
-- an ordinary user runs bwrap in a new user namespace (`--unshare-user`); RLIMIT_NPROC then
-  counts only the processes of that namespace (Linux >= 5.14 counts per user namespace).
-- root: processes of uid 0 are exempt from RLIMIT_NPROC, even inside a user namespace (checked
+- an ordinary user runs bwrap in a new user namespace (`--unshare-user --disable-userns`);
+  RLIMIT_NPROC then counts only that namespace's processes (Linux >= 5.14 counts per user
+  namespace).
+- root: processes of uid 0 are exempt from RLIMIT_NPROC, even inside a user namespace (seen
   here: 44 processes ran under a limit of 20), so a fork bomb would be unbounded. As root,
-  bwrap therefore runs privileged (no user namespace) and the launcher drops to an unused uid
-  (`_sandbox_uid`) before exec; the workdir is handed to that uid for the run and back after.
+  bwrap therefore runs privileged (no user namespace, every capability dropped but the three
+  the launcher needs) and the command runs as an unused uid (`_sandbox_uid`); the workdir is
+  handed to that uid for the run and back afterwards.
 Where user namespaces are blocked (Ubuntu 24.04's AppArmor default), `probe()` says how to
 enable them.
 """
@@ -55,9 +62,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from cnnlib.errors import CnnlibError
+
 INSIDE_WORKDIR = "/submission"
-"""Where `workdir` appears inside the sandbox (also the command's current directory). A fixed
-path, so the command learns nothing about the grader's folder layout."""
+"""Where `workdir` appears inside the sandbox (also the command's current folder): the same
+for every submission. (The host paths of the bound folders can still be read from
+/proc/1/cmdline and /proc/self/mountinfo: names only, nothing beside them is reachable.)"""
 
 INSIDE_HOME = "/tmp/home"
 """HOME inside: a fresh folder in the private /tmp, so no IPython startup file, Jupyter config
@@ -68,6 +78,10 @@ GiB = 1024 * MiB
 
 LIMIT_NAMES = ("memory", "cpu", "wall", "output", "file size", "processes", "disk")
 """The values `Result.limit` takes (or None)."""
+
+
+class SandboxUnavailable(CnnlibError, RuntimeError):
+    """bwrap is missing or cannot make a sandbox here; the message says how to enable it."""
 
 
 @dataclass(frozen=True)
@@ -423,7 +437,7 @@ def build_command(
     """The bwrap command line for one run (see the module docstring for the view it makes)."""
     bwrap = bwrap_path()
     if bwrap is None:
-        raise RuntimeError("sandbox: bwrap is not installed.\n" + ENABLE_HELP)
+        raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed.\n" + ENABLE_HELP)
     cmd = [
         bwrap,
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
@@ -925,5 +939,5 @@ def probe() -> ProbeResult:
 
 __all__ = [
     "INSIDE_HOME", "INSIDE_WORKDIR", "LIMIT_NAMES", "Limits", "ProbeResult", "Result",
-    "classify", "mode", "probe", "run", "safe_env",
+    "SandboxUnavailable", "classify", "mode", "probe", "run", "safe_env", "seccomp_program",
 ]

@@ -89,6 +89,12 @@ def test_limits_and_arguments_are_checked(tmp_path):
         run(["true"], workdir=tmp_path / "missing")
 
 
+def test_run_without_bwrap_refuses_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+        run(["true"], workdir=tmp_path)
+
+
 def test_classify_names_each_limit():
     lim = Limits(cpu_seconds=5)
     kw = dict(limits=lim, cpu_seconds=0.1, timed_out=False, output_cut=False)
