@@ -144,6 +144,26 @@ def test_well_behaved_command_gets_output_files_and_status(tmp_path):
 
 
 @needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="the workdir changes hands only as root")
+def test_handing_the_workdir_back_never_follows_links(tmp_path):
+    outside = tmp_path / "outside.txt"  # stands for /etc/shadow and the like
+    outside.write_text("host file")
+    os.chown(outside, 4321, 4321)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    r = py(f"""
+        import os
+        os.symlink({str(outside)!r}, "link-to-host-file")
+        os.mkdir("d")
+        os.symlink("/", "d/link-to-root")
+        """, workdir)
+    assert r.ok, r.stderr
+    assert (outside.stat().st_uid, outside.stat().st_gid) == (4321, 4321)
+    assert os.lstat(workdir / "link-to-host-file").st_uid == workdir.stat().st_uid == 0
+    assert os.stat("/").st_uid == 0
+
+
+@needs_bwrap
 def test_environment_and_package_are_read_only(tmp_path):
     extra = tmp_path.parent / f"bundle-{uuid.uuid4().hex}"
     extra.mkdir()
