@@ -88,9 +88,11 @@ class SandboxUnavailable(CnnlibError, RuntimeError):
 class Limits:
     """Resource limits for one sandboxed run. All sizes in bytes, all times in seconds."""
 
-    # RLIMIT_AS (address space, not resident memory: it is the one limit the kernel enforces
-    # without cgroups). `import numba` fails below ~512 MiB (llvmlite reserves address space),
-    # numpy + numba + a Jupyter kernel and client fit comfortably in 2 GiB.
+    # RLIMIT_AS per process (address space: the one memory limit the kernel enforces without
+    # cgroups), and the same bound on the anonymous memory resident in all the sandbox's
+    # processes together, polled four times a second (RLIMIT_AS alone would allow it once per
+    # process). `import numba` fails below ~512 MiB of address space (llvmlite reserves it);
+    # a kernel with numpy and numba peaks near 470 MiB, nbclient beside it: 2 GiB is ample.
     memory_bytes: int = 2 * GiB
     # RLIMIT_NPROC: processes *and threads* of the sandbox's uid. A kernel plus nbclient use
     # about 20 threads (zmq, heartbeat, iopub, control); 128 leaves room and stops fork bombs.
@@ -591,6 +593,7 @@ def classify(
     output_cut: bool,
     largest_file: int = 0,
     disk_full: bool = False,
+    memory_full: bool = False,
 ) -> tuple[str | None, str | None]:
     """(limit, reason) for a finished run; (None, None) when no limit stopped it.
 
@@ -607,6 +610,11 @@ def classify(
         return "output", (
             f"stopped after printing more than {_fmt_bytes(limits.output_bytes)}: "
             "print less (for example not inside a training loop)."
+        )
+    if memory_full:
+        return "memory", (
+            f"used more than {_fmt_bytes(limits.memory_bytes)} of memory in all its processes "
+            "together (the sandbox's memory limit); use smaller arrays or fewer copies."
         )
     if disk_full:
         return "disk", (
@@ -666,6 +674,33 @@ def _usage(root: str, limits: Limits) -> tuple[int, int, int]:
                 if used > limits.disk_bytes or entries > limits.disk_files:
                     return used, entries, largest
     return used, entries, largest
+
+
+def _resident(pid1: int) -> int:
+    """Anonymous resident bytes (RssAnon) of pid1 and all its descendants.
+
+    Every process of the sandbox descends from bwrap's PID 1 (orphans go to the launcher, a
+    subreaper), so its children files name them all: only the sandbox's processes are read.
+    """
+    total = 0
+    stack, seen = [pid1], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("RssAnon:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    stack.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total
 
 
 def _over_disk(usage: tuple[int, int, int], limits: Limits) -> bool:
@@ -762,6 +797,7 @@ def _supervise(
     os.close(info[1])
     info_text = b""
     pid1 = None  # a pidfd of the sandbox's PID 1: when it has exited, so has all inside
+    pid1_pid = None
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     kept = 0
     output_cut = timed_out = False
@@ -779,8 +815,9 @@ def _supervise(
     status = rusage = None
     deadline = start + limits.wall_seconds
     open_streams = 2
-    disk_full = False
+    disk_full = memory_full = False
     next_disk_check = start + 0.5
+    next_memory_check = start + 0.25
     try:
         while open_streams or status is None:
             now = time.monotonic()
@@ -794,10 +831,15 @@ def _supervise(
                 if _over_disk(_usage(workdir, limits), limits):
                     disk_full = True
                     _kill(proc)
+            if status is None and pid1_pid and now >= next_memory_check and not memory_full:
+                next_memory_check = now + 0.25
+                if _resident(pid1_pid) > limits.memory_bytes:
+                    memory_full = True
+                    _kill(proc)
             wait = max(0.0, deadline - now) if status is None else 0.5
             if pidfd is None:
                 wait = min(wait, 0.05)
-            for key, _ in sel.select(timeout=min(wait, 0.5)):
+            for key, _ in sel.select(timeout=min(wait, 0.25)):
                 if key.data == "exit":
                     sel.unregister(pidfd)
                     continue
@@ -806,7 +848,7 @@ def _supervise(
                     info_text += got
                     if not got or len(info_text) > 65536:
                         sel.unregister(info[0])
-                        pid1 = _pidfd_of_pid1(info_text)
+                        pid1, pid1_pid = _pidfd_of_pid1(info_text)
                     continue
                 if key.data == "stdin":
                     try:
@@ -875,7 +917,7 @@ def _supervise(
     limit, reason = classify(
         returncode, text["stderr"], limits=limits, cpu_seconds=cpu,
         timed_out=timed_out, output_cut=output_cut, largest_file=usage[2],
-        disk_full=disk_full or _over_disk(usage, limits),
+        disk_full=disk_full or _over_disk(usage, limits), memory_full=memory_full,
     )
     return Result(
         returncode=returncode, stdout=text["stdout"], stderr=text["stderr"],
@@ -883,12 +925,13 @@ def _supervise(
     )
 
 
-def _pidfd_of_pid1(info_text: bytes) -> int | None:
+def _pidfd_of_pid1(info_text: bytes) -> tuple[int | None, int | None]:
+    """(pidfd, pid) of the sandbox's PID 1 from bwrap's --info-fd JSON; None if gone."""
     try:
         pid = int(json.loads(info_text)["child-pid"])
-        return os.pidfd_open(pid)
+        return os.pidfd_open(pid), pid
     except (ValueError, KeyError, TypeError, OSError, AttributeError):
-        return None  # already gone, or no pidfd_open (Linux < 5.3): nothing to wait for
+        return None, None  # already gone, or no pidfd_open (Linux < 5.3)
 
 
 def _read_report(fd: int) -> dict | None:

@@ -363,6 +363,26 @@ def test_memory_bomb_hits_the_memory_limit(tmp_path):
 
 
 @needs_bwrap
+def test_memory_spread_over_processes_hits_the_memory_limit(tmp_path):
+    # each process stays under RLIMIT_AS; together they hold 8 x 160 MiB > 768 MiB
+    marker = f"spread-{uuid.uuid4().hex}"
+    r = py(f"""
+        import os, time
+        # {marker}
+        for _ in range(8):
+            if os.fork() == 0:
+                hoard = bytearray(160 * 1024 * 1024)
+                time.sleep(60)
+                os._exit(0)
+        time.sleep(60)
+        """, tmp_path, memory_bytes=768 * MiB, wall_seconds=30.0)
+    assert r.limit == "memory", (r.returncode, r.limit, r.stderr[-500:])
+    assert "all its processes together" in r.reason
+    assert r.wall_seconds < 20
+    assert processes_with(marker) == []
+
+
+@needs_bwrap
 def test_default_memory_limit_leaves_room_for_numba(tmp_path):
     r = py("""
         import numba, numpy as np
