@@ -619,7 +619,7 @@ def classify(
     if disk_full:
         return "disk", (
             f"wrote more than {_fmt_bytes(limits.disk_bytes)} or {limits.disk_files} files "
-            "in its folder (the sandbox's disk limit)."
+            "in its folder, or made a folder there unreadable (the sandbox's disk limit)."
         )
     cpu_hit = returncode == -signal.SIGXCPU or (
         returncode == -signal.SIGKILL and cpu_seconds >= limits.cpu_seconds
@@ -651,14 +651,20 @@ def classify(
 
 
 def _usage(root: str, limits: Limits) -> tuple[int, int, int]:
-    """(bytes in use, entries, largest file size) under root; stops counting past a limit."""
+    """(bytes in use, entries, largest file size) under root; stops counting past a limit.
+
+    A folder the grader cannot read (an ordinary user's command can chmod its own folders to
+    000) counts as over the limit: what it holds cannot be measured.
+    """
     used = entries = largest = 0
     stack = [root]
     while stack:
         try:
             it = os.scandir(stack.pop())
+        except PermissionError:
+            return limits.disk_bytes + 1, entries, largest
         except OSError:
-            continue
+            continue  # removed meanwhile
         with it:
             for entry in it:
                 entries += 1
