@@ -757,6 +757,9 @@ def run(
     data = stdin.encode() if isinstance(stdin, str) else stdin
     report_r, report_w = os.pipe()
     info_r, info_w = os.pipe()
+    # Descriptors still to close here; _supervise closes the write ends once bwrap has them
+    # and takes them off (closing a number twice could close another thread's file).
+    open_fds = {report_r, report_w, info_r, info_w}
     program = seccomp_program()
     seccomp_file = tempfile.TemporaryFile()
     if program is not None:
@@ -774,23 +777,20 @@ def run(
             _chown_tree(workdir, uid, uid)
         try:
             return _supervise(cmd, data, limits, workdir, (report_r, report_w),
-                              (info_r, info_w), seccomp_file.fileno())
+                              (info_r, info_w), seccomp_file.fileno(), open_fds)
         finally:
             if uid is not None:
                 _chown_tree(workdir, st.st_uid, st.st_gid)
     finally:
-        for fd in (report_r, report_w, info_r, info_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # already closed by _supervise
+        for fd in open_fds:
+            os.close(fd)
         seccomp_file.close()
         shutil.rmtree(etc_dir, ignore_errors=True)
 
 
 def _supervise(
     cmd: list[str], data: bytes | None, limits: Limits, workdir: str,
-    report: tuple[int, int], info: tuple[int, int], seccomp_fd: int,
+    report: tuple[int, int], info: tuple[int, int], seccomp_fd: int, open_fds: set[int],
 ) -> Result:
     """Start bwrap, feed its stdin, read its output under the caps, enforce wall time, reap."""
     start = time.monotonic()
@@ -799,8 +799,9 @@ def _supervise(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True, pass_fds=(report[1], info[1], seccomp_fd),
     )
-    os.close(report[1])  # the launcher holds the only write end now
-    os.close(info[1])
+    for fd in (report[1], info[1]):  # bwrap and the launcher hold the only write ends now
+        os.close(fd)
+        open_fds.discard(fd)
     info_text = b""
     pid1 = None  # a pidfd of the sandbox's PID 1: when it has exited, so has all inside
     pid1_pid = None

@@ -46,13 +46,13 @@ def last_json(result: sandbox.Result):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def processes_with(marker: str) -> list[int]:
-    """Host pids whose command line contains marker."""
+def processes_with(marker: str, where: str = "cmdline") -> list[int]:
+    """Host pids whose command line (or environment: where="environ") contains marker."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
+                if marker.encode() in (entry / where).read_bytes():
                     found.append(int(entry.name))
             except OSError:
                 pass
@@ -524,10 +524,10 @@ def _notebook(path: Path) -> None:
 def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path):
     nbformat = import_nbformat()
     _notebook(tmp_path / "in.ipynb")
-    marker = "ipykernel_launcher"
-    before = set(processes_with(marker))
+    marker = f"CNNLIB_TEST_RUN=nb-{uuid.uuid4().hex}"  # the kernel inherits the environment
     r = run([sys.executable, "-m", "cnnlib.sandbox_runner", "in.ipynb", "out.ipynb"],
-            workdir=tmp_path, limits=Limits(wall_seconds=120.0))
+            workdir=tmp_path, limits=Limits(wall_seconds=120.0),
+            env={"CNNLIB_TEST_RUN": marker.split("=", 1)[1]})
     assert r.ok, r.stderr[-2000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary == {"cells": 3, "errors": [{"cell": "fails", "ename": "ZeroDivisionError"}]}
@@ -536,7 +536,7 @@ def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path):
     assert nb.cells[0].outputs[0].text == "42\n"
     assert nb.cells[1].outputs[0].text == "True\n"  # the kernel's pid: the sandbox's namespace
     assert (tmp_path / "from_kernel.txt").read_text() == INSIDE_HOME
-    assert set(processes_with(marker)) <= before  # the kernel is gone with the sandbox
+    assert processes_with(marker, "environ") == []  # the kernel is gone with the sandbox
 
 
 @needs_bwrap
@@ -619,3 +619,27 @@ def test_no_nested_user_namespace_no_keyring_no_mount(tmp_path):
         assert out["keyctl"] == "Operation not permitted"
     assert out["unshare user"] != "allowed" and out["mount"] != "allowed"
     assert out["thread"] == "ran" and out["fork"] == 7  # threads and fork still work
+
+
+@needs_bwrap
+def test_concurrent_runs_stay_apart(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    dirs = [tmp_path / f"s{i}" for i in range(3)]
+    for i, d in enumerate(dirs):
+        d.mkdir()
+        (d / "me.txt").write_text(str(i))
+
+    def one(d):
+        return py("""
+            import json, os
+            print(json.dumps({"me": open("me.txt").read(), "uid": os.getuid(),
+                              "others": os.listdir("..")}))
+            """, d)
+
+    with ThreadPoolExecutor(3) as pool:
+        outs = [last_json(r) for r in pool.map(one, dirs)]
+    assert [o["me"] for o in outs] == ["0", "1", "2"]
+    assert all("s0" not in o["others"] and "s1" not in o["others"] for o in outs)
+    if os.geteuid() == 0:  # one uid each: RLIMIT_NPROC counts per uid
+        assert len({o["uid"] for o in outs}) == 3
