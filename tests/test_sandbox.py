@@ -521,11 +521,13 @@ def _notebook(path: Path) -> None:
 
 @needs_bwrap
 @pytest.mark.slow
-def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path):
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path, transport):
     nbformat = import_nbformat()
     _notebook(tmp_path / "in.ipynb")
     marker = f"CNNLIB_TEST_RUN=nb-{uuid.uuid4().hex}"  # the kernel inherits the environment
-    r = run([sys.executable, "-m", "cnnlib.sandbox_runner", "in.ipynb", "out.ipynb"],
+    r = run([sys.executable, "-m", "cnnlib.sandbox_runner", "in.ipynb", "out.ipynb",
+             "--transport", transport],
             workdir=tmp_path, limits=Limits(wall_seconds=120.0),
             env={"CNNLIB_TEST_RUN": marker.split("=", 1)[1]})
     assert r.ok, r.stderr[-2000:]
