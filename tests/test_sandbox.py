@@ -1,5 +1,5 @@
-"""The grader's sandbox (cnnlib.sandbox) with the real bwrap: what a hostile notebook can and
-cannot do from inside, and that every limit stops it and says which.
+"""The grader's sandbox (cnnlib.grading.sandbox) with the real bwrap: what a hostile notebook can
+and cannot do from inside, and that every limit stops it and says which.
 
 Skipped, with the reason, where bwrap is missing or does not work (probe() fails)."""
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import cnnlib
-from cnnlib import sandbox
-from cnnlib.sandbox import INSIDE_HOME, INSIDE_WORKDIR, Limits, MiB, probe, run
-from cnnlib.sandbox_runner import import_nbformat
+from cnnlib.grading import sandbox
+from cnnlib.grading.sandbox import INSIDE_HOME, INSIDE_WORKDIR, Limits, MiB, probe, run
+from cnnlib.grading.sandbox_runner import import_nbformat
 
 _PROBE = probe() if sandbox.bwrap_path() else None
 needs_bwrap = pytest.mark.skipif(
@@ -250,7 +250,14 @@ def test_home_repository_and_course_files_do_not_exist_inside(tmp_path):
     assert out.pop("home env") == INSIDE_HOME
     listing = out.pop("repo listing")
     # only the package folder of the checkout is there, never solutions/ or the config
-    assert listing == ([PACKAGE.name] if PACKAGE.parent == REPO else listing)
+    # Only the package folder, and the Python environment when it lives in the checkout (CI's
+    # .venv), are bound from the repository: no solutions/, gradebook or submissions.
+    allowed = {PACKAGE.name}
+    for prefix in {sys.prefix, sys.base_prefix}:
+        if Path(prefix).is_relative_to(REPO):
+            allowed.add(Path(prefix).relative_to(REPO).parts[0])
+    assert set(listing) <= allowed if PACKAGE.parent == REPO else True
+    assert PACKAGE.parent != REPO or PACKAGE.name in listing
     home_inside = out.pop(str(Path.home()))
     assert not any(out.values()), out
     if home_inside:  # the home path exists only as the way to a bound environment
@@ -526,7 +533,7 @@ def test_a_jupyter_kernel_executes_a_notebook_inside(tmp_path, transport):
     nbformat = import_nbformat()
     _notebook(tmp_path / "in.ipynb")
     marker = f"CNNLIB_TEST_RUN=nb-{uuid.uuid4().hex}"  # the kernel inherits the environment
-    r = run([sys.executable, "-m", "cnnlib.sandbox_runner", "in.ipynb", "out.ipynb",
+    r = run([sys.executable, "-m", "cnnlib.grading.sandbox_runner", "in.ipynb", "out.ipynb",
              "--transport", transport],
             workdir=tmp_path, limits=Limits(wall_seconds=120.0),
             env={"CNNLIB_TEST_RUN": marker.split("=", 1)[1]})

@@ -1,8 +1,8 @@
 """Execute one notebook with nbclient, kernel and client in this process's sandbox.
 
-    python -m cnnlib.sandbox_runner IN.ipynb OUT.ipynb [--timeout 30] [--transport ipc|tcp]
+    python -m cnnlib.grading.sandbox_runner IN.ipynb OUT.ipynb [--timeout 30] [--transport ipc|tcp]
 
-Meant to run inside `cnnlib.sandbox.run`: the kernel is started here, so it inherits the
+Meant to run inside `cnnlib.grading.sandbox.run`: the kernel is started here, so it inherits the
 sandbox (its namespaces and limits). Every cell runs, errors included (allow_errors), the
 executed notebook is written to OUT, and one JSON line on stdout summarises the run:
 {"cells": N, "errors": [{"cell": id, "ename": name}, ...]}. What the notebook's outputs are
@@ -68,7 +68,8 @@ def execute(src: str, dst: str, *, timeout: float = 30.0, transport: str = "ipc"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cnnlib.sandbox_runner", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m cnnlib.grading.sandbox_runner",
+                                 description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src", help="notebook to execute")
     ap.add_argument("dst", help="where to write the executed notebook")

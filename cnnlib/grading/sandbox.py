@@ -1,6 +1,6 @@
 """Run one untrusted command (a student's notebook) in a bubblewrap sandbox, with limits.
 
-    >>> from cnnlib.sandbox import Limits, probe, run
+    >>> from cnnlib.grading.sandbox import Limits, probe, run
     >>> probe().ok                                   # bwrap present and working here?
     True
     >>> r = run([sys.executable, "-c", "print(6 * 7)"], workdir=folder, limits=Limits())
@@ -191,7 +191,7 @@ Sandboxed grading needs bubblewrap (bwrap) and Linux user namespaces.
   (add it to /etc/sysctl.d/ to keep it after a reboot).
 - Elsewhere check that `sysctl user.max_user_namespaces` is above 0 (and on old Debian
   kernels `sysctl kernel.unprivileged_userns_clone` is 1).
-Then check with:  python -c "from cnnlib.sandbox import probe; print(probe().message)"
+Then check with:  python -c "from cnnlib.grading.sandbox import probe; print(probe().message)"
 """
 
 # The launcher runs inside the sandbox as `python -I -S -c LAUNCHER CONFIG ARGV...`: isolated
