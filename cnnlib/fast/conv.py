@@ -4,7 +4,7 @@ Same contract as :class:`cnnlib.layers.Conv2D`:
 ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``b (F,)`` -> ``out (N, F, H', W')`` with
 ``H' = (H + 2P - KH) // S + 1`` and ``W' = (W + 2P - KW) // S + 1``.
 
-How the loops are laid out (measured, see docs/performance-notes.md): each output row
+How the loops are laid out (measured: benchmarks/README.md has the figures): each output row
 ``out[n, f, i, :]`` is built in a small row buffer by adding ``C * KH * KW`` shifted input rows,
 each scaled by one filter tap. The innermost loop runs along a row of contiguous memory, which
 the compiler turns into SIMD instructions; stride 1 gets its own loop (``row[j + kw]``) because
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from cnnlib.errors import ShapeError
 from cnnlib.layers.base import as_pair
 
 
@@ -290,8 +291,6 @@ def conv2d_backward(x, w, dout, stride=1, padding=0, need_dx=True):
 
 
 def _check_conv_shapes(x, w, sh, sw, ph, pw):
-    from cnnlib.errors import ShapeError
-
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
         c = w.shape[1] if w.ndim == 4 else "C"
         raise ShapeError(
