@@ -23,7 +23,7 @@ def _data(digits, recipe, n, start=0, dtype=None):
 
 
 # Learning rates that move each model visibly in a few full-batch steps; the update rule is the
-# thing under test. MSE on probabilities has small gradients (S3's paper recipe), hence 0.5.
+# thing under test. MSE on probabilities has small gradients (LeNet-5's paper recipe), hence 0.5.
 SGD_LR = {"tutorial": 0.005, "threelayer": 0.05, "lenet5": 0.01, "lenet5-paper": 0.5,
           "network3": 0.1}
 RULES = ["sgd", "momentum", "rmsprop", "adam"]
@@ -91,7 +91,7 @@ def test_l2_adds_half_lambda_w2_to_the_loss_and_lambda_w_to_weight_gradients(dig
                     l2_per_batches=per_batches, batch_size=5 if per_batches else 10,
                     num_epochs=1, verbose=False)
     if per_batches:
-        # S4: lambda / the number of minibatches per epoch (2 here).
+        # network3: lambda / the number of minibatches per epoch (2 here).
         assert solver._l2_coefficient() == pytest.approx(lam / 2)
         return
     solver.train()
