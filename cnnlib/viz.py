@@ -29,6 +29,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 
 def _new_figure(nrows=1, ncols=1, figsize=None, squeeze=True, **kwargs):
+    # here only: importing pyplot picks a backend, which scripts and tests may set first
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=squeeze, **kwargs)

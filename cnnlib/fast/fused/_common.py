@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.training.history import TrainingHistory
@@ -52,8 +53,6 @@ def fit_in_chunks(train_chunk: Callable, n: int, *, epochs: int, rng: np.random.
     its wall time counts in ``epoch_seconds``. ``after_chunk(losses, correct, steps_before,
     bar)`` may print log lines. Returns ``history`` (a new one when None), extended.
     """
-    from tqdm.auto import tqdm  # deferred: tqdm.auto probes for IPython widgets on import
-
     hist = TrainingHistory() if history is None else history
     done = hist.step[-1] if hist.step else 0
     first_epoch = len(hist.epoch_loss) + 1
