@@ -41,6 +41,14 @@ def _pad(x, ph, pw):
 _FM = {"reassoc", "contract"}  # re-association lets the long sums below vectorise
 
 
+@njit(cache=True, fastmath=_FM, inline="always")
+def _axpy(y, a, x):
+    """``y += a * x`` over two contiguous 1-D arrays of one length (inlined where it is
+    called, so the loop vectorises as if written there)."""
+    for t in range(y.shape[0]):
+        y[t] += a * x[t]
+
+
 @njit(cache=True, fastmath=_FM)
 def _forward_stride1(xp, w, b, out):
     """Stride 1 on the padded input, "wide": output position ``t = i * Wp + j`` of a flat
@@ -64,11 +72,8 @@ def _forward_stride1(xp, w, b, out):
                 plane = xf[n, c]
                 for kh in range(KH):
                     for kw in range(KW):
-                        wv = w[f, c, kh, kw]
                         off = kh * Wp + kw
-                        src = plane[off:off + L]
-                        for t in range(L):
-                            acc[t] += wv * src[t]
+                        _axpy(acc, w[f, c, kh, kw], plane[off:off + L])
             for i in range(Ho):
                 for j in range(Wo):
                     out[n, f, i, j] = acc[i * Wp + j]
@@ -117,11 +122,8 @@ def _backward_stride1(xp, w, dout, need_dx, dw, db, dxp):
                     g = wide[n, f]
                     for kh in range(KH):
                         for kw in range(KW):
-                            wv = w[f, c, kh, kw]
                             off = kh * Wp + kw
-                            dst = df[n, c, off:off + L]
-                            for t in range(L):
-                                dst[t] += wv * g[t]
+                            _axpy(df[n, c, off:off + L], w[f, c, kh, kw], g)
 
 
 @njit(cache=True)
