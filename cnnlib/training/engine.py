@@ -2,19 +2,17 @@
 
 The engines (each trains the model's own parameter arrays, so the model holds the result):
 
-================================  ==========================================================
-``"numpy reference"``             the model's own layers (:mod:`cnnlib.layers`)
-``"Numba layers (accelerate)"``   conv and pool layers on the Numba kernels
-                                  (:func:`cnnlib.fast.accelerate`), every other layer as is
-``"Numba fused network3 step"``   a network3-shaped model trained by plain SGD on
-                                  cross-entropy without L2: whole minibatch steps in one
-                                  compiled call (:class:`cnnlib.fast.FusedConvNet`)
-``"Numba fused tutorial-net       the ``"tutorial"`` recipe, per sample, in one compiled call
-step"``                           per chunk (:class:`cnnlib.fast.TutorialNet`): batch 1
-                                  through general layers costs ~20x more per image
-``"tutorial layers (numpy)"``     the ``"tutorial-1k"`` recipe: the tutorial's own loop
-                                  (:func:`cnnlib.tutorial.train_tutorial`) on its layers
-================================  ==========================================================
+- ``"numpy reference"``: the model's own layers (:mod:`cnnlib.layers`);
+- ``"Numba layers (accelerate)"``: conv and pool layers on the Numba kernels
+  (:func:`cnnlib.fast.accelerate`), every other layer as it is;
+- ``"Numba fused network3 step"``: a network3-shaped model trained by plain SGD on
+  cross-entropy without L2, whole minibatch steps in one compiled call
+  (:class:`cnnlib.fast.FusedConvNet`);
+- ``"Numba fused tutorial-net step"``: the ``"tutorial"`` recipe, per sample, in one compiled
+  call per chunk (:class:`cnnlib.fast.TutorialNet`): batch 1 through general layers costs
+  ~20x more per image;
+- ``"tutorial layers (numpy)"``: the ``"tutorial-1k"`` recipe, the tutorial's own loop
+  (:func:`cnnlib.tutorial.train_tutorial`) on its layers.
 
 :func:`choose_engine` picks one of the first three for a :class:`~cnnlib.training.Solver`
 (``fast=False`` / ``True`` / ``"auto"``, which times one batch on numpy and on the Numba

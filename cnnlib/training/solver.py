@@ -27,7 +27,7 @@ import numpy as np
 from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.optim import make_optimizer
 from cnnlib.training.divergence import DivergenceCheck
-from cnnlib.training.engine import StepRule, choose_engine, loss_function
+from cnnlib.training.engine import NUMPY, StepRule, choose_engine, loss_function
 from cnnlib.training.progress import blas_threads, printer, progress
 
 __all__ = ["Solver", "paper_lenet_schedule", "LOSSES"]
@@ -238,7 +238,7 @@ class Solver:
         self._engine = choose_engine(model, self.X_train, self.y_train, fast=fast,
                                      update_rule=update_rule, loss=loss, l2=self.l2,
                                      optimizer=self.optimizer, batch_size=self.batch_size)
-        self.fast = self._engine.name != "numpy reference"
+        self.fast = self._engine.name != NUMPY  # whether Numba computes the steps
         self.net = self._engine.net
         self.engine = self._engine.name
         self.engine_reason = self._engine.reason
