@@ -18,7 +18,13 @@ from cnnlib.data import load_mnist, preprocess
 from cnnlib.errors import DataError, ShapeError, TrainingDiverged
 from cnnlib.training import TrainingHistory, load_model, save_model
 from cnnlib.training.progress import progress, progress_enabled
-from cnnlib.tutorial import evaluate_tutorial, train_tutorial, tutorial_layers, tutorial_step
+from cnnlib.tutorial import (
+    evaluate_tutorial,
+    forward_sample,
+    train_tutorial,
+    tutorial_layers,
+    tutorial_step,
+)
 
 LOG_LINE = re.compile(r"^\[Step (\d+)\] Past 100 steps: Average Loss (\d+\.\d{3}) \| "
                       r"Accuracy: (\d+)%$")
@@ -366,3 +372,19 @@ def test_corrupt_truncated_foreign_and_future_files_give_clear_errors(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_model(tmp_path / "missing.npz")
     assert zipfile.is_zipfile(good)
+
+
+# ------------------------------------------------------------------ the tutorial network, once
+def test_forward_sample_is_the_three_forwards_and_refuses_a_non_vector():
+    conv, pool, softmax = tutorial_layers(seed=4)
+    x = preprocess(np.random.default_rng(4).integers(0, 256, (28, 28), dtype=np.uint8))
+    want = softmax.forward(pool.forward(conv.forward(x)))
+    np.testing.assert_array_equal(forward_sample(conv, pool, softmax, x), want)
+
+    class Flat:
+        def forward(self, x):
+            return np.ones((2, 5))
+
+    with pytest.raises(ShapeError, match=r"train_tutorial: softmax.forward must return a 1-D"):
+        train_tutorial(conv, pool, Flat(), np.zeros((3, 28, 28), np.uint8), np.zeros(3, int),
+                       verbose=False)
