@@ -1,6 +1,6 @@
 """Compile time of the Numba kernels, measured in fresh Python processes.
 
-``python benchmarks/compile_time.py WHAT`` (WHAT: s1, fused (1 thread), fused2 (2 threads),
+``python benchmarks/compile_time.py WHAT`` (WHAT: tutorial, fused (1 thread), fused2 (2 threads),
 accelerate) imports cnnlib.fast, makes the first calls a user makes and prints JSON
 ``{"import": s, "first_call": s}`` (wall) and the same in CPU seconds (``*_cpu``: compilation
 is single-threaded, so CPU time shows what it costs on an idle machine). The caller sets

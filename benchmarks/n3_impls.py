@@ -1,7 +1,8 @@
-"""The network3-style net (S4): conv 20@5x5 + bias -> max-pool 2 -> sigmoid -> dense 100 ->
-sigmoid -> dense 10 -> softmax cross-entropy; minibatch SGD, batch 10, lr 0.1, images / 255.
+"""The network3-style net (network3 without dropout): conv 20@5x5 + bias -> max-pool 2 ->
+sigmoid -> dense 100 -> sigmoid -> dense 10 -> softmax cross-entropy; minibatch SGD, batch 10,
+lr 0.1, images / 255.
 
-Every implementation starts from ``cnnlib.models.network3(seed)``'s weights (S4's init:
+Every implementation starts from ``cnnlib.models.network3(seed)``'s weights (network3's init:
 conv and FC weights Gaussian, softmax layer zero), visits the same batches in the same order.
 Each ``run_*`` returns ``per_image`` (seconds per training image, median over chunks),
 ``trained``, ``accuracy`` and ``note`` (see tutorial_impls).

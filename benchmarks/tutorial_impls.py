@@ -1,4 +1,4 @@
-"""The S1 network (Conv3x3(8) -> MaxPool2 -> Softmax(1352, 10), per-sample SGD) five ways.
+"""The tutorial network (Conv3x3(8) -> MaxPool2 -> Softmax(1352, 10), per-sample SGD) five ways.
 
 Every implementation starts from the same weights (``cnnlib.models.tutorial_net(seed)`` and its
 equivalents), visits the images in the same order and uses the same learning rate, so their
@@ -15,8 +15,8 @@ from __future__ import annotations
 import clock
 import numpy as np
 
-from cnnlib.models import tutorial_layers
-from cnnlib.models import tutorial_net as s1_model
+from cnnlib.models import tutorial_net
+from cnnlib.tutorial import tutorial_layers
 
 
 def _median_per_step(chunk_times):
@@ -24,13 +24,13 @@ def _median_per_step(chunk_times):
 
 
 # ---------------------------------------------------------------- (a) tutorial-style loops
-class LoopS1:
-    """S1 the way the tutorial computes it: Python loops over every 3x3 region, every pooling
-    window and every (pixel, filter) inside it, and over every (conv position, filter) pair in
-    the conv layer's backprop; numpy only inside the loops and for the dense layer. Our own
-    code with the tutorial's loop structure; channels last, dense rows in (row, col, filter)
-    order. Max-pool gradient: to the first maximum of each window (row-major), the rule every
-    implementation here uses."""
+class LoopTutorialNet:
+    """The tutorial network the way the tutorial computes it: Python loops over every 3x3
+    region, every pooling window and every (pixel, filter) inside it, and over every (conv
+    position, filter) pair in the conv layer's backprop; numpy only inside the loops and for the
+    dense layer. Our own code with the tutorial's loop structure; channels last, dense rows in
+    (row, col, filter) order. Max-pool gradient: to the first maximum of each window
+    (row-major), the rule every implementation here uses."""
 
     def __init__(self, filters, weights_hwc, biases):
         self.filters = np.array(filters, dtype=np.float64)
@@ -92,7 +92,7 @@ def run_loops(data, orders, lr, seed, steps):
 
     images, labels = data["train_x"], data["train_y"]
     conv, _, softmax = tutorial_layers(seed)
-    net = LoopS1(conv.filters, softmax.weights, softmax.biases)
+    net = LoopTutorialNet(conv.filters, softmax.weights, softmax.biases)
     order = orders[0][:steps]
     chunks = []
     for part in np.array_split(order, 5):
@@ -157,7 +157,7 @@ def run_numpy(data, orders, lr, seed, budget):
 
     x = (data["train_x"] / 255 - 0.5)[:, None]
     y = data["train_y"]
-    model = s1_model(seed)
+    model = tutorial_net(seed)
     opt = SGD(lr)
 
     def step(idx):
@@ -193,10 +193,10 @@ def run_numba(data, orders, lr, seed, dtype=np.float32):
 
 
 # ---------------------------------------------------------------- (d) PyTorch
-def torch_s1(seed):
+def torch_tutorial_net(seed):
     import torch
 
-    ref = s1_model(seed)
+    ref = tutorial_net(seed)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, bias=False), torch.nn.MaxPool2d(2),
                               torch.nn.Flatten(), torch.nn.Linear(1352, 10))
     with torch.no_grad():  # the same initial weights (Flatten is (c, h, w) in both)
@@ -212,7 +212,7 @@ def run_torch(data, orders, lr, seed, budget, batch=1, threads=1):
     torch.set_num_threads(threads)
     x = torch.from_numpy((data["train_x"] / 255 - 0.5).astype(np.float32)[:, None])
     y = torch.from_numpy(data["train_y"])
-    net = torch_s1(seed)
+    net = torch_tutorial_net(seed)
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -17,6 +17,9 @@ import os
 import sys
 
 from cnnlib.errors import CnnlibError
+from cnnlib.models import RECIPES
+from cnnlib.reproduce import PLAN, format_table, load_dataset, reproduce, run_recipe
+from cnnlib.training import save_model
 
 DATASETS = ("mnist", "fashion")
 # Instructor commands handled by cnnlib.grading (imported only when used): ours -> theirs.
@@ -62,15 +65,14 @@ def _add_data_args(p: argparse.ArgumentParser, multi=False):
                         " score on this test set instead")
     p.add_argument("--seed", type=int, default=0, help="seed for init and shuffling (default 0)")
     p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
-                   help="use Numba where it is faster: the fused S1 step for s1, otherwise "
-                        "the faster of the Numba layers and numpy, timed on one batch "
+                   help="use Numba where it is faster: the fused tutorial-net step for the "
+                        "tutorial recipe, the fused network3 step for plain-SGD network3, "
+                        "otherwise the faster of the Numba layers and numpy, timed on one batch "
                         "(default: --fast; --no-fast: the numpy reference only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cnnlib.models import RECIPES
-
     parser = argparse.ArgumentParser(
         prog="python -m cnnlib",
         description="cnnlib: train and reproduce the course's CNNs.",
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive_float, help="override the recipe's learning rate")
     train.add_argument("--l2", type=_positive_float, metavar="LAMBDA",
                        help="L2 strength (network3 recipes divide it by the number of "
-                            "minibatches, as S4 does)")
+                            "minibatches, as network3 does)")
     train.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     _add_data_args(train)
     train.set_defaults(subparser=train)
@@ -119,9 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args, parser) -> int:
-    from cnnlib.reproduce import load_dataset, run_recipe
-    from cnnlib.training import save_model
-
     ds = load_dataset(args.data, data_dir=args.data_dir, test_dir=args.test_dir,
                       limit=args.limit, test_limit=args.test_limit, seed=args.seed,
                       verbose=not args.quiet)
@@ -152,8 +151,6 @@ def _cmd_train(args, parser) -> int:
 
 
 def _cmd_reproduce(args, parser) -> int:
-    from cnnlib.reproduce import PLAN, reproduce
-
     only = None
     if args.only:
         only = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -162,8 +159,6 @@ def _cmd_reproduce(args, parser) -> int:
             parser.error(f"--only: unknown recipe(s) {', '.join(bad)}; choose from "
                          f"{', '.join(PLAN)}")
     datasets = DATASETS if args.data == "both" else (args.data,)
-    from cnnlib.reproduce import format_table
-
     rows = reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
                      only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet)
     if args.out:
@@ -175,7 +170,7 @@ def _cmd_reproduce(args, parser) -> int:
 def _cmd_grading(command: str, rest: list[str]) -> int:
     """Run ``python -m cnnlib.grading <command> <rest>``, imported lazily."""
     try:
-        import cnnlib.grading as grading
+        import cnnlib.grading as grading  # here only: nbgrader is heavy and instructors-only
     except ImportError as exc:
         print(f"error: cnnlib.grading is not available ({exc})", file=sys.stderr)
         return 1

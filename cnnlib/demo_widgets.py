@@ -19,8 +19,13 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image as PILImage  # matplotlib depends on Pillow
+from scipy import ndimage
+from tqdm.auto import tqdm
 
-from cnnlib.errors import ShapeError, TrainingDiverged
+from cnnlib.errors import ShapeError
+from cnnlib.training.divergence import DivergenceCheck
 
 __all__ = ["LiveDashboard", "DrawDigit", "frame_like_mnist", "figure_png"]
 
@@ -38,8 +43,6 @@ def figure_png(fig, dpi: int = 80) -> bytes:
 def _new_figure(width: float, height: float):
     # The object API keeps these figures out of pyplot's list: nothing leaks, nothing is
     # shown twice by the inline backend.
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -86,6 +89,7 @@ class LiveDashboard:
         self.title = title
         self.eval_label = eval_label
         self.steps = 0
+        self._guard = DivergenceCheck("LiveDashboard.record")
         self._losses: deque[float] = deque(maxlen=self.window)
         self._correct: deque[float] = deque(maxlen=self.window)
         self._counts: deque[int] = deque(maxlen=self.window)
@@ -101,11 +105,17 @@ class LiveDashboard:
     # -- showing ------------------------------------------------------------------------------
     def display(self) -> None:
         """Show the progress bar and an (empty) figure; later redraws update it in place."""
-        from IPython.display import Image, display
-        from tqdm.auto import tqdm
+        # here only: IPython's display machinery is needed in a notebook, not headless
+        from IPython.display import display
 
         self._bar = tqdm(total=self.total, desc=self.title, unit="step")
-        self._handle = display(Image(data=self.render()), display_id=True)
+        self._handle = display(self._picture(), display_id=True)
+
+    def _picture(self):
+        """The figure as an IPython image, for the display handle."""
+        from IPython.display import Image  # here only: see display()
+
+        return Image(data=self.render())
 
     def render(self) -> bytes:
         """The current curves as PNG bytes."""
@@ -142,9 +152,7 @@ class LiveDashboard:
             self.history["loss"].append(float(np.mean(self._losses)))
             self.history["accuracy"].append(float(np.sum(self._correct) / np.sum(self._counts)))
         if self._handle is not None:
-            from IPython.display import Image
-
-            self._handle.update(Image(data=self.render()))
+            self._handle.update(self._picture())
         self.redraws += 1
         if self._bar is not None and self.history["step"]:
             self._bar.set_postfix(loss=f"{self.history['loss'][-1]:.3f}",
@@ -154,11 +162,8 @@ class LiveDashboard:
     def record(self, loss: float, correct: float, n: int = 1) -> None:
         """One training step: its loss, how many it got right, out of ``n`` samples."""
         loss = float(loss)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"LiveDashboard.record: the loss at step {self.steps + 1} is {loss}: training "
-                "diverged. Try a learning rate 10 times smaller."
-            )
+        self._guard.check(loss, f"step {self.steps + 1}",
+                          lambda: ["a learning rate 10 times smaller"])
         self.steps += 1
         self._losses.append(loss)
         self._correct.append(float(correct))
@@ -187,9 +192,7 @@ class LiveDashboard:
     def refresh_picture(self) -> None:
         """Redraw without adding a history point (e.g. after :meth:`record_eval`)."""
         if self._handle is not None:
-            from IPython.display import Image
-
-            self._handle.update(Image(data=self.render()))
+            self._handle.update(self._picture())
 
     def __enter__(self) -> LiveDashboard:
         return self
@@ -214,8 +217,6 @@ def frame_like_mnist(image: np.ndarray, blur: float = 0.5) -> np.ndarray:
     pixels; pen strokes on a coarse grid are blocky, MNIST's are anti-aliased), and place it so
     that its centre of mass is the centre of the 28x28 image. A blank drawing gives zeros.
     """
-    from scipy import ndimage
-
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2:
         raise ShapeError(f"frame_like_mnist: image must have shape (H, W), got {image.shape}")
@@ -261,7 +262,7 @@ class DrawDigit:
         examples: tuple[np.ndarray, np.ndarray] | None = None,
         cell_px: int = 20,
     ):
-        import ipywidgets as widgets
+        import ipywidgets as widgets  # here only: the pad's controls (~0.15 s to import)
 
         if cells <= 0 or MNIST_SIZE % cells:
             raise ValueError(f"DrawDigit: cells must divide 28 (7, 14 or 28), got {cells}")
@@ -377,8 +378,6 @@ class DrawDigit:
 
     def update(self) -> None:
         """Reclassify and redraw the bar chart and the preview."""
-        from PIL import Image as PILImage  # matplotlib depends on Pillow
-
         img = self.image()
         buf = io.BytesIO()
         PILImage.fromarray(img).resize((112, 112), PILImage.NEAREST).save(buf, "png")

@@ -11,7 +11,9 @@ so logits of ``+-1e4`` give a finite, exact loss (a naive ``exp(1e4)`` is ``inf`
 The batch loss is the mean over the N samples, so the gradient is divided by N.
 
 ``mse(pred, target)``: ``mean((pred - target)^2)`` over EVERY element (Keras' convention, the
-one S3's LeNet-5 uses), so ``dpred = 2 (pred - target) / pred.size``.
+one the LeNet-5 post uses), so ``dpred = 2 (pred - target) / pred.size``.
+``mse_one_hot(probs, y)``: that MSE against the one-hot targets of integer labels (LeNet-5's
+paper recipe: squared error on the softmax probabilities).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
 
-__all__ = ["softmax_cross_entropy", "mse", "log_softmax"]
+__all__ = ["softmax_cross_entropy", "mse", "mse_one_hot", "log_softmax"]
 
 
 def _float(a, fn: str, arg: str) -> np.ndarray:
@@ -90,3 +92,17 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         )
     diff = pred - target
     return float(np.mean(diff * diff)), 2.0 * diff / diff.size
+
+
+def mse_one_hot(probs: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """:func:`mse` of ``probs`` ``(N, K)`` against the one-hot targets of the labels ``y``
+    ``(N,)`` (1 at each sample's class, 0 elsewhere). Returns ``(loss, dprobs)``."""
+    fn = "mse_one_hot"
+    probs = _float(probs, fn, "probs")
+    y = np.asarray(y)
+    if probs.ndim != 2 or y.shape != probs.shape[:1] or not np.issubdtype(y.dtype, np.integer):
+        raise ShapeError(f"{fn}: probs must have shape (N, K) and y integer labels (N,), got "
+                         f"probs {probs.shape} and y {y.dtype} {y.shape}")
+    target = np.zeros_like(probs)
+    target[np.arange(y.shape[0]), y] = 1
+    return mse(probs, target)

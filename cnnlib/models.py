@@ -1,22 +1,24 @@
 """The networks of the source material, built from cnnlib's layers, and their training recipes.
 
-=============  ===========================================================================
-``s1``         S1, the tutorial's net: conv 8@3x3 (no bias) - max pool 2 - dense 10 (+ softmax)
-``threelayer`` S2's ThreeLayerConvNet: conv 32@7x7 (size kept) - relu - max pool 2 -
-               dense 100 - relu - dense 10
-``lenet5``     S3's LeNet-5: conv 6@5x5 'same' - tanh - avg pool 2 - conv 16@5x5 - tanh -
-               avg pool 2 - dense 120 - tanh - dense 84 - tanh - dense 10 (61,706 params)
-``network3``   S4's network3: conv 20@5x5 - max pool 2 - sigmoid [- conv 40@5x5 - max pool 2 -
-               sigmoid] - [dropout] - dense 100 - sigmoid - dense 10 (softmax weights zero)
-=============  ===========================================================================
+================  ========================================================================
+``tutorial_net``  the tutorial network: conv 8@3x3 (no bias) - max pool 2 - dense 10
+                  (+ softmax)
+``threelayer``    the CS231n-style three-layer net: conv 32@7x7 (size kept) - relu -
+                  max pool 2 - dense 100 - relu - dense 10
+``lenet5``        LeNet-5: conv 6@5x5 'same' - tanh - avg pool 2 - conv 16@5x5 - tanh -
+                  avg pool 2 - dense 120 - tanh - dense 84 - tanh - dense 10 (61,706 params)
+``network3``      network3: conv 20@5x5 - max pool 2 - sigmoid [- conv 40@5x5 - max pool 2 -
+                  sigmoid] - [dropout] - dense 100 - sigmoid - dense 10 (softmax weights zero)
+================  ========================================================================
 
 Every builder returns a :class:`cnnlib.layers.Sequential` on ``(N, 1, 28, 28)`` inputs that
-outputs logits (``lenet5(output="probs")`` ends with a softmax, for S3's MSE recipe). The
-initial weights follow each source, drawn from ``np.random.default_rng(seed)``.
+outputs logits (``lenet5(output="probs")`` ends with a softmax, for LeNet-5's MSE recipe). The
+initial weights follow each source, drawn from ``np.random.default_rng(seed)``. The tutorial
+network's per-sample layers are built by :func:`cnnlib.tutorial.network.tutorial_layers`.
 
 :data:`RECIPES` maps a recipe name to a :class:`Recipe`: the builder and its arguments, the
 input scaling, the loss, the optimizer and learning-rate plan, the batch size and epochs of the
-source, and the figure the source reports.
+source, and the figure the source reports (the one place those figures are written down).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from cnnlib.layers import (
     SoftmaxActivation,
     Tanh,
 )
+from cnnlib.layers.base import as_rng
 from cnnlib.training.solver import paper_lenet_schedule
+from cnnlib.tutorial.network import INPUT_LEN, NUM_CLASSES, NUM_FILTERS, hwc_to_chw_rows
 
 __all__ = [
     "tutorial_net",
-    "tutorial_layers",
     "tutorial_net_from_layers",
     "threelayer",
     "lenet5",
@@ -50,18 +53,10 @@ __all__ = [
     "Recipe",
     "RECIPES",
     "MODELS",
+    "SOURCES",
     "get_recipe",
     "build",
-    "scale_images",
 ]
-
-# S1's sizes: 28x28 -> conv 3x3 valid -> 26x26x8 -> pool 2 -> 13x13x8 = 1352 inputs to the dense.
-S1_FILTERS = 8
-S1_FLAT = 13 * 13 * S1_FILTERS
-
-
-def _rng(seed):
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _set(layer, name: str, values: np.ndarray):
@@ -69,78 +64,53 @@ def _set(layer, name: str, values: np.ndarray):
     layer.params[name][...] = values
 
 
-# ------------------------------------------------------------------------------------ S1
+# ------------------------------------------------------------------------ the tutorial network
 def tutorial_net(seed=0, dtype=np.float64) -> Sequential:
-    """S1's network as general layers: ``(N, 1, 28, 28) -> (N, 10)`` logits.
+    """The tutorial network as general layers: ``(N, 1, 28, 28) -> (N, 10)`` logits.
 
     Conv2D(1, 8, 3, bias=False) with filters ``randn / 9`` -> MaxPool2D(2) -> Flatten ->
     Dense(1352, 10) with weights ``randn / 1352`` and zero biases; the softmax lives in the
     loss. Flatten runs over (channel, row, column), the tutorial's Softmax over (row,
-    column, channel): :func:`tutorial_net_from_layers` converts trained tutorial weights.
+    column, channel): :func:`tutorial_net_from_layers` converts trained tutorial weights, and
+    :func:`cnnlib.tutorial.network.tutorial_layers` makes the same draws.
     """
-    rng = _rng(seed)
-    conv = Conv2D(1, S1_FILTERS, 3, bias=False, dtype=dtype)
-    _set(conv, "W", rng.standard_normal((S1_FILTERS, 1, 3, 3)) / 9)  # randn / 9, as S1
-    dense = Dense(S1_FLAT, 10, dtype=dtype)
-    _set(dense, "W", rng.standard_normal((S1_FLAT, 10)) / S1_FLAT)  # randn / input_len
+    rng = as_rng(seed)
+    conv = Conv2D(1, NUM_FILTERS, 3, bias=False, dtype=dtype)
+    _set(conv, "W", rng.standard_normal((NUM_FILTERS, 1, 3, 3)) / 9)  # randn / 9, the tutorial's
+    dense = Dense(INPUT_LEN, NUM_CLASSES, dtype=dtype)
+    _set(dense, "W", rng.standard_normal((INPUT_LEN, NUM_CLASSES)) / INPUT_LEN)  # randn / input_len
     _set(dense, "b", 0.0)
     return Sequential([conv, MaxPool2D(2), Flatten(), dense])
 
 
-def tutorial_layers(seed=0):
-    """S1's three layers with the tutorial's per-sample API: ``(Conv3x3(8), MaxPool2(),
-    Softmax(1352, 10))`` from :mod:`cnnlib.tutorial.layers`, initialised like :func:`s1`
-    (same draws, so ``tutorial_net_from_layers(*tutorial_layers(seed))`` equals ``s1(seed)``)."""
-    from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
-
-    rng = _rng(seed)
-    conv, pool, softmax = Conv3x3(S1_FILTERS), MaxPool2(), Softmax(S1_FLAT, 10)
-    filters = rng.standard_normal((S1_FILTERS, 3, 3)) / 9
-    # The same numbers as s1()'s dense weights, reordered from (c, i, j) rows to (i, j, c).
-    weights = rng.standard_normal((S1_FLAT, 10)) / S1_FLAT
-    conv.filters[...] = filters
-    softmax.weights[...] = _chw_to_hwc_rows(weights)
-    softmax.biases[...] = 0.0
-    return conv, pool, softmax
-
-
-def _chw_to_hwc_rows(w: np.ndarray) -> np.ndarray:
-    """Dense rows ordered by (channel, row, col) -> ordered by (row, col, channel)."""
-    return w.reshape(S1_FILTERS, 13, 13, -1).transpose(1, 2, 0, 3).reshape(S1_FLAT, -1)
-
-
-def _hwc_to_chw_rows(w: np.ndarray) -> np.ndarray:
-    return w.reshape(13, 13, S1_FILTERS, -1).transpose(2, 0, 1, 3).reshape(S1_FLAT, -1)
-
-
 def tutorial_net_from_layers(conv, pool, softmax, dtype=np.float64) -> Sequential:
-    """A :func:`s1` Sequential holding copies of the tutorial layers' weights (for batched
-    evaluation, plots, saving). ``conv.filters`` ``(8, 3, 3)``, ``softmax.weights``
+    """A :func:`tutorial_net` Sequential holding copies of the tutorial layers' weights (for
+    batched evaluation, plots, saving). ``conv.filters`` ``(8, 3, 3)``, ``softmax.weights``
     ``(1352, 10)`` with rows in (row, col, channel) order, ``softmax.biases`` ``(10,)``."""
     del pool  # no parameters
     model = tutorial_net(seed=0, dtype=dtype)
     filters = np.asarray(conv.filters)
-    if filters.shape != (S1_FILTERS, 3, 3):
+    if filters.shape != (NUM_FILTERS, 3, 3):
         raise ValueError(f"tutorial_net_from_layers: conv.filters must be (8, 3, 3), "
                          f"got {filters.shape}")
     _set(model.layers[0], "W", filters[:, None])
-    _set(model.layers[3], "W", _hwc_to_chw_rows(np.asarray(softmax.weights)))
+    _set(model.layers[3], "W", hwc_to_chw_rows(np.asarray(softmax.weights)))
     _set(model.layers[3], "b", np.asarray(softmax.biases))
     return model
 
 
-# ------------------------------------------------------------------------------------ S2
+# ------------------------------------------------------- the CS231n-style three-layer net
 def threelayer(input_dim=(1, 28, 28), num_filters=32, filter_size=7, hidden_dim=100,
                num_classes=10, weight_scale=1e-3, seed=0, dtype=np.float32) -> Sequential:
-    """S2's ThreeLayerConvNet: ``(N, C, H, W) -> (N, num_classes)`` logits.
+    """The CS231n-style ThreeLayerConvNet: ``(N, C, H, W) -> (N, num_classes)`` logits.
 
     conv ``num_filters``@``filter_size`` (stride 1, padding ``(filter_size - 1) // 2`` keeps
     H x W) - ReLU - max pool 2 - Dense(num_filters * H/2 * W/2, hidden_dim) - ReLU -
-    Dense(hidden_dim, num_classes). Weights ``weight_scale * randn`` (S2: 1e-3), biases 0,
-    float32 like S2. The L2 ``reg`` of S2 is the Solver's ``l2``.
+    Dense(hidden_dim, num_classes). Weights ``weight_scale * randn`` (the library's 1e-3),
+    biases 0, float32 like the library. Its L2 ``reg`` is the Solver's ``l2``.
     """
     c, h, w = input_dim
-    rng = _rng(seed)
+    rng = as_rng(seed)
     pad = (filter_size - 1) // 2
     conv = Conv2D(c, num_filters, filter_size, padding=pad, weight_scale=weight_scale,
                   rng=rng, dtype=dtype)
@@ -150,7 +120,7 @@ def threelayer(input_dim=(1, 28, 28), num_filters=32, filter_size=7, hidden_dim=
     return Sequential([conv, ReLU(), MaxPool2D(2), Flatten(), fc1, ReLU(), fc2])
 
 
-# ------------------------------------------------------------------------------------ S3
+# ---------------------------------------------------------------------------------- LeNet-5
 def _glorot(layer, rng, fan_in: int, fan_out: int):
     """Keras' default glorot_uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); bias 0."""
     a = np.sqrt(6.0 / (fan_in + fan_out))
@@ -159,17 +129,17 @@ def _glorot(layer, rng, fan_in: int, fan_out: int):
 
 
 def lenet5(output="logits", seed=0, dtype=np.float64) -> Sequential:
-    """S3's LeNet-5: ``(N, 1, 28, 28) -> (N, 10)``, 61,706 parameters.
+    """LeNet-5 (the LeNet-5 post): ``(N, 1, 28, 28) -> (N, 10)``, 61,706 parameters.
 
     Conv2D(1, 6, 5, padding=2) - Tanh - AvgPool2D(2) -> 6x14x14; Conv2D(6, 16, 5) - Tanh -
     AvgPool2D(2) -> 16x5x5; Dense(400, 120) - Tanh - Dense(120, 84) - Tanh - Dense(84, 10).
-    ``output="logits"`` for cross-entropy; ``"probs"`` appends SoftmaxActivation (S3's paper
+    ``output="logits"`` for cross-entropy; ``"probs"`` appends SoftmaxActivation (the paper
     recipe trains MSE on the probabilities). Glorot-uniform weights, zero biases (Keras'
-    defaults, which S3 used).
+    defaults, which the LeNet-5 post used).
     """
     if output not in ("logits", "probs"):
         raise ValueError(f"lenet5: output must be 'logits' or 'probs', got {output!r}")
-    rng = _rng(seed)
+    rng = as_rng(seed)
     c1 = Conv2D(1, 6, 5, padding=2, dtype=dtype)
     c2 = Conv2D(6, 16, 5, dtype=dtype)
     f1 = Dense(400, 120, dtype=dtype)
@@ -186,9 +156,9 @@ def lenet5(output="logits", seed=0, dtype=np.float64) -> Sequential:
     return Sequential(layers)
 
 
-# ------------------------------------------------------------------------------------ S4
+# --------------------------------------------------------------------------------- network3
 def _network3_conv_pool(rng, in_channels, filters, dtype):
-    """S4's ConvPoolLayer (5x5 valid conv, 2x2 max pool, sigmoid). Weights N(0, 1/n_out) with
+    """network3's ConvPoolLayer (5x5 valid conv, 2x2 max pool, sigmoid). Weights N(0, 1/n_out) with
     n_out = filters * 25 / 4 (the units a pooled output feeds), biases N(0, 1), as network3.
     max(x + b) = max(x) + b and sigmoid is increasing, so conv(+b) - pool - sigmoid equals
     network3's sigmoid(pool(conv) + b)."""
@@ -200,14 +170,15 @@ def _network3_conv_pool(rng, in_channels, filters, dtype):
 
 
 def network3(dropout=0.0, second_conv=False, hidden=100, seed=0, dtype=np.float64) -> Sequential:
-    """S4's network3: ``(N, 1, 28, 28) -> (N, 10)`` logits (the softmax is in the loss).
+    """network3 (the network3 post): ``(N, 1, 28, 28) -> (N, 10)`` logits (the softmax is in
+    the loss).
 
     ConvPool 20@5x5 -> 20x12x12 [ConvPool 40@5x5 -> 40x4x4 when ``second_conv``] - Flatten -
     [Dropout(dropout) on the FC layer's input, as network3's ``p_dropout``] -
     Dense(., ``hidden``) - Sigmoid - Dense(``hidden``, 10). FC weights N(0, 1/hidden),
-    biases N(0, 1); softmax weights and biases start at zero (S4).
+    biases N(0, 1); softmax weights and biases start at zero (as network3).
     """
-    rng = _rng(seed)
+    rng = as_rng(seed)
     layers = _network3_conv_pool(rng, 1, 20, dtype)
     flat = 20 * 12 * 12
     if second_conv:
@@ -219,7 +190,7 @@ def network3(dropout=0.0, second_conv=False, hidden=100, seed=0, dtype=np.float6
     fc = Dense(flat, hidden, dtype=dtype)
     _set(fc, "W", rng.normal(0.0, np.sqrt(1.0 / hidden), fc.params["W"].shape))
     _set(fc, "b", rng.normal(0.0, 1.0, hidden))
-    out = Dense(hidden, 10, weight_scale=0.0, dtype=dtype)  # S4: softmax weights init zero
+    out = Dense(hidden, 10, weight_scale=0.0, dtype=dtype)  # network3: softmax weights init 0
     return Sequential(layers + [fc, Sigmoid(), out])
 
 
@@ -228,32 +199,14 @@ MODELS = {"tutorial": tutorial_net, "threelayer": threelayer, "lenet5": lenet5,
 
 
 # ------------------------------------------------------------------------------------ recipes
-def scale_images(images: np.ndarray, scaling: str, dtype=np.float64) -> np.ndarray:
-    """uint8 ``(N, 28, 28)`` -> float ``(N, 1, 28, 28)``.
-
-    ``"centered"``: ``image / 255 - 0.5`` (S1, S2 here); ``"unit"``: ``image / 255`` in [0, 1]
-    (Keras' usual scaling in S3; network3's data in S4).
-    """
-    images = np.asarray(images)
-    if not np.issubdtype(images.dtype, np.integer):
-        raise TypeError(f"scale_images: expected integer pixels 0..255, got dtype {images.dtype}")
-    if scaling == "centered":
-        from cnnlib.data import preprocess
-
-        x = preprocess(images)
-    elif scaling == "unit":
-        x = images.astype(np.float64) / 255.0
-    else:
-        raise ValueError(f"scale_images: scaling must be 'centered' or 'unit', got {scaling!r}")
-    return x.astype(dtype, copy=False)[:, None]
-
-
 @dataclass(frozen=True)
 class Recipe:
     """How a source trained one of its networks, and what it reported.
 
     ``reported`` is the source's figure (a fraction, e.g. 0.9870) and ``reported_setting``
     what it was measured on; the Solver arguments follow the source (see :meth:`solver_kwargs`).
+    ``train_first``: the recipe trains and scores on the first that many images of each set
+    with the tutorial's own loop (the tutorial's setting), not with the Solver.
     """
 
     name: str
@@ -274,6 +227,7 @@ class Recipe:
     reported: float | None = None
     reported_setting: str = ""
     source: str = ""
+    train_first: int | None = None
 
     def build(self, seed=0, dtype=None):
         """The recipe's model (``dtype`` overrides the builder's default)."""
@@ -300,57 +254,72 @@ class Recipe:
         return kw
 
 
+# The sources, as Recipe.source names them.
+TUTORIAL = "the tutorial"
+CS231N = "the CS231n-style library"
+LENET5_POST = "the LeNet-5 post"
+NETWORK3_POST = "the network3 post"
+SOURCES = (TUTORIAL, CS231N, LENET5_POST, NETWORK3_POST)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
         Recipe(
+            "tutorial-1k", "tutorial",
+            "the tutorial network in the tutorial's own loop, first 1k images, lr 0.005",
+            scaling="centered", lr=0.005, batch_size=1, epochs=3, train_first=1000,
+            reported=0.78, reported_setting="MNIST, first 1k train / first 1k test, 3 epochs",
+            source=TUTORIAL,
+        ),
+        Recipe(
             "tutorial", "tutorial",
-            "S1 tutorial net, per-sample SGD lr 0.005",
+            "the tutorial network, per-sample SGD lr 0.005",
             scaling="centered", lr=0.005, batch_size=1, epochs=3,
-            reported=0.78, reported_setting="1k train / 1k test MNIST, 3 epochs (numpy); "
-            "Keras, full MNIST: 97.44%", source="S1",
+            reported=0.9744, reported_setting="Keras, full MNIST 60k, batch 1",
+            source=TUTORIAL,
         ),
         Recipe(
             "threelayer", "threelayer",
-            "S2 ThreeLayerConvNet, Adam lr 1e-3, batch 50, reg 1e-3",
+            "the CS231n-style ThreeLayerConvNet, Adam lr 1e-3, batch 50, reg 1e-3",
             scaling="centered", update_rule="adam", lr=1e-3, batch_size=50, epochs=1,
             l2=1e-3, val_split=0.1,
             reported=None, reported_setting="CIFAR-10 only (~12-55% on a 500-image subset)",
-            source="S2",
+            source=CS231N,
         ),
         Recipe(
             "lenet5", "lenet5",
-            "S3 LeNet-5, cross-entropy, SGD lr 0.01, batch 32",
+            "LeNet-5, cross-entropy, SGD lr 0.01, batch 32",
             model_kwargs={"output": "logits"}, scaling="unit", lr=0.01, batch_size=32,
-            epochs=20, reported=0.9870, reported_setting="full MNIST (60k/10k)", source="S3",
+            epochs=20, reported=0.9870, reported_setting="full MNIST (60k/10k)", source=LENET5_POST,
         ),
         Recipe(
             "lenet5-paper", "lenet5",
-            "S3 LeNet-5, paper-like: MSE on softmax, batch 1, lr schedule",
+            "LeNet-5, paper-like: MSE on softmax, batch 1, lr schedule",
             model_kwargs={"output": "probs"}, scaling="unit", loss="mse", batch_size=1,
             lr=5e-4, lr_schedule=tuple(paper_lenet_schedule()), epochs=20,
-            reported=0.9292, reported_setting="full MNIST (60k/10k)", source="S3",
+            reported=0.9292, reported_setting="full MNIST (60k/10k)", source=LENET5_POST,
         ),
         Recipe(
             "network3", "network3",
-            "S4 network3: ConvPool 20 + FC 100 (sigmoid) + softmax, SGD lr 0.1, batch 10",
+            "network3: ConvPool 20 + FC 100 (sigmoid) + softmax, SGD lr 0.1, batch 10",
             scaling="unit", lr=0.1, batch_size=10, l2_per_batches=True, epochs=20,
             val_split=1 / 6, reported=0.9847,
-            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source="S4",
+            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source=NETWORK3_POST,
         ),
         Recipe(
             "network3-dropout", "network3",
-            "S4 network3 with dropout 0.3 on the FC layer",
+            "network3 with dropout 0.3 on the FC layer",
             model_kwargs={"dropout": 0.3}, scaling="unit", lr=0.1, batch_size=10,
             l2_per_batches=True, epochs=40, val_split=1 / 6, reported=0.9900,
-            reported_setting="MNIST 50k/10k val/10k test, best val epoch (22)", source="S4",
+            reported_setting="MNIST 50k/10k val/10k test, best val epoch (22)",
+            source=NETWORK3_POST,
         ),
         Recipe(
             "network3-deep", "network3",
-            "S4 network3 with a second ConvPool 40@5x5",
+            "network3 with a second ConvPool 40@5x5",
             model_kwargs={"second_conv": True}, scaling="unit", lr=0.1, batch_size=10,
             l2_per_batches=True, epochs=60, val_split=1 / 6, reported=0.9922,
-            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source="S4",
+            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source=NETWORK3_POST,
         ),
     ]
 }

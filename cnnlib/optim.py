@@ -1,4 +1,5 @@
-"""Update rules: SGD, Momentum, RMSProp, Adam (S2's defaults), all with L2 weight decay.
+"""Update rules: SGD, Momentum, RMSProp, Adam (the CS231n-style library's defaults), all
+with L2 weight decay.
 
 An optimizer only ever sees ``params`` and ``grads`` (``dict[str, np.ndarray]`` with the same
 keys, e.g. ``model.params`` / ``model.grads``), never a layer: the update rule stays apart from
@@ -73,7 +74,8 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """SGD with momentum (S2): ``v = momentum * v - lr * g; w += v`` (``v`` starts at 0)."""
+    """SGD with momentum (as the CS231n-style library): ``v = momentum * v - lr * g;
+    w += v`` (``v`` starts at 0)."""
 
     def __init__(self, lr: float = 1e-2, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
@@ -87,7 +89,7 @@ class Momentum(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp (S2): ``c = decay_rate * c + (1 - decay_rate) * g^2;
+    """RMSProp (as the CS231n-style library): ``c = decay_rate * c + (1 - decay_rate) * g^2;
     w -= lr * g / (sqrt(c) + eps)``. ``eps = 1e-8`` only guards the division by zero."""
 
     def __init__(
@@ -106,7 +108,8 @@ class RMSProp(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (S2, with bias correction). Per key, with ``t`` counting its updates from 1::
+    """Adam (as the CS231n-style library, with bias correction). Per key, with ``t`` counting
+    its updates from 1::
 
         m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
         w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
@@ -141,8 +144,9 @@ _OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "sgd_momentum": Momentum,
 def make_optimizer(name: str, **kw) -> Optimizer:
     """``make_optimizer("sgd" | "momentum" | "rmsprop" | "adam", lr=..., ...)``.
 
-    ``"sgd_momentum"`` (S2's name) is accepted for ``"momentum"``. Keyword arguments go to the
-    class (``lr``, ``weight_decay``, ``momentum``, ``decay_rate``, ``beta1``, ...).
+    ``"sgd_momentum"`` (the CS231n-style library's name) is accepted for ``"momentum"``.
+    Keyword arguments go to the class (``lr``, ``weight_decay``, ``momentum``, ``decay_rate``,
+    ``beta1``, ...).
     """
     key = str(name).lower()
     if key not in _OPTIMIZERS:

@@ -29,6 +29,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 
 def _new_figure(nrows=1, ncols=1, figsize=None, squeeze=True, **kwargs):
+    # here only: importing pyplot picks a backend, which scripts and tests may set first
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=squeeze, **kwargs)
@@ -64,8 +65,8 @@ def _first(obj, *names):
 
 def _history_arrays(history):
     """Loss per logged step, train and val accuracy per epoch, best epoch, from a Solver, its
-    ``history`` dict, a :class:`cnnlib.tutorial.TutorialHistory` or a
-    :class:`cnnlib.fast.TutorialNetHistory` (whose ``loss`` is per chunk of steps)."""
+    ``history`` dict or a :class:`cnnlib.training.TrainingHistory` (whose ``loss`` is per log
+    line or per chunk of steps)."""
     if isinstance(history, dict):
         get = history.get
         return (list(get("loss") or []), list(get("train_acc") or []),
@@ -81,8 +82,8 @@ def plot_history(history, title=None, smooth=None):
     training / validation accuracy per epoch (the best validation epoch marked).
 
     ``history``: a :class:`cnnlib.training.solver.Solver`, its ``.history`` dict, the
-    :class:`cnnlib.tutorial.TutorialHistory` of :func:`cnnlib.tutorial.train_tutorial`, or the
-    :class:`cnnlib.fast.TutorialNetHistory` of the fused S1 trainer.
+    :class:`cnnlib.training.TrainingHistory` of :func:`cnnlib.tutorial.train_tutorial` or of
+    the fused trainers (:mod:`cnnlib.fast`).
     ``smooth``: moving-average window (default: about 1/50 of the points).
     """
     loss, train_acc, val_acc, best = _history_arrays(history)
@@ -149,7 +150,8 @@ def plot_digits(images, labels=None, preds=None, ncols=10, max_images=50, class_
 
 
 def plot_misclassified(images, labels, preds, max_images=30, ncols=10, class_names=None):
-    """The test images the model got wrong (S4), titled ``"true -> predicted"``.
+    """The test images the model got wrong (as the network3 post shows them), titled
+    ``"true -> predicted"``.
 
     ``labels`` and ``preds``: ``(N,)`` integer classes. Shows the first ``max_images``
     mistakes; the figure's title gives how many there are in all.

@@ -1,5 +1,5 @@
-"""The Numba kernels against the reference layers (float64, rtol 1e-10), the fused S1 step
-against the tutorial layers, accelerate(model) against the reference model, and the on-disk
+"""The Numba kernels against the reference layers (float64, rtol 1e-10), the fused tutorial-net
+step against the tutorial layers, accelerate(model) against the reference model, and the on-disk
 cache fallback for a read-only install.
 
 Tolerance: rtol 1e-10 as the contract says, plus an absolute floor of 1e-12 times the largest
@@ -45,7 +45,7 @@ from cnnlib.layers import (
 )
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.optim import SGD
-from cnnlib.tutorial import MaxPool2
+from cnnlib.tutorial import MaxPool2, tutorial_layers
 
 RTOL = 1e-10
 
@@ -230,7 +230,7 @@ def test_accelerate_without_input_gradient_and_errors():
         accelerate(Dense(2, 2))
 
 
-# -- the fused S1 step against the tutorial layers --------------------------------------------
+# -- the fused tutorial-net step against the tutorial layers ----------------------------------
 @pytest.fixture(scope="module")
 def digits():
     from cnnlib.data import load_mnist
@@ -239,10 +239,8 @@ def digits():
     return train_x, train_y, test_x, test_y
 
 
-def test_s1_fused_steps_equal_tutorial_layers(digits):
+def test_tutorial_net_fused_steps_equal_tutorial_layers(digits):
     images, labels = digits[0][:40], digits[1][:40]
-    from cnnlib.models import tutorial_layers
-
     conv, pool, softmax = tutorial_layers(seed=5)  # the same draws as TutorialNet(rng=5)
     net = TutorialNet(rng=5, dtype=np.float64)
     assert np.array_equal(net.filters, conv.filters)
@@ -271,7 +269,7 @@ def test_s1_fused_steps_equal_tutorial_layers(digits):
                  "to_tutorial")
 
 
-def test_train_s1_float32_learns_without_writing_to_stderr(digits, capfd):
+def test_train_tutorial_net_float32_learns_without_writing_to_stderr(digits, capfd):
     train_x, train_y, test_x, test_y = digits
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -283,13 +281,13 @@ def test_train_s1_float32_learns_without_writing_to_stderr(digits, capfd):
     assert net.filters.dtype == np.float32 and hist.step == [500, 1000, 1500, 2000,
                                                              2500, 3000, 3500, 4000]
     # Two epochs over 2,000 digits (the tutorial reaches ~78% with 1,000 digits x 3 epochs).
-    assert hist.test["accuracy"] > 0.8, hist.test
+    assert hist.test_accuracy > 0.8, hist.test_accuracy
     assert hist.loss[-1] < hist.loss[0]
     np.testing.assert_array_equal(net.predict(test_x[:50]),
                                   net.predict_proba(test_x[:50]).argmax(axis=1))
 
 
-def test_s1net_rejects_bad_input():
+def test_tutorial_net_rejects_bad_input():
     from cnnlib.errors import ShapeError
 
     net = TutorialNet(dtype=np.float64)
@@ -472,7 +470,7 @@ def test_read_only_install_caches_in_user_dir():
             from cnnlib.fast.pool import maxpool_forward_kernel
             out, arg = fast.maxpool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
             assert out.ravel().tolist() == [5.0, 7.0, 13.0, 15.0]
-            # the path notebooks use most (float32 S1), compiled here with warnings as errors
+            # the path notebooks use most (float32 tutorial net), compiled with warnings as errors
             digits = np.random.default_rng(0).integers(0, 256, (3, 28, 28)).astype(np.uint8)
             net = fast.TutorialNet()
             net.train_steps(digits, np.array([1, 2, 3]))

@@ -1,5 +1,5 @@
 """Losses against their definitions and numerical gradients; optimizers against the update
-rules written out here step by step (S2's formulas and defaults)."""
+rules written out here step by step (the CS231n-style library's formulas and defaults)."""
 
 import math
 import warnings

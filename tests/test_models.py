@@ -6,13 +6,14 @@ import pytest
 from cnnlib import models
 from cnnlib.layers import Conv2D, Dense, Dropout, SoftmaxActivation
 from cnnlib.training.solver import Solver
+from cnnlib.tutorial import tutorial_layers
 
 
 def _types(model):
     return [type(layer).__name__ for layer in model.layers]
 
 
-def test_s1_is_the_tutorial_network_with_its_init():
+def test_tutorial_net_is_the_tutorial_network_with_its_init():
     model = models.tutorial_net(seed=0)
     assert _types(model) == ["Conv2D", "MaxPool2D", "Flatten", "Dense"]
     conv, dense = model.layers[0], model.layers[3]
@@ -25,8 +26,8 @@ def test_s1_is_the_tutorial_network_with_its_init():
     assert model.forward(np.zeros((2, 1, 28, 28))).shape == (2, 10)
 
 
-def test_tutorial_layers_and_s1_hold_the_same_network():
-    conv, pool, softmax = models.tutorial_layers(seed=5)
+def test_tutorial_layers_and_tutorial_net_hold_the_same_network():
+    conv, pool, softmax = tutorial_layers(seed=5)
     seq = models.tutorial_net(seed=5)
     converted = models.tutorial_net_from_layers(conv, pool, softmax)
     for key in seq.params:
@@ -47,7 +48,7 @@ def test_threelayer_keeps_the_size_through_the_conv():
     assert conv.forward(x).shape == (2, 32, 28, 28)
     assert model.layers[4].params["W"].shape == (32 * 14 * 14, 100)
     assert model.forward(x).shape == (2, 10)
-    assert all(p.dtype == np.float32 for p in model.params.values())  # S2: float32
+    assert all(p.dtype == np.float32 for p in model.params.values())  # as the CS231n library
     assert 0.0008 < model.params["0.W"].std() < 0.0012  # weight_scale 1e-3
     # CIFAR-shaped input works too
     cifar = models.threelayer(input_dim=(3, 32, 32), seed=0)
@@ -84,7 +85,7 @@ def test_network3_variants():
                             "Dense"]
     assert base.num_params() == (20 * 25 + 20) + (2880 * 100 + 100) + (100 * 10 + 10)
     last = base.layers[-1]
-    assert not last.params["W"].any() and not last.params["b"].any()  # S4: softmax starts at 0
+    assert not last.params["W"].any() and not last.params["b"].any()  # network3: softmax at 0
     assert base.forward(np.zeros((2, 1, 28, 28))).shape == (2, 10)
 
     drop = models.network3(dropout=0.3, seed=0)
@@ -121,7 +122,7 @@ def test_every_recipe_builds_and_its_solver_arguments_are_accepted():
         model = recipe.build(seed=0)
         Solver(model, {"X_train": X.astype(model.params["0.W"].dtype), "y_train": y},
                **recipe.solver_kwargs(val_split=0.0), verbose=False)
-        assert recipe.source in {"S1", "S2", "S3", "S4"}
+        assert recipe.source in models.SOURCES
     paper = models.get_recipe("lenet5-paper")
     assert (paper.loss, paper.batch_size, paper.epochs) == ("mse", 1, 20)
     assert paper.lr_schedule[:3] == (5e-4, 5e-4, 2e-4)
@@ -135,12 +136,3 @@ def test_every_recipe_builds_and_its_solver_arguments_are_accepted():
         second_conv=True).num_params()
 
 
-def test_scale_images():
-    raw = np.array([[[0, 255]]], np.uint8)
-    np.testing.assert_array_equal(models.scale_images(raw, "centered"), [[[[-0.5, 0.5]]]])
-    np.testing.assert_array_equal(models.scale_images(raw, "unit"), [[[[0.0, 1.0]]]])
-    assert models.scale_images(raw, "unit", np.float32).dtype == np.float32
-    with pytest.raises(TypeError, match="integer pixels"):
-        models.scale_images(raw / 255, "unit")
-    with pytest.raises(ValueError, match="scaling must be"):
-        models.scale_images(raw, "zscore")

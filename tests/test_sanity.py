@@ -21,9 +21,9 @@ def digits():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_untrained_s1_network_is_at_chance(digits, seed):
+def test_untrained_tutorial_network_is_at_chance(digits, seed):
     """Filters randn / 9 and weights randn / 1352 give scores t of size ~1e-2, so every
-    p_k ~ 1/10 and the loss -ln p_c ~ ln 10 = 2.3026 (S1 reports 2.302)."""
+    p_k ~ 1/10 and the loss -ln p_c ~ ln 10 = 2.3026 (the tutorial reports 2.302)."""
     images, labels = digits[0], digits[1]
     rng = np.random.default_rng(seed)
     conv, pool, softmax = Conv3x3(8, rng=rng), MaxPool2(), Softmax(13 * 13 * 8, 10, rng=rng)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cnnlib import models
-from cnnlib.data import load_mnist
+from cnnlib.data import load_mnist, scale_images
 from cnnlib.errors import DTypeError, ShapeError, TrainingDiverged
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.training.solver import Solver, paper_lenet_schedule
@@ -18,12 +18,12 @@ def digits():
 
 def _data(digits, recipe, n, start=0, dtype=None):
     images = digits.train_images[start:start + n]
-    X = models.scale_images(images, recipe.scaling, dtype or np.float64)
+    X = scale_images(images, recipe.scaling, dtype or np.float64, channel_axis=1)
     return X, digits.train_labels[start:start + n]
 
 
 # Learning rates that move each model visibly in a few full-batch steps; the update rule is the
-# thing under test. MSE on probabilities has small gradients (S3's paper recipe), hence 0.5.
+# thing under test. MSE on probabilities has small gradients (LeNet-5's paper recipe), hence 0.5.
 SGD_LR = {"tutorial": 0.005, "threelayer": 0.05, "lenet5": 0.01, "lenet5-paper": 0.5,
           "network3": 0.1}
 RULES = ["sgd", "momentum", "rmsprop", "adam"]
@@ -91,7 +91,7 @@ def test_l2_adds_half_lambda_w2_to_the_loss_and_lambda_w_to_weight_gradients(dig
                     l2_per_batches=per_batches, batch_size=5 if per_batches else 10,
                     num_epochs=1, verbose=False)
     if per_batches:
-        # S4: lambda / the number of minibatches per epoch (2 here).
+        # network3: lambda / the number of minibatches per epoch (2 here).
         assert solver._l2_coefficient() == pytest.approx(lam / 2)
         return
     solver.train()
@@ -189,7 +189,7 @@ def test_bad_inputs_and_mismatched_loss_are_refused(digits):
     images, labels = digits.train_images[:10], digits.train_labels[:10]
     with pytest.raises(DTypeError, match=r"cnnlib.data.preprocess"):
         Solver(models.tutorial_net(), {"X_train": images, "y_train": labels})
-    X = models.scale_images(images, "unit")
+    X = scale_images(images, "unit", channel_axis=1)
     with pytest.raises(ShapeError, match=r"y_train must have shape \(10,\)"):
         Solver(models.tutorial_net(), {"X_train": X, "y_train": labels[:9]})
     with pytest.raises(ValueError, match="must end with SoftmaxActivation"):

@@ -1,4 +1,4 @@
-"""The tutorial's training loop (S1) and the model file format.
+"""The tutorial's training loop (the tutorial network) and the model file format.
 
 The accuracy test runs the tutorial's own setting for real: cnnlib's reference tutorial layers
 (vectorised numpy, ~0.3 ms per step here), the first 1,000 training and 1,000 test images of
@@ -16,9 +16,15 @@ import pytest
 from cnnlib import models
 from cnnlib.data import load_mnist, preprocess
 from cnnlib.errors import DataError, ShapeError, TrainingDiverged
-from cnnlib.training import load_model, save_model
+from cnnlib.training import TrainingHistory, load_model, save_model
 from cnnlib.training.progress import progress, progress_enabled
-from cnnlib.tutorial import TutorialHistory, evaluate_tutorial, train_tutorial, tutorial_step
+from cnnlib.tutorial import (
+    evaluate_tutorial,
+    forward_sample,
+    train_tutorial,
+    tutorial_layers,
+    tutorial_step,
+)
 
 LOG_LINE = re.compile(r"^\[Step (\d+)\] Past 100 steps: Average Loss (\d+\.\d{3}) \| "
                       r"Accuracy: (\d+)%$")
@@ -33,11 +39,11 @@ def digits():
 # ------------------------------------------------------------------ the tutorial's setting
 def test_tutorial_loop_reaches_75_percent_on_1k_1k_in_3_epochs(digits):
     xtr, ytr, xte, yte = digits[:4]
-    conv, pool, softmax = models.tutorial_layers(seed=0)
+    conv, pool, softmax = tutorial_layers(seed=0)
     lines = []
     hist = train_tutorial(conv, pool, softmax, xtr[:1000], ytr[:1000], xte[:1000], yte[:1000],
                           epochs=3, lr=0.005, seed=0, print_fn=lines.append)
-    # S1 reports 78% on its 1k/1k; >= 75% is the acceptance bar.
+    # The tutorial reports 78% on its 1k/1k; >= 75% is the acceptance bar.
     assert hist.test_accuracy >= 0.75, hist.test_accuracy
     assert 0 < hist.test_loss < 1.0
 
@@ -47,14 +53,14 @@ def test_tutorial_loop_reaches_75_percent_on_1k_1k_in_3_epochs(digits):
     assert all(parsed), steps
     assert [int(m.group(1)) for m in parsed[:10]] == list(range(100, 1001, 100))
     losses = [float(m.group(2)) for m in parsed]
-    # The untrained network starts near ln 10 = 2.302 (S1's first line) and learns.
+    # The untrained network starts near ln 10 = 2.302 (the tutorial's first line) and learns.
     assert 1.9 < losses[0] < 2.4
     assert np.mean(losses[-10:]) < 0.7
     assert lines[:1] == ["--- Epoch 1 ---"]
     assert lines[-2:] == [f"Test Loss: {hist.test_loss:.3f}",
                           f"Test Accuracy: {hist.test_accuracy:.4f}"]
     # The history holds the numbers that were printed.
-    assert [f"{v:.3f}" for v in hist.window_loss] == [m.group(2) for m in parsed]
+    assert [f"{v:.3f}" for v in hist.loss] == [m.group(2) for m in parsed]
     assert len(hist.epoch_loss) == 3 and hist.epoch_loss[2] < hist.epoch_loss[0]
     # The evaluation agrees with a separate pass over the test set.
     loss, acc = evaluate_tutorial(conv, pool, softmax, xte[:1000], yte[:1000], verbose=False)
@@ -62,14 +68,14 @@ def test_tutorial_loop_reaches_75_percent_on_1k_1k_in_3_epochs(digits):
 
 
 def test_training_only_the_softmax_layer_leaves_the_filters_and_still_learns(digits):
-    conv, pool, softmax = models.tutorial_layers(seed=0)
+    conv, pool, softmax = tutorial_layers(seed=0)
     filters = conv.filters.copy()
     hist = train_tutorial(conv, pool, softmax, digits.train_images[:1000],
                           digits.train_labels[:1000], epochs=1, train_conv=False, verbose=False)
     assert np.array_equal(conv.filters, filters)
-    # S1: 2.239 -> 1.481 and 18% -> 70% over 1,000 steps (first vs last log line)
-    assert hist.window_loss[-1] < hist.window_loss[0] - 0.4
-    assert hist.window_accuracy[-1] > 0.5
+    # The tutorial: 2.239 -> 1.481 and 18% -> 70% over 1,000 steps (first vs last log line)
+    assert hist.loss[-1] < hist.loss[0] - 0.4
+    assert hist.accuracy[-1] > 0.5
 
 
 def test_log_line_format_and_window_averages_are_exact():
@@ -88,7 +94,7 @@ def test_log_line_format_and_window_averages_are_exact():
     assert lines == ["--- Epoch 1 ---",
                      "[Step 100] Past 100 steps: Average Loss 2.302 | Accuracy: 11%",
                      "[Step 200] Past 100 steps: Average Loss 2.302 | Accuracy: 11%"]
-    assert hist.window_accuracy == [0.11, 0.11] and hist.test_accuracy is None
+    assert hist.accuracy == [0.11, 0.11] and hist.test_accuracy is None
 
 
 def test_each_epoch_visits_every_sample_in_a_new_order():
@@ -181,7 +187,7 @@ class StudentSoftmax:
 
 def test_loop_runs_a_students_layers_and_matches_cnnlibs(digits):
     xtr, ytr = digits.train_images[:30], digits.train_labels[:30]
-    conv, pool, softmax = models.tutorial_layers(seed=1)
+    conv, pool, softmax = tutorial_layers(seed=1)
     student = (StudentConv3x3(conv.filters), StudentMaxPool2(),
                StudentSoftmax(softmax.weights, softmax.biases))
     lines_ref, lines_student = [], []
@@ -190,18 +196,19 @@ def test_loop_runs_a_students_layers_and_matches_cnnlibs(digits):
     h_st = train_tutorial(*student, xtr, ytr, epochs=2, seed=5, log_every=10,
                           print_fn=lines_student.append)
     assert lines_student == lines_ref
-    np.testing.assert_allclose(h_st.window_loss, h_ref.window_loss, rtol=1e-10)
+    np.testing.assert_allclose(h_st.loss, h_ref.loss, rtol=1e-10)
     np.testing.assert_allclose(student[0].filters, conv.filters, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(student[2].weights, softmax.weights, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(student[2].biases, softmax.biases, rtol=1e-9, atol=1e-12)
 
 
-def test_tutorial_step_equals_a_batch_of_one_sgd_step_of_the_sequential_s1(digits):
-    """s1() is S1: one tutorial step and one Sequential SGD step give the same weights."""
+def test_tutorial_step_equals_a_batch_of_one_sgd_step_of_the_sequential_tutorial_net(digits):
+    """tutorial_net() is the tutorial network: one tutorial step and one Sequential SGD step
+    give the same weights."""
     from cnnlib.losses import softmax_cross_entropy
     from cnnlib.optim import SGD
 
-    conv, pool, softmax = models.tutorial_layers(seed=2)
+    conv, pool, softmax = tutorial_layers(seed=2)
     seq = models.tutorial_net(seed=2)
     image, label = digits.train_images[7], digits.train_labels[7]
     loss_t, _ = tutorial_step(conv, pool, softmax, image, label, lr=0.005)
@@ -226,7 +233,7 @@ def test_nan_loss_stops_the_loop_with_advice():
 
 
 def test_a_huge_learning_rate_diverges_for_real(digits):
-    conv, pool, softmax = models.tutorial_layers(seed=0)
+    conv, pool, softmax = tutorial_layers(seed=0)
     with pytest.raises(TrainingDiverged, match=r"lr=100000\)"):
         with np.errstate(all="ignore"):
             train_tutorial(conv, pool, softmax, digits.train_images[:300],
@@ -243,13 +250,13 @@ def test_a_huge_learning_rate_diverges_for_real(digits):
 def test_bad_arguments_are_named(bad, match):
     kw = dict(train_images=np.zeros((5, 28, 28), np.uint8), train_labels=np.zeros(5, np.int64))
     kw.update(bad)
-    conv, pool, softmax = models.tutorial_layers(0)
+    conv, pool, softmax = tutorial_layers(0)
     with pytest.raises((ShapeError, ValueError), match=match):
         train_tutorial(conv, pool, softmax, verbose=False, **kw)
 
 
 def test_training_writes_nothing_to_stderr_when_not_a_terminal(digits, capfd):
-    conv, pool, softmax = models.tutorial_layers(0)
+    conv, pool, softmax = tutorial_layers(0)
     train_tutorial(conv, pool, softmax, digits.train_images[:200], digits.train_labels[:200],
                    digits.test_images[:50], digits.test_labels[:50], epochs=1)
     out, err = capfd.readouterr()
@@ -277,9 +284,14 @@ def test_progress_bars_follow_verbose_the_terminal_and_nbgrader(monkeypatch):
     assert not progress_enabled(True)
 
 
-def test_history_exposes_curves_for_plots():
-    h = TutorialHistory(window_loss=[2.0, 1.0], epoch_accuracy=[0.5])
-    assert h.loss_history == [2.0, 1.0] and h.train_acc_history == [0.5]
+def test_history_counts_steps_over_epochs_and_sums_the_seconds():
+    images = np.zeros((200, 28, 28), np.uint8)
+    hist = train_tutorial(None, None, None, images, np.zeros(200, np.int64), epochs=2,
+                          step_fn=lambda i, y: (1.0, 1), verbose=False)
+    assert hist.step == [100, 200, 300, 400] and hist.epoch == [1, 1, 2, 2]
+    assert hist.loss == [1.0] * 4 and hist.accuracy == [1.0] * 4
+    assert len(hist.epoch_seconds) == 2 and hist.seconds == sum(hist.epoch_seconds) > 0
+    assert TrainingHistory(loss=[2.0]).seconds == 0.0
 
 
 # ------------------------------------------------------------------ save / load
@@ -360,3 +372,19 @@ def test_corrupt_truncated_foreign_and_future_files_give_clear_errors(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_model(tmp_path / "missing.npz")
     assert zipfile.is_zipfile(good)
+
+
+# ------------------------------------------------------------------ the tutorial network, once
+def test_forward_sample_is_the_three_forwards_and_refuses_a_non_vector():
+    conv, pool, softmax = tutorial_layers(seed=4)
+    x = preprocess(np.random.default_rng(4).integers(0, 256, (28, 28), dtype=np.uint8))
+    want = softmax.forward(pool.forward(conv.forward(x)))
+    np.testing.assert_array_equal(forward_sample(conv, pool, softmax, x), want)
+
+    class Flat:
+        def forward(self, x):
+            return np.ones((2, 5))
+
+    with pytest.raises(ShapeError, match=r"train_tutorial: softmax.forward must return a 1-D"):
+        train_tutorial(conv, pool, Flat(), np.zeros((3, 28, 28), np.uint8), np.zeros(3, int),
+                       verbose=False)

@@ -13,8 +13,9 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlib import models, viz  # noqa: E402
+from cnnlib.training import TrainingHistory  # noqa: E402
 from cnnlib.training.solver import Solver  # noqa: E402
-from cnnlib.tutorial import TutorialHistory  # noqa: E402
+from cnnlib.tutorial import tutorial_layers  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +55,11 @@ def test_plot_history_from_a_solver_and_from_the_tutorial_loop():
 
     same = viz.plot_history(solver.history)
     np.testing.assert_allclose(same.axes[0].lines[0].get_ydata(), solver.loss_history)
-    tut = viz.plot_history(TutorialHistory(window_loss=[2.3, 2.0, 1.2], epoch_accuracy=[0.4]))
+    tut = viz.plot_history(TrainingHistory(loss=[2.3, 2.0, 1.2], epoch_accuracy=[0.4]))
     np.testing.assert_allclose(tut.axes[0].lines[0].get_ydata(), [2.3, 2.0, 1.2])
 
-    from cnnlib.fast import TutorialNetHistory
 
-    fused = viz.plot_history(TutorialNetHistory(loss=[2.2, 1.0], epoch_accuracy=[0.6, 0.8]))
+    fused = viz.plot_history(TrainingHistory(loss=[2.2, 1.0], epoch_accuracy=[0.6, 0.8]))
     np.testing.assert_allclose(fused.axes[0].lines[0].get_ydata(), [2.2, 1.0])
     np.testing.assert_allclose(fused.axes[1].lines[0].get_ydata(), [0.6, 0.8])
 
@@ -98,13 +98,13 @@ def test_confusion_matrix_counts_and_plot():
         viz.confusion_matrix(labels, preds[:2])
 
 
-def test_filters_and_feature_maps_of_the_s1_network():
+def test_filters_and_feature_maps_of_the_tutorial_network():
     model = models.tutorial_net(seed=0)
     fig = viz.plot_filters(model.layers[0])
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 8
     np.testing.assert_array_equal(shown[3].images[0].get_array(), model.params["0.W"][3, 0])
-    conv, _, _ = models.tutorial_layers(seed=0)
+    conv, _, _ = tutorial_layers(seed=0)
     assert len([ax for ax in viz.plot_filters(conv).axes if ax.images]) == 8
 
     image = np.random.default_rng(0).uniform(-0.5, 0.5, (28, 28))

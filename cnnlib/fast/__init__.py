@@ -1,11 +1,13 @@
-"""cnnlib.fast: Numba kernels with the reference layers' contracts, and the fused S1 trainer.
+"""cnnlib.fast: Numba kernels with the reference layers' contracts, and fused whole-network
+trainers.
 
 * :func:`conv2d_forward` / :func:`conv2d_backward`, :func:`maxpool2d_forward` /
   :func:`maxpool2d_backward`: batch kernels, ``(N, C, H, W)``, float32 or float64.
 * :func:`accelerate`: a Sequential (or a Conv2D / MaxPool2D) whose conv and pool layers run
   the kernels, sharing the original parameter arrays (optimizers and Solver work unchanged).
 * :class:`TutorialNet` / :func:`train_tutorial_net`: the tutorial network trained per sample,
-  forward + loss + backward + update fused in one compiled loop over the whole data set.
+  forward + loss + backward + update fused in one compiled loop over the whole data set
+  (both fused trainers return a :class:`cnnlib.training.TrainingHistory`).
 * :class:`FusedConvNet`: minibatch SGD of a network3-style Sequential (conv-pool-sigmoid-
   dense-sigmoid-dense) fused the same way, on the model's own arrays.
 
@@ -22,16 +24,12 @@ NUMBA_CACHE_DIR = configure_cache()
 from cnnlib.fast.accelerate import FastConv2D, FastMaxPool2D, accelerate  # noqa: E402
 from cnnlib.fast.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from cnnlib.fast.fused.network3 import FusedConvNet  # noqa: E402
-from cnnlib.fast.fused.tutorial_net import (  # noqa: E402
-    TutorialNet,
-    TutorialNetHistory,
-    train_tutorial_net,
-)
+from cnnlib.fast.fused.tutorial_net import TutorialNet, train_tutorial_net  # noqa: E402
 from cnnlib.fast.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
 
 __all__ = [
     "accelerate", "FastConv2D", "FastMaxPool2D",
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
-    "TutorialNet", "TutorialNetHistory", "train_tutorial_net", "FusedConvNet",
+    "TutorialNet", "train_tutorial_net", "FusedConvNet",
     "configure_cache", "NUMBA_CACHE_DIR",
 ]

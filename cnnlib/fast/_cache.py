@@ -13,8 +13,11 @@ This module must stay free of Numba imports at module level so that it can run f
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
+
+import platformdirs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -39,8 +42,6 @@ def user_cache_dir() -> Path:
     else the platform's user cache directory (``~/.cache/cnnlib/numba`` on Linux)."""
     base = os.environ.get("CNNLIB_CACHE_DIR")
     if not base:
-        import platformdirs
-
         base = platformdirs.user_cache_dir("cnnlib", appauthor=False)
     return Path(base) / "numba"
 
@@ -63,10 +64,8 @@ def configure_cache(package_dir: Path | None = None) -> str | None:
         # Nowhere to write: let Numba's own fallbacks decide (it still runs, just recompiles).
         return None
     os.environ["NUMBA_CACHE_DIR"] = str(cache)
-    import sys
-
     if "numba" in sys.modules:  # already imported by someone else: make it re-read the env
-        from numba.core import config
+        from numba.core import config  # here only: this module must run before Numba loads
 
         config.reload_config()
     return str(cache)

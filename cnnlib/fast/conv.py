@@ -4,7 +4,7 @@ Same contract as :class:`cnnlib.layers.Conv2D`:
 ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``b (F,)`` -> ``out (N, F, H', W')`` with
 ``H' = (H + 2P - KH) // S + 1`` and ``W' = (W + 2P - KW) // S + 1``.
 
-How the loops are laid out (measured, see docs/performance-notes.md): each output row
+How the loops are laid out (measured: benchmarks/README.md has the figures): each output row
 ``out[n, f, i, :]`` is built in a small row buffer by adding ``C * KH * KW`` shifted input rows,
 each scaled by one filter tap. The innermost loop runs along a row of contiguous memory, which
 the compiler turns into SIMD instructions; stride 1 gets its own loop (``row[j + kw]``) because
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from cnnlib.errors import ShapeError
 from cnnlib.layers.base import as_pair
 
 
@@ -38,6 +39,14 @@ def _pad(x, ph, pw):
 
 
 _FM = {"reassoc", "contract"}  # re-association lets the long sums below vectorise
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _axpy(y, a, x):
+    """``y += a * x`` over two contiguous 1-D arrays of one length (inlined where it is
+    called, so the loop vectorises as if written there)."""
+    for t in range(y.shape[0]):
+        y[t] += a * x[t]
 
 
 @njit(cache=True, fastmath=_FM)
@@ -63,11 +72,8 @@ def _forward_stride1(xp, w, b, out):
                 plane = xf[n, c]
                 for kh in range(KH):
                     for kw in range(KW):
-                        wv = w[f, c, kh, kw]
                         off = kh * Wp + kw
-                        src = plane[off:off + L]
-                        for t in range(L):
-                            acc[t] += wv * src[t]
+                        _axpy(acc, w[f, c, kh, kw], plane[off:off + L])
             for i in range(Ho):
                 for j in range(Wo):
                     out[n, f, i, j] = acc[i * Wp + j]
@@ -116,11 +122,8 @@ def _backward_stride1(xp, w, dout, need_dx, dw, db, dxp):
                     g = wide[n, f]
                     for kh in range(KH):
                         for kw in range(KW):
-                            wv = w[f, c, kh, kw]
                             off = kh * Wp + kw
-                            dst = df[n, c, off:off + L]
-                            for t in range(L):
-                                dst[t] += wv * g[t]
+                            _axpy(df[n, c, off:off + L], w[f, c, kh, kw], g)
 
 
 @njit(cache=True)
@@ -290,8 +293,6 @@ def conv2d_backward(x, w, dout, stride=1, padding=0, need_dx=True):
 
 
 def _check_conv_shapes(x, w, sh, sw, ph, pw):
-    from cnnlib.errors import ShapeError
-
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
         c = w.shape[1] if w.ndim == 4 else "C"
         raise ShapeError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from cnnlib.errors import ShapeError
 from cnnlib.layers.base import as_pair
 
 
@@ -66,8 +67,6 @@ def maxpool2d_forward(x, pool_size=2, stride=None):
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
     if x.ndim != 4 or x.shape[2] < ph or x.shape[3] < pw:
-        from cnnlib.errors import ShapeError
-
         raise ShapeError(
             f"maxpool2d: x must have shape (N, C, H, W) with H >= {ph} and W >= {pw}, "
             f"got {x.shape}"

@@ -12,6 +12,9 @@ import contextlib
 import os
 import sys
 
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
 __all__ = ["blas_threads", "progress", "progress_enabled", "printer"]
 
 
@@ -25,10 +28,6 @@ def blas_threads(limit: int | None = 1):
     """
     if limit is None:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency; degrade to no limit
-        return contextlib.nullcontext()
     return threadpool_limits(limits=int(limit), user_api="blas")
 
 
@@ -38,6 +37,7 @@ def _in_notebook() -> bool:
     if "ipykernel" not in sys.modules:
         return False
     try:
+        # here only: IPython is loaded already in a kernel, and costs ~0.1 s everywhere else
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - ipykernel always brings IPython
         return False
@@ -66,8 +66,6 @@ def progress(iterable=None, total=None, desc=None, verbose=True, leave=True, **k
     Always returns a tqdm object, so callers can use ``set_postfix`` / ``update`` / ``close``
     whether or not anything is drawn.
     """
-    from tqdm.auto import tqdm
-
     return tqdm(
         iterable,
         total=total,
@@ -86,7 +84,5 @@ def printer(print_fn=print, verbose=True):
     if not verbose or print_fn is None:
         return lambda *args, **kwargs: None
     if print_fn is print:
-        from tqdm.auto import tqdm
-
         return lambda message: tqdm.write(str(message), file=sys.stdout)
     return print_fn

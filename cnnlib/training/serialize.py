@@ -25,7 +25,10 @@ import zipfile
 
 import numpy as np
 
+import cnnlib.layers as layers_module
 from cnnlib.errors import DataError
+from cnnlib.layers import Sequential
+from cnnlib.layers.base import Layer
 
 __all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION", "architecture_of"]
 
@@ -37,9 +40,6 @@ _INIT_ONLY = {"self", "rng", "weight_scale"}
 
 def _layer_classes() -> dict[str, type]:
     """The layer classes a file may name: those exported by :mod:`cnnlib.layers`."""
-    import cnnlib.layers as layers_module
-    from cnnlib.layers.base import Layer
-
     return {name: obj for name, obj in vars(layers_module).items()
             if isinstance(obj, type) and issubclass(obj, Layer)}
 
@@ -118,8 +118,6 @@ def save_model(path, model, metadata: dict | None = None) -> str:
 def load_model(path):
     """Rebuild the model saved in ``path`` by :func:`save_model`; returns a Sequential whose
     parameters equal the saved ones exactly. ``model.metadata`` holds the saved metadata."""
-    from cnnlib.layers import Sequential
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"load_model: no such file: {path}")

@@ -1,4 +1,5 @@
-"""The Solver: minibatch training of any :class:`cnnlib.layers.sequential.Sequential` (S2's design).
+"""The Solver: minibatch training of any :class:`cnnlib.layers.Sequential` (the design of the
+CS231n-style library).
 
 A Solver owns the loop (shuffle, batch, forward, loss, backward, update), an optimizer chosen
 by name, the learning-rate plan, L2 regularisation, the histories, and the best-validation
@@ -10,7 +11,9 @@ bookkeeping. The model only computes; the optimizer only updates::
     solver.check_accuracy(X_test, y_test)
 
 Images are float arrays ``(N, C, H, W)`` (``(N, H, W)`` gets a channel axis), labels
-integers ``(N,)``.
+integers ``(N,)``. Which engine computes the steps (numpy, the Numba layers, a fused Numba
+step) is chosen by :func:`cnnlib.training.engine.choose_engine`; the Solver holds no
+network-specific code.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cnnlib.errors import DTypeError, ShapeError, TrainingDiverged
-from cnnlib.losses import mse, softmax_cross_entropy
+from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.optim import make_optimizer
+from cnnlib.training.divergence import DivergenceCheck
+from cnnlib.training.engine import NUMPY, StepRule, choose_engine, loss_function
 from cnnlib.training.progress import blas_threads, printer, progress
 
 __all__ = ["Solver", "paper_lenet_schedule", "LOSSES"]
@@ -32,8 +36,8 @@ LOSSES = ("cross_entropy", "mse")
 
 
 def paper_lenet_schedule() -> list[float]:
-    """S3's paper-like per-epoch learning rates: 0.0005 x2, 0.0002 x3, 0.00005 x4, then
-    0.00001 (the last entry repeats for every later epoch)."""
+    """LeNet-5's paper-like per-epoch learning rates (the LeNet-5 post): 0.0005 x2, 0.0002 x3,
+    0.00005 x4, then 0.00001 (the last entry repeats for every later epoch)."""
     return [5e-4] * 2 + [2e-4] * 3 + [5e-5] * 4 + [1e-5]
 
 
@@ -75,7 +79,7 @@ class Solver:
     ----------
     model : Sequential
         Ends with logits (``loss="cross_entropy"``) or with ``SoftmaxActivation``
-        (``loss="mse"``, S3's paper recipe: mean squared error on the probabilities against
+        (``loss="mse"``, LeNet-5's paper recipe: mean squared error on the probabilities against
         one-hot targets).
     data : dict
         ``X_train``, ``y_train`` and optionally ``X_val``, ``y_val``. Without a validation
@@ -95,25 +99,27 @@ class Solver:
         L2 strength ``lambda``: adds ``0.5 * lambda * sum(W**2)`` over every weight array
         (``*.W``, not biases) to the loss and ``lambda * W`` to its gradient.
     l2_per_batches : bool
-        Divide ``lambda`` by the number of minibatches per epoch (S4's
+        Divide ``lambda`` by the number of minibatches per epoch (network3's
         ``0.5 * lmbda * sum(w^2) / num_batches``).
     batch_size, num_epochs : int
     val_split : float
         Fraction of the training data held out for validation when ``data`` has none.
     keep_best : bool
         After training, put back the parameters of the epoch with the best validation
-        accuracy (S4 reports the test accuracy at that epoch). Without validation data the
-        last epoch's parameters stay.
+        accuracy (the network3 post reports the test accuracy at that epoch). Without
+        validation data the last epoch's parameters stay.
     num_train_samples : int or None
         Training accuracy per epoch is measured on this many random training images
         (None = all).
     seed : int
         Seeds shuffling, the validation split and the training-accuracy subsample.
-    fast : bool
-        Run conv/pool layers on the Numba kernels (:func:`cnnlib.fast.accelerate`); a
+    fast : bool or "auto"
+        True: run conv/pool layers on the Numba kernels (:func:`cnnlib.fast.accelerate`); a
         network3-shaped model trained by plain SGD on cross-entropy without L2 runs whole
-        minibatch steps in one compiled call (:class:`cnnlib.fast.FusedConvNet`). Either way
-        the parameter arrays stay the model's own; ``solver.engine`` says which ran.
+        minibatch steps in one compiled call (:class:`cnnlib.fast.FusedConvNet`). "auto":
+        the same fused step, else the faster of numpy and the Numba layers on one batch.
+        Either way the parameter arrays stay the model's own; ``solver.engine`` names the
+        engine and ``solver.engine_reason`` says why (see :mod:`cnnlib.training.engine`).
     explode_factor : float
         Stop with :class:`cnnlib.errors.TrainingDiverged` when the loss is NaN/inf or exceeds
         ``explode_factor * max(first loss, 1)``.
@@ -148,7 +154,7 @@ class Solver:
         num_train_samples: int | None = 1000,
         eval_batch_size: int = 250,
         seed: int = 0,
-        fast: bool = False,
+        fast: bool | str = False,
         explode_factor: float = 100.0,
         verbose: bool = True,
         print_every: int | None = None,
@@ -228,45 +234,15 @@ class Solver:
         self.blas_threads = blas_threads
         self._say = printer(print_fn, verbose)
 
-        self.fast = bool(fast)
-        self._fused = None
-        if self.fast:
-            from cnnlib.fast import accelerate  # lazy: Numba compiles on first use
-
-            # Training never uses the input gradient of the first layer: skip computing it.
-            self.net = accelerate(model, input_grad=False)
-            self._fused = self._try_fused()
-        else:
-            self.net = model
-        if self._fused is not None:
-            self.engine = "Numba fused network3 step"
-        else:
-            self.engine = "Numba layers (accelerate)" if self.fast else "numpy reference"
+        self._rule = StepRule(loss_function(loss), self._l2_coefficient(), self.optimizer)
+        self._engine = choose_engine(model, self.X_train, self.y_train, fast=fast,
+                                     update_rule=update_rule, loss=loss, l2=self.l2,
+                                     optimizer=self.optimizer, batch_size=self.batch_size)
+        self.fast = self._engine.name != NUMPY  # whether Numba computes the steps
+        self.net = self._engine.net
+        self.engine = self._engine.name
+        self.engine_reason = self._engine.reason
         self._reset_history()
-
-    @property
-    def uses_fused(self) -> bool:
-        """True when training runs the fused minibatch kernel (see ``fast``)."""
-        return self._fused is not None
-
-    def _try_fused(self):
-        """:class:`cnnlib.fast.FusedConvNet` for a network3-shaped model trained by plain SGD on
-        cross-entropy without L2 (what its one compiled step computes), else None."""
-        if (self.update_rule.lower() != "sgd" or self.loss_name != "cross_entropy" or self.l2
-                or getattr(self.optimizer, "weight_decay", 0) or self.X_train.shape[1] != 1):
-            return None
-        try:
-            from cnnlib.fast import FusedConvNet
-        except ImportError:
-            return None
-        try:
-            fused = FusedConvNet(self.model, scaling="none")  # X is scaled already
-        except (TypeError, ValueError):
-            return None
-        if fused.input_shape != self.X_train.shape[2:]:
-            return None
-        self._images_2d = np.ascontiguousarray(self.X_train[:, 0], dtype=fused.dtype)
-        return fused
 
     # ------------------------------------------------------------------ bookkeeping
     def _reset_history(self):
@@ -280,7 +256,7 @@ class Solver:
         self.best_epoch: int | None = None
         self.best_params: dict[str, np.ndarray] | None = None
         self.seconds = 0.0
-        self._first_loss: float | None = None
+        self._guard = DivergenceCheck("Solver", self.explode_factor)
 
     @property
     def history(self) -> dict:
@@ -308,13 +284,6 @@ class Solver:
         return self.base_lr * self.lr_decay**epoch
 
     # ------------------------------------------------------------------ loss
-    def _loss(self, out: np.ndarray, y: np.ndarray):
-        if self.loss_name == "cross_entropy":
-            return softmax_cross_entropy(out, y)
-        target = np.zeros_like(out)
-        target[np.arange(y.shape[0]), y] = 1
-        return mse(out, target)
-
     def _l2_coefficient(self) -> float:
         if self.l2 == 0:
             return 0.0
@@ -322,13 +291,9 @@ class Solver:
             return self.l2 / math.ceil(self.X_train.shape[0] / self.batch_size)
         return self.l2
 
-    @staticmethod
-    def _is_weight(key: str) -> bool:
-        return key.rsplit(".", 1)[-1] == "W"
-
-    def _diverged(self, loss: float, iteration: int, lr: float) -> TrainingDiverged:
+    def _hints(self, lr: float) -> list[str]:
+        """What to try when the loss diverged."""
         lo, hi = float(np.min(self.X_train)), float(np.max(self.X_train))
-        first = f"{self._first_loss:.4g}" if self._first_loss is not None else "unknown"
         hints = [f"a lower learning rate (lr={lr:g} now; try {lr / 10:g})"]
         if hi - lo > 10:
             hints.append(
@@ -340,35 +305,19 @@ class Solver:
         hints.append("smaller initial weights (weight_scale)")
         if self.update_rule == "sgd":
             hints.append("update_rule='adam' or 'momentum' with a small lr")
-        what = "NaN" if math.isnan(loss) else ("infinite" if math.isinf(loss) else f"{loss:.4g}")
-        return TrainingDiverged(
-            f"Training diverged at epoch {self.epoch + 1}, iteration {iteration}: the loss is "
-            f"{what} (it started at {first}). Try: " + "; ".join(hints) + "."
-        )
+        return hints
 
-    # ------------------------------------------------------------------ one step
-    def _step(self, X_batch, y_batch, lr: float, iteration: int) -> float:
-        net = self.net
-        out = net.forward(X_batch)
-        loss, dout = self._loss(out, y_batch)
-        loss = float(loss)
-        params = net.params
-        coef = self._l2_coefficient()
-        if coef:
-            loss += 0.5 * coef * sum(float(np.sum(w * w)) for k, w in params.items()
-                                     if self._is_weight(k))
-        if self._first_loss is None and math.isfinite(loss):
-            self._first_loss = loss
-        limit = self.explode_factor * max(self._first_loss or 1.0, 1.0)
-        if not math.isfinite(loss) or loss > limit:
-            raise self._diverged(loss, iteration, lr)
-        net.backward(dout)
-        grads = net.grads
-        if coef:
-            grads = {k: (g + coef * params[k] if self._is_weight(k) else g)
-                     for k, g in grads.items()}
-        self.optimizer.step(params, grads)
-        return loss
+    def _on_batch(self, loss: float, n: int) -> None:
+        """Called by the engine with each batch's loss (before its update where the engine
+        allows): the divergence check, then the histories and the log."""
+        self._iteration += 1
+        lr = self.optimizer.lr
+        self._guard.check(loss, f"epoch {self.epoch + 1}, iteration {self._iteration}",
+                          lambda: self._hints(lr))
+        self.loss_history.append(loss)
+        self._epoch_total += loss * n
+        if self.print_every and len(self.loss_history) % self.print_every == 0:
+            self._say(f"(Iteration {len(self.loss_history)}) loss: {loss:.4f}")
 
     # ------------------------------------------------------------------ training
     def train(self) -> Solver:
@@ -382,7 +331,9 @@ class Solver:
 
     def _train(self) -> Solver:
         n = self.X_train.shape[0]
-        per_epoch = math.ceil(n / self.batch_size)
+        bs = self.batch_size
+        per_epoch = math.ceil(n / bs)
+        per_call = self._engine.batches_per_call
         start = time.perf_counter()
         self._target_epochs = self.epoch + self.num_epochs
         bar = progress(total=per_epoch * self.num_epochs, desc="training", verbose=self.verbose)
@@ -393,24 +344,14 @@ class Solver:
                 self.lr_history.append(lr)
                 order = self.rng.permutation(n)
                 self.net.train()
-                if self._fused is not None:
-                    total = self._fused_epoch(order, lr, bar)
-                    self.epoch_loss_history.append(total / n)
-                    self._end_epoch(lr, start)
-                    continue
-                total = 0.0
-                for b in range(per_epoch):
-                    idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-                    iteration = b + 1
-                    loss = self._step(self.X_train[idx], self.y_train[idx], lr, iteration)
-                    self.loss_history.append(loss)
-                    total += loss * idx.shape[0]
-                    if self.print_every and len(self.loss_history) % self.print_every == 0:
-                        self._say(f"(Iteration {len(self.loss_history)}) loss: {loss:.4f}")
-                    if b % 20 == 0 or b == per_epoch - 1:
-                        bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}", refresh=False)
-                    bar.update(1)
-                self.epoch_loss_history.append(total / n)
+                self._iteration, self._epoch_total = 0, 0.0
+                for b0 in range(0, per_epoch, per_call):
+                    self._engine.train_batches(order[b0 * bs:(b0 + per_call) * bs], bs, lr,
+                                               self._rule, self._on_batch)
+                    bar.set_postfix(epoch=self.epoch + 1, loss=f"{self.loss_history[-1]:.4f}",
+                                    refresh=False)
+                    bar.update(min(per_call, per_epoch - b0))
+                self.epoch_loss_history.append(self._epoch_total / n)
                 self._end_epoch(lr, start)
         finally:
             bar.close()
@@ -421,31 +362,6 @@ class Solver:
             self._say(f"Restored the parameters of epoch {self.best_epoch} "
                       f"(best validation accuracy {self.best_val_acc:.4f})")
         return self
-
-    def _fused_epoch(self, order: np.ndarray, lr: float, bar) -> float:
-        """One epoch through the fused kernel, in chunks of batches (each batch as in the loop
-        above: the same order, sizes, loss before the update). Returns the summed loss."""
-        bs = self.batch_size
-        per_epoch = math.ceil(order.shape[0] / bs)
-        chunk = max(1, 2000 // bs)  # batches per compiled call: progress and divergence checks
-        total = 0.0
-        for b0 in range(0, per_epoch, chunk):
-            idx = order[b0 * bs:(b0 + chunk) * bs]
-            losses, _ = self._fused.train_steps(self._images_2d, self.y_train, order=idx,
-                                                batch_size=bs, lr=lr)
-            for j, loss in enumerate(losses):
-                loss = float(loss)
-                if self._first_loss is None and math.isfinite(loss):
-                    self._first_loss = loss
-                limit = self.explode_factor * max(self._first_loss or 1.0, 1.0)
-                if not math.isfinite(loss) or loss > limit:
-                    raise self._diverged(loss, b0 + j + 1, lr)
-                self.loss_history.append(loss)
-                total += loss * min(bs, idx.shape[0] - j * bs)
-            bar.set_postfix(epoch=self.epoch + 1, loss=f"{self.loss_history[-1]:.4f}",
-                            refresh=False)
-            bar.update(len(losses))
-        return total
 
     def _end_epoch(self, lr: float, start: float):
         self.epoch += 1
@@ -475,21 +391,7 @@ class Solver:
     def _forward_eval(self, X: np.ndarray) -> np.ndarray:
         """Eval-mode outputs for ``X`` in batches of ``eval_batch_size``."""
         with blas_threads(self.blas_threads):
-            return self._forward_eval_batches(X)
-
-    def _forward_eval_batches(self, X: np.ndarray) -> np.ndarray:
-        if self._fused is not None and X.shape[1:] == (1, *self._fused.input_shape):
-            return self._fused.predict_logits(
-                np.ascontiguousarray(X[:, 0], dtype=self._fused.dtype))
-        was_training = any(getattr(layer, "training", False) for layer in self.net.layers)
-        self.net.eval()
-        try:
-            outs = [self.net.forward(X[i:i + self.eval_batch_size])
-                    for i in range(0, X.shape[0], self.eval_batch_size)]
-        finally:
-            if was_training:
-                self.net.train()
-        return np.concatenate(outs, axis=0)
+            return self._engine.outputs(X, self.eval_batch_size)
 
     def predict(self, X) -> np.ndarray:
         """Predicted class of each image ``(N, C, H, W) -> (N,)`` (eval mode, in batches)."""
@@ -510,5 +412,5 @@ class Solver:
         X = _as_images(X, "X")
         y = _as_labels(y, X.shape[0], "y")
         out = self._forward_eval(X)
-        loss, _ = self._loss(out, y)
+        loss, _ = self._rule.loss_fn(out, y)
         return {"loss": float(loss), "accuracy": float(np.mean(np.argmax(out, axis=1) == y))}

@@ -17,20 +17,21 @@ tested). For any other network use :func:`cnnlib.fast.accelerate` with the Solve
 from __future__ import annotations
 
 import os
-import sys
-import time
 
+import numba
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.fast.fused._common import check_images, fit_in_chunks
 from cnnlib.fast.fused.network3_kernels import (
     convnet_predict_kernel,
     convnet_train_kernel,
     convnet_train_kernel_parallel,
 )
-from cnnlib.fast.fused.tutorial_net import TutorialNetHistory, _check_images
 from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, Sigmoid
 from cnnlib.layers.base import as_rng
+from cnnlib.losses import softmax_cross_entropy
+from cnnlib.training.history import TrainingHistory
 
 __all__ = ["FusedConvNet"]
 
@@ -107,14 +108,12 @@ class FusedConvNet:
     def _threads(self) -> int:
         """The thread count asked for now: 1 runs the serial kernel, more the parallel one
         (with at most ``NUMBA_NUM_THREADS`` threads, the size of Numba's pool)."""
-        import numba
-
         if self.threads is not None:
             return self.threads
         return 1 if os.environ.get("NBGRADER_EXECUTION") else numba.get_num_threads()
 
     def _images(self, images, labels, owner):
-        images, labels = _check_images(images, labels, owner)
+        images, labels = check_images(images, labels, owner)
         if images.shape[1:] != self.input_shape:
             raise ShapeError(f"{owner}: images must have shape (N, {self.input_shape[0]}, "
                              f"{self.input_shape[1]}) (no channel axis), got {images.shape}")
@@ -145,8 +144,6 @@ class FusedConvNet:
         if threads == 1:
             convnet_train_kernel(*args)
         else:
-            import numba
-
             before = numba.get_num_threads()
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             try:
@@ -156,43 +153,18 @@ class FusedConvNet:
         return losses, correct.astype(bool)
 
     def fit(self, images, labels, epochs=1, batch_size=10, lr=0.1, rng=0, chunk=5000,
-            progress=True) -> TutorialNetHistory:
+            progress=True) -> TrainingHistory:
         """``epochs`` of minibatch SGD, reshuffled each epoch; a progress bar per chunk of
-        ``chunk`` images. Returns an :class:`~cnnlib.fast.TutorialNetHistory` (per-chunk mean batch
-        loss and accuracy, per-epoch figures and seconds)."""
-        from tqdm.auto import tqdm
-
+        ``chunk`` images. Returns a :class:`~cnnlib.training.TrainingHistory` (per chunk: the
+        mean batch loss and the accuracy; per epoch: the same and the seconds)."""
         images, labels = self._images(images, labels, "FusedConvNet.fit")
-        gen = as_rng(rng)
-        n = images.shape[0]
-        chunk = max(batch_size, chunk - chunk % batch_size)
-        hist = TutorialNetHistory()
-        bar = tqdm(total=epochs * n, desc="FusedConvNet", unit="img", disable=not progress,
-                   file=sys.stdout, leave=False)
-        done = 0
-        try:
-            for _ in range(epochs):
-                order = gen.permutation(n)
-                seconds, ep_l, ep_c = 0.0, [], []
-                for start in range(0, n, chunk):
-                    t0 = time.perf_counter()
-                    losses, correct = self.train_steps(images, labels, order[start:start + chunk],
-                                                       batch_size, lr)
-                    seconds += time.perf_counter() - t0
-                    done += len(correct)
-                    hist.step.append(done)
-                    hist.loss.append(float(losses.mean()))
-                    hist.accuracy.append(float(correct.mean()))
-                    ep_l.append(losses)
-                    ep_c.append(correct)
-                    bar.update(len(correct))
-                    bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", acc=f"{hist.accuracy[-1]:.1%}")
-                hist.epoch_loss.append(float(np.concatenate(ep_l).mean()))
-                hist.epoch_accuracy.append(float(np.concatenate(ep_c).mean()))
-                hist.seconds.append(seconds)
-        finally:
-            bar.close()
-        return hist
+
+        def train_chunk(order):
+            return self.train_steps(images, labels, order, batch_size, lr)
+
+        return fit_in_chunks(train_chunk, images.shape[0], epochs=epochs, rng=as_rng(rng),
+                             chunk=max(batch_size, chunk - chunk % batch_size),
+                             desc="FusedConvNet", progress=progress)
 
     def predict_logits(self, images) -> np.ndarray:
         """Logits ``(N, classes)`` for ``images (N, H, W)``."""
@@ -204,8 +176,6 @@ class FusedConvNet:
 
     def evaluate(self, images, labels) -> dict:
         """``{"loss", "accuracy", "n"}`` on ``images``, ``labels``."""
-        from cnnlib.losses import softmax_cross_entropy
-
         images, labels = self._images(images, labels, "FusedConvNet.evaluate")
         logits = self.predict_logits(images).astype(np.float64)
         loss, _ = softmax_cross_entropy(logits, labels)

@@ -1,6 +1,6 @@
 """A whole minibatch SGD step of the network3-style net in one compiled call.
 
-The net (S4's network3 without dropout, :func:`cnnlib.models.network3`)::
+The net (network3 without dropout, :func:`cnnlib.models.network3`)::
 
     x (N, 1, H, W) -> Conv2D(1, F, K) + b -> MaxPool2D(2) -> Sigmoid        -> a1 (N, F*Hp*Wp)
                    -> Dense(F*Hp*Wp, Hd) -> Sigmoid                         -> a2 (N, Hd)

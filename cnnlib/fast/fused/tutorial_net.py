@@ -21,63 +21,29 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.fast.fused._common import check_images, fit_in_chunks
 from cnnlib.fast.fused.tutorial_net_kernels import tutorial_predict_kernel, tutorial_train_kernel
 from cnnlib.layers.base import as_rng
+from cnnlib.training.history import TrainingHistory
+from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
-__all__ = ["TutorialNet", "TutorialNetHistory", "train_tutorial_net"]
-
-
-def _check_images(images, labels=None, owner="TutorialNet"):
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3 or images.shape[1] < 4 or images.shape[2] < 4:
-        raise ShapeError(
-            f"{owner}: images must have shape (N, h, w) with h, w >= 4 (e.g. (N, 28, 28)), "
-            f"got {images.shape}"
-        )
-    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
-        raise DTypeError(f"{owner}: images must be numbers (uint8 pixels or floats), got "
-                         f"dtype {images.dtype}")
-    images = np.ascontiguousarray(images)
-    if labels is None:
-        return images, None
-    labels = np.asarray(labels)
-    if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ShapeError(
-            f"{owner}: labels must be integers of shape ({images.shape[0]},) (one per image), "
-            f"got {labels.dtype} {labels.shape}"
-        )
-    return images, np.ascontiguousarray(labels, dtype=np.int64)
+__all__ = ["TutorialNet", "train_tutorial_net"]
 
 
-@dataclass
-class TutorialNetHistory:
-    """What ``train_tutorial_net`` / ``TutorialNet.fit`` record: one entry per chunk of steps.
-
-    ``step``: steps done so far (over all epochs); ``loss`` / ``accuracy``: the averages over
-    that chunk (accuracy = the prediction *before* each step's update was right, like the
-    tutorial's running numbers); ``epoch_loss`` / ``epoch_accuracy``: per epoch;
-    ``seconds``: wall time per epoch spent in the compiled loop; ``test``: the result of
-    ``evaluate`` on the test set when ``train_tutorial_net(test=...)`` was given one.
-    """
-
-    step: list = field(default_factory=list)
-    loss: list = field(default_factory=list)
-    accuracy: list = field(default_factory=list)
-    epoch_loss: list = field(default_factory=list)
-    epoch_accuracy: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    test: dict | None = None
+def _as_shape(value, shape, what: str) -> np.ndarray:
+    """``value`` as an array, refused unless it has ``shape`` (``what`` names it)."""
+    value = np.asarray(value)
+    if value.shape != shape:
+        raise ShapeError(f"TutorialNet: {what} must have shape {shape}, got {value.shape}")
+    return value
 
 
 class TutorialNet:
-    """The S1 network (Conv3x3(F) -> MaxPool2 -> Softmax(Hp*Wp*F, classes)), fused in Numba.
+    """The tutorial network (Conv3x3(F) -> MaxPool2 -> Softmax(Hp*Wp*F, classes)), fused in Numba.
 
     ``TutorialNet(num_filters=8, input_shape=(28, 28), num_classes=10, rng=0, dtype=np.float32)``
     initialises like the tutorial (filters ``randn / 9``, weights ``randn / input_len``, biases
@@ -115,10 +81,7 @@ class TutorialNet:
 
     @filters.setter
     def filters(self, value) -> None:
-        value = np.asarray(value)
-        if value.shape != (self.num_filters, 3, 3):
-            raise ShapeError(f"TutorialNet: filters must have shape {(self.num_filters, 3, 3)}, "
-                             f"got {value.shape}")
+        value = _as_shape(value, (self.num_filters, 3, 3), "filters")
         self._filters = np.array(value, dtype=self.dtype, order="C")
 
     @property
@@ -132,10 +95,7 @@ class TutorialNet:
 
     @weights.setter
     def weights(self, value) -> None:
-        value = np.asarray(value)
-        if value.shape != (self.input_len, self.num_classes):
-            raise ShapeError(f"TutorialNet: weights must have shape "
-                             f"{(self.input_len, self.num_classes)}, got {value.shape}")
+        value = _as_shape(value, (self.input_len, self.num_classes), "weights")
         hp, wp = self.pool_shape
         f, k = self.num_filters, self.num_classes
         self.wt = np.ascontiguousarray(
@@ -149,10 +109,7 @@ class TutorialNet:
 
     @biases.setter
     def biases(self, value) -> None:
-        value = np.asarray(value)
-        if value.shape != (self.num_classes,):
-            raise ShapeError(f"TutorialNet: biases must have shape {(self.num_classes,)}, "
-                             f"got {value.shape}")
+        value = _as_shape(value, (self.num_classes,), "biases")
         self._biases = np.array(value, dtype=self.dtype, order="C")
 
     def __repr__(self) -> str:
@@ -162,7 +119,7 @@ class TutorialNet:
     # -- to / from the tutorial layers ------------------------------------------------------
     @classmethod
     def from_tutorial(cls, conv, pool, softmax, dtype=None) -> TutorialNet:
-        """An TutorialNet holding copies of the weights of the tutorial layers ``Conv3x3``,
+        """A TutorialNet holding copies of the weights of the tutorial layers ``Conv3x3``,
         ``MaxPool2``, ``Softmax`` (``pool`` has no weights; it is taken for symmetry)."""
         filters = np.asarray(conv.filters)
         if filters.ndim != 3:
@@ -183,8 +140,6 @@ class TutorialNet:
     def to_tutorial(self, conv=None, pool=None, softmax=None):
         """Copy the weights into tutorial layers (new ones when not given); returns
         ``(conv, pool, softmax)``."""
-        from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
-
         conv = Conv3x3(self.num_filters, dtype=self.dtype) if conv is None else conv
         pool = MaxPool2() if pool is None else pool
         if softmax is None:
@@ -204,7 +159,7 @@ class TutorialNet:
         """Per-sample SGD steps on ``images[order]`` (all, in order, by default) in one
         compiled call; returns ``(losses, correct)`` per step. ``scaled``: None = uint8 pixels
         are scaled ``/ 255 - 0.5``, floats are taken as already scaled."""
-        images, labels = _check_images(images, labels, "TutorialNet.train_steps")
+        images, labels = check_images(images, labels, "TutorialNet.train_steps")
         self._check_input_shape(images, "TutorialNet.train_steps")
         n = images.shape[0]
         order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
@@ -217,66 +172,41 @@ class TutorialNet:
         div, shift = self._scale(images, scaled)
         losses = np.empty(order.shape[0], dtype=np.float64)
         correct = np.empty(order.shape[0], dtype=np.int8)
-        tutorial_train_kernel(images, labels, order, div, shift, float(lr), self._filters, self.wt,
-                        self._biases, losses, correct)
+        tutorial_train_kernel(images, labels, order, div, shift, float(lr), self._filters,
+                              self.wt, self._biases, losses, correct)
         return losses, correct.astype(bool)
 
     def fit(self, images, labels, epochs=3, lr=0.005, rng=0, shuffle=True, chunk=1000,
-            progress=True, log_every=None, scaled=None, history=None) -> TutorialNetHistory:
+            progress=True, log_every=None, scaled=None, history=None) -> TrainingHistory:
         """Train per sample for ``epochs`` epochs (reshuffled each epoch with ``rng``).
 
         ``chunk``: steps per compiled call (the progress bar moves per chunk; the cost of a
         call is ~1 us, so chunks of 1000 cost nothing). ``log_every``: print tutorial-style
         lines ``[Step 100] Past 100 steps: Average Loss 2.302 | Accuracy: 11%``.
+        ``history``: a :class:`~cnnlib.training.TrainingHistory` to extend (steps count on).
         """
-        import time
+        images, labels = check_images(images, labels, "TutorialNet.fit")
 
-        from tqdm.auto import tqdm
+        def train_chunk(order):
+            return self.train_steps(images, labels, order, lr=lr, scaled=scaled)
 
-        images, labels = _check_images(images, labels, "TutorialNet.fit")
-        gen = as_rng(rng)
-        hist = TutorialNetHistory() if history is None else history
-        n = images.shape[0]
-        chunk = max(1, int(chunk))
-        done = hist.step[-1] if hist.step else 0
-        bar = tqdm(total=epochs * n, desc="TutorialNet", unit="img", disable=not progress,
-                   file=sys.stdout, leave=False)
-        try:
-            for _ in range(epochs):
-                order = gen.permutation(n) if shuffle else np.arange(n)
-                ep_losses, ep_correct, seconds = [], [], 0.0
-                for start in range(0, n, chunk):
-                    t0 = time.perf_counter()
-                    losses, correct = self.train_steps(images, labels, order[start:start + chunk],
-                                                       lr=lr, scaled=scaled)
-                    seconds += time.perf_counter() - t0
-                    ep_losses.append(losses)
-                    ep_correct.append(correct)
-                    done += len(losses)
-                    hist.step.append(done)
-                    hist.loss.append(float(losses.mean()))
-                    hist.accuracy.append(float(correct.mean()))
-                    bar.update(len(losses))
-                    bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", acc=f"{hist.accuracy[-1]:.1%}")
-                    if log_every:
-                        _log_lines(losses, correct, done - len(losses), int(log_every), bar)
-                all_l, all_c = np.concatenate(ep_losses), np.concatenate(ep_correct)
-                hist.epoch_loss.append(float(all_l.mean()))
-                hist.epoch_accuracy.append(float(all_c.mean()))
-                hist.seconds.append(seconds)
-        finally:
-            bar.close()
-        return hist
+        def log(losses, correct, offset, bar):
+            _log_lines(losses, correct, offset, int(log_every), bar)
+
+        return fit_in_chunks(train_chunk, images.shape[0], epochs=epochs, rng=as_rng(rng),
+                             chunk=max(1, int(chunk)), desc="TutorialNet", progress=progress,
+                             history=history, shuffle=shuffle,
+                             after_chunk=log if log_every else None)
 
     def predict_proba(self, images, scaled=None, batch_size=10000) -> np.ndarray:
         """Softmax outputs ``(N, classes)`` for ``images (N, h, w)`` (or one ``(h, w)``)."""
-        images, _ = _check_images(images, None, "TutorialNet.predict_proba")
+        images, _ = check_images(images, None, "TutorialNet.predict_proba")
         self._check_input_shape(images, "TutorialNet.predict_proba")
         div, shift = self._scale(images, scaled)
         out = np.empty((images.shape[0], self.num_classes), dtype=self.dtype)
         for s in range(0, images.shape[0], batch_size):
-            tutorial_predict_kernel(images[s:s + batch_size], div, shift, self._filters, self.wt,
-                              self._biases, out[s:s + batch_size])
+            tutorial_predict_kernel(images[s:s + batch_size], div, shift, self._filters,
+                                    self.wt, self._biases, out[s:s + batch_size])
         return out
 
     def predict(self, images, scaled=None) -> np.ndarray:
@@ -285,7 +215,7 @@ class TutorialNet:
 
     def evaluate(self, images, labels, scaled=None) -> dict:
         """``{"loss": mean cross-entropy, "accuracy": fraction right, "n": N}``."""
-        images, labels = _check_images(images, labels, "TutorialNet.evaluate")
+        images, labels = check_images(images, labels, "TutorialNet.evaluate")
         p = self.predict_proba(images, scaled).astype(np.float64)
         picked = p[np.arange(len(labels)), labels]
         with np.errstate(divide="ignore"):
@@ -308,19 +238,20 @@ def _log_lines(losses, correct, offset, every, bar):
                   f"{losses[lo:end].mean():.3f} | Accuracy: {accuracy}%", file=sys.stdout)
 
 
-def train_tutorial_net(images, labels, epochs=3, lr=0.005, seed=0, num_filters=8, num_classes=10,
-             dtype=np.float32, test=None, **fit_kw):
-    """Build an :class:`TutorialNet` (initialised from ``seed``), train it per sample and return
+def train_tutorial_net(images, labels, epochs=3, lr=0.005, seed=0, num_filters=8,
+                       num_classes=10, dtype=np.float32, test=None, **fit_kw):
+    """Build a :class:`TutorialNet` (initialised from ``seed``), train it per sample and return
     ``(net, history)``. The same seed also drives the per-epoch shuffles.
 
-    ``test=(test_images, test_labels)`` adds ``history.test = net.evaluate(...)`` after
-    training. Other keywords go to :meth:`TutorialNet.fit` (``chunk``, ``progress``, ``log_every``,
-    ``shuffle``, ``scaled``).
+    ``test=(test_images, test_labels)`` fills ``history.test_loss`` / ``test_accuracy``
+    from ``net.evaluate(...)`` after training. Other keywords go to :meth:`TutorialNet.fit`
+    (``chunk``, ``progress``, ``log_every``, ``shuffle``, ``scaled``).
     """
     images = np.asarray(images)
     gen = np.random.default_rng(seed)
     net = TutorialNet(num_filters, images.shape[-2:], num_classes, rng=gen, dtype=dtype)
     hist = net.fit(images, labels, epochs=epochs, lr=lr, rng=gen, **fit_kw)
     if test is not None:
-        hist.test = net.evaluate(*test)
+        scores = net.evaluate(*test)
+        hist.test_loss, hist.test_accuracy = scores["loss"], scores["accuracy"]
     return net, hist

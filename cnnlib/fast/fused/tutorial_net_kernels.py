@@ -1,6 +1,6 @@
-"""The S1 network fused into single compiled calls: forward, loss, backward and SGD update.
+"""The tutorial network fused into single compiled calls: forward, loss, backward and SGD update.
 
-S1 (the tutorial's network, seed digest): image ``(H, W)`` scaled ``image / 255 - 0.5`` ->
+The network: image ``(H, W)`` scaled ``image / 255 - 0.5`` ->
 Conv3x3(F) valid, no bias -> ``(H-2, W-2, F)`` -> MaxPool2 -> ``(Hp, Wp, F)`` -> dense
 ``(Hp*Wp*F -> K)`` + softmax; cross-entropy ``-ln p[label]``; per-sample SGD.
 

@@ -1,0 +1,81 @@
+"""What the fused trainers share: the image checks and the epoch loop around the compiled
+chunks (shuffle, time, record, progress bar)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.training.history import TrainingHistory
+
+__all__ = ["check_images", "fit_in_chunks"]
+
+
+def check_images(images, labels=None, owner="TutorialNet"):
+    """``images`` ``(N, h, w)`` (or one ``(h, w)``) of numbers, C-contiguous, and ``labels``
+    ``(N,)`` integers as int64 (None stays None). Errors name ``owner``."""
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.shape[1] < 4 or images.shape[2] < 4:
+        raise ShapeError(
+            f"{owner}: images must have shape (N, h, w) with h, w >= 4 (e.g. (N, 28, 28)), "
+            f"got {images.shape}"
+        )
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise DTypeError(f"{owner}: images must be numbers (uint8 pixels or floats), got "
+                         f"dtype {images.dtype}")
+    images = np.ascontiguousarray(images)
+    if labels is None:
+        return images, None
+    labels = np.asarray(labels)
+    if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ShapeError(
+            f"{owner}: labels must be integers of shape ({images.shape[0]},) (one per image), "
+            f"got {labels.dtype} {labels.shape}"
+        )
+    return images, np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def fit_in_chunks(train_chunk: Callable, n: int, *, epochs: int, rng: np.random.Generator,
+                  chunk: int, desc: str, progress: bool, history: TrainingHistory | None = None,
+                  shuffle: bool = True, after_chunk: Callable | None = None) -> TrainingHistory:
+    """``epochs`` passes over ``n`` samples, each in a new order (``rng.permutation``, or
+    ``0..n-1`` without ``shuffle``) cut into chunks of ``chunk`` sample indices.
+
+    ``train_chunk(indices) -> (losses, correct)`` runs one compiled call (``correct`` one
+    bool per sample); its mean loss and accuracy become one window of the history, and only
+    its wall time counts in ``epoch_seconds``. ``after_chunk(losses, correct, steps_before,
+    bar)`` may print log lines. Returns ``history`` (a new one when None), extended.
+    """
+    hist = TrainingHistory() if history is None else history
+    done = hist.step[-1] if hist.step else 0
+    first_epoch = len(hist.epoch_loss) + 1
+    bar = tqdm(total=epochs * n, desc=desc, unit="img", disable=not progress,
+               file=sys.stdout, leave=False)
+    try:
+        for e in range(epochs):
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            ep_losses, ep_correct, seconds = [], [], 0.0
+            for start in range(0, n, chunk):
+                t0 = time.perf_counter()
+                losses, correct = train_chunk(order[start:start + chunk])
+                seconds += time.perf_counter() - t0
+                ep_losses.append(losses)
+                ep_correct.append(correct)
+                done += len(correct)
+                hist.add_window(done, first_epoch + e, losses.mean(), correct.mean())
+                bar.update(len(correct))
+                bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", acc=f"{hist.accuracy[-1]:.1%}")
+                if after_chunk is not None:
+                    after_chunk(losses, correct, done - len(correct), bar)
+            hist.add_epoch(np.concatenate(ep_losses).mean(), np.concatenate(ep_correct).mean(),
+                           seconds)
+    finally:
+        bar.close()
+    return hist
