@@ -46,8 +46,8 @@ def _driver(step, batches, budget, evaluate, probe=100):
 
 def _sequential_run(model, data, orders, lr, batch, budget):
     from cnnlib.losses import softmax_cross_entropy
+    from cnnlib.monitoring.progress import blas_threads
     from cnnlib.optim import SGD
-    from cnnlib.training.progress import blas_threads
 
     dtype = model.params["0.W"].dtype
     x = (data["train_x"] / np.float32(255)).astype(dtype)[:, None]

@@ -152,8 +152,8 @@ def _per_sample_driver(step, orders, budget, evaluate, probe=500):
 # ---------------------------------------------------------------- (b) numpy im2col, batch 1
 def run_numpy(data, orders, lr, seed, budget):
     from cnnlib.losses import softmax_cross_entropy
+    from cnnlib.monitoring.progress import blas_threads
     from cnnlib.optim import SGD
-    from cnnlib.training.progress import blas_threads
 
     x = (data["train_x"] / 255 - 0.5)[:, None]
     y = data["train_y"]

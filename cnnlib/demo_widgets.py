@@ -25,7 +25,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from cnnlib.errors import ShapeError
-from cnnlib.training.divergence import DivergenceCheck
+from cnnlib.monitoring.divergence import DivergenceCheck
 
 __all__ = ["LiveDashboard", "DrawDigit", "frame_like_mnist", "figure_png"]
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from cnnlib.data import Dataset, load_dataset, scale_images
 from cnnlib.models import RECIPES, Recipe, get_recipe, tutorial_net_from_layers
+from cnnlib.monitoring.progress import progress_enabled
 from cnnlib.training.engine import FUSED_TUTORIAL_NET, TUTORIAL_LOOP, plan_recipe
-from cnnlib.training.progress import progress_enabled
 from cnnlib.training.solver import Solver
 from cnnlib.tutorial.loop import train_tutorial
 from cnnlib.tutorial.network import tutorial_layers

@@ -48,6 +48,7 @@ __all__ = [
     "integers",
     "fixed",
     "run_case",
+    "fake_digits",
     "is_njit",
 ]
 
@@ -109,6 +110,19 @@ class fixed:  # noqa: N801 - used like a function in the case tables
 
     def __call__(self) -> tuple:
         return copy.deepcopy(self.values)
+
+
+def fake_digits(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 ``(28, 28)`` 'digits' (a bright random stroke on a dark page, like MNIST's
+    ink) and ``n`` labels 0-9: inputs for the checks of the whole tutorial network."""
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    for k in range(n):
+        r, c = rng.integers(6, 22, size=2)
+        for _ in range(40):
+            images[k, r - 2:r + 2, c - 2:c + 2] = rng.integers(128, 256)
+            r = int(np.clip(r + rng.integers(-2, 3), 4, 24))
+            c = int(np.clip(c + rng.integers(-2, 3), 4, 24))
+    return images, rng.integers(0, 10, size=n)
 
 
 # -- judges ---------------------------------------------------------------------------------

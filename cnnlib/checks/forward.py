@@ -30,10 +30,22 @@ from functools import partial
 import numpy as np
 
 from cnnlib.layers.conv import conv_output_size as _conv_output_size
+from cnnlib.tutorial.network import seeded_layers
 
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, check_function
-from .cases import Case, CheckRun, Close, Each, Equal, Exercise, fixed, integers, normal
+from .cases import (
+    Case,
+    CheckRun,
+    Close,
+    Each,
+    Equal,
+    Exercise,
+    fake_digits,
+    fixed,
+    integers,
+    normal,
+)
 
 __all__ = [
     "check_conv_output_size",
@@ -232,26 +244,17 @@ def check_cross_entropy(fn, chk, *, seed=0):
         )
 
 
-def _digits(rng, n):
-    """``n`` random 28x28 uint8 'images' (blobs of ink on a blank page) and labels."""
-    images = np.zeros((n, 28, 28), dtype=np.uint8)
-    for k in range(n):
-        r, c = rng.integers(4, 20, size=2)
-        images[k, r:r + 8, c:c + 6] = rng.integers(100, 256, size=(8, 6))
-    return images, rng.integers(0, 10, size=n)
-
-
 @check_function("forward_sample")
 def check_forward_sample(fn, chk, *, seed=0, n=3):
     """``fn(image, label, conv, pool, softmax) -> (probs, loss, correct)`` on ``n`` images;
     the layers are fresh ``cnnlib.layers`` tutorial layers built with ``seed``."""
     rng = np.random.default_rng(seed)
-    images, labels = _digits(rng, n)
+    images, labels = fake_digits(rng, n)
     for k in range(n):
         # Untrained softmax weights give ~uniform probabilities whatever the input; scaled up
         # by 30 they make a missing or wrong pixel scaling visible in the probabilities.
-        layers = ref.tutorial_layers(seed + 10 * k, weight_factor=30.0)
-        ref_layers = ref.tutorial_layers(seed + 10 * k, weight_factor=30.0)
+        layers = seeded_layers(seed + 10 * k, weight_factor=30.0)
+        ref_layers = seeded_layers(seed + 10 * k, weight_factor=30.0)
         expected = ref.tutorial_forward(images[k], int(labels[k]), *ref_layers)
         out = chk.call(fn, images[k].copy(), int(labels[k]), *layers)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
@@ -268,7 +271,7 @@ def check_forward_sample(fn, chk, *, seed=0, n=3):
 
 
 def _reference_forward_raw(image, label, seed):
-    conv, pool, softmax = ref.tutorial_layers(seed, weight_factor=30.0)
+    conv, pool, softmax = seeded_layers(seed, weight_factor=30.0)
     with np.errstate(all="ignore"):
         out = softmax.forward(pool.forward(conv.forward(image.astype(np.float64))))
     return out, None, None
@@ -280,9 +283,9 @@ def check_untrained_network(fn, chk, *, seed=0, n=100):
     network: every loss must match the reference, and the mean must be close to ln 10
     (the untrained net gives every class ~1/10), the accuracy near 10%."""
     rng = np.random.default_rng(seed)
-    images, labels = _digits(rng, n)
-    conv, pool, softmax = ref.tutorial_layers(seed)
-    rconv, rpool, rsoftmax = ref.tutorial_layers(seed)
+    images, labels = fake_digits(rng, n)
+    conv, pool, softmax = seeded_layers(seed)
+    rconv, rpool, rsoftmax = seeded_layers(seed)
     losses, hits = [], 0
     for k in range(n):
         out = chk.call(fn, images[k].copy(), int(labels[k]), conv, pool, softmax)
@@ -317,7 +320,7 @@ def _cross_entropy(probs, label):
 def _forward_sample_inputs(seed, label):
     """A random uint8 image and the tutorial network with softmax weights scaled by 50."""
     image = integers(seed, 0, 256, (28, 28), dtype="uint8")()[0]
-    return (image, label) + ref.tutorial_layers(3, 4, weight_factor=50.0)
+    return (image, label) + seeded_layers(3, 4, weight_factor=50.0)
 
 
 _OUTPUT_SIZES = ((28, 5, 2, 1), (32, 7, 3, 2), (10, 3, 0, 3), (1, 1, 0, 1), (227, 11, 0, 4))

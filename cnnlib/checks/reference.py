@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.data import preprocess
 from cnnlib.layers.activations import SoftmaxActivation, softmax
 from cnnlib.layers.conv import Conv2D
 from cnnlib.layers.dense import Dense
 from cnnlib.layers.pool import MaxPool2D
-from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 from cnnlib.tutorial.layout import (
     batch_to_sample,
     filters_to_batch,
     filters_to_sample,
     sample_to_batch,
 )
+from cnnlib.tutorial.network import forward_sample
 
 __all__ = [
     "conv_forward",
@@ -32,7 +33,6 @@ __all__ = [
     "dense_softmax_forward",
     "dense_softmax_backward",
     "softmax",
-    "tutorial_layers",
     "tutorial_forward",
 ]
 
@@ -93,20 +93,8 @@ def dense_softmax_backward(d_out: np.ndarray, x: np.ndarray, weights: np.ndarray
     }
 
 
-def tutorial_layers(conv_seed: int, softmax_seed: int | None = None, weight_factor: float = 1.0):
-    """A fresh tutorial network ``(Conv3x3(8), MaxPool2(), Softmax(13 * 13 * 8, 10))`` with
-    seeded weights (``softmax_seed`` defaults to ``conv_seed + 1``); the softmax weights are
-    multiplied by ``weight_factor`` (untrained weights give ~uniform probabilities whatever
-    the input; scaled up they make a wrong pixel scaling visible)."""
-    softmax_seed = conv_seed + 1 if softmax_seed is None else softmax_seed
-    conv, pool, dense = Conv3x3(8, rng=conv_seed), MaxPool2(), Softmax(13 * 13 * 8, 10,
-                                                                        rng=softmax_seed)
-    dense.weights *= weight_factor
-    return conv, pool, dense
-
-
 def tutorial_forward(image: np.ndarray, label: int, conv, pool, softmax):
     """The tutorial network's forward pass of one uint8 ``(28, 28)`` image through the given
     layers: ``(probs (10,), loss = -ln probs[label], correct = 1 if argmax is the label)``."""
-    out = softmax.forward(pool.forward(conv.forward(image / 255 - 0.5)))
+    out = forward_sample(conv, pool, softmax, preprocess(image))
     return out, -np.log(out[label]), int(np.argmax(out) == label)

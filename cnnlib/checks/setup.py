@@ -67,7 +67,7 @@ def check_scale_images(fn, chk, *, seed=0, shapes=((28, 28), (5, 28, 28))):
     rng = np.random.default_rng(seed)
     for shape in shapes:
         images = _images(rng, shape)
-        expected = images / 255 - 0.5
+        expected = preprocess(images)
         got = chk.call(fn, images)
         ctx = f" (images of shape {shape})"
         kind = getattr(np.asarray(got), "dtype", None) if got is not None else None

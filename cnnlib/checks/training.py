@@ -12,10 +12,22 @@ from functools import partial
 
 import numpy as np
 
-from cnnlib.checks import reference as ref
 from cnnlib.checks.base import Checker, Hint, Mistake, Shared, check_function
-from cnnlib.checks.cases import After, Case, CheckRun, Close, Each, Equal, Exercise, arg, integers
+from cnnlib.checks.cases import (
+    After,
+    Case,
+    CheckRun,
+    Close,
+    Each,
+    Equal,
+    Exercise,
+    arg,
+    fake_digits,
+    integers,
+)
+from cnnlib.data import preprocess
 from cnnlib.tutorial.loop import evaluate_tutorial, tutorial_step
+from cnnlib.tutorial.network import forward_sample, seeded_layers
 
 __all__ = ["HINTS", "check_initial_gradient", "check_train_step", "check_evaluate"]
 
@@ -107,23 +119,11 @@ _ERROR_HINTS = [
     ("cannot unpack", HINTS["return"]),
 ]
 
-_layers = ref.tutorial_layers  # the tutorial network with seeded weights, fresh on each call
-
-
-def _image(rng) -> np.ndarray:
-    """A uint8 28x28 'digit': a bright random stroke on a dark background, like MNIST."""
-    img = np.zeros((28, 28), dtype=np.uint8)
-    r, c = rng.integers(6, 22, size=2)
-    for _ in range(40):
-        img[r - 2:r + 2, c - 2:c + 2] = rng.integers(128, 256)
-        r = int(np.clip(r + rng.integers(-2, 3), 4, 24))
-        c = int(np.clip(c + rng.integers(-2, 3), 4, 24))
-    return img
+_layers = seeded_layers  # the tutorial network with seeded weights, fresh on each call
 
 
 def _forward(net, x):
-    conv, pool, softmax = net
-    return softmax.forward(pool.forward(conv.forward(x)))
+    return forward_sample(*net, x)
 
 
 def _snapshot(net):
@@ -135,7 +135,7 @@ def _step_with(net, image, label, lr, *, scale=True, sign=-1.0, conv_update=True
                softmax_update=True):
     """A variant of the training step used to recognise a known mistake (not the reference)."""
     conv, pool, softmax = net
-    x = image / 255 - 0.5 if scale else image.astype(np.float64)
+    x = preprocess(image) if scale else image.astype(np.float64)
     out = _forward(net, x)
     grad = np.zeros(10)
     grad[label] = sign / out[label]
@@ -185,11 +185,11 @@ def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
     """``train_step(image, label, conv, pool, softmax, lr)`` -> ``(loss, correct)``; the
     layers' weights must end up exactly as after cnnlib's :func:`tutorial_step`."""
     rng = np.random.default_rng(seed)
-    image = _image(rng)
+    (image,), _ = fake_digits(rng, 1)
     label = int(rng.integers(10))
     mine, ref = _layers(seed), _layers(seed)
     before = _snapshot(ref)
-    probs = _forward(_layers(seed), image / 255 - 0.5)
+    probs = _forward(_layers(seed), preprocess(image))
     got = chk.call(fn, image, label, *mine, lr)
     want_loss, want_correct = tutorial_step(*ref, image, label, lr)
     if not isinstance(got, tuple | list) or len(got) != 2:
@@ -249,9 +249,9 @@ def check_evaluate(fn, chk: Checker, *, seed: int = 0, n: int = 6):
     """``evaluate(images, labels, conv, pool, softmax)`` -> ``(mean_loss, accuracy)``,
     compared with :func:`cnnlib.tutorial.evaluate_tutorial`; the weights must not change."""
     rng = np.random.default_rng(seed)
-    images = np.stack([_image(rng) for _ in range(n)])
+    images, _ = fake_digits(rng, n)
     ref = _layers(seed)
-    preds = np.array([np.argmax(_forward(ref, im / 255 - 0.5)) for im in images])
+    preds = np.array([np.argmax(_forward(ref, preprocess(im))) for im in images])
     # about half the labels agree with the prediction, so the accuracy is neither 0 nor 1
     labels = np.where(np.arange(n) % 2 == 0, preds, (preds + 1) % 10).astype(np.int64)
     want_loss, want_acc = evaluate_tutorial(*ref, images, labels, verbose=False)
@@ -305,7 +305,7 @@ def _train_step(image, label, conv, pool, softmax, lr):
 
 def _train_step_inputs(seed, label):
     image = integers(seed, 0, 256, (28, 28), dtype="uint8")()[0]
-    return (image, label) + ref.tutorial_layers(5, 6)
+    return (image, label) + seeded_layers(5, 6)
 
 
 def _evaluate(images, labels, conv, pool, softmax):
@@ -315,7 +315,7 @@ def _evaluate(images, labels, conv, pool, softmax):
 def _evaluate_inputs(seed, n):
     (images,) = integers(seed, 0, 256, (n, 28, 28), dtype="uint8")()
     (labels,) = integers(seed + 1, 0, 10, (n,))()
-    return (images, labels) + ref.tutorial_layers(1, 2)
+    return (images, labels) + seeded_layers(1, 2)
 
 
 _SAME = Close(rtol=0.0, atol=0.0)

@@ -50,10 +50,12 @@ import functools
 import itertools
 import json
 import os
+import platform
 import re
 import selectors
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,6 +64,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import cnnlib
 from cnnlib.errors import CnnlibError
 
 INSIDE_WORKDIR = "/submission"
@@ -287,9 +290,6 @@ _SECCOMP_X86_64 = {
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
     """The seccomp filter (struct sock_filter[] bytes) for this machine, or None."""
-    import platform
-    import struct
-
     if (machine or platform.machine()) != "x86_64":
         return None
     t = _SECCOMP_X86_64
@@ -407,8 +407,6 @@ def _python_paths() -> tuple[list[str], str | None]:
     repository root with solutions/ in a development checkout); when it lies outside the
     environment, its parent goes on PYTHONPATH inside, where that parent holds only cnnlib.
     """
-    import cnnlib
-
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     package = os.path.dirname(os.path.abspath(cnnlib.__file__))
     paths.append(package)

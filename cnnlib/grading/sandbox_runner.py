@@ -31,7 +31,7 @@ def import_nbformat():
     leaves that checker out (jsonschema imports it inside `suppress(ImportError)`).
     """
     sys.modules.setdefault("rfc3987_syntax", None)
-    import nbformat
+    import nbformat  # deferred until the line above has blocked its slow optional import
 
     return nbformat
 
@@ -43,6 +43,7 @@ def execute(src: str, dst: str, *, timeout: float = 30.0, transport: str = "ipc"
     timeout: seconds per cell (nbgrader's default is 30), after which the cell is interrupted.
     """
     nbformat = import_nbformat()
+    # after import_nbformat(): both import nbformat, which must not pay its slow import
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 

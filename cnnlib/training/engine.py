@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnlib.losses import mse_one_hot, softmax_cross_entropy
-from cnnlib.training.progress import blas_threads
+from cnnlib.monitoring.progress import blas_threads
 
 __all__ = [
     "NUMPY", "NUMBA_LAYERS", "FUSED_NETWORK3", "FUSED_TUTORIAL_NET", "TUTORIAL_LOOP",

@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.monitoring.divergence import DivergenceCheck
+from cnnlib.monitoring.progress import blas_threads, printer, progress
 from cnnlib.optim import make_optimizer
-from cnnlib.training.divergence import DivergenceCheck
 from cnnlib.training.engine import NUMPY, StepRule, choose_engine, loss_function
-from cnnlib.training.progress import blas_threads, printer, progress
 
 __all__ = ["Solver", "paper_lenet_schedule", "LOSSES"]
 
@@ -131,7 +131,7 @@ class Solver:
         Receives the printed lines (default ``print``).
     blas_threads : int or None
         BLAS threads while training and evaluating (default 1, see
-        :func:`cnnlib.training.blas_threads`; None leaves numpy's setting alone).
+        :func:`cnnlib.monitoring.blas_threads`; None leaves numpy's setting alone).
     """
 
     def __init__(

@@ -17,9 +17,9 @@ import numpy as np
 
 from cnnlib.data import preprocess
 from cnnlib.errors import ShapeError
-from cnnlib.training.divergence import DivergenceCheck
-from cnnlib.training.history import TrainingHistory
-from cnnlib.training.progress import blas_threads, printer, progress
+from cnnlib.monitoring.divergence import DivergenceCheck
+from cnnlib.monitoring.history import TrainingHistory
+from cnnlib.monitoring.progress import blas_threads, printer, progress
 from cnnlib.tutorial.network import forward_sample
 
 __all__ = ["train_tutorial", "tutorial_step", "evaluate_tutorial"]

@@ -21,7 +21,7 @@ from cnnlib.layers.base import as_rng
 from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
 __all__ = ["NUM_FILTERS", "POOLED_SIDE", "INPUT_LEN", "NUM_CLASSES", "tutorial_layers",
-           "forward_sample", "chw_to_hwc_rows", "hwc_to_chw_rows"]
+           "seeded_layers", "forward_sample", "chw_to_hwc_rows", "hwc_to_chw_rows"]
 
 NUM_FILTERS = 8
 POOLED_SIDE = 13  # 28 -> conv 3x3 valid -> 26 -> pool 2 -> 13
@@ -44,6 +44,20 @@ def tutorial_layers(seed=0) -> tuple[Conv3x3, MaxPool2, Softmax]:
         rng.standard_normal((INPUT_LEN, NUM_CLASSES)) / INPUT_LEN)
     softmax.biases[...] = 0.0
     return conv, pool, softmax
+
+
+def seeded_layers(conv_seed: int, softmax_seed: int | None = None,
+                  weight_factor: float = 1.0) -> tuple[Conv3x3, MaxPool2, Softmax]:
+    """The tutorial network with each layer seeded on its own, as the notebooks build it:
+    ``Conv3x3(8, rng=conv_seed), MaxPool2(), Softmax(1352, 10, rng=softmax_seed)``
+    (``softmax_seed`` defaults to ``conv_seed + 1``). The dense weights are multiplied by
+    ``weight_factor``: untrained weights give nearly uniform probabilities whatever the input;
+    scaled up, they make a wrong pixel scaling visible in the checks."""
+    softmax_seed = conv_seed + 1 if softmax_seed is None else softmax_seed
+    conv = Conv3x3(NUM_FILTERS, rng=conv_seed)
+    softmax = Softmax(INPUT_LEN, NUM_CLASSES, rng=softmax_seed)
+    softmax.weights *= weight_factor
+    return conv, MaxPool2(), softmax
 
 
 def forward_sample(conv, pool, softmax, x, owner: str = "forward_sample") -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.training.history import TrainingHistory
+from cnnlib.monitoring.history import TrainingHistory
 
 __all__ = ["check_images", "fit_in_chunks"]
 

@@ -21,6 +21,7 @@ import os
 import numba
 import numpy as np
 
+from cnnlib.data import SCALINGS
 from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.fast.fused._common import check_images, fit_in_chunks
 from cnnlib.fast.fused.network3_kernels import (
@@ -31,11 +32,11 @@ from cnnlib.fast.fused.network3_kernels import (
 from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, Sigmoid
 from cnnlib.layers.base import as_rng
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.training.history import TrainingHistory
+from cnnlib.monitoring.history import TrainingHistory
 
 __all__ = ["FusedConvNet"]
 
-_SCALINGS = {"unit": (255.0, 0.0), "centered": (255.0, 0.5), "none": (1.0, 0.0)}
+_SCALINGS = {**SCALINGS, "none": (1.0, 0.0)}  # (divisor, offset): x = image / d - o
 _PATTERN = ("Conv2D(1, F, K)", "MaxPool2D(2)", "Sigmoid()", "Flatten()", "Dense(D, Hd)",
             "Sigmoid()", "Dense(Hd, classes)")
 

@@ -24,11 +24,12 @@ import sys
 
 import numpy as np
 
+from cnnlib.data import SCALINGS
 from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.fast.fused._common import check_images, fit_in_chunks
 from cnnlib.fast.fused.tutorial_net_kernels import tutorial_predict_kernel, tutorial_train_kernel
 from cnnlib.layers.base import as_rng
-from cnnlib.training.history import TrainingHistory
+from cnnlib.monitoring.history import TrainingHistory
 from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
 __all__ = ["TutorialNet", "train_tutorial_net"]
@@ -153,7 +154,7 @@ class TutorialNet:
     def _scale(self, images, scaled):
         if scaled is None:
             scaled = np.issubdtype(images.dtype, np.floating)
-        return (1.0, 0.0) if scaled else (255.0, 0.5)
+        return (1.0, 0.0) if scaled else SCALINGS["centered"]
 
     def train_steps(self, images, labels, order=None, lr=0.005, scaled=None):
         """Per-sample SGD steps on ``images[order]`` (all, in order, by default) in one
