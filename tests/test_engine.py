@@ -9,9 +9,10 @@ import pytest
 from cnnlib import models
 from cnnlib.errors import ShapeError, TrainingDiverged
 from cnnlib.losses import mse, mse_one_hot
+from cnnlib.monitoring import DivergenceCheck
 from cnnlib.optim import make_optimizer
 from cnnlib.reproduce import load_dataset, run_recipe
-from cnnlib.training import DivergenceCheck, Solver
+from cnnlib.training import Solver
 from cnnlib.training.engine import (
     FUSED_NETWORK3,
     FUSED_TUTORIAL_NET,

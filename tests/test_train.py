@@ -16,8 +16,9 @@ import pytest
 from cnnlib import models
 from cnnlib.data import load_mnist, preprocess
 from cnnlib.errors import DataError, ShapeError, TrainingDiverged
-from cnnlib.training import TrainingHistory, load_model, save_model
-from cnnlib.training.progress import progress, progress_enabled
+from cnnlib.monitoring import TrainingHistory
+from cnnlib.monitoring.progress import progress, progress_enabled
+from cnnlib.training import load_model, save_model
 from cnnlib.tutorial import (
     evaluate_tutorial,
     forward_sample,

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlib import models, viz  # noqa: E402
-from cnnlib.training import TrainingHistory  # noqa: E402
+from cnnlib.monitoring import TrainingHistory  # noqa: E402
 from cnnlib.training.solver import Solver  # noqa: E402
 from cnnlib.tutorial import tutorial_layers  # noqa: E402
 
