@@ -75,3 +75,31 @@ c.GenerateFeedback.preprocessors = [
     ClearHiddenTests,
     CSSHTMLHeaderPreprocessor,
 ]
+
+# --- who decides the points ------------------------------------------------------------------
+# nbgrader's own Execute step runs the tests in the student's kernel, which can forge them
+# (hooks, patched checks, swallowed errors). TrustedGrade (cnnlib/grading/trusted.py) runs the
+# student's cells in a bubblewrap sandbox and every grade cell here, in the grader's process,
+# calling the student's functions in the sandbox; the other steps are nbgrader's, in its order.
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties,
+    CheckCellMetadata,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+from cnnlib.grading.trusted import TrustedGrade  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [
+    TrustedGrade,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+# The same per-cell limit as nbgrader's Execute above, for the student's cells.
+c.TrustedGrade.cell_timeout = 60

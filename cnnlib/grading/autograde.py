@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 from nbgrader.converters import Autograde
 from traitlets.config import Config
 
-from cnnlib.grading import course
+from cnnlib.grading import course, sandbox
 from cnnlib.grading.converters import failure_reason, run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback_one
@@ -40,6 +41,7 @@ from cnnlib.grading.results import (
     NOT_SUBMITTED,
     SubmissionResult,
 )
+from cnnlib.grading.trusted import grading_notes
 from cnnlib.grading.workers import default_jobs, run_all
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,7 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
         hits = timeouts(autograded / f"{n}.ipynb")
         if hits:
             notes.append(f"time limit hit in {', '.join(hits)}")
+        notes += grading_notes(nbformat.read(autograded / f"{n}.ipynb", as_version=4))
     if len(present) < len(nbs):
         notes.append("missing: " + ", ".join(n + ".ipynb" for n in nbs if n not in present))
     res.detail = "; ".join(notes)
@@ -177,6 +180,7 @@ def autograde(root: str | os.PathLike | None = None,
               jobs: int | None = None,
               with_feedback: bool = False,
               progress: Callable[[SubmissionResult], None] | None = None,
+              sandboxed: bool = True,
               ) -> list[SubmissionResult]:
     """Autograde every (student, assignment) under `submitted` (default <root>/submitted).
 
@@ -188,9 +192,16 @@ def autograde(root: str | os.PathLike | None = None,
     assignment in scope (assignments: the given ones, else every one somebody submitted);
     `progress(result)` is called as each arrives. With `with_feedback`, each worker also
     writes the student's feedback right after grading (then call
-    `feedback.raise_feedback_errors`).
+    `feedback.raise_feedback_errors`). Student code runs in the bubblewrap sandbox
+    (`sandbox.probe()` must pass, else GradingError says how to enable it); `sandboxed=False`
+    (`--unsandboxed`) runs it as the grader, and every row says so.
     """
-    overrides = {}
+    if sandboxed:
+        status = sandbox.probe()
+        if not status.ok:
+            raise GradingError(f"{status.message}\n(To grade without the sandbox anyway, "
+                               "knowing that student code then runs as you: --unsandboxed.)")
+    overrides = {"TrustedGrade.sandboxed": bool(sandboxed)}
     if timeout is not None:
         overrides["Execute.timeout"] = int(timeout)
         overrides["ExecutePreprocessor.timeout"] = int(timeout)

@@ -59,6 +59,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -726,6 +727,7 @@ def run(
     env: Mapping[str, str] | None = None,
     readonly: Sequence[str | os.PathLike] = (),
     stdin: bytes | str | None = None,
+    stop: threading.Event | None = None,
 ) -> Result:
     """Run argv in a fresh sandbox whose only writable host folder is `workdir`.
 
@@ -735,6 +737,8 @@ def run(
     env: extra environment variables, on top of `safe_env()`; nothing else is inherited.
     readonly: extra host paths made visible read-only at the same path.
     stdin: bytes (or text, UTF-8) fed to the command; None gives it an empty stdin.
+    stop: an event another thread sets to end the run at once (the grader does when the
+        command stops answering); the result then counts as over the wall limit.
     """
     if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError(f"sandbox.run: argv must be a non-empty list of strings, got {argv!r}")
@@ -775,7 +779,7 @@ def run(
             _chown_tree(workdir, uid, uid)
         try:
             return _supervise(cmd, data, limits, workdir, (report_r, report_w),
-                              (info_r, info_w), seccomp_file.fileno(), open_fds)
+                              (info_r, info_w), seccomp_file.fileno(), open_fds, stop)
         finally:
             if uid is not None:
                 _chown_tree(workdir, st.st_uid, st.st_gid)
@@ -789,6 +793,7 @@ def run(
 def _supervise(
     cmd: list[str], data: bytes | None, limits: Limits, workdir: str,
     report: tuple[int, int], info: tuple[int, int], seccomp_fd: int, open_fds: set[int],
+    stop: threading.Event | None = None,
 ) -> Result:
     """Start bwrap, feed its stdin, read its output under the caps, enforce wall time, reap."""
     start = time.monotonic()
@@ -826,7 +831,8 @@ def _supervise(
     try:
         while open_streams or status is None:
             now = time.monotonic()
-            if now >= deadline and status is None and not timed_out:
+            stopped = stop is not None and stop.is_set()
+            if (now >= deadline or stopped) and status is None and not timed_out:
                 timed_out = True
                 _kill(proc)
             if status is not None and now >= deadline + 5:

@@ -1,0 +1,343 @@
+"""Points decided outside the student's process: nbgrader's Execute step, replaced.
+
+nbgrader scores a test cell by "no error in its output", and produces that output by running
+the test in the student's own kernel, where the student's code can forge it. Here autograding
+keeps nbgrader's steps (restore the locked cells, save the grades, feedback) but swaps its
+Execute preprocessor for :class:`TrustedGrade`, which
+
+1. runs every cell that is not a grade cell in a sandbox (:mod:`cnnlib.grading.sandbox`,
+   through :mod:`cnnlib.grading.remote`): the student's code and the instructor's setup, with
+   the student's outputs kept for feedback (sanitised: no HTML or JavaScript of theirs);
+2. runs each grade cell's (trusted, restored) source HERE, in the grader's process, in a fresh
+   namespace holding the setup cells' imports and, for every name the cell uses that the
+   notebook defined, a :class:`~cnnlib.grading.remote.RemoteFunction` (or the value, for a
+   non-callable): the checks, their cases and their references run here; only the student's
+   functions run there, on the inputs the checks chose;
+3. writes the verdict as that cell's output: the check's report when it passes, an error
+   output with the report when it fails, so nbgrader's SaveAutoGrades scores exactly what
+   the trusted code decided. What the student's functions wrote to stderr is reported in the
+   text, never as a stderr output (which nbgrader would score 0).
+
+A limit hit in the sandbox, the answer key reached (see ``answer_key`` in the checks' tables
+and ``TrustedGrade.forbidden``) or tampering seen by the driver's audit hook is written into
+the notebook's metadata (``cnnlib_grading``), for the CSV and the feedback.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
+
+from cnnlib.grading import remote, sandbox
+from cnnlib.grading.markup import grade_meta
+
+__all__ = ["TrustedGrade", "answer_key_for", "grading_notes", "trusted_namespace"]
+
+RUN_NOTEBOOK = "run.ipynb"
+MAX_RESTARTS = 3  # fresh sandboxes after one got stuck or died: each costs the notebook's run
+MAX_REPORT = 20_000  # characters of one verdict kept in the notebook: a long report, no flood
+
+
+def _is_grade(cell) -> bool:
+    return bool(grade_meta(cell).get("grade"))
+
+
+def _is_setup(cell) -> bool:
+    meta = grade_meta(cell)
+    return cell.cell_type == "code" and meta.get("locked") and not meta.get("grade") \
+        and not meta.get("solution")
+
+
+def _exercise_of(cell) -> str:
+    """``"maxpool_backprop-hidden"`` -> ``"maxpool_backprop"``."""
+    grade_id = grade_meta(cell).get("grade_id", "")
+    for suffix in ("-check", "-hidden"):
+        if grade_id.endswith(suffix):
+            return grade_id[: -len(suffix)]
+    return grade_id
+
+
+def answer_key_for(assignment: str, exercise: str) -> tuple[str, ...]:
+    """The guarded functions of ``exercise`` in ``assignment``, from the course's checks."""
+    try:
+        from cnnlib.checks.hidden import NOTEBOOK_MODULES  # deferred: course-specific tables
+    except ImportError:
+        return ()
+    module = NOTEBOOK_MODULES.get(assignment)
+    for ex in getattr(module, "EXERCISES", ()):
+        if ex.name == exercise:
+            return tuple(getattr(ex, "answer_key", ()))
+    return ()
+
+
+class _NoShell:
+    """``get_ipython()`` for setup cells run here: magics (``%matplotlib inline``) do nothing."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    run_cell_magic = system = getoutput = run_line_magic
+
+
+def trusted_namespace(setup_sources: list[str]) -> dict:
+    """A namespace holding what the (locked, instructor-written) setup cells define, run
+    here: the checks and helpers the grade cells call. The grader's own ``sys.path`` and
+    working folder are left as they were."""
+    ns: dict = {"__name__": "__grading__", "__builtins__": builtins,
+                "get_ipython": lambda: _NoShell()}
+    saved_path, saved_cwd = list(sys.path), os.getcwd()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            for source in setup_sources:
+                try:
+                    exec(compile(_python(source), "<setup>", "exec"), ns)  # noqa: S102 - trusted
+                except Exception:  # noqa: BLE001 - a setup line that needs the notebook's state
+                    continue
+    finally:
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
+    return ns
+
+
+def _python(source: str) -> str:
+    """IPython syntax (magics) turned into Python, as IPython itself would."""
+    from IPython.core.inputtransformer2 import TransformerManager  # deferred: IPython is big
+
+    return TransformerManager().transform_cell(source)
+
+
+def _names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return []
+    seen = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in seen:
+            seen.append(node.id)
+    return seen
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _no_limit():
+    yield
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    def expire(signum, frame):
+        raise _Timeout(f"the test took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class TrustedGrade(NbGraderPreprocessor):
+    """nbgrader's Execute, replaced: the student's cells in a sandbox, the tests here."""
+
+    cell_timeout = Integer(60, help="Seconds for one cell of the student's notebook.").tag(
+        config=True)
+    test_timeout = Float(120.0, help="Seconds for one grade cell's tests (all its calls).").tag(
+        config=True)
+    call_timeout = Float(30.0, help="Seconds for one call of a student's function.").tag(
+        config=True)
+    sandboxed = Bool(True, help="Run student code in the bubblewrap sandbox. False only with "
+                     "`autograde --unsandboxed`, and every row of such a run says so.").tag(
+        config=True)
+    forbidden = Dict({}, help="Extra shortcuts forbidden per exercise: {exercise: "
+                     "['module:attr.path', ...]}, e.g. {'conv_filter_gradient': "
+                     "['scipy.signal:correlate2d']}.").tag(config=True)
+    memory_bytes = Integer(sandbox.Limits().memory_bytes).tag(config=True)
+    wall_seconds = Float(sandbox.Limits().wall_seconds).tag(config=True)
+    extra_readonly = List(Unicode(), help="More host folders the notebooks may read.").tag(
+        config=True)
+
+    def preprocess(self, nb, resources):
+        assignment = resources.get("nbgrader", {}).get("assignment", "")
+        grade_cells = [c for c in nb.cells if _is_grade(c) and c.cell_type == "code"]
+        guards = {ex: answer_key_for(assignment, ex) + tuple(self.forbidden.get(ex, ()))
+                  for ex in {_exercise_of(c) for c in grade_cells}}
+        run = nbformat.v4.new_notebook(metadata=nb.metadata)
+        run.cells = [c for c in nb.cells if not _is_grade(c)]
+        report = {"sandboxed": self.sandboxed, "limit": None, "reason": None,
+                  "tampering": [], "answer_key": [], "cells": [], "restarts": 0}
+        pending = list(grade_cells)
+        skip: list = []
+        setup = None
+        while pending:
+            lost, session = self._one_session(nb, run, pending, skip, guards, report, setup)
+            setup = setup or getattr(session, "setup_namespace", None)
+            result = session.result
+            if result is not None and result.limit and not report["limit"]:
+                report["limit"], report["reason"] = result.limit, result.reason
+            for what in session.tampering:
+                if what not in report["tampering"]:
+                    report["tampering"].append(what)
+            report["answer_key"] += [a for a in session.answer_key
+                                     if a not in report["answer_key"]]
+            if lost is None:
+                break
+            report["restarts"] += 1
+            if report["restarts"] > MAX_RESTARTS or lost == "cells":
+                why = report["reason"] or "the notebook's process stopped"
+                for cell in pending:
+                    cell.outputs = [_error("NotGraded", f"not tested: {why}")]
+                break
+        nb.metadata["cnnlib_grading"] = report
+        return nb, resources
+
+    def _one_session(self, nb, run, pending: list, skip: list, guards: dict, report: dict,
+                     setup):
+        """One sandbox: run the cells (less ``skip``), then test ``pending`` grade cells,
+        removing each as it gets its verdict. Returns (None | "cells" | "test", session):
+        why the sandbox was lost, if it was."""
+        workdir = Path(tempfile.mkdtemp(prefix="cnnlib-grade-"))
+        workdir.chmod(0o755)
+        all_guards = sorted({g for specs in guards.values() for g in specs})
+        limits = sandbox.Limits(memory_bytes=self.memory_bytes, wall_seconds=self.wall_seconds)
+        session = remote.Session(workdir, limits=limits, sandboxed=self.sandboxed,
+                                 guard=all_guards)
+        try:
+            nbformat.write(run, workdir / RUN_NOTEBOOK)
+            with session:
+                try:
+                    report["cells"] = session.run(RUN_NOTEBOOK, cell_timeout=self.cell_timeout,
+                                                  skip=skip)
+                except remote.CellStuck as exc:
+                    skip.append(exc.cell_id)
+                    return "stuck", session
+                except remote.DriverLost:
+                    return "cells", session
+                self._copy_outputs(nb, workdir, skip)
+                if setup is None:
+                    setup = trusted_namespace([c.source for c in nb.cells if _is_setup(c)])
+                session.setup_namespace = setup
+                while pending:
+                    cell = pending[0]
+                    try:
+                        self._grade_cell(cell, session, setup, guards[_exercise_of(cell)])
+                    except remote.DriverLost as exc:
+                        cell.outputs = [_error(
+                            "NotGraded", "your code stopped answering while this cell tested "
+                            f"it (an endless loop in compiled code, or the process ended): {exc}")]
+                        pending.pop(0)
+                        return "test", session
+                    pending.pop(0)
+            return None, session
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------------
+    def _copy_outputs(self, nb, workdir: Path, skip=()) -> None:
+        """The student's outputs, from the sandbox's executed copy, onto the same cells."""
+        executed = workdir / "executed.ipynb"
+        if not executed.exists():
+            return
+        done = nbformat.read(executed, as_version=4)
+        by_id = {c.get("id"): c for c in done.cells}
+        for cell in nb.cells:
+            if cell.cell_type == "code" and not _is_grade(cell) and cell.get("id") in by_id:
+                cell.outputs = [_sanitised(o) for o in by_id[cell["id"]].get("outputs", [])]
+                if cell.get("id") in skip:
+                    cell.outputs = [nbformat.v4.new_output(
+                        "stream", name="stdout", text=f"(not run while grading: it was still "
+                        f"running after {self.cell_timeout} s in code that could not be "
+                        "interrupted, so the rest of the notebook was graded without it)\n")]
+
+    def _grade_cell(self, cell, session: remote.Session, setup: dict, guard) -> None:
+        """Run one grade cell's source here, the student's names standing for proxies."""
+        ns = dict(setup)
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                for name in _names(cell.source):
+                    if name in ns or hasattr(builtins, name):
+                        continue
+                    fn = session.function(name, guard=guard, timeout=self.call_timeout,
+                                          exercise=_exercise_of(cell))
+                    if fn.exists:
+                        ns[name] = fn if fn.callable else fn.value()
+                with _time_limit(self.test_timeout) if _main_thread() else _no_limit():
+                    exec(compile(_python(cell.source), "<test>", "exec"), ns)  # noqa: S102
+        except remote.DriverLost:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure of a test is its verdict
+            text = out.getvalue()
+            cell.outputs = [_error(type(exc).__name__, str(exc), text + _noise(err))]
+            return
+        text = out.getvalue() + _noise(err)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                               text=text[-MAX_REPORT:])] if text else []
+
+
+def grading_notes(nb) -> list[str]:
+    """What the trusted grader saw in one autograded notebook, for the CSV's detail column:
+    the sandbox limit hit, the answer key reached, tampering, an unsandboxed run."""
+    report = nb.metadata.get("cnnlib_grading") or {}
+    notes = []
+    if report and not report.get("sandboxed", True):
+        notes.append("UNSANDBOXED run (--unsandboxed)")
+    if report.get("limit"):
+        notes.append(f"sandbox limit hit: {report.get('reason') or report['limit']}")
+    for what in report.get("answer_key", ()):
+        notes.append(f"answer key used: {what}")
+    if report.get("tampering"):
+        notes.append("tampering seen: " + ", ".join(report["tampering"][:5]))
+    return notes
+
+
+def _noise(err: io.StringIO) -> str:
+    text = err.getvalue()
+    if not text:
+        return ""
+    return ("\n(what your code wrote to stderr while it was tested, which costs nothing:)\n"
+            + text[-2000:])
+
+
+def _error(ename: str, evalue: str, before: str = "") -> dict:
+    lines = [before[-MAX_REPORT:]] if before else []
+    lines.append(f"{ename}: {evalue}"[:MAX_REPORT])
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue[:MAX_REPORT],
+                                  traceback=lines)
+
+
+_SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
+
+
+def _sanitised(output: dict) -> dict:
+    """A student's output with nothing that a browser would run: HTML, SVG and JavaScript
+    are dropped (their text/plain stays), images and text kept."""
+    if output.get("output_type") in ("display_data", "execute_result"):
+        data = {k: v for k, v in output.get("data", {}).items() if k in _SAFE_MIME}
+        if not data:
+            data = {"text/plain": "(output removed: only text and images are kept)"}
+        output = dict(output, data=data)
+    return nbformat.from_dict(output)
+
+
