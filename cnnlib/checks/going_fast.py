@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import CONV_FORWARD
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
 from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
@@ -253,20 +254,31 @@ def _conv_case(seed, c, h, w, f, kh, kw, s=None, numba=False):
 
 
 EXERCISES = (
-    Exercise("im2col", visible=(CheckRun("check_im2col"),), hidden=(
+    Exercise("im2col", answer_key=(
+        "cnnlib.checks.going_fast:reference_im2col",
+        "cnnlib.checks.going_fast:_windows",
+        "cnnlib.layers.conv:unfold",
+    ), visible=(CheckRun("check_im2col"),), hidden=(
         CheckRun("check_im2col", {"seed": 3, "shape": (2, 9, 7), "kernel": (3, 2), "stride": 2}),
         _im2col_case(17, 3, 7, 6, 3, 2, 1),
         _im2col_case(18, 2, 8, 9, 2, 3, 2),
         _im2col_case(19, 1, 5, 5, 5, 5, 1),
     )),
-    Exercise("conv_forward_im2col", visible=(CheckRun("check_conv_forward_im2col"),), hidden=(
+    Exercise("conv_forward_im2col", answer_key=(
+        # not im2col: the student's own im2col is what this exercise builds on
+        *CONV_FORWARD,
+        "cnnlib.checks.going_fast:_conv_reference",
+    ), visible=(CheckRun("check_conv_forward_im2col"),), hidden=(
         CheckRun("check_conv_forward_im2col", {"seed": 8, "shape": (3, 10, 8),
                                                "filters": (4, 3, 3, 3), "stride": 2}),
         _conv_case(23, 1, 12, 12, 8, 3, 3, 1),
         _conv_case(24, 3, 9, 11, 5, 2, 2, 2),
         _conv_case(25, 2, 6, 6, 3, 5, 5, 1),
     )),
-    Exercise("conv_forward_numba", visible=(CheckRun("check_conv_forward_numba"),), hidden=(
+    Exercise("conv_forward_numba", answer_key=(
+        *CONV_FORWARD,
+        "cnnlib.checks.going_fast:_conv_reference",
+    ), visible=(CheckRun("check_conv_forward_numba"),), hidden=(
         CheckRun("check_conv_forward_numba", {"seed": 4, "shape": (3, 7, 9),
                                               "filters": (2, 3, 2, 3)}),
         _conv_case(41, 1, 6, 6, 2, 3, 3, numba=True),
