@@ -225,3 +225,60 @@ def test_a_re_exported_cnnlib_function(guard):
                 fn(pixels)
     assert trips == [spec]
     assert cnnlib.data.preprocess is cnnlib.data.scaling.preprocess
+
+
+# -- the answer keys of the course's exercises ---------------------------------------------------
+
+def _table():
+    from cnnlib.checks.hidden import exercises
+
+    return exercises()
+
+
+def test_every_exercise_has_an_answer_key_or_a_reason():
+    import inspect
+
+    table = _table()
+    assert len(table) == 31
+    for name, (module, ex) in table.items():
+        if ex.answer_key:
+            continue
+        source = inspect.getsource(module)
+        row = source[source.index(f'Exercise("{name}"'):]
+        row = row[:row.index("visible=")]
+        assert "#" in row, f"{name}: an empty answer_key needs a comment in the table saying why"
+
+
+def test_every_answer_key_spec_resolves():
+    for name, (_, ex) in _table().items():
+        assert len(set(ex.answer_key)) == len(ex.answer_key), f"{name}: a spec twice"
+        for spec in ex.answer_key:
+            target = resolve(spec)                       # imports the module if needed
+            assert callable(getattr(target.value, "__func__", target.value)), spec
+
+
+def test_every_reference_of_a_case_is_in_the_answer_key():
+    """The checks' own reference answers have the exercise's signature: shut them too."""
+    from functools import partial
+
+    from cnnlib.checks.cases import Case
+
+    for name, (_, ex) in _table().items():
+        for case in (*ex.visible, *ex.hidden):
+            if not isinstance(case, Case) or isinstance(case.reference, partial):
+                continue
+            ref = case.reference
+            spec = getattr(ref, "answer_key_spec", None) or f"{ref.__module__}:{ref.__qualname__}"
+            assert spec in ex.answer_key, f"{name}: its case {case.label!r} uses {spec}"
+
+
+def test_importing_the_hidden_runner_installs_the_course_guard():
+    import cnnlib.checks.hidden  # noqa: F401 - the import is what is tested
+    import cnnlib.checks.reference as ref
+    from cnnlib.checks.guard import GUARD
+    from cnnlib.layers.pool import MaxPool2D
+    from cnnlib.tutorial.layers import MaxPool2
+
+    for fn in (ref.conv_forward, vars(MaxPool2D)["backward"], vars(MaxPool2)["backprop"]):
+        assert getattr(fn, "answer_key_spec", None) in GUARD.installed()
+    assert GUARD.armed() == []
