@@ -28,8 +28,9 @@ from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_funct
 from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
-__all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba",
-           "reference_im2col"]
+# The reference im2col stays private (and in the answer key of im2col): the notebook imports
+# this module before the exercise.
+__all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba"]
 
 HINTS = {
     "cols-transposed": Hint(
@@ -108,7 +109,7 @@ _NUMBA_ERROR_HINTS = [
 ]
 
 
-def reference_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
+def _reference_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
     """``(C, H, W)`` -> ``(H' * W', C * kh * kw)`` from Conv2D's own im2col
     (:func:`cnnlib.layers.conv.unfold`): rows = output positions, columns in ``(c, u, v)``."""
     return _windows(x, kh, kw, stride).transpose(1, 2, 0, 3, 4).reshape(-1, x.shape[0] * kh * kw)
@@ -148,7 +149,7 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
         cases.append(((1, 7, 6), (2, 3), 2))
     for shp, (kh, kw), s in cases:
         x = rng.standard_normal(shp)
-        want = reference_im2col(x, kh, kw, s)
+        want = _reference_im2col(x, kh, kw, s)
         c, h, w = shp
         ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
         win = _windows(x, kh, kw, s)  # (C, H', W', kh, kw)
@@ -163,7 +164,7 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
                 Mistake(HINTS["row-order"], win.transpose(2, 1, 0, 3, 4).reshape(ho * wo, -1)),
                 Mistake(HINTS["output-size"],
                         win[:, :-1, :-1].transpose(1, 2, 0, 3, 4).reshape(-1, c * kh * kw)),
-                Mistake(HINTS["stride"], reference_im2col(x, kh, kw)),
+                Mistake(HINTS["stride"], _reference_im2col(x, kh, kw)),
             ],
             rtol=0.0, atol=0.0,
         )
@@ -183,7 +184,7 @@ def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6
         want = _conv_reference(x, W, b, s)
         f, c, kh, kw = fil
         ho, wo = want.shape[1:]
-        cols = reference_im2col(x, kh, kw, s)
+        cols = _reference_im2col(x, kh, kw, s)
         got = chk.call(fn, x, W, b, stride=s)
         chk.compare(
             "y", got, want,
@@ -242,7 +243,7 @@ _SUMS = Close(rtol=1e-10, atol=1e-12)   # the same sums in another order
 
 def _im2col_case(seed, c, h, w, kh, kw, s):
     return Case(f"a ({c}, {h}, {w}) input, {kh}x{kw} windows, stride {s}",
-                normal(seed, (c, h, w), extra=(kh, kw)), reference_im2col, _EXACT,
+                normal(seed, (c, h, w), extra=(kh, kw)), _reference_im2col, _EXACT,
                 kwargs={"stride": s})
 
 
@@ -255,7 +256,7 @@ def _conv_case(seed, c, h, w, f, kh, kw, s=None, numba=False):
 
 EXERCISES = (
     Exercise("im2col", answer_key=(
-        "cnnlib.checks.going_fast:reference_im2col",
+        "cnnlib.checks.going_fast:_reference_im2col",
         "cnnlib.checks.going_fast:_windows",
         "cnnlib.layers.conv:unfold",
     ), visible=(CheckRun("check_im2col"),), hidden=(
