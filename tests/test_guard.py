@@ -151,6 +151,16 @@ def test_a_caught_trip_is_still_recorded(pkg, guard):
     assert trips == [spec]
 
 
+def test_call_returns_value_error_and_trips(pkg, guard):
+    core = sys.modules[f"{pkg}.core"]
+    spec = f"{pkg}.core:solve"
+    guard.install([spec])
+    assert guard.call([spec], lambda x: x + 1, 1) == (2, None, [])
+    value, error, trips = guard.call([spec], core.helper, 1)
+    assert value is None and isinstance(error, AnswerKeyUsed) and trips == [spec]
+    assert guard.armed() == []
+
+
 def test_module_imported_later_and_reloaded_is_wrapped(pkg, guard):
     spec = f"{pkg}.later:shortcut"
     guard.install([spec])                     # not imported yet: wrapped on import

@@ -277,6 +277,16 @@ class AnswerKeyGuard:
                 self._armed += Counter()          # drop zero counts
                 self._sessions.remove(trips)
 
+    def call(self, specs: Iterable[str], fn, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` with ``specs`` armed: ``(value, exception, trips)``,
+        ``value`` None when it raised, ``exception`` None when it returned, ``trips`` the specs
+        reached (a grader's driver sends these back with the answer)."""
+        with self.arm(specs) as trips:
+            try:
+                return fn(*args, **kwargs), None, list(trips)
+            except Exception as e:  # the caller judges it; a trip is in trips either way
+                return None, e, list(trips)
+
     def _trip(self, spec: str) -> None:
         with self._lock:
             self.tripped.append(spec)
