@@ -143,12 +143,22 @@ _VALID_INPUT_GRADIENT = """def conv_input_gradient(d_L_d_out, filters):
 # only the guard (cnnlib.checks.guard) can fail it.
 ANSWER_KEY_HINT = "answer key"
 ANSWER_KEY_CHEATS: dict[tuple[str, str], list[tuple[str, str]]] = {
-    ("00-setup", "scale_images"): [("calls preprocess", """\
+    ("00-setup", "scale_images"): [
+        ("calls preprocess", """\
 from cnnlib.data import preprocess
 
 
 def scale_images(images):
     return preprocess(images)
+"""),
+        ("the original held by the hidden cases' table", """\
+from cnnlib.checks.hidden import exercise
+
+_case = next(c for c in exercise("scale_images")[1].hidden if hasattr(c, "reference"))
+
+
+def scale_images(images):
+    return _case.reference(images)
 """)],
     ("00-setup", "class_counts"): [("calls the check's own answer", """\
 import importlib
@@ -216,6 +226,16 @@ from cnnlib.losses import softmax_cross_entropy
 
 def fused_d_L_d_t(probs, label):
     return softmax_cross_entropy(np.log(probs)[None], np.array([label]))[1][0]
+""")],
+    ("03-maxpool-backprop", "first_max_index"): [("the original dug out of its guard", """\
+import cnnlib.checks.maxpool_backprop as _m
+
+_original = next(c.cell_contents for c in _m._first_max_index.__closure__
+                 if getattr(c.cell_contents, "__name__", "") == "_first_max_index")
+
+
+def first_max_index(window):
+    return _original(window)
 """)],
     ("03-maxpool-backprop", "maxpool2_backprop"): [("a pool made in an earlier cell", """\
 from cnnlib.tutorial import MaxPool2

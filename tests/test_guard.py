@@ -198,6 +198,22 @@ def test_reinstall_puts_back_a_replaced_wrapper(pkg, guard):
         core.solve(1)
 
 
+def test_the_original_reached_around_its_wrapper_trips(pkg, guard):
+    core = sys.modules[f"{pkg}.core"]
+    spec = f"{pkg}.core:solve"
+    guard.install([spec])
+    original = next(c.cell_contents for c in core.solve.__closure__
+                    if getattr(c.cell_contents, "__name__", "") == "solve")
+    copy = type(original)(original.__code__, {})           # even a copy of the function
+    with guard.arm([spec]) as trips:
+        assert original(2) == 4 and copy(3) == 6            # not stopped...
+    assert trips == [spec]                                  # ...but recorded
+    assert sys.getprofile() is None
+    with guard.arm([f"{pkg}.core:Layer.backward"]) as other:
+        assert original(2) == 4                             # not armed: no trip
+    assert other == []
+
+
 def test_install_is_idempotent(pkg, guard):
     core = sys.modules[f"{pkg}.core"]
     spec = f"{pkg}.core:solve"

@@ -8,7 +8,10 @@ the checks' own reference answers keep working). While the wrapper's spec is *ar
 (``with GUARD.arm(specs): ...``, which the checks do around the call of a student's function
 only), reaching it records the trip in ``GUARD.tripped`` and raises :class:`AnswerKeyUsed`,
 whose message names the function and says to write the exercise with numpy. A student's
-``except`` cannot hide a trip: the record is kept either way.
+``except`` cannot hide a trip: the record is kept either way. While armed, a profile hook
+(``sys.setprofile``, only if no profiler is running) also records a trip when an armed
+original's *code* starts running, however it was reached (an original dug out of a wrapper's
+closure, or held by a table); that call is not stopped, but the answer fails all the same.
 
 Where the wrapper goes, so that every road to the original meets it:
 
@@ -134,6 +137,8 @@ class AnswerKeyGuard:
         self._pending: dict[str, set[str]] = {}       # module name -> specs of that module
         self._originals: dict[int, tuple] = {}        # id(original) -> (original, wrapper)
         self._sessions: list[list[str]] = []          # open arm() blocks' trip lists
+        self._codes: dict[object, str] = {}           # an original's code object -> its spec
+        self._profiling = False                       # our profile hook is on (see arm)
         self.tripped: list[str] = []
         self.tampered: list[str] = []
         self._finder = _WrapOnImport(self)
@@ -201,6 +206,9 @@ class AnswerKeyGuard:
             raise TypeError(f"answer-key spec {spec!r} names {type(original).__name__}, "
                             f"not a function or method")
         wrapper = self._make_wrapper(spec, original)
+        code = getattr(original, "__code__", None)    # (a Numba dispatcher has none)
+        if code is not None:
+            self._codes[code] = spec
         value = rewrap(wrapper) if rewrap else wrapper
         self._wrappers[id(value)] = value
         self._originals[id(target.value)] = (target.value, value)
@@ -269,13 +277,28 @@ class AnswerKeyGuard:
         with self._lock:
             self._armed.update(specs)
             self._sessions.append(trips)
+            hooked = not self._profiling and sys.getprofile() is None
+            if hooked:
+                self._profiling = True
+                sys.setprofile(self._profile)
         try:
             yield trips
         finally:
             with self._lock:
+                if hooked:
+                    sys.setprofile(None)
+                    self._profiling = False
                 self._armed.subtract(specs)
                 self._armed += Counter()          # drop zero counts
                 self._sessions.remove(trips)
+
+    def _profile(self, frame, event, arg):
+        """While armed: an armed original whose code starts running was reached around its
+        wrapper (an original dug out of a closure, a table holding it): a trip too."""
+        if event == "call":
+            spec = self._codes.get(frame.f_code)
+            if spec is not None and self._armed[spec]:
+                self._trip(spec)
 
     def call(self, specs: Iterable[str], fn, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` with ``specs`` armed: ``(value, exception, trips)``,
