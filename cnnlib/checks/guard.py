@@ -131,7 +131,6 @@ class AnswerKeyGuard:
     def __init__(self):
         self._armed: Counter[str] = Counter()
         self._lock = threading.RLock()
-        self._specs: set[str] = set()
         self._wrappers: dict[int, object] = {}        # id(wrapper) -> wrapper (ours)
         self._installed: dict[str, _Target] = {}      # spec -> where its wrapper sits
         self._pending: dict[str, set[str]] = {}       # module name -> specs of that module
@@ -148,13 +147,12 @@ class AnswerKeyGuard:
         """Wrap every spec (idempotent); return those newly wrapped now. Targets in modules
         not imported yet are wrapped when they are imported."""
         with self._lock:
-            specs = [s for s in dict.fromkeys(specs)]
+            specs = list(dict.fromkeys(specs))
             for spec in specs:
                 parse_spec(spec)
             new = []
             for spec in specs:
                 module_name, _ = parse_spec(spec)
-                self._specs.add(spec)
                 self._pending.setdefault(module_name, set()).add(spec)
                 if spec in self._installed:           # a replaced wrapper: see reinstall()
                     continue
