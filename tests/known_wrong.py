@@ -19,6 +19,10 @@ tests can reuse the entries as simulated submissions: replace the answer cell's 
 expect 0 points for ``<grade_id>-check`` and ``<grade_id>-hidden``.
 
 ``CHECKS[(notebook, grade_id)]`` names the check function in ``cnnlib.checks``.
+
+``ANSWER_KEY_CHEATS`` adds, for several exercises, answers that are right in value but reach
+cnnlib's own implementation (the exercise's ``answer_key``): they must fail with the
+"answer key" hint, visible and hidden.
 """
 
 from __future__ import annotations
@@ -130,6 +134,155 @@ _VALID_INPUT_GRADIENT = """def conv_input_gradient(d_L_d_out, filters):
                 d_L_d_input[i, j] += np.sum(d_L_d_out[i:i + 3, j:j + 3, f] * flipped[f])
     return d_L_d_input
 """
+
+
+# Answers that reach cnnlib's own implementation of the exercise (the answer key) instead of
+# computing it: directly, through importlib/getattr, through an object made before the
+# function (as an earlier cell would), with the trip swallowed by an ``except``, or through a
+# library shortcut the instructor forbids (scipy's correlation). Each is RIGHT in value, so
+# only the guard (cnnlib.checks.guard) can fail it.
+ANSWER_KEY_HINT = "answer key"
+ANSWER_KEY_CHEATS: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("00-setup", "scale_images"): [
+        ("calls preprocess", """\
+from cnnlib.data import preprocess
+
+
+def scale_images(images):
+    return preprocess(images)
+"""),
+        ("the original held by the hidden cases' table", """\
+from cnnlib.checks.hidden import exercise
+
+_case = next(c for c in exercise("scale_images")[1].hidden if hasattr(c, "reference"))
+
+
+def scale_images(images):
+    return _case.reference(images)
+""")],
+    ("00-setup", "class_counts"): [("calls the check's own answer", """\
+import importlib
+
+
+def class_counts(labels):
+    return getattr(importlib.import_module("cnnlib.checks.setup"), "_counts")(labels)
+""")],
+    ("01-forward", "conv3x3_forward"): [
+        ("getattr on the reference", """\
+import importlib
+
+
+def conv3x3_forward(image, filters):
+    reference = importlib.import_module("cnnlib.checks.reference")
+    return getattr(reference, "conv_forward")(image, filters)
+"""),
+        ("scipy correlate2d", """\
+from scipy.signal import correlate2d
+
+
+def conv3x3_forward(image, filters):
+    return np.stack([correlate2d(image, f, mode="valid") for f in filters], axis=-1)
+""")],
+    ("01-forward", "maxpool2_forward"): [("a pool made in an earlier cell", """\
+from cnnlib.tutorial import MaxPool2
+
+pool = MaxPool2()
+
+
+def maxpool2_forward(x):
+    return pool.forward(x)
+""")],
+    ("01-forward", "softmax_forward"): [("calls cnnlib's softmax", """\
+from cnnlib.layers import softmax
+
+
+def softmax_forward(last_input, weights, biases):
+    return softmax(last_input.flatten() @ weights + biases)
+""")],
+    ("01-forward", "forward_sample"): [("calls cnnlib's forward pass", """\
+from cnnlib.tutorial.network import forward_sample as _forward
+
+
+def forward_sample(image, label, conv, pool, softmax):
+    probs = _forward(conv, pool, softmax, image / 255 - 0.5)
+    return probs, -np.log(probs[label]), int(np.argmax(probs) == label)
+""")],
+    ("02-softmax-backprop", "softmax_backprop"): [("the trip swallowed by except", """\
+from cnnlib.checks import reference
+
+
+def softmax_backprop(d_L_d_out, last_input, last_totals, weights, biases, learn_rate):
+    try:
+        g = reference.dense_softmax_backward(d_L_d_out, last_input, weights, biases)
+    except Exception:
+        return np.zeros(last_input.shape)
+    weights -= learn_rate * g["d_L_d_w"]
+    biases -= learn_rate * g["d_L_d_b"]
+    return g["d_L_d_input"]
+""")],
+    ("02-softmax-backprop", "fused_d_L_d_t"): [("calls softmax_cross_entropy", """\
+from cnnlib.losses import softmax_cross_entropy
+
+
+def fused_d_L_d_t(probs, label):
+    return softmax_cross_entropy(np.log(probs)[None], np.array([label]))[1][0]
+""")],
+    ("03-maxpool-backprop", "first_max_index"): [("the original dug out of its guard", """\
+import cnnlib.checks.maxpool_backprop as _m
+
+_original = next(c.cell_contents for c in _m._first_max_index.__closure__
+                 if getattr(c.cell_contents, "__name__", "") == "_first_max_index")
+
+
+def first_max_index(window):
+    return _original(window)
+""")],
+    ("03-maxpool-backprop", "maxpool2_backprop"): [("a pool made in an earlier cell", """\
+from cnnlib.tutorial import MaxPool2
+
+pool = MaxPool2()
+
+
+def maxpool2_backprop(d_L_d_out, last_input):
+    pool.forward(last_input)
+    return pool.backprop(d_L_d_out)
+""")],
+    ("03-maxpool-backprop", "maxpool_backprop"): [("getattr on cnnlib.layers", """\
+import importlib
+
+
+def maxpool_backprop(d_L_d_out, last_input, pool_size, stride):
+    layer = getattr(importlib.import_module("cnnlib.layers"), "MaxPool2D")(pool_size, stride)
+    layer.forward(last_input.transpose(2, 0, 1)[None])
+    return layer.backward(d_L_d_out.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+""")],
+    ("04-conv-backprop", "conv_filter_gradient"): [("scipy correlate2d", """\
+from scipy.signal import correlate2d
+
+
+def conv_filter_gradient(d_L_d_out, last_input):
+    return np.stack([correlate2d(last_input, d_L_d_out[:, :, f], mode="valid")
+                     for f in range(d_L_d_out.shape[2])])
+""")],
+    ("04-conv-backprop", "conv3x3_backprop"): [("a method taken in an earlier cell", """\
+from cnnlib.tutorial import Conv3x3
+
+backprop = Conv3x3.backprop
+
+
+def conv3x3_backprop(d_L_d_out, last_input, filters, learn_rate):
+    layer = Conv3x3.from_weights(filters)
+    layer.forward(last_input)
+    return backprop(layer, d_L_d_out, learn_rate)
+""")],
+    ("04-conv-backprop", "conv_backprop"): [("calls the channels-last reference", """\
+from cnnlib.checks.reference import conv_backward
+
+
+def conv_backprop(d_L_d_out, last_input, filters):
+    return conv_backward(d_L_d_out, last_input, filters)
+""")],
+}
 
 
 def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
@@ -376,6 +529,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "d_L_d_out[i, j, f] * region.transpose(1, 0, 2)",
          "transposed filter indices"),
     ]
+    for key, cheats in ANSWER_KEY_CHEATS.items():
+        rows[key] += [(m, None, src, ANSWER_KEY_HINT) for m, src in cheats]
     return {key: [(m, src if old is None else _variant(*key, old, src), f"Hint ({hint})")
                   for m, old, src, hint in items] for key, items in rows.items()}
 

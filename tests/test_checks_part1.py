@@ -22,6 +22,7 @@ from known_wrong import (
     hidden_runs,
     load_function,
     run_hidden_tests,
+    run_isolated,
     setup_source,
 )
 from known_wrong import (
@@ -84,7 +85,8 @@ def test_known_wrong_answer_fails_with_its_hint(case, capfd):
     assert hint in out, f"{mistake}: expected {hint!r} in the report:\n{out}"
     assert out.startswith(f"[not yet] {gid}")
     # specific feedback: which array, and where (or a shape, or the student's exception)
-    assert any(s in out for s in ("worst at index", "has shape", "yours", "raised", "nan or inf"))
+    assert any(s in out for s in ("worst at index", "has shape", "yours", "raised", "nan or inf",
+                                  "your function called"))
     gradient_wrong = "worst at index" in out and "after the update" not in out
     if gid in GRADIENT_EXERCISES and gradient_wrong and "ties" not in out:
         assert "relative error against the numerical gradient" in out
@@ -181,6 +183,36 @@ check_softmax_backprop = cnnlib.checks.check_softmax_backprop   # the name the c
 '''
     wrong = KNOWN_WRONG[nb, gid][0][1]  # updated the weights first
     assert_cheat_fools_only_the_visible_check(nb, gid, wrong, cheat)
+
+
+def test_a_replaced_answer_key_guard_is_put_back_and_fails_the_exercise():
+    """A student cell that digs the original MaxPool2D.backward out of its guard and puts it
+    back on the class: the next check repairs the guard, fails the exercise saying so, and the
+    hidden tests fail too; another exercise is not affected."""
+    nb, gid = "03-maxpool-backprop", "maxpool_backprop"
+    cheat = '''
+import cnnlib.layers.pool as _pool
+_w = vars(_pool.MaxPool2D)["backward"]
+_orig = next(c.cell_contents for c in _w.__closure__
+             if getattr(c.cell_contents, "__name__", "") == "backward")
+_pool.MaxPool2D.backward = _orig
+'''
+    answer = KNOWN_WRONG[nb, gid][-1][1]              # the getattr(importlib...) cheat
+    assert "importlib" in answer
+    probe = """
+import io, contextlib
+with contextlib.redirect_stdout(io.StringIO()) as _out:
+    _r = check_maxpool_backprop(maxpool_backprop, raise_on_fail=False)
+assert not _r.ok and "was replaced" in str(_r) and "Hint (answer key)" in str(_r), str(_r)
+_first = check_first_max_index(lambda w: tuple(int(i) for i in np.unravel_index(np.argmax(w),
+                                                                               w.shape)),
+                               raise_on_fail=False, verbose=False)
+assert _first.ok, str(_first)
+"""
+    pre = [setup_source(nb), cheat, answer]
+    visible, hidden = run_isolated([pre + [probe], pre + [f"_hidden({gid!r}, {gid})"]])
+    assert visible["ok"], visible["error"]
+    assert not hidden["ok"] and "replaced" in hidden["error"], hidden["error"]
 
 
 def test_setup_cells_protect_the_cnnlib_import():

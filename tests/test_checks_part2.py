@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import pytest
 from known_wrong import (
+    ANSWER_KEY_HINT,
     assert_cheat_fools_only_the_visible_check,
     assert_check_passes,
     assert_hidden_verdict,
@@ -59,6 +60,64 @@ def variant(notebook: str, grade_id: str, *replacements: tuple[str, str]) -> str
                                  f"{notebook}/{grade_id} any more; update this file")
         src = src.replace(old, new, 1)
     return src
+
+
+# Right in value, but computed by cnnlib's own implementation (the exercise's answer_key),
+# reached directly, through importlib/getattr or through an object made before the function.
+ANSWER_KEY_CHEATS_PART2 = {
+    (NB5, "train_step"): [("calls tutorial_step", """\
+from cnnlib.tutorial import tutorial_step
+
+
+def train_step(image, label, conv, pool, softmax, lr=0.005):
+    loss, correct = tutorial_step(conv, pool, softmax, image, label, lr)
+    return float(loss), correct
+""")],
+    (NB5, "evaluate"): [("getattr on the tutorial loop", """\
+import importlib
+
+
+def evaluate(images, labels, conv, pool, softmax):
+    loop = importlib.import_module("cnnlib.tutorial.loop")
+    return getattr(loop, "evaluate_tutorial")(conv, pool, softmax, images, labels,
+                                              verbose=False)
+""")],
+    (NB6, "im2col"): [("calls _reference_im2col", """\
+from cnnlib.checks.going_fast import _reference_im2col
+
+
+def im2col(x, kh, kw, stride=1):
+    return _reference_im2col(x, kh, kw, stride)
+""")],
+    (NB6, "conv_forward_im2col"): [("Conv2D", """\
+from cnnlib.layers import Conv2D
+
+
+def conv_forward_im2col(x, W, b, stride=1):
+    return Conv2D.from_weights(W, b, stride=stride).forward(x[None])[0]
+""")],
+    (NB7, "conv_forward"): [("a layer made in an earlier cell", """\
+from cnnlib.layers import Conv2D
+
+layer = Conv2D(1, 1, 3)
+
+
+def conv_forward(x, W, b, stride=1, pad=0):
+    layer.params["W"], layer.params["b"] = W, b
+    layer.stride, layer.padding = (stride, stride), (pad, pad)
+    return layer.forward(x)
+""")],
+    (NB7, "adam_update"): [("cnnlib's Adam", """\
+from cnnlib.optim import Adam
+
+
+def adam_update(w, dw, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+    opt = Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    w = w.copy()
+    opt.step({"w": w}, {"w": dw})
+    return w, m, v
+""")],
+}
 
 
 def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
@@ -232,6 +291,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
         ("no square root", v(NB7, "adam_update", ("(np.sqrt(v_hat) + eps)", "(v_hat + eps)")),
          "Hint (square root)"),
     ]
+    for key, cheats in ANSWER_KEY_CHEATS_PART2.items():
+        kw[key] += [(m, src, f"Hint ({ANSWER_KEY_HINT})") for m, src in cheats]
     return kw
 
 

@@ -167,6 +167,69 @@ def test_hidden_cells_run_the_cases_of_their_exercise(src):
     assert called == {ex.name for ex in module.EXERCISES if ex.hidden}
 
 
+# Objects a cell before an exercise may still hand over, with the reason. The guard
+# (cnnlib.checks.guard) shuts them while the exercise is checked all the same.
+HANDED_OVER_ON_PURPOSE = {
+    ("06-going-fast", "Conv3x3"): "the profile of the tutorial's training step opens the "
+    "notebook; a 3x3, stride-1, bias-free layer cannot pass the conv exercises' checks",
+}
+
+
+def _imported_objects(source: str):
+    """``(name, object)`` for each ``from M import N`` and ``import M`` of a code cell."""
+    import ast
+    import importlib
+
+    code = "\n".join(line for line in source.split("\n")
+                     if not line.lstrip().startswith(("%", "!")))
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                obj = getattr(module, alias.name, None)
+                if obj is None:   # a submodule: from cnnlib.checks import reference
+                    obj = importlib.import_module(f"{node.module}.{alias.name}")
+                yield alias.name, obj
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, importlib.import_module(alias.name)
+
+
+@per_notebook
+def test_no_cell_hands_over_an_exercise_before_it(src):
+    """No cell before an exercise (the setup cell, the examples) imports an object that
+    computes that exercise: a function or class of its answer_key, or the module holding
+    one of its public functions (``from cnnlib.checks import reference``; a checks module
+    must be imported, and its private reference helpers stay shut by the guard)."""
+    import importlib
+
+    from cnnlib.checks.guard import parse_spec
+    from cnnlib.checks.hidden import exercises
+
+    table = exercises()
+    before: list[tuple[str, object]] = []
+    for cell in read(src).cells:
+        if cell.cell_type != "code":
+            continue
+        grade_id = nbg(cell).get("grade_id")
+        if nbg(cell).get("solution") and grade_id in table:
+            for spec in table[grade_id][1].answer_key:
+                module_name, path = parse_spec(spec)
+                try:
+                    module = importlib.import_module(module_name)
+                except ImportError:
+                    continue
+                top_name = path.split(".")[0]
+                top = getattr(module, top_name)
+                for name, obj in before:
+                    if (src.parent.name, name) in HANDED_OVER_ON_PURPOSE:
+                        continue
+                    assert obj is not top and (obj is not module or top_name.startswith("_")), (
+                        f"{src.parent.name}: a cell before {grade_id} imports {name}, which "
+                        f"computes it ({spec}); import it after the exercise")
+        before.extend(_imported_objects(cell_source(cell)))
+
+
 
 def test_release_is_generated_from_solutions(tmp_path):
     if not SOLUTIONS:

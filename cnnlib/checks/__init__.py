@@ -24,6 +24,16 @@ exercise's cases as data, and ``run_case``), :mod:`~cnnlib.checks.hidden` (what 
 cells call) and :mod:`~cnnlib.checks.reference` (the channels-last reference answers, from
 ``cnnlib.layers`` through :mod:`cnnlib.tutorial.layout` and ``from_weights``).
 
+The answer key stays shut: each exercise's row in its ``EXERCISES`` table has an
+``answer_key``, the cnnlib (and scipy) functions that compute its answer, as
+``"module:attr.path"`` specs (shared groups in :mod:`~cnnlib.checks.answer_keys`).
+:mod:`~cnnlib.checks.guard` wraps them (``GUARD``, installed when
+:mod:`~cnnlib.checks.hidden` is imported); the visible checks (``Checker.call``) and the
+hidden cases (``run_case``) arm the exercise's answer key while the student's function runs,
+so an answer that reaches one (directly, through ``importlib``/``getattr`` or through an
+object made earlier) fails at once with the "answer key" hint, even when it catches the
+exception. A replaced wrapper is put back and fails the exercise ("was replaced").
+
 Modules, one per notebook, named after it:
 
 =====================  ===============================================================

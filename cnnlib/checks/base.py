@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnlib.checks.guard import GUARD, parse_spec
 from cnnlib.gradcheck import PASS_MARK, rel_error
 
 __all__ = [
@@ -81,6 +82,8 @@ __all__ = [
     "Finding",
     "Hint",
     "Mistake",
+    "answer_key_finding",
+    "answer_key_of",
     "check_function",
     "quietly",
 ]
@@ -163,7 +166,39 @@ COMMON_HINTS = {
         "missing return",
         "your function returned None. Did you forget the `return` statement at the end?",
     ),
+    "answer-key": Hint(
+        "answer key",
+        "your function calls cnnlib's own implementation of this exercise (named above): that "
+        "is the answer key the checks compare with, and an answer built on it gets 0 points. "
+        "Write the exercise yourself with numpy, step by step as the notebook explains; your "
+        "functions from earlier exercises and numpy's own functions are fine.",
+    ),
 }
+
+
+def answer_key_finding(spec: str, tampered: bool = False) -> Finding:
+    """The finding of an answer that reached ``spec`` (or replaced its guard)."""
+    module, path = parse_spec(spec)
+    if tampered:
+        return Finding(f"the guard around {path} (from {module}) was replaced",
+                       ["code in this notebook replaced cnnlib's answer-key guard; it has been "
+                        "put back, but this exercise fails until you remove that code and "
+                        "restart the kernel"],
+                       [COMMON_HINTS["answer-key"]])
+    return Finding(f"your function called {path} (from {module}), which computes this exercise",
+                   ["answers that reach cnnlib's own implementation get 0 for this exercise"],
+                   [COMMON_HINTS["answer-key"]])
+
+
+def answer_key_of(exercise: str) -> tuple[str, ...]:
+    """The ``answer_key`` of the exercise called ``exercise`` (empty when it has no row)."""
+    # deferred: cnnlib.checks.hidden imports every checks module, and each of them this one
+    from cnnlib.checks.hidden import exercise as find
+
+    try:
+        return tuple(find(exercise)[1].answer_key)
+    except KeyError:
+        return ()
 
 
 @dataclass
@@ -305,9 +340,12 @@ class Checker:
     function raises an exception whose message contains the substring, the hint is shown.
     """
 
-    def __init__(self, exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
+    def __init__(self, exercise: str, error_hints: Sequence[tuple[str, Hint]] = (),
+                 answer_key: Sequence[str] | None = None):
         self.result = CheckResult(exercise)
         self.error_hints = list(error_hints)
+        # None: the answer_key of the exercise's row in its EXERCISES table
+        self._answer_key = None if answer_key is None else tuple(answer_key)
         self._warn_ctx = None
         self._warn_list = None
         self._stderr = io.StringIO()
@@ -375,18 +413,34 @@ class Checker:
             )
         args = [_pass(a) for a in args]
         kwargs = {k: _pass(v) for k, v in kwargs.items()}
-        try:
-            return fn(*args, **kwargs)
-        except NotImplementedError:
-            self.result.not_implemented = True
-            raise _Stop from None
-        except Exception as e:
-            where = _student_line(e.__traceback__)
-            lines = [f"{type(e).__name__}: {e}"]
-            if where:
-                lines.append(f"at {where}")
-            hints = [h for sub, h in self.error_hints if sub in str(e)]
-            self.fail("your function raised an exception", lines, hints)
+        if self._answer_key is None:
+            self._answer_key = answer_key_of(self.result.exercise)
+        GUARD.reinstall()
+        replaced = [s for s in GUARD.tampered if s in self._answer_key]
+        if replaced:
+            self.result.findings.append(answer_key_finding(replaced[0], tampered=True))
+            raise _Stop
+        error = None
+        with GUARD.arm(self._answer_key) as trips:    # the answer key is shut during the call
+            try:
+                value = fn(*args, **kwargs)
+            except NotImplementedError:
+                if not trips:
+                    self.result.not_implemented = True
+                    raise _Stop from None
+            except Exception as e:
+                error = e
+        if trips:                                     # even when the student caught the error
+            self.result.findings.append(answer_key_finding(trips[0]))
+            raise _Stop
+        if error is None:
+            return value
+        where = _student_line(error.__traceback__)
+        lines = [f"{type(error).__name__}: {error}"]
+        if where:
+            lines.append(f"at {where}")
+        hints = [h for sub, h in self.error_hints if sub in str(error)]
+        self.fail("your function raised an exception", lines, hints)
 
     def expect_shape(self, name: str, got, shape: tuple, hints: Sequence[Hint] = ()):
         """Fail unless ``got`` is an array of the given shape."""

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlib.checks.base import quietly
+from cnnlib.checks.base import answer_key_finding, quietly
+from cnnlib.checks.guard import GUARD
 
 __all__ = [
     "Case",
@@ -246,11 +247,16 @@ class CheckRun:
 
 @dataclass(frozen=True)
 class Exercise:
-    """An exercise: its name (the student's function), visible and hidden cases."""
+    """An exercise: its name (the student's function), visible and hidden cases, and its
+    ``answer_key``: the functions (``"module:attr.path"`` specs, :mod:`cnnlib.checks.guard`)
+    that compute its answer, which the student's function must not reach while it is checked
+    (the reference layers' methods, the tutorial layers', the Numba kernels, the checks' own
+    reference answers, library shortcuts such as scipy's correlations)."""
 
     name: str
     visible: tuple[Case | CheckRun, ...]
     hidden: tuple[Case | CheckRun, ...]
+    answer_key: tuple[str, ...] = ()
 
 
 def is_njit(fn) -> bool:
@@ -270,24 +276,35 @@ def _callables(case: Case, fn) -> list[tuple[str, Callable]]:
     return [(" (as plain Python)", fn.py_func), ("", fn)]
 
 
-def run_case(case: Case, fn) -> str | None:
+def run_case(case: Case, fn, answer_key: tuple[str, ...] = ()) -> str | None:
     """Run one case on ``fn``: None when every judge is content, else what is wrong
-    (``"<label>: <problem>"``). The student's warnings and stderr are swallowed."""
+    (``"<label>: <problem>"``). The student's warnings and stderr are swallowed. While
+    ``fn`` runs, the ``answer_key`` specs are armed (:mod:`cnnlib.checks.guard`): reaching
+    one is what is wrong, whatever the answer."""
     calls = _callables(case, fn)
     if not calls:
         return f"{case.label}: the function must be compiled with @njit"
+    GUARD.reinstall()
+    replaced = [s for s in GUARD.tampered if s in answer_key]
+    if replaced:
+        return f"{case.label}: {_said(answer_key_finding(replaced[0], tampered=True))}"
     for how, call in calls:
         # Two independent sets of the same inputs (they are made deterministically): one for
         # the reference, one for the student, so neither can change what the other sees.
         args, ref_args = case.inputs(), case.inputs()
         want = case.reference(*ref_args, **case.kwargs)
-        with quietly():
+        error = None
+        with quietly(), GUARD.arm(answer_key) as trips:
             try:
                 got = call(*args, **copy.deepcopy(dict(case.kwargs)))
-            except NotImplementedError:
-                return f"{case.label}{how}: not implemented yet"
-            except Exception as e:  # the student's error is the finding
-                return f"{case.label}{how}: raised {type(e).__name__}: {e}"
+            except Exception as e:  # the student's error is the finding (after a trip)
+                error = e
+        if trips:
+            return f"{case.label}{how}: {_said(answer_key_finding(trips[0]))}"
+        if isinstance(error, NotImplementedError):
+            return f"{case.label}{how}: not implemented yet"
+        if error is not None:
+            return f"{case.label}{how}: raised {type(error).__name__}: {error}"
         try:
             problem = case.judge(got, want)
             for after in case.after:
@@ -298,6 +315,11 @@ def run_case(case: Case, fn) -> str | None:
         if problem:
             return f"{case.label}{how}: {problem}"
     return None
+
+
+def _said(finding) -> str:
+    """A finding as one sentence for a hidden case's message, with its hint."""
+    return " ".join([finding.what + ":", *finding.lines, *map(str, finding.hints)])
 
 
 def _prefixed(what: str, problem: str | None) -> str | None:

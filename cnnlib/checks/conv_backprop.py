@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import CONV_BACKWARD, CONV_FORWARD
 from cnnlib.gradcheck import numerical_gradient_array
 from cnnlib.tutorial.layers import Conv3x3
 
@@ -262,24 +263,40 @@ def _conv3x3_backprop(d_L_d_out, last_input, filters, learn_rate):
 
 
 EXERCISES = (
-    Exercise("conv_filter_gradient", visible=(CheckRun("check_conv_filter_gradient"),), hidden=(
+    Exercise("conv_filter_gradient", answer_key=(
+        # a conv forward of the input with d_out as filter is this gradient: shut too
+        *CONV_BACKWARD,
+        *CONV_FORWARD,
+        "cnnlib.checks.conv_backprop:_filter_gradient",
+    ), visible=(CheckRun("check_conv_filter_gradient"),), hidden=(
         CheckRun("check_conv_filter_gradient", {"seed": 91, "shapes": (
             (28, 28, 8), (3, 3, 1), (4, 7, 2))}),
         Case("a 9x8 image with 4 filters", normal(91, (7, 6, 4), (9, 8)), _filter_gradient),
     )),
-    Exercise("conv_input_gradient", visible=(CheckRun("check_conv_input_gradient"),), hidden=(
+    Exercise("conv_input_gradient", answer_key=(
+        *CONV_BACKWARD,
+        *CONV_FORWARD,
+        "cnnlib.checks.conv_backprop:_input_gradient",
+    ), visible=(CheckRun("check_conv_input_gradient"),), hidden=(
         CheckRun("check_conv_input_gradient", {"seed": 92, "shapes": (
             (28, 28, 8), (3, 3, 1), (5, 9, 3))}),
         Case("a 7x10 image with 3 filters", normal(92, (5, 8, 3), (3, 3, 3)), _input_gradient),
     )),
-    Exercise("conv3x3_backprop", visible=(CheckRun("check_conv3x3_backprop"),), hidden=(
+    Exercise("conv3x3_backprop", answer_key=(
+        *CONV_BACKWARD,
+        *CONV_FORWARD,
+        "cnnlib.checks.conv_backprop:_conv3x3_backprop",
+    ), visible=(CheckRun("check_conv3x3_backprop"),), hidden=(
         CheckRun("check_conv3x3_backprop", {"seed": 93, "shapes": ((28, 28, 8), (4, 3, 2)),
                                             "learn_rate": 0.005}),
         Case("an 8x8 image with 5 filters, learn_rate 0.3",
              normal(93, (6, 6, 5), (8, 8), (5, 3, 3), extra=(0.3,)), _conv3x3_backprop,
              after=(After("filters", arg(2)),)),
     )),
-    Exercise("conv_backprop", visible=(CheckRun("check_conv_backprop"),), hidden=(
+    Exercise("conv_backprop", answer_key=(
+        *CONV_BACKWARD,
+        *CONV_FORWARD,
+    ), visible=(CheckRun("check_conv_backprop"),), hidden=(
         CheckRun("check_conv_backprop", {"seed": 94, "cases": (
             (6, 6, 4, 2, 3), (5, 8, 2, 3, 1), (7, 7, 1, 2, 5))}),
         Case("a (7, 6, 3) input with four 2x2 filters", normal(94, (6, 5, 4), (7, 6, 3),

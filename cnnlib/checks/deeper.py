@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import CONV_BACKWARD, CONV_FORWARD
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
 from cnnlib.checks.cases import Case, CheckRun, Close, Each, Exercise, normal
 from cnnlib.gradcheck import numerical_gradient_array
@@ -370,7 +371,12 @@ def _adam_inputs(seed, t, **hyper):
 _ADAM = {"lr": 0.02, "beta1": 0.85, "beta2": 0.995, "eps": 1e-7}
 
 EXERCISES = (
-    Exercise("conv_forward", visible=(CheckRun("check_conv_forward"),), hidden=(
+    Exercise("conv_forward", answer_key=(
+        *CONV_FORWARD,
+        "cnnlib.layers.conv:unfold",
+        "cnnlib.checks.deeper:_forward",
+        "cnnlib.checks.deeper:_conv_forward",
+    ), visible=(CheckRun("check_conv_forward"),), hidden=(
         CheckRun("check_conv_forward", {"seed": 5, "x_shape": (3, 1, 8, 8),
                                         "w_shape": (2, 1, 5, 5), "stride": 1, "pad": 2}),
         *(Case(f"x {xs}, W {ws}, stride {s}, pad {p}", normal(77 + i, xs, ws, ws[:1]),
@@ -379,7 +385,14 @@ EXERCISES = (
               ((2, 3, 7, 7), (4, 3, 3, 3), 2, 1), ((1, 6, 6, 5), (2, 6, 2, 2), 1, 0),
               ((2, 2, 5, 5), (3, 2, 5, 5), 1, 2), ((1, 1, 9, 9), (1, 1, 3, 3), 3, 0)))),
     )),
-    Exercise("conv_backward", visible=(CheckRun("check_conv_backward"),), hidden=(
+    Exercise("conv_backward", answer_key=(
+        # a conv forward gives dx (a full convolution of dout) and dW: shut too
+        *CONV_BACKWARD,
+        *CONV_FORWARD,
+        "cnnlib.layers.conv:unfold",
+        "cnnlib.checks.deeper:_conv_backward",
+        "cnnlib.checks.deeper:_layer_backward",
+    ), visible=(CheckRun("check_conv_backward"),), hidden=(
         CheckRun("check_conv_backward", {"seed": 9, "x_shape": (3, 3, 6, 6),
                                          "w_shape": (2, 3, 3, 3), "stride": 1, "pad": 1}),
         *(Case(f"x {xs}, W {ws}, stride {s}, pad {p}",
@@ -389,7 +402,11 @@ EXERCISES = (
               ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1), ((1, 3, 5, 6), (2, 3, 2, 2), 1, 0),
               ((2, 1, 6, 6), (2, 1, 4, 4), 2, 2)))),
     )),
-    Exercise("adam_update", visible=(CheckRun("check_adam_update"),), hidden=(
+    Exercise("adam_update", answer_key=(
+        "cnnlib.optim:Adam.step",
+        "cnnlib.checks.deeper:_adam_update",
+        "cnnlib.checks.deeper:_adam_variant",
+    ), visible=(CheckRun("check_adam_update"),), hidden=(
         CheckRun("check_adam_update", {"seed": 3, "steps": 5, "lr": 0.05, "beta1": 0.8,
                                        "beta2": 0.99, "eps": 1e-6}),
         *(Case(f"step {t}", partial(_adam_inputs, 55, t, **_ADAM), _adam_update,

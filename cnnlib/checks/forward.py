@@ -29,6 +29,7 @@ from functools import partial
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import CONV_FORWARD, MAXPOOL_FORWARD, SOFTMAX, TUTORIAL_NET_PREDICT
 from cnnlib.layers.conv import conv_output_size as _conv_output_size
 from cnnlib.tutorial.network import seeded_layers
 
@@ -326,37 +327,69 @@ def _forward_sample_inputs(seed, label):
 _OUTPUT_SIZES = ((28, 5, 2, 1), (32, 7, 3, 2), (10, 3, 0, 3), (1, 1, 0, 1), (227, 11, 0, 4))
 _SAMPLE = Each(("probs", Close()), ("loss", Close()), ("correct", Equal()))
 
+# The whole forward pass of one image, done by cnnlib (forward_sample and untrained_network).
+_FORWARD_SAMPLE = (
+    "cnnlib.tutorial.network:forward_sample",
+    "cnnlib.checks.reference:tutorial_forward",
+    "cnnlib.tutorial.loop:evaluate_tutorial",
+    "cnnlib.tutorial.loop:tutorial_step",
+    *TUTORIAL_NET_PREDICT,
+)
+
 EXERCISES = (
-    Exercise("conv_output_size", visible=(CheckRun("check_conv_output_size"),), hidden=(
+    Exercise("conv_output_size", answer_key=(
+        "cnnlib.layers.conv:conv_output_size",
+        "cnnlib.layers.conv:Conv2D.output_shape",
+        "cnnlib.checks.forward:_output_size",
+    ), visible=(CheckRun("check_conv_output_size"),), hidden=(
         CheckRun("check_conv_output_size", {"cases": _OUTPUT_SIZES}),
         *(Case(f"conv_output_size{c}", fixed(*c), _output_size, Equal()) for c in _OUTPUT_SIZES),
     )),
-    Exercise("conv3x3_forward", visible=(CheckRun("check_conv3x3_forward"),), hidden=(
+    Exercise("conv3x3_forward", answer_key=(
+        *CONV_FORWARD,
+        "cnnlib.layers.conv:unfold",
+    ), visible=(CheckRun("check_conv3x3_forward"),), hidden=(
         CheckRun("check_conv3x3_forward", {"seed": 21,
                                            "shapes": ((28, 28, 8), (3, 3, 1), (4, 9, 2))}),
         Case("a 12x10 image with 5 filters", normal(21, (12, 10), (5, 3, 3)), ref.conv_forward),
     )),
-    Exercise("maxpool2_forward", visible=(CheckRun("check_maxpool2_forward"),), hidden=(
+    Exercise("maxpool2_forward", answer_key=(
+        *MAXPOOL_FORWARD,
+    ), visible=(CheckRun("check_maxpool2_forward"),), hidden=(
         CheckRun("check_maxpool2_forward", {"seed": 31,
                                             "shapes": ((26, 26, 8), (3, 3, 1), (2, 5, 2))}),
         Case("a (10, 7, 3) input", normal(31, (10, 7, 3)), ref.maxpool_forward),
     )),
-    Exercise("softmax_forward", visible=(CheckRun("check_softmax_forward"),), hidden=(
+    Exercise("softmax_forward", answer_key=(
+        *SOFTMAX,
+        "cnnlib.tutorial.layers:Softmax.forward",
+        "cnnlib.layers.dense:Dense.forward",
+        "cnnlib.checks.reference:dense_softmax_forward",
+        "cnnlib.checks.forward:_probs",
+    ), visible=(CheckRun("check_softmax_forward"),), hidden=(
         CheckRun("check_softmax_forward", {"seed": 41}),
         Case("a 13x13x8 input, biases 0", normal(41, (13, 13, 8), (1352, 10),
                                                  extra=(np.zeros(10),)), _probs),
         Case("a 13x13x8 input, huge scores (biases 1e4)",
              normal(41, (13, 13, 8), (1352, 10), extra=(np.full(10, 1e4),)), _probs),
     )),
-    Exercise("cross_entropy", visible=(CheckRun("check_cross_entropy"),), hidden=(
+    Exercise("cross_entropy", answer_key=(
+        "cnnlib.losses:softmax_cross_entropy",
+        "cnnlib.checks.forward:_cross_entropy",
+    ), visible=(CheckRun("check_cross_entropy"),), hidden=(
         CheckRun("check_cross_entropy", {"seed": 51}),
         Case("label 6", fixed(ref.softmax(np.array([2.0, -1.0, 0.5, 0.0, 3.0, 1.0, -2.0, 0.0,
                                                      0.2, 1.5])), 6), _cross_entropy),
     )),
-    Exercise("forward_sample", visible=(CheckRun("check_forward_sample"),), hidden=(
+    Exercise("forward_sample", answer_key=(
+        # not the layers' forward methods: calling them is the exercise
+        *_FORWARD_SAMPLE,
+    ), visible=(CheckRun("check_forward_sample"),), hidden=(
         CheckRun("check_forward_sample", {"seed": 61, "n": 4}),
         Case("a hidden image, label 4", partial(_forward_sample_inputs, 61, 4),
              ref.tutorial_forward, _SAMPLE),
     )),
-    Exercise("untrained_network", visible=(CheckRun("check_untrained_network"),), hidden=()),
+    Exercise("untrained_network", answer_key=(
+        *_FORWARD_SAMPLE,
+    ), visible=(CheckRun("check_untrained_network"),), hidden=()),
 )

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import CONV_FORWARD
 from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
 from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
-__all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba",
-           "reference_im2col"]
+# The reference im2col stays private (and in the answer key of im2col): the notebook imports
+# this module before the exercise.
+__all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_forward_numba"]
 
 HINTS = {
     "cols-transposed": Hint(
@@ -107,7 +109,7 @@ _NUMBA_ERROR_HINTS = [
 ]
 
 
-def reference_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
+def _reference_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
     """``(C, H, W)`` -> ``(H' * W', C * kh * kw)`` from Conv2D's own im2col
     (:func:`cnnlib.layers.conv.unfold`): rows = output positions, columns in ``(c, u, v)``."""
     return _windows(x, kh, kw, stride).transpose(1, 2, 0, 3, 4).reshape(-1, x.shape[0] * kh * kw)
@@ -147,7 +149,7 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
         cases.append(((1, 7, 6), (2, 3), 2))
     for shp, (kh, kw), s in cases:
         x = rng.standard_normal(shp)
-        want = reference_im2col(x, kh, kw, s)
+        want = _reference_im2col(x, kh, kw, s)
         c, h, w = shp
         ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
         win = _windows(x, kh, kw, s)  # (C, H', W', kh, kw)
@@ -162,7 +164,7 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
                 Mistake(HINTS["row-order"], win.transpose(2, 1, 0, 3, 4).reshape(ho * wo, -1)),
                 Mistake(HINTS["output-size"],
                         win[:, :-1, :-1].transpose(1, 2, 0, 3, 4).reshape(-1, c * kh * kw)),
-                Mistake(HINTS["stride"], reference_im2col(x, kh, kw)),
+                Mistake(HINTS["stride"], _reference_im2col(x, kh, kw)),
             ],
             rtol=0.0, atol=0.0,
         )
@@ -182,7 +184,7 @@ def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6
         want = _conv_reference(x, W, b, s)
         f, c, kh, kw = fil
         ho, wo = want.shape[1:]
-        cols = reference_im2col(x, kh, kw, s)
+        cols = _reference_im2col(x, kh, kw, s)
         got = chk.call(fn, x, W, b, stride=s)
         chk.compare(
             "y", got, want,
@@ -241,7 +243,7 @@ _SUMS = Close(rtol=1e-10, atol=1e-12)   # the same sums in another order
 
 def _im2col_case(seed, c, h, w, kh, kw, s):
     return Case(f"a ({c}, {h}, {w}) input, {kh}x{kw} windows, stride {s}",
-                normal(seed, (c, h, w), extra=(kh, kw)), reference_im2col, _EXACT,
+                normal(seed, (c, h, w), extra=(kh, kw)), _reference_im2col, _EXACT,
                 kwargs={"stride": s})
 
 
@@ -253,20 +255,31 @@ def _conv_case(seed, c, h, w, f, kh, kw, s=None, numba=False):
 
 
 EXERCISES = (
-    Exercise("im2col", visible=(CheckRun("check_im2col"),), hidden=(
+    Exercise("im2col", answer_key=(
+        "cnnlib.checks.going_fast:_reference_im2col",
+        "cnnlib.checks.going_fast:_windows",
+        "cnnlib.layers.conv:unfold",
+    ), visible=(CheckRun("check_im2col"),), hidden=(
         CheckRun("check_im2col", {"seed": 3, "shape": (2, 9, 7), "kernel": (3, 2), "stride": 2}),
         _im2col_case(17, 3, 7, 6, 3, 2, 1),
         _im2col_case(18, 2, 8, 9, 2, 3, 2),
         _im2col_case(19, 1, 5, 5, 5, 5, 1),
     )),
-    Exercise("conv_forward_im2col", visible=(CheckRun("check_conv_forward_im2col"),), hidden=(
+    Exercise("conv_forward_im2col", answer_key=(
+        # not im2col: the student's own im2col is what this exercise builds on
+        *CONV_FORWARD,
+        "cnnlib.checks.going_fast:_conv_reference",
+    ), visible=(CheckRun("check_conv_forward_im2col"),), hidden=(
         CheckRun("check_conv_forward_im2col", {"seed": 8, "shape": (3, 10, 8),
                                                "filters": (4, 3, 3, 3), "stride": 2}),
         _conv_case(23, 1, 12, 12, 8, 3, 3, 1),
         _conv_case(24, 3, 9, 11, 5, 2, 2, 2),
         _conv_case(25, 2, 6, 6, 3, 5, 5, 1),
     )),
-    Exercise("conv_forward_numba", visible=(CheckRun("check_conv_forward_numba"),), hidden=(
+    Exercise("conv_forward_numba", answer_key=(
+        *CONV_FORWARD,
+        "cnnlib.checks.going_fast:_conv_reference",
+    ), visible=(CheckRun("check_conv_forward_numba"),), hidden=(
         CheckRun("check_conv_forward_numba", {"seed": 4, "shape": (3, 7, 9),
                                               "filters": (2, 3, 2, 3)}),
         _conv_case(41, 1, 6, 6, 2, 3, 3, numba=True),

@@ -22,6 +22,12 @@ on one of those modules cannot make the hidden cases pass. That order is kept he
 is no defence against a student who patches numpy, ``importlib`` or this module's function
 itself; the grader that runs the same cases outside the student's process is the answer to
 those.
+
+The answer key stays shut: importing this module (every notebook's setup cell does) installs
+the guard of :mod:`cnnlib.checks.guard` on every exercise's ``answer_key``, and each case
+runs the student's function with its exercise's answer key armed. Reaching it fails the
+case with the "answer key" hint, even when the student's code caught the exception. The
+modules reloaded here are wrapped again as they are re-executed (the guard's import hook).
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ from cnnlib.checks import (
     training,
 )
 from cnnlib.checks.cases import Case, CheckRun, Exercise, run_case
+from cnnlib.checks.guard import GUARD
 
-__all__ = ["NOTEBOOK_MODULES", "RELOAD_ORDER", "exercise", "exercises", "run_hidden",
-           "run_visible"]
+__all__ = ["NOTEBOOK_MODULES", "RELOAD_ORDER", "answer_keys", "exercise", "exercises",
+           "install_guard", "run_hidden", "run_visible"]
 
 # notebook folder -> the checks module named after it
 NOTEBOOK_MODULES = {
@@ -58,7 +65,8 @@ NOTEBOOK_MODULES = {
 
 # Each module after the modules it imports: the reference layers, the tutorial layers built on
 # them, the training helpers, then the checks framework, the reference answers, the checks of
-# each notebook, the package that re-exports them and this runner.
+# each notebook, the package that re-exports them and this runner. cnnlib.checks.guard is never
+# reloaded: its state (the wrappers, what tripped) must outlive a reload.
 RELOAD_ORDER = (
     "cnnlib.layers.activations",
     "cnnlib.layers.dense",
@@ -77,6 +85,11 @@ RELOAD_ORDER = (
     "cnnlib.checks",
     __name__,
 )
+
+
+def answer_keys() -> list[str]:
+    """Every exercise's answer-key specs, once each, in table order."""
+    return list(dict.fromkeys(spec for _, ex in exercises().values() for spec in ex.answer_key))
 
 
 def exercises() -> dict[str, tuple[object, Exercise]]:
@@ -109,7 +122,7 @@ def run(name: str, fn, which: str = "hidden") -> None:
         if isinstance(case, CheckRun):
             getattr(module, case.check)(fn, **case.options)   # prints its report, raises if wrong
         elif isinstance(case, Case):
-            problem = run_case(case, fn)
+            problem = run_case(case, fn, ex.answer_key)
             if problem:
                 problems.append(problem)
         else:
@@ -117,6 +130,12 @@ def run(name: str, fn, which: str = "hidden") -> None:
     if problems:
         raise AssertionError(f"{name}: wrong for " + "; ".join(problems))
     print(f"{name}: the {which} cases pass ({len(getattr(ex, which))})")
+
+
+def install_guard() -> list[str]:
+    """Wrap every exercise's answer key now (idempotent), so that objects a notebook binds
+    later are the guarded ones; modules not imported yet are wrapped on import."""
+    return GUARD.install(answer_keys())
 
 
 def reload_all():
@@ -136,3 +155,6 @@ def run_visible(name: str, fn) -> None:
     """The visible cases of exercise ``name`` (the check the notebook's check cell runs)."""
     __tracebackhide__ = True
     reload_all().run(name, fn, "visible")
+
+
+install_guard()

@@ -22,6 +22,7 @@ from functools import partial
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import MAXPOOL_BACKWARD, MAXPOOL_FORWARD
 from cnnlib.gradcheck import numerical_gradient_array
 
 from . import reference as ref
@@ -206,12 +207,20 @@ _WINDOWS = (([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], "all zeros"),
             ([[0.0, 1.0, 4.0, 4.0]], "one row, two tied"))
 
 EXERCISES = (
-    Exercise("first_max_index", visible=(CheckRun("check_first_max_index"),), hidden=(
+    Exercise("first_max_index", answer_key=(
+        # np.argmax and np.unravel_index are the exercise; the pooling layers store the argmax
+        "cnnlib.checks.maxpool_backprop:_first_max_index",
+        *MAXPOOL_FORWARD,
+    ), visible=(CheckRun("check_first_max_index"),), hidden=(
         CheckRun("check_first_max_index", {"seed": 81}),
         *(Case(f"a {np.shape(w)} window, {what}", fixed(np.array(w)), _first_max_index, Equal())
           for w, what in _WINDOWS),
     )),
-    Exercise("maxpool2_backprop", visible=(CheckRun("check_maxpool2_backprop"),), hidden=(
+    Exercise("maxpool2_backprop", answer_key=(
+        *MAXPOOL_BACKWARD,
+        "cnnlib.checks.maxpool_backprop:_maxpool2_backprop",
+        "cnnlib.checks.maxpool_backprop:_wrong_routing",
+    ), visible=(CheckRun("check_maxpool2_backprop"),), hidden=(
         CheckRun("check_maxpool2_backprop", {"seed": 82,
                                              "shapes": ((26, 26, 8), (6, 6, 2), (3, 3, 1))}),
         Case("an (8, 6, 3) input", partial(_pool_inputs, 82, (8, 6, 3), "normal"),
@@ -221,7 +230,11 @@ EXERCISES = (
         Case("a (7, 9, 2) input with many ties", partial(_pool_inputs, 84, (7, 9, 2), "ties"),
              _maxpool2_backprop),
     )),
-    Exercise("maxpool_backprop", visible=(CheckRun("check_maxpool_backprop"),), hidden=(
+    Exercise("maxpool_backprop", answer_key=(
+        *MAXPOOL_BACKWARD,
+        "cnnlib.checks.maxpool_backprop:_maxpool2_backprop",
+        "cnnlib.checks.maxpool_backprop:_wrong_routing",
+    ), visible=(CheckRun("check_maxpool_backprop"),), hidden=(
         CheckRun("check_maxpool_backprop", {"seed": 83, "cases": (
             ((7, 7, 2), 3, 2), ((6, 6, 1), 3, 3), ((5, 4, 2), 2, 1))}),
         *(Case(f"input {shape} with ties, pool_size {k}, stride {s}",

@@ -368,29 +368,49 @@ _P5 = ref.softmax(np.array([3.0, -1.0, 0.2, 0.0, 1.0]))
 _UPDATED = (After("weights", arg(3)), After("biases", arg(4)))
 
 EXERCISES = (
-    Exercise("d_L_d_out", visible=(CheckRun("check_d_L_d_out"),), hidden=(
+    Exercise("d_L_d_out", answer_key=(
+        "cnnlib.checks.softmax_backprop:_d_L_d_out",
+        "cnnlib.checks.training:_initial_gradient",
+    ), visible=(CheckRun("check_d_L_d_out"),), hidden=(
         CheckRun("check_d_L_d_out", {"seed": 71, "nodes": 7}),
         *(Case(f"label {c} with 7 classes", fixed(_P7, c), _d_L_d_out, Close(rtol=1e-5))
           for c in (0, 2, 6)),
     )),
-    Exercise("d_out_d_t", visible=(CheckRun("check_d_out_d_t"),), hidden=(
+    Exercise("d_out_d_t", answer_key=(
+        "cnnlib.checks.softmax_backprop:_d_out_d_t",
+        "cnnlib.layers.activations:SoftmaxActivation.backward",
+    ), visible=(CheckRun("check_d_out_d_t"),), hidden=(
         CheckRun("check_d_out_d_t", {"seed": 72, "nodes": 6}),
         *(Case(f"label {c}, totals around {t.max():g}", fixed(t, c), _d_out_d_t)
           for t in _T4 for c in range(4)),
     )),
-    Exercise("local_gradients", visible=(CheckRun("check_local_gradients"),), hidden=(
+    Exercise("local_gradients", answer_key=(
+        # the rest is the flattened input and the weights themselves: nothing to call
+        "cnnlib.checks.softmax_backprop:_local_gradients",
+    ), visible=(CheckRun("check_local_gradients"),), hidden=(
         CheckRun("check_local_gradients", {"seed": 73, "shape": (13, 13, 8), "nodes": 10}),
         Case("a (2, 3, 4) input into 5 nodes", partial(_local_inputs, 73), _local_gradients,
              Each(("d_t_d_w", Close()), ("d_t_d_b", Close(broadcast=True)),
                   ("d_t_d_inputs", Close()))),
     )),
-    Exercise("chain_rule", visible=(CheckRun("check_chain_rule"),), hidden=(
+    Exercise("chain_rule", answer_key=(
+        "cnnlib.checks.softmax_backprop:_chain_rule",
+        "cnnlib.layers.dense:Dense.backward",
+        "cnnlib.checks.reference:dense_softmax_backward",
+    ), visible=(CheckRun("check_chain_rule"),), hidden=(
         CheckRun("check_chain_rule", {"seed": 74, "shape": (5, 5, 3), "nodes": 10}),
         Case("a (4, 4, 2) input into 6 nodes", normal(74, (6,), (4, 4, 2), (32, 6)),
              _chain_rule, Each(("d_L_d_w", Close()), ("d_L_d_b", Close()),
                                ("d_L_d_input", Close()))),
     )),
-    Exercise("softmax_backprop", visible=(CheckRun("check_softmax_backprop"),), hidden=(
+    Exercise("softmax_backprop", answer_key=(
+        "cnnlib.checks.softmax_backprop:_softmax_backprop",
+        "cnnlib.tutorial.layers:Softmax.backprop",
+        "cnnlib.layers.dense:Dense.backward",
+        "cnnlib.layers.activations:SoftmaxActivation.backward",
+        "cnnlib.checks.reference:dense_softmax_backward",
+        "cnnlib.losses:softmax_cross_entropy",
+    ), visible=(CheckRun("check_softmax_backprop"),), hidden=(
         CheckRun("check_softmax_backprop", {"seed": 75, "shape": (13, 13, 8), "nodes": 10,
                                             "learn_rate": 0.005}),
         Case("scores near 0", partial(_softmax_backprop_inputs, 75, 0.0), _softmax_backprop,
@@ -398,7 +418,12 @@ EXERCISES = (
         Case("scores near 5000", partial(_softmax_backprop_inputs, 76, 5000.0),
              _softmax_backprop, after=_UPDATED),
     )),
-    Exercise("fused_d_L_d_t", visible=(CheckRun("check_fused_d_L_d_t"),), hidden=(
+    Exercise("fused_d_L_d_t", answer_key=(
+        "cnnlib.checks.softmax_backprop:_fused_d_L_d_t",
+        "cnnlib.losses:softmax_cross_entropy",
+        "cnnlib.layers.activations:SoftmaxActivation.backward",
+        "cnnlib.checks.reference:dense_softmax_backward",
+    ), visible=(CheckRun("check_fused_d_L_d_t"),), hidden=(
         CheckRun("check_fused_d_L_d_t", {"seed": 76, "nodes": 5}),
         *(Case(f"label {c}", fixed(_P5, c), _fused_d_L_d_t) for c in range(5)),
     )),

@@ -12,6 +12,7 @@ from functools import partial
 
 import numpy as np
 
+from cnnlib.checks.answer_keys import TUTORIAL_NET_PREDICT, TUTORIAL_NET_TRAIN
 from cnnlib.checks.base import Checker, Hint, Mistake, Shared, check_function
 from cnnlib.checks.cases import (
     After,
@@ -322,14 +323,24 @@ _SAME = Close(rtol=0.0, atol=0.0)
 _STEP = Close(rtol=1e-9, atol=1e-12)
 
 EXERCISES = (
-    Exercise("initial_gradient", visible=(CheckRun("check_initial_gradient"),), hidden=(
+    Exercise("initial_gradient", answer_key=(
+        "cnnlib.checks.training:_initial_gradient",
+        "cnnlib.checks.softmax_backprop:_d_L_d_out",
+    ), visible=(CheckRun("check_initial_gradient"),), hidden=(
         CheckRun("check_initial_gradient", {"seed": 7, "num_classes": 4}),
         *(Case(f"{k} classes", partial(_probs_inputs, 2024 + k, k), _initial_gradient,
                Close(rtol=1e-12, atol=0.0), after=(After("probs (must not change)", arg(0),
                                                          _SAME),))
           for k in (2, 10, 26)),
     )),
-    Exercise("train_step", visible=(CheckRun("check_train_step"),), hidden=(
+    Exercise("train_step", answer_key=(
+        # not the layers' forward/backprop: chaining them is the exercise
+        "cnnlib.tutorial.loop:tutorial_step",
+        "cnnlib.tutorial.loop:train_tutorial",
+        "cnnlib.checks.training:_train_step",
+        "cnnlib.checks.training:_step_with",
+        *TUTORIAL_NET_TRAIN,
+    ), visible=(CheckRun("check_train_step"),), hidden=(
         CheckRun("check_train_step", {"seed": 11, "lr": 0.02}),
         Case("a hidden image, label 3, lr=0.05", partial(_train_step_inputs, 99, 3),
              _train_step, Each(("loss", Close(rtol=0.0, atol=1e-9)), ("correct", Equal())),
@@ -338,7 +349,11 @@ EXERCISES = (
                     After("softmax weights", arg(4, "weights"), _STEP),
                     After("softmax biases", arg(4, "biases"), _STEP))),
     )),
-    Exercise("evaluate", visible=(CheckRun("check_evaluate"),), hidden=(
+    Exercise("evaluate", answer_key=(
+        "cnnlib.tutorial.loop:evaluate_tutorial",
+        "cnnlib.checks.training:_evaluate",
+        *TUTORIAL_NET_PREDICT,
+    ), visible=(CheckRun("check_evaluate"),), hidden=(
         CheckRun("check_evaluate", {"seed": 5, "n": 7}),
         Case("5 hidden images", partial(_evaluate_inputs, 31, 5), _evaluate,
              Each(("mean loss", Close(rtol=0.0, atol=1e-9)),
