@@ -260,7 +260,11 @@ class Exercise:
 
 
 def is_njit(fn) -> bool:
-    """Whether ``fn`` was compiled with numba's ``@njit``."""
+    """Whether ``fn`` was compiled with numba's ``@njit`` (a grader's proxy for a function
+    in the sandbox answers through ``remote_is_njit``)."""
+    remote = getattr(fn, "remote_is_njit", None)
+    if isinstance(remote, bool):
+        return remote
     # numba is a heavy import (~0.5 s), deferred to the one exercise that needs it.
     from numba.core.registry import CPUDispatcher
 

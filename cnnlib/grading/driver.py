@@ -33,7 +33,6 @@ ways around the wrappers.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
 import signal
@@ -44,6 +43,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from cnnlib.checks.guard import GUARD
 from cnnlib.grading import wire
 
 __all__ = ["main", "serve", "call", "describe", "run_cells"]
@@ -64,45 +64,21 @@ class GuardTripped(RuntimeError):
 
 # ------------------------------------------------------------------------------- the guards
 class _Guards:
-    """Wrappers around guarded functions, armed per call, and the tampering the audit hook saw."""
+    """The answer-key guard (:data:`cnnlib.checks.guard.GUARD`, the same one the visible checks
+    use) and the tampering the audit hook saw."""
 
     def __init__(self):
-        self.armed: set[str] = set()
-        self.tripped: list[str] = []
         self.tampering: list[str] = []
-        self.wrappers: dict[str, object] = {}
         self.student = False  # True while student code runs (cells or calls)
         self._fresh: set[str] = set()  # cnnlib modules being imported for the first time
 
-    # ---- wrapping
-    def install(self, spec: str) -> None:
-        if spec in self.wrappers:
-            return
-        owner, name, original = _resolve(spec)
-        guards = self
-
-        def guarded(*args, **kwargs):
-            if spec in guards.armed:
-                guards.tripped.append(spec)
-                raise GuardTripped(f"{_pretty(spec)} is the answer key of this exercise")
-            return original(*args, **kwargs)
-
-        guarded.__name__ = getattr(original, "__name__", name)
-        guarded.__doc__ = getattr(original, "__doc__", None)
-        setattr(owner, name, guarded)
-        self.wrappers[spec] = guarded
+    def install(self, specs) -> None:
+        GUARD.install(specs)
 
     def reinstall(self) -> None:
-        """Put back any wrapper that student code replaced (and note it)."""
-        for spec, wrapper in list(self.wrappers.items()):
-            try:
-                owner, name, current = _resolve(spec)
-            except (ImportError, AttributeError):
-                continue
-            if current is not wrapper:
-                self.note(f"replaced {_pretty(spec)}")
-                del self.wrappers[spec]
-                self.install(spec)
+        """Put back any guard that student code replaced (and note it)."""
+        for spec in GUARD.reinstall():
+            self.note(f"replaced {spec}")
 
     def note(self, what: str) -> None:
         if what not in self.tampering and len(self.tampering) < 50:
@@ -162,15 +138,6 @@ def _reading_for_a_traceback() -> bool:
             return True
         frame = frame.f_back
     return False
-
-
-def _resolve(spec: str):
-    module_name, _, path = spec.partition(":")
-    owner = importlib.import_module(module_name)
-    parts = path.split(".")
-    for part in parts[:-1]:
-        owner = getattr(owner, part)
-    return owner, parts[-1], getattr(owner, parts[-1])
 
 
 def _pretty(spec: str) -> str:
@@ -324,15 +291,15 @@ def call(request: dict, arrays: dict, ns: dict, guards: _Guards) -> tuple[dict, 
     except (wire.WireError, KeyError) as exc:
         record.update(status="error", error=f"the grader's inputs could not be read: {exc}")
         return record, out
-    guards.tripped.clear()
     stderr, stdout = io.StringIO(), io.StringIO()
     caught: list = []
+    trips: list = []
     start = time.perf_counter()
-    guards.armed = set(request.get("guard", ()))
     guards.student = True
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr), \
-                contextlib.redirect_stdout(stdout), _time_limit(request.get("timeout")):
+                contextlib.redirect_stdout(stdout), _time_limit(request.get("timeout")), \
+                GUARD.arm(request.get("guard", ())) as trips:
             warnings.simplefilter("always")
             value = fn(*args, **kwargs)
         record["value"] = wire.encode(value, "value", out)
@@ -345,11 +312,10 @@ def call(request: dict, arrays: dict, ns: dict, guards: _Guards) -> tuple[dict, 
                       error_message=str(exc)[:MAX_TEXT])
     finally:
         guards.student = False
-        guards.armed = set()
         record["seconds"] = time.perf_counter() - start
-    if guards.tripped:
-        record.update(status="guarded", error_type="AnswerKeyUsed",
-                      error=f"{_pretty(guards.tripped[0])} is the answer key of this exercise")
+    if trips:
+        record.update(status="guarded", error_type="AnswerKeyUsed", spec=trips[0],
+                      error=f"{_pretty(trips[0])} is the answer key of this exercise")
     record["args_after"] = wire.encode(tuple(args), "after", out)
     record["warnings"] = [[w.category.__name__, str(w.message)[:MAX_TEXT]] for w in caught][:20]
     record["stderr"] = stderr.getvalue()[-MAX_TEXT:]
@@ -378,8 +344,8 @@ def serve(sock, workdir: Path) -> None:
         if op == "run" and shell is None:
             for spec in request.get("guard", ()):
                 try:
-                    guards.install(spec)
-                except (ImportError, AttributeError) as exc:
+                    guards.install([spec])
+                except (ImportError, AttributeError, ValueError) as exc:
                     guards.note(f"guard {spec} could not be installed ({exc})")
             nb = nbformat.read(workdir / request["notebook"], as_version=4)
             shell = _shell()

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlib.checks.guard import AnswerKeyUsed
 from cnnlib.grading import sandbox, wire
 
 __all__ = ["Session", "RemoteFunction", "AnswerKeyUsed", "StudentError", "DriverLost",
@@ -37,10 +38,6 @@ __all__ = ["Session", "RemoteFunction", "AnswerKeyUsed", "StudentError", "Driver
 SOCKET_NAME = "grader.sock"
 START_TIMEOUT = 60.0  # seconds for the sandbox's Python to import numpy/IPython and connect
 CALL_MARGIN = 5.0  # seconds beyond a call's own limit before the driver counts as lost
-
-
-class AnswerKeyUsed(Exception):
-    """The student's function reached the answer key of its exercise."""
 
 
 class StudentError(RuntimeError):
@@ -262,7 +259,9 @@ class RemoteFunction:
             return wire.decode(answer.get("value"), out)
         if status == "guarded":
             self.session.answer_key.append(f"{self.exercise}: {answer.get('error')}")
-            raise AnswerKeyUsed(answer.get("error"))
+            if answer.get("spec"):
+                raise AnswerKeyUsed(answer["spec"])
+            raise StudentError(answer.get("error") or "the answer key of this exercise was used")
         if status == "timeout":
             raise TimeoutError(f"{self.name} ran past its {self.timeout:g} s limit")
         if status == "missing":
