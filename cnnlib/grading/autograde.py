@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -140,18 +139,8 @@ def stage_submission(folder: Path, student: str, assignment: str, layout: dict,
 
 def keep_only_notebooks(folder: Path, notebooks: Iterable[str]) -> None:
     """Delete everything in an autograded folder but its notebooks and timestamp.txt (files
-    the kernel wrote there, copies of the source folder's helpers); links are removed, never
-    followed."""
-    if not folder.is_dir() or folder.is_symlink():
-        return
-    keep = {f"{n}.ipynb" for n in notebooks} | {TIMESTAMP}
-    for entry in folder.iterdir():
-        if entry.name in keep and entry.is_file() and not entry.is_symlink():
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    the kernel wrote there, copies of the source folder's helpers)."""
+    course.keep_only(folder, {f"{n}.ipynb" for n in notebooks} | {TIMESTAMP})
 
 
 def find_submissions(submitted: Path) -> dict[str, list[str]]:

@@ -112,3 +112,19 @@ def exact_notebooks(converter) -> None:
     converter.assignments = {folder: found} if found else {}
     if not found:
         raise GradingError(f"no notebooks in {folder!r}")
+
+
+def keep_only(folder: Path, names: set[str]) -> None:
+    """Delete every entry of `folder` whose name is not in `names` (and any non-regular file);
+    links are removed, never followed. nbgrader copies whatever else it finds beside a
+    notebook (and, for a folder name with glob characters, the notebook itself)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for entry in folder.iterdir():
+        if entry.name in names and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

@@ -120,6 +120,7 @@ def feedback_one(root: str, assignment: str, student: str,
             config.CourseDirectory.assignment_id = assignment
             config.CourseDirectory.student_id = student  # literally: ExactGenerateFeedback
             out = run_converter(ExactGenerateFeedback, config)
+        course.keep_only(folder, {p.name for p in folder.glob("*.html")})
         pages = [str(p) for p in sorted(folder.glob("*.html"))]
         if not out["success"]:
             return pages, f"{student}/{assignment}: {failure_reason(out.get('error', ''))}"

@@ -115,9 +115,9 @@ def normalise_cells(nb, expected: list[dict]) -> list[str]:
     - a grade id twice (an answer or check cell duplicated or pasted elsewhere): the copy
       at the instructor's place (between the cells that come before and after it) keeps the
       grade id; the others become ordinary cells;
-    - a test or locked cell deleted: the instructor's cell is put back before the cell that
-      follows it (nbgrader's own re-insertion fails when the cell before it is not a graded
-      or answer cell).
+    - a test or locked cell deleted: the instructor's cell is put back after the cell that
+      precedes it, or before the one that follows it when both are gone (nbgrader's own
+      re-insertion fails when the cell before it is not a graded or answer cell).
 
     Marker text (`### BEGIN SOLUTION`, ...) in a student's cell is left as it is: only the
     instructor's test cells, whose source nbgrader restores from the gradebook, are read
@@ -156,8 +156,8 @@ def normalise_cells(nb, expected: list[dict]) -> list[str]:
             if i != keep[gid]:
                 _strip_markup(nb.cells[i])
     # put back deleted test and locked cells (not answers: the student's code is elsewhere or
-    # gone, and a stub would only hide it), each just before the kept cell that follows it in
-    # the instructor's order, else just after the one that precedes it
+    # gone, and a stub would only hide it), each just after the cell that precedes it in the
+    # instructor's order, or when that one is gone too, just before the one that follows it
     missing = [rec for rec in expected if rec["grade_id"] not in keep
                and (rec["grade"] or rec["locked"]) and not rec["solution"]]
     if missing:
@@ -167,8 +167,10 @@ def normalise_cells(nb, expected: list[dict]) -> list[str]:
             k = known[rec["grade_id"]]
             after = [r["grade_id"] for r in expected[k + 1:] if r["grade_id"] in ids]
             before = [r["grade_id"] for r in expected[:k] if r["grade_id"] in ids]
-            at = ids.index(after[0]) if after else \
-                max((ids.index(g) for g in before), default=-1) + 1
+            if before and before[-1] == expected[k - 1]["grade_id"] or not after:
+                at = max((ids.index(g) for g in before), default=-1) + 1
+            else:
+                at = ids.index(after[0])
             cells.insert(at, _cell_from_record(rec))
             ids.insert(at, rec["grade_id"])
         nb.cells = cells
