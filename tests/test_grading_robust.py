@@ -157,7 +157,8 @@ def build_class(course: Path) -> None:
         "import os\nprint(os.environ.get('CNNLIB_TEST_SECRET'))\n"
         "print(os.path.join(os.path.expanduser('~'), 'private', 'notes.txt'))\n"
         "print(os.getcwd())\n"
-        "open('kernel-wrote.txt', 'w').write('x')\n", id="show"))
+        "open('kernel-wrote.txt', 'w').write('x')\n"
+        f"# typed in: {Path.home()}/notes and {course}/solutions\n", id="show"))
     submit(course, "script", A, nb)
 
 
@@ -260,6 +261,7 @@ def test_feedback_shows_none_of_the_graders_paths_or_environment(graded):
     text = html_to_text((graded / "feedback" / "script" / A / PAGE).read_text("utf-8"))
     assert SECRET not in text and "<$CNNLIB_TEST_SECRET>" in text
     assert str(graded) not in text and "<course>/autograded/script" in text
+    assert "<course>/solutions" in text  # typed into a source: redacted, the page still made
     if len(str(Path.home())) > 1:
         assert "~/private/notes.txt" in text
     failed = html_to_text((graded / "feedback" / "linked-notebook" / A / PAGE).read_text())

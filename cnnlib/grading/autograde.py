@@ -121,11 +121,13 @@ def stage_submission(folder: Path, student: str, assignment: str, layout: dict,
             continue
         try:
             nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+            found = normalise_cells(nb, layout["cells"].get(name, []))
+            text = nbformat.writes(nb)
         except Exception:  # not a notebook: nbgrader's own error says what is wrong
             (out / f"{name}.ipynb").write_bytes(data)
         else:
-            notes += normalise_cells(nb, layout["cells"].get(name, []))
-            nbformat.write(nb, out / f"{name}.ipynb")
+            notes += found
+            (out / f"{name}.ipynb").write_text(text, encoding="utf-8")
         staged.append(name)
     try:
         stamp = _regular_file(folder / TIMESTAMP, TIMESTAMP, MAX_TIMESTAMP_BYTES)

@@ -199,8 +199,9 @@ def _redact_value(value, private):
 
 
 class RedactGraderDetails(NbGraderPreprocessor):
-    """Replace the grader's paths and environment values in every output (`private_strings`):
-    under nbgrader a kernel inherits the grader's environment, and tracebacks name files."""
+    """Replace the grader's paths and environment values in every cell's source and outputs
+    (`private_strings`): under nbgrader a kernel inherits the grader's environment, and
+    tracebacks name files."""
 
     course_root = Unicode("", help="The course folder (shown as <course>).").tag(config=True)
 
@@ -209,6 +210,8 @@ class RedactGraderDetails(NbGraderPreprocessor):
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, cell_index):
+        # sources too: a student may type the grader's home folder to have the page withheld
+        cell["source"] = redact_private(cell_source(cell), self._private)
         for out in cell.get("outputs", []):
             for key in ("text", "evalue", "traceback"):
                 if key in out:
