@@ -47,6 +47,7 @@ EXPECTED = {
     "dup-answer": (10, "graded", "duplicated cells graded once"),
     "copied-check": (10, "graded", "duplicated cells graded once"),
     "copied-check-early": (10, "graded", "duplicated cells graded once"),
+    "copied-raw": (10, "graded", "duplicated cells graded once"),
     "invented-id": (10, "graded", "does not have were not graded: my-own"),
     "invented-wrong": (5, "graded", "does not have were not graded: my-own"),
     "no-grade-id": (10, "graded", "no grade id"),
@@ -98,6 +99,10 @@ def build_class(course: Path) -> None:
     dup["id"] = "pasted-early"
     nb.cells.insert(1, dup)
     submit(course, "copied-check-early", A, nb)
+
+    raw = json.loads(nbformat.writes(good))  # copied in a text editor: same cell id too
+    raw["cells"].insert(1, json.loads(json.dumps(raw["cells"][_index(good, "relu-hidden")])))
+    submit(course, "copied-raw", A, raw=json.dumps(raw))
 
     meta = {"grade": True, "solution": False, "locked": False, "grade_id": "my-own",
             "points": 50, "schema_version": 3}
@@ -325,3 +330,24 @@ def test_redact_private_matches_whole_paths_only():
     text = "/srv/course/x /srv/courses abcdefgh12345 123456789 autograde"
     assert redact_private(text, private) == \
         "<course>/x /srv/courses <$TOKEN> 123456789 autograde"
+
+
+def test_regrading_odd_ids_by_name(graded):
+    """`--student` takes ids literally: regrading `h-glob[1]` and `star*` touches no one else."""
+    before = gradebook_scores(graded)
+    proc = run([PY, "-m", "cnnlib.grading", "autograde", "submitted", "--out", "again.csv",
+                "--student", "h-glob[1]", "--student", "star*", "--timeout", "6"], cwd=graded)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = read_csv(graded / "again.csv")
+    assert set(again) == {("h-glob[1]", A), ("star*", A)}
+    assert [again[(s, A)]["score"] for s in ("h-glob[1]", "star*")] == ["10", "7"]
+    assert gradebook_scores(graded) == before
+    page = graded / "feedback" / "h-glob[1]" / A / PAGE
+    page.unlink()
+    other = graded / "feedback" / "h-glob1" / A / PAGE
+    other_before = other.stat().st_mtime_ns
+    proc = run([PY, "-m", "cnnlib.grading", "feedback", "--student", "h-glob[1]"], cwd=graded)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in page.parent.iterdir()) == [PAGE]
+    assert "Score: 10.0 / 10.0" in page.read_text(encoding="utf-8")
+    assert other.stat().st_mtime_ns == other_before  # the classmate's page left alone
