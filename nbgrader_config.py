@@ -14,9 +14,14 @@ See docs/instructors.md for the whole workflow.
 import os
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.preprocessors import GetGrades
 
-from cnnlib.grading.redaction import RedactHiddenTestOutputs
+from cnnlib.grading.redaction import (
+    ClearHiddenTestsInTestCells,
+    RedactGraderDetails,
+    RedactHiddenTestOutputs,
+    SanitizeStudentHTML,
+)
 
 c = get_config()  # noqa: F821  (provided by traitlets when it executes this file)
 
@@ -68,13 +73,24 @@ c.OverwriteCells.add_missing_cells = True
 # --- feedback --------------------------------------------------------------------------------
 # nbgrader's feedback shows every cell's source and outputs. Hidden tests must stay hidden:
 # first redact outputs of hidden-test cells that could quote hidden lines (tracebacks, echoed
-# source), then drop the hidden regions from the cell sources.
+# source), then drop the hidden regions from the test cells' sources (only the instructor's
+# test cells: marker text in a student's comment is the student's). The grader's paths and
+# environment values are replaced by placeholders, and everything a student could have
+# written (their markdown, every output) goes through nbconvert's HTML sanitiser: no student
+# <script> runs in a feedback page.
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     RedactHiddenTestOutputs,
-    ClearHiddenTests,
+    ClearHiddenTestsInTestCells,
+    RedactGraderDetails,
+    SanitizeStudentHTML,
     CSSHTMLHeaderPreprocessor,
 ]
+c.RedactGraderDetails.course_root = _here
+c.SanitizeStudentHTML.solutions_directory = os.path.join(_here, "solutions")
+# The template's own switch: HTML outputs cleaned, JavaScript and widget outputs not emitted.
+# (nbgrader's feedback template renders markdown cells without it: SanitizeStudentHTML.)
+c.HTMLExporter.sanitize_html = True
 
 # --- who decides the points ------------------------------------------------------------------
 # nbgrader's own Execute step runs the tests in the student's kernel, which can forge them

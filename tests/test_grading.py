@@ -449,8 +449,10 @@ def check_fixture_hostile_edits_undone(fixture_class):
     assert "BEGIN HIDDEN TESTS" in cells["relu-hidden"].source
     cells = by_id(autograded_nb(course, "deleted-hidden", A))
     assert "BEGIN HIDDEN TESTS" in cells["relu-backward-hidden"].source
-    # the shadowing file really sat beside the notebook the kernel ran in
-    assert (course / "autograded" / "shadow-cnnlib" / A / "cnnlib.py").is_file()
+    # only the notebook is graded: the shadowing file never reaches the kernel's folder
+    assert (course / "submitted" / "shadow-cnnlib" / A / "cnnlib.py").is_file()
+    assert sorted(p.name for p in (course / "autograded" / "shadow-cnnlib" / A).iterdir()) \
+        == [fx.NOTEBOOK]
 
 
 def check_fixture_feedback_hides_hidden_tests(fixture_class):

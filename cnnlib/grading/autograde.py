@@ -3,12 +3,20 @@
 Each student's assignment is graded on its own by nbgrader (`--force`, so regrading works),
 in worker processes sharing the gradebook. A failure is recorded in that submission's result,
 never raised: the other submissions are still graded.
+
+nbgrader never sees the submitted folder itself: `stage_submission` copies only the expected
+notebooks (regular files, no links) into a private folder, made gradable
+(`markup.normalise_cells`), and nbgrader grades that one student by exact id (its student id
+is a glob pattern: `h-glob[1]` would also match `h-glob1`). Nothing else the student handed in
+(other files, links to the grader's files, a huge scratch file) reaches autograded/ or
+feedback/, and autograded/ keeps only the graded notebooks afterwards.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +41,7 @@ from cnnlib.grading.gradebook import (
     records_sources,
     submission_scores,
 )
+from cnnlib.grading.markup import normalise_cells
 from cnnlib.grading.notes import notes_from_log, tampering, timeouts
 from cnnlib.grading.results import (
     AUTOGRADE_FAILED,
@@ -44,7 +53,97 @@ from cnnlib.grading.results import (
 from cnnlib.grading.trusted import grading_notes
 from cnnlib.grading.workers import default_jobs, run_all
 
+
+class ExactAutograde(Autograde):
+    """nbgrader's Autograde for one student, found by exact id (`course.exact_notebooks`)."""
+
+    def init_notebooks(self) -> None:
+        course.exact_notebooks(self)
+
+
 log = logging.getLogger(__name__)
+
+# A course notebook with its plots is a few MB; anything far larger is not an honest
+# submission and would only slow every step (nbgrader's own cap on copied files is 100 MB).
+MAX_NOTEBOOK_BYTES = 64 * 2**20
+MAX_TIMESTAMP_BYTES = 1024  # timestamp.txt holds one ISO date
+TIMESTAMP = "timestamp.txt"  # written by nbgrader collect; read for late penalties
+
+
+class Refused(Exception):
+    """A submission that cannot be graded as handed in; the message says why."""
+
+
+def _regular_file(path: Path, what: str, limit: int) -> bytes | None:
+    """The bytes of `path` if it is a regular file within `limit` bytes (None if absent).
+
+    Never follows a link: a link to the grader's files or to a classmate's notebook is
+    refused, so that no other file than the student's own is ever graded or copied.
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise Refused(f"{what} is a symbolic link, not a file: not graded")
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(f"{what} is not a regular file: not graded")
+    if st.st_size > limit:
+        raise Refused(f"{what} is {st.st_size / 2**20:.0f} MiB, more than the "
+                      f"{limit / 2**20:.0f} MiB a notebook may be: not graded")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit + 1)
+
+
+def stage_submission(folder: Path, student: str, assignment: str, layout: dict,
+                     into: Path) -> tuple[list[str], list[str]]:
+    """Copy what nbgrader may grade of one submission into `into`/<student>/<assignment>/.
+
+    Only the assignment's notebooks (and nbgrader's timestamp.txt) are copied, as regular
+    files; each notebook is made gradable (`markup.normalise_cells` against the gradebook's
+    `layout["cells"]`). Returns (notebooks staged, notes for the instructor). Raises Refused
+    when the submission cannot be graded as it is (a link, a huge file, an id nbgrader
+    would change).
+    """
+    if student != student.strip():
+        raise Refused(f"the student id {student!r} starts or ends with white space, which "
+                      "nbgrader strips (it would grade another folder): rename the folder")
+    for part, what in ((folder.parent, f"the folder {student!r}"),
+                       (folder, f"the folder {student}/{assignment}")):
+        if part.is_symlink():
+            raise Refused(f"{what} is a symbolic link: not graded")
+    out = into / student / assignment
+    out.mkdir(parents=True)
+    staged, notes = [], []
+    for name in layout["notebooks"]:
+        data = _regular_file(folder / f"{name}.ipynb", f"{name}.ipynb", MAX_NOTEBOOK_BYTES)
+        if data is None:
+            continue
+        try:
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+            found = normalise_cells(nb, layout["cells"].get(name, []))
+            text = nbformat.writes(nb)
+        except Exception:  # not a notebook: nbgrader's own error says what is wrong
+            (out / f"{name}.ipynb").write_bytes(data)
+        else:
+            notes += found
+            (out / f"{name}.ipynb").write_text(text, encoding="utf-8")
+        staged.append(name)
+    try:
+        stamp = _regular_file(folder / TIMESTAMP, TIMESTAMP, MAX_TIMESTAMP_BYTES)
+    except Refused as exc:
+        notes.append(f"{exc} (submission time unknown)")
+        stamp = None
+    if stamp is not None:
+        (out / TIMESTAMP).write_bytes(stamp)
+    return staged, notes
+
+
+def keep_only_notebooks(folder: Path, notebooks: Iterable[str]) -> None:
+    """Delete everything in an autograded folder but its notebooks and timestamp.txt (files
+    the kernel wrote there, copies of the source folder's helpers)."""
+    course.keep_only(folder, {f"{n}.ipynb" for n in notebooks} | {TIMESTAMP})
 
 
 def find_submissions(submitted: Path) -> dict[str, list[str]]:
@@ -132,7 +231,7 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
     autograded = course.folder(root, config, "autograded") / job.student / job.assignment
     folder = Path(job.submitted) / job.student / job.assignment
     nbs = job.layout["notebooks"]
-    present = [n for n in nbs if (folder / f"{n}.ipynb").is_file()]
+    present = [n for n in nbs if os.path.lexists(folder / f"{n}.ipynb")]
     if not present:
         extra = sorted(p.name for p in folder.glob("*.ipynb")) if folder.is_dir() else []
         res.status, res.score = NOT_SUBMITTED, 0.0
@@ -140,11 +239,20 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
             f"expected {', '.join(n + '.ipynb' for n in nbs)}; found {extra or 'none'}"
         return
 
-    config.CourseDirectory.assignment_id = job.assignment
-    config.CourseDirectory.student_id = job.student
-    out = run_converter(Autograde, config)  # --force: replaces earlier (read-only) files
+    with tempfile.TemporaryDirectory(prefix="cnnlib-stage-") as stage:
+        try:
+            present, notes = stage_submission(folder, job.student, job.assignment,
+                                              job.layout, Path(stage))
+        except Refused as exc:
+            res.status, res.score, res.detail = AUTOGRADE_FAILED, None, str(exc)
+            return
+        config.CourseDirectory.submitted_directory = stage
+        config.CourseDirectory.assignment_id = job.assignment
+        config.CourseDirectory.student_id = job.student  # literally: ExactAutograde
+        out = run_converter(ExactAutograde, config)  # --force: replaces earlier (read-only) files
+    keep_only_notebooks(autograded, nbs)
     logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
-    notes = notes_from_log(logtext)
+    notes = notes_from_log(logtext) + notes
     for n in present:
         notes += tampering(folder / f"{n}.ipynb", job.layout["points"][n],
                            job.layout["locked"][n])

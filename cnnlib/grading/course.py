@@ -6,6 +6,7 @@ repository root). Every grading step starts here.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import sys
@@ -93,3 +94,37 @@ def list_assignments(root: Path, names: Sequence[str] | None = None) -> list[str
     if unknown:
         raise GradingError(f"no assignment {unknown} under {src} (have: {found})")
     return list(names)
+
+
+def exact_notebooks(converter) -> None:
+    """An nbgrader converter's `init_notebooks` for exactly one student folder.
+
+    nbgrader treats the student id as a glob pattern, twice: `h-glob[1]` matches the folder
+    `h-glob1`, and the folder `h-glob[1]` is then searched with a pattern that matches no
+    notebook in it. Here the folder named by `coursedir.student_id` is listed literally.
+    """
+    cd = converter.coursedir
+    folder = converter._format_source(cd.assignment_id, cd.student_id)
+    found = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                   if fnmatch.fnmatchcase(name, cd.notebook_id + ".ipynb")) \
+        if os.path.isdir(folder) else []
+    converter.notebooks = []
+    converter.assignments = {folder: found} if found else {}
+    if not found:
+        raise GradingError(f"no notebooks in {folder!r}")
+
+
+def keep_only(folder: Path, names: set[str]) -> None:
+    """Delete every entry of `folder` whose name is not in `names` (and any non-regular file);
+    links are removed, never followed. nbgrader copies whatever else it finds beside a
+    notebook (and, for a folder name with glob characters, the notebook itself)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for entry in folder.iterdir():
+        if entry.name in names and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

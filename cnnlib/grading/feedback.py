@@ -4,6 +4,12 @@ Hidden tests are removed from sources and outputs (nbgrader_config.py runs
 `RedactHiddenTestOutputs`), and every page is then scanned for hidden-test lines: a page that
 still shows one is deleted and reported, so a leak never reaches a student. A submission that
 could not be autograded gets a short page saying so instead.
+
+Only the graded notebooks go in: nbgrader would copy every other file of the autograded
+folder into feedback/ (files the kernel wrote, links), so it is given a private copy of the
+notebooks alone, and feedback/<student>/<assignment>/ holds nothing but the pages. Student HTML
+and JavaScript are sanitised, and the grader's paths and environment are redacted (see
+redaction.py and nbgrader_config.py); `check_feedback_leaks` scans every page for both.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import stat
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,9 +29,17 @@ from cnnlib.grading.converters import failure_reason, run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.gradebook import db_path
 from cnnlib.grading.markup import hidden_fragments_of
-from cnnlib.grading.redaction import find_leaks
+from cnnlib.grading.redaction import find_leaks, find_private, private_strings, redact_private
 from cnnlib.grading.results import AUTOGRADE_FAILED, SubmissionResult
 from cnnlib.grading.workers import default_jobs, run_all
+
+
+class ExactGenerateFeedback(GenerateFeedback):
+    """nbgrader's GenerateFeedback for one student, found by exact id (`course.exact_notebooks`)."""
+
+    def init_notebooks(self) -> None:
+        course.exact_notebooks(self)
+
 
 _FAILED_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title></head>
@@ -65,10 +81,24 @@ def _failed_pages(root: Path, assignment: str, folder: Path, failure: str) -> li
         page = folder / f"{src.stem}.html"
         page.write_text(_FAILED_PAGE.format(
             title=html.escape(f"{assignment}: not graded automatically"),
-            notebook=html.escape(src.name), reason=html.escape(failure)),
+            notebook=html.escape(src.name),
+            reason=html.escape(redact_private(failure, private_strings(root)))),
             encoding="utf-8")
         pages.append(str(page))
     return pages
+
+
+def copy_notebooks(src: Path, dst: Path) -> list[Path]:
+    """Copy the regular *.ipynb files of `src` (no links, nothing else) into a new `dst`."""
+    dst.mkdir(parents=True)
+    copied = []
+    if src.is_symlink() or not src.is_dir():
+        return copied
+    for path in sorted(src.glob("*.ipynb")):
+        if stat.S_ISREG(path.lstat().st_mode):
+            shutil.copyfile(path, dst / path.name, follow_symlinks=False)
+            copied.append(dst / path.name)
+    return copied
 
 
 def feedback_one(root: str, assignment: str, student: str,
@@ -83,9 +113,14 @@ def feedback_one(root: str, assignment: str, student: str,
         folder = course.folder(Path(root), config, "feedback") / student / assignment
         if failure is not None:
             return _failed_pages(Path(root), assignment, folder, failure), None
-        config.CourseDirectory.assignment_id = assignment
-        config.CourseDirectory.student_id = student
-        out = run_converter(GenerateFeedback, config)
+        autograded = course.folder(Path(root), config, "autograded") / student / assignment
+        with tempfile.TemporaryDirectory(prefix="cnnlib-feedback-") as stage:
+            copy_notebooks(autograded, Path(stage) / student / assignment)
+            config.CourseDirectory.autograded_directory = stage
+            config.CourseDirectory.assignment_id = assignment
+            config.CourseDirectory.student_id = student  # literally: ExactGenerateFeedback
+            out = run_converter(ExactGenerateFeedback, config)
+        course.keep_only(folder, {p.name for p in folder.glob("*.html")})
         pages = [str(p) for p in sorted(folder.glob("*.html"))]
         if not out["success"]:
             return pages, f"{student}/{assignment}: {failure_reason(out.get('error', ''))}"
@@ -95,7 +130,8 @@ def feedback_one(root: str, assignment: str, student: str,
 
 
 def check_feedback_leaks(root: Path) -> list[str]:
-    """Delete every feedback page that shows a hidden-test line; return what was found."""
+    """Delete every feedback page that shows a hidden-test line, or one of the grader's
+    paths or environment values (`redaction.private_strings`); return what was found."""
     fb_root = course.folder(root, course.load_config(root), "feedback")
     if not fb_root.is_dir():
         return []
@@ -104,6 +140,10 @@ def check_feedback_leaks(root: Path) -> list[str]:
     for page, lines in find_leaks(fb_root, frags).items():
         Path(page).unlink()
         errors.append(f"{page} showed hidden-test lines {lines[:3]}; page deleted")
+    for page, what in find_private(fb_root, private_strings(root)).items():
+        if Path(page).exists():
+            Path(page).unlink()
+            errors.append(f"{page} showed the grader's {', '.join(what[:3])}; page deleted")
     return errors
 
 

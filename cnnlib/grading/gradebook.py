@@ -19,7 +19,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config import Config
 
-from cnnlib.grading.course import GradingError, source_notebooks
+from cnnlib.grading.course import SOURCE_DIR, GradingError, source_notebooks
 from cnnlib.grading.markup import grade_meta
 
 REQUIRED_TABLES = {"assignment", "notebook", "source_cell", "grade", "alembic_version"}
@@ -114,10 +114,35 @@ def records_sources(gb: Gradebook, root: Path, assignment: str) -> bool:
     return True
 
 
+def source_order(root: Path, assignment: str, notebook: str) -> list[str]:
+    """Grade ids of solutions/<assignment>/<notebook>.ipynb in cell order ([] without it)."""
+    path = Path(root) / SOURCE_DIR / assignment / f"{notebook}.ipynb"
+    if not path.is_file():
+        return []
+    return [gid for gid in (grade_meta(c).get("grade_id")
+                            for c in nbformat.read(path, as_version=4).cells) if gid]
+
+
+def cell_records(notebook, order: list[str]) -> list[dict]:
+    """The graded, answer and locked cells of a gradebook notebook, in the instructor's order
+    (`order`: grade ids as in the source notebook), as markup.normalise_cells reads them."""
+    rank = {gid: i for i, gid in enumerate(order)}
+    points = {c.name: float(c.max_score) for c in notebook.grade_cells}
+    answers = {c.name for c in notebook.solution_cells}
+    return [{"grade_id": c.name, "cell_type": c.cell_type, "source": c.source,
+             "locked": bool(c.locked), "solution": c.name in answers,
+             "grade": c.name in points, "points": points.get(c.name), "checksum": c.checksum}
+            for c in sorted(notebook.source_cells, key=lambda c: (rank.get(c.name, len(rank)),
+                                                                 c.name))
+            if c.locked or c.name in answers or c.name in points]
+
+
 def layout(config: Config, assignments: Iterable[str]) -> dict[str, dict]:
     """{assignment: {"notebooks": [...], "max_score": x, "points": {nb: {grade_id: points}},
-    "locked": {nb: [grade_id, ...]}}} as recorded in the gradebook."""
+    "locked": {nb: [grade_id, ...]}, "cells": {nb: cell_records(nb)}}} as recorded in the
+    gradebook."""
     out = {}
+    root = Path(config.CourseDirectory.root)
     with open_gradebook(config) as gb:
         for a in assignments:
             record = gb.find_assignment(a)
@@ -128,6 +153,8 @@ def layout(config: Config, assignments: Iterable[str]) -> dict[str, dict]:
                            for nb in record.notebooks},
                 "locked": {nb.name: sorted(c.name for c in nb.source_cells if c.locked)
                            for nb in record.notebooks},
+                "cells": {nb.name: cell_records(nb, source_order(root, a, nb.name))
+                          for nb in record.notebooks},
             }
     return out
 
