@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -292,11 +291,11 @@ FIXTURE_EXPECTED = {
     "assert-true": (5, "graded"),            # wrong relu, both relu tests rewritten
     "deleted-hidden": (7, "graded"),         # hidden backward test deleted, put back, fails
     "changed-points": (10, "graded"),        # points raised to 100: still 10 of 10
-    "monkeypatch": (4, "graded"),            # visible checks patched: hidden tests still fail
+    "monkeypatch": (0, "graded"),            # checks patched in the kernel: tests run elsewhere
     "shadow-cnnlib": (10, "graded"),         # cnnlib.py beside the notebook is never imported
     "invalid-json": (None, "autograde_failed"),
-    "os-exit": (None, "autograde_failed"),
-    "numba-loop": (None, "autograde_failed"),  # endless loop in compiled code: uninterruptible
+    "os-exit": (5, "graded"),                # ends the process: that cell skipped, relu graded
+    "numba-loop": (5, "graded"),             # relu spins in compiled code: its 2 tests get 0
     "renamed": (0, "not_submitted"),         # handed in under another file name
 }
 
@@ -404,8 +403,12 @@ def check_fixture_cell_scores(fixture_class):
         "inplace-forward": {"relu-check": 2, "relu-hidden": 0},
         "grad-at-zero": {"relu-backward-check": 2, "relu-backward-hidden": 0},
         "deleted-hidden": {"relu-backward-check": 2, "relu-backward-hidden": 0},
-        "monkeypatch": {"relu-check": 2, "relu-hidden": 0,
-                        "relu-backward-check": 2, "relu-backward-hidden": 0},
+        "monkeypatch": {"relu-check": 0, "relu-hidden": 0,
+                        "relu-backward-check": 0, "relu-backward-hidden": 0},
+        "numba-loop": {"relu-check": 0, "relu-hidden": 0,
+                       "relu-backward-check": 2, "relu-backward-hidden": 3},
+        "os-exit": {"relu-check": 2, "relu-hidden": 3,
+                    "relu-backward-check": 0, "relu-backward-hidden": 0},
         "infinite-loop": {"relu-check": 0, "relu-hidden": 0, "relu-backward-check": 2},
         "changed-points": {"relu-check": 2, "relu-hidden": 3},
     }
@@ -419,8 +422,8 @@ def check_fixture_flags_and_details(fixture_class):
     course, proc = fixture_class
     rows = read_csv(course / "grades.csv")
     assert "JSON" in rows[("invalid-json", A)]["detail"]
-    assert "kernel died" in rows[("os-exit", A)]["detail"]
-    assert "could not be stopped" in rows[("numba-loop", A)]["detail"]
+    assert "ended the process" in rows[("os-exit", A)]["detail"]
+    assert "stopped answering" in rows[("numba-loop", A)]["detail"]
     assert "time limit" in rows[("infinite-loop", A)]["detail"]
     assert "restored: relu-check, relu-hidden" in rows[("assert-true", A)]["detail"]
     assert "put back: relu-backward-hidden" in rows[("deleted-hidden", A)]["detail"]
@@ -459,11 +462,10 @@ def check_fixture_feedback_hides_hidden_tests(fixture_class):
     course, _ = fixture_class
     frags = hidden_fragments_of(course / "solutions")
     assert len(frags) >= 6
-    # Without redaction there would be a leak: the hidden cell's traceback quotes hidden lines.
+    # The trusted grader's verdict says what failed (and quotes no source line).
     tb = "".join("".join(o.get("traceback", [])) for o in
                  by_id(autograded_nb(course, "inplace-forward", A))["relu-hidden"].outputs)
     assert "relu modified its input" in tb
-    assert any(f in re.sub(r"\x1b\[[0-9;]*m", "", tb) for f in frags)
     # ... and there is none in any page.
     assert find_leaks(course / "feedback", frags) == {}
     pages = list((course / "feedback").rglob("*.html"))
@@ -608,8 +610,8 @@ def expected_course_scores(course: Path) -> dict[tuple[str, str], float]:
     - "mixed": the solutions' answers, every function warning on each call, a cnnlib.py
       beside the notebook, and a classic mistake in the last exercise (MISTAKES): full marks
       but for that exercise's test cells;
-    - "cheat": the untouched notebook with every check monkeypatched to pass: the visible
-      checks are fooled, the hidden tests are not, so exactly the visible points.
+    - "cheat": the untouched notebook with every check monkeypatched to pass: the tests run
+      in the grader's process, not in the patched kernel, so nothing.
     """
     out = {}
     for d in sorted((course / "solutions").iterdir()):
@@ -622,7 +624,7 @@ def expected_course_scores(course: Path) -> dict[tuple[str, str], float]:
             lost = sum(pts[g] for g in graded_after(sol, answer))
             assert lost > 0, f"no graded cells after the answer {answer!r} in {a}"
         out[("mixed", a)] = total - lost
-        out[("cheat", a)] = visible
+        out[("cheat", a)] = 0
     return out
 
 

@@ -90,6 +90,31 @@ _hidden = lambda *a, **k: None
 import numpy
 numpy.allclose = lambda *a, **k: True
 """),
+    # --- the answer key: right values, computed by cnnlib instead of the student (-5 each)
+    "key-direct": ("good", FULL - 5, """
+# after the answer cells: replaces the student's own answer
+from cnnlib.layers.conv import Conv2D
+def conv_filter_gradient(d_L_d_out, last_input):
+    layer = Conv2D.from_weights(np.zeros((d_L_d_out.shape[2], 1, 3, 3)))
+    layer.forward(last_input[None, None].astype(float))
+    layer.backward(np.ascontiguousarray(d_L_d_out.transpose(2, 0, 1))[None])
+    return layer.grads["W"][:, 0]
+"""),
+    "key-getattr": ("good", FULL - 5, """
+# after the answer cells: replaces the student's own answer
+import importlib
+_ref = getattr(importlib.import_module("cnnlib.checks.reference"), "conv_backward")
+def conv_input_gradient(d_L_d_out, filters):
+    image = np.zeros((d_L_d_out.shape[0] + 2, d_L_d_out.shape[1] + 2))
+    return _ref(d_L_d_out, image, filters)[1]
+"""),
+    # --- processes outside: none is visible, none can be signalled
+    "kill-all": ("blank", 0, """
+import os, signal
+for pid in range(2, 40000):
+    try: os.kill(pid, signal.SIGKILL)
+    except OSError: pass
+"""),
     # --- reading what is not theirs: solutions, classmates, the grader's home and env
     "read-solutions": ("blank", 0, """
 import glob, json
@@ -157,15 +182,17 @@ def _schema(db: Path) -> list:
 
 
 def _with_cell(nb, source: str):
+    """The notebook with one more cell: right after the setup cell, or at the very end when
+    the source says it replaces the student's own answer."""
     nb = nbformat.from_dict(nb)
     at = next(i for i, c in enumerate(nb.cells) if c.get("id") == "setup") + 1
+    if "after the answer cells" in source:
+        at = len(nb.cells)
     nb.cells.insert(at, nbformat.v4.new_code_cell(source, id="student-extra"))
     return nb
 
 
-@pytest.fixture(scope="module")
-def hostile_class(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
+def grade_hostile_class(tmp: Path) -> dict:
     course = tg.make_course(tmp, [tg.REPO / "solutions" / A])
     release = nbformat.read(course / "notebooks" / A / f"{A}.ipynb", as_version=4)
     solution = nbformat.read(course / "solutions" / A / f"{A}.ipynb", as_version=4)
@@ -180,7 +207,7 @@ def hostile_class(tmp_path_factory):
               "course": _tree_digest(course, skip=("submitted", "gradebook.db")),
               "schema": _schema(course / "gradebook.db")}
     os.environ["CNNLIB_TEST_SECRET"] = SECRET  # the grader's environment, inherited by tg.run
-    planted = Path.home() / HOME_FILE
+    planted = Path.home() / f"{HOME_FILE}-{os.getpid()}"
     planted.write_text(SECRET)
     try:
         proc = tg.run([tg.PY, "-m", "cnnlib.grading", "autograde", "--feedback", "-j", "2"],
@@ -196,7 +223,7 @@ def hostile_class(tmp_path_factory):
             "before": before, "after": after, "package": package}
 
 
-def test_every_student_gets_the_score_their_work_earns(hostile_class):
+def check_every_student_gets_the_score_their_work_earns(hostile_class):
     rows = hostile_class["csv"]
     expected = dict(CLEAN, **{s: score for s, (_, score, _) in ATTACKS.items()})
     got = {s: (rows[s, A]["status"], rows[s, A]["score"]) for s in expected}
@@ -205,20 +232,20 @@ def test_every_student_gets_the_score_their_work_earns(hostile_class):
     assert not wrong, f"(status, score) vs expected: {wrong}\n{hostile_class['proc'].stdout}"
 
 
-def test_the_grader_is_unchanged(hostile_class):
+def check_the_grader_is_unchanged(hostile_class):
     for what in ("package", "course", "schema"):
         assert hostile_class["before"][what] == hostile_class["after"][what], \
             f"grading changed the {what}"
 
 
-def test_a_print_flood_is_cut_and_says_so(hostile_class):
+def check_a_print_flood_is_cut_and_says_so(hostile_class):
     nb = tg.autograded_nb(hostile_class["course"], "print-flood", A)
     extra = next(c for c in nb.cells if c.get("id") == "student-extra")
     text = tg.stdout_of(extra)
     assert len(text) < 200_000 and "more characters cut" in text
 
 
-def test_nothing_private_reaches_feedback(hostile_class):
+def check_nothing_private_reaches_feedback(hostile_class):
     course = hostile_class["course"]
     for page in (course / "feedback").rglob("*.html"):
         text = page.read_text(encoding="utf-8", errors="replace")
@@ -226,3 +253,13 @@ def test_nothing_private_reaches_feedback(hostile_class):
         assert HOME_FILE not in text, page          # a file in the grader's home
         assert str(course) not in text, page        # the course folder's path
     assert not list((course / "autograded").rglob("scratch.bin"))
+
+
+def test_hostile_class(tmp_path):
+    """One real grading run of the whole hostile class (minutes), then every check on it."""
+    tg.run_checks(grade_hostile_class(tmp_path), [
+        check_every_student_gets_the_score_their_work_earns,
+        check_the_grader_is_unchanged,
+        check_a_print_flood_is_cut_and_says_so,
+        check_nothing_private_reaches_feedback,
+    ])

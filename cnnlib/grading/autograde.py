@@ -311,6 +311,9 @@ def autograde(root: str | os.PathLike | None = None,
                                "knowing that student code then runs as you: --unsandboxed.)")
     overrides = {"TrustedGrade.sandboxed": bool(sandboxed)}
     if timeout is not None:
+        overrides["TrustedGrade.cell_timeout"] = int(timeout)
+        overrides["TrustedGrade.call_timeout"] = float(timeout)
+    if timeout is not None:
         overrides["Execute.timeout"] = int(timeout)
         overrides["ExecutePreprocessor.timeout"] = int(timeout)
     root, config = course.open_course(root, **overrides)

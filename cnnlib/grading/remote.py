@@ -164,7 +164,8 @@ class Session:
                 self._sock = None
                 self._stop.set()
                 if current is not None:
-                    raise CellStuck(current, f"cell {current} did not finish ({exc})") from None
+                    raise CellStuck(current, f"cell {current} did not finish: it ran on past "
+                                    f"its limit, or ended the notebook's process ({exc})") from None
                 raise DriverLost(f"the sandboxed notebook runner stopped ({exc})") from None
             if answer.get("op") == "cell":
                 current = answer.get("id")

@@ -209,6 +209,7 @@ class TrustedGrade(NbGraderPreprocessor):
                 for cell in pending:
                     cell.outputs = [_error("NotGraded", f"not tested: {why}")]
                 break
+        report["skipped"] = list(skip)
         nb.metadata["cnnlib_grading"] = report
         return nb, resources
 
@@ -243,6 +244,7 @@ class TrustedGrade(NbGraderPreprocessor):
                     try:
                         self._grade_cell(cell, session, setup, guards[_exercise_of(cell)])
                     except remote.DriverLost as exc:
+                        report.setdefault("lost", []).append(grade_meta(cell).get("grade_id", ""))
                         cell.outputs = [_error(
                             "NotGraded", "your code stopped answering while this cell tested "
                             f"it (an endless loop in compiled code, or the process ended): {exc}")]
@@ -305,6 +307,12 @@ def grading_notes(nb) -> list[str]:
         notes.append("UNSANDBOXED run (--unsandboxed)")
     if report.get("limit"):
         notes.append(f"sandbox limit hit: {report.get('reason') or report['limit']}")
+    for cell_id in report.get("skipped", ()):
+        notes.append(f"cell {cell_id} never finished (stuck in compiled code, or it ended the "
+                     "process): graded without it")
+    if report.get("lost"):
+        notes.append("the student's code stopped answering while " + ", ".join(report["lost"])
+                     + " tested it")
     for what in report.get("answer_key", ()):
         notes.append(f"answer key used: {what}")
     if report.get("tampering"):
@@ -327,12 +335,15 @@ def _error(ename: str, evalue: str, before: str = "") -> dict:
                                   traceback=lines)
 
 
-_SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
+# What of a student's rich output is kept: text, HTML (cleaned again when feedback is made:
+# redaction.SanitizeStudentHTML), LaTeX and bitmaps; JavaScript, widgets and SVG (which can
+# carry scripts) are dropped, their text/plain stays.
+_SAFE_MIME = ("text/plain", "text/html", "text/markdown", "text/latex", "image/png",
+              "image/jpeg")
 
 
 def _sanitised(output: dict) -> dict:
-    """A student's output with nothing that a browser would run: HTML, SVG and JavaScript
-    are dropped (their text/plain stays), images and text kept."""
+    """A student's output with nothing that a browser would run (see ``_SAFE_MIME``)."""
     if output.get("output_type") in ("display_data", "execute_result"):
         data = {k: v for k, v in output.get("data", {}).items() if k in _SAFE_MIME}
         if not data:
