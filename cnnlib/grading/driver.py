@@ -327,6 +327,9 @@ def call(request: dict, arrays: dict, ns: dict, guards: _Guards) -> tuple[dict, 
 # ------------------------------------------------------------------------------- the server
 def serve(sock, workdir: Path) -> None:
     """Answer the grader's requests on ``sock`` until it says quit or hangs up."""
+    # nbformat's schema checker imports rfc3987_syntax, which builds a parser on import
+    # (1-8 s measured here); notebooks need no IRI check: leave that optional import out.
+    sys.modules.setdefault("rfc3987_syntax", None)
     import nbformat  # deferred: only the driver
 
     guards = _Guards()

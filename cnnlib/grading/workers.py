@@ -15,7 +15,9 @@ from pathlib import Path
 
 MAX_JOBS = 4  # cap on parallel graders: each runs a kernel and writes the shared gradebook
 # What a fork server imports once, so that each worker starts with nbgrader loaded.
-PRELOAD = ["cnnlib.grading.autograde", "cnnlib.grading.feedback", "nbconvert.exporters"]
+# cnnlib.checks.hidden: every notebook's checks, which the trusted grader runs in the worker
+PRELOAD = ["cnnlib.grading.autograde", "cnnlib.grading.feedback", "nbconvert.exporters",
+           "cnnlib.checks.hidden"]
 
 
 def default_jobs() -> int:
