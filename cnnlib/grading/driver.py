@@ -38,6 +38,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -147,13 +148,16 @@ def _pretty(spec: str) -> str:
 
 # ------------------------------------------------------------------------------- time limits
 @contextlib.contextmanager
-def _time_limit(seconds: float | None):
-    if not seconds:
+def time_limit(seconds: float | None, error=None):
+    """Raise ``error`` (default :class:`CellTimeout`) in the block after ``seconds`` of wall
+    time (SIGALRM; Python code only). No limit when ``seconds`` is falsy or off the main
+    thread, where signals cannot be set."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum, frame):
-        raise CellTimeout(f"stopped after {seconds:g} s (the time limit)")
+        raise (error or CellTimeout)(f"stopped after {seconds:g} s (the time limit)")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -227,7 +231,7 @@ def run_cells(nb, shell, guards: _Guards, timeout: float | None, skip=(),
             started(cell.get("id"))
         guards.student = True
         try:
-            with capture_output() as cap, _time_limit(timeout):
+            with capture_output() as cap, time_limit(timeout):
                 result = shell.run_cell(cell.source, store_history=True)
         except CellTimeout as exc:  # raised between IPython's own handlers
             status.update(status="timeout", error=str(exc))
@@ -298,7 +302,7 @@ def call(request: dict, arrays: dict, ns: dict, guards: _Guards) -> tuple[dict, 
     guards.student = True
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr), \
-                contextlib.redirect_stdout(stdout), _time_limit(request.get("timeout")), \
+                contextlib.redirect_stdout(stdout), time_limit(request.get("timeout")), \
                 GUARD.arm(request.get("guard", ())) as trips:
             warnings.simplefilter("always")
             value = fn(*args, **kwargs)

@@ -31,10 +31,8 @@ import contextlib
 import io
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import nbformat
@@ -42,6 +40,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
 from cnnlib.grading import remote, sandbox
+from cnnlib.grading.driver import time_limit
 from cnnlib.grading.markup import grade_meta
 
 __all__ = ["TrustedGrade", "answer_key_for", "grading_notes", "trusted_namespace"]
@@ -135,27 +134,6 @@ class _Timeout(Exception):
     pass
 
 
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def _no_limit():
-    yield
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float):
-    def expire(signum, frame):
-        raise _Timeout(f"the test took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class TrustedGrade(NbGraderPreprocessor):
@@ -285,7 +263,7 @@ class TrustedGrade(NbGraderPreprocessor):
                                           exercise=_exercise_of(cell))
                     if fn.exists:
                         ns[name] = fn if fn.callable else fn.value()
-                with _time_limit(self.test_timeout) if _main_thread() else _no_limit():
+                with time_limit(self.test_timeout, _Timeout):
                     exec(compile(_python(cell.source), "<test>", "exec"), ns)  # noqa: S102
         except remote.DriverLost:
             raise
