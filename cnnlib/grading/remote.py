@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ __all__ = ["Session", "RemoteFunction", "AnswerKeyUsed", "StudentError", "Driver
            "CellStuck"]
 
 SOCKET_NAME = "grader.sock"
+NUMBA_CACHE_INSIDE = "/tmp/numba-cache"  # sandbox.safe_env's NUMBA_CACHE_DIR
 START_TIMEOUT = 60.0  # seconds for the sandbox's Python to import numpy/IPython and connect
 CALL_MARGIN = 5.0  # seconds beyond a call's own limit before the driver counts as lost
 
@@ -60,8 +62,9 @@ class Session:
     """One submission's sandbox and its driver, for the length of a ``with`` block."""
 
     def __init__(self, workdir, *, limits: sandbox.Limits | None = None, sandboxed: bool = True,
-                 guard=()):
+                 guard=(), numba_cache: str | os.PathLike | None = None):
         self.workdir = Path(workdir)
+        self.numba_cache = numba_cache  # compiled kernels to start from (kernel_cache)
         self.limits = limits or sandbox.Limits()
         self.sandboxed = sandboxed
         self.guard = tuple(guard)
@@ -107,10 +110,12 @@ class Session:
 
     def _run(self, argv) -> None:
         if self.sandboxed:
+            seeds = {NUMBA_CACHE_INSIDE: self.numba_cache} if self.numba_cache else None
             self.result = sandbox.run(argv, workdir=self.workdir, limits=self.limits,
-                                      env=_passed_env(), stop=self._stop)
+                                      env=_passed_env(), stop=self._stop, seeds=seeds)
         else:
-            self.result = _run_plain(argv, self.workdir, self.limits, self._stop)
+            self.result = _run_plain(argv, self.workdir, self.limits, self._stop,
+                                     self.numba_cache)
 
     def close(self) -> sandbox.Result | None:
         if self._sock is not None:
@@ -292,11 +297,14 @@ def _bring_back(args: tuple, after, out: dict) -> None:
 
 
 def _run_plain(argv, workdir: Path, limits: sandbox.Limits,
-               stop: threading.Event) -> sandbox.Result:
+               stop: threading.Event, numba_cache=None) -> sandbox.Result:
     """``--unsandboxed``: the driver as an ordinary process (same clean environment and wall
-    limit, none of the sandbox's walls)."""
+    limit, none of the sandbox's walls; its own copy of the compiled kernels, as inside)."""
     env = sandbox.safe_env(_passed_env())
     env["HOME"] = str(workdir)
+    env["NUMBA_CACHE_DIR"] = str(workdir / ".numba-cache")
+    if numba_cache:
+        shutil.copytree(numba_cache, env["NUMBA_CACHE_DIR"], dirs_exist_ok=True)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)

@@ -77,6 +77,8 @@ INSIDE_HOME = "/tmp/home"
 """HOME inside: a fresh folder in the private /tmp, so no IPython startup file, Jupyter config
 or kernelspec of the grader's (or of an earlier run) is ever read."""
 
+SEED_MOUNTS = "/seed"  # read-only binds of `run(seeds=...)`, copied from there at start
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -232,6 +234,9 @@ if pid == 0:
         os.umask(0o022)
         for d in cfg["mkdirs"]:
             os.makedirs(d, exist_ok=True)
+        for src, dst in cfg["seeds"]:  # private, writable copies of read-only folders
+            import shutil
+            shutil.copytree(src, dst, dirs_exist_ok=True)
         os.chdir(cfg["chdir"])
         os.execvp(argv[0], argv)
     except BaseException as e:
@@ -434,6 +439,7 @@ def build_command(
     report_fd: int,
     info_fd: int | None = None,
     seccomp_fd: int | None = None,
+    seeds: Mapping[str, str | os.PathLike] | None = None,
 ) -> list[str]:
     """The bwrap command line for one run (see the module docstring for the view it makes)."""
     bwrap = bwrap_path()
@@ -512,6 +518,18 @@ def build_command(
     # No --chdir: as root, bwrap changes folder after dropping its capabilities, before the
     # launcher has become the uid that owns the workdir; the launcher does it.
     cmd += ["--bind", workdir, INSIDE_WORKDIR]
+    copies = []
+    if seeds:
+        cmd += ["--perms", "0755", "--dir", SEED_MOUNTS]
+    for i, (dest, host) in enumerate(sorted((seeds or {}).items())):
+        host = os.path.realpath(os.fspath(host))
+        if not os.path.isdir(host):
+            raise FileNotFoundError(f"sandbox.run: seed folder {host!r} does not exist")
+        if not (_inside(dest, "/tmp") or _inside(dest, INSIDE_HOME)) or ".." in dest:
+            raise ValueError(f"sandbox.run: a seed goes under /tmp or {INSIDE_HOME}, "
+                             f"not {dest!r}")
+        cmd += ["--ro-bind", host, f"{SEED_MOUNTS}/{i}"]
+        copies.append([f"{SEED_MOUNTS}/{i}", dest])
     # The root and /dev are tmpfs folders bwrap made: read-only too, so nothing can be put
     # there (an ordinary user owns them inside its user namespace, and they have no size cap).
     # Not recursive: /tmp, /dev/shm, /dev/null... and the workdir stay as mounted.
@@ -533,6 +551,7 @@ def build_command(
         "uid": sandbox_uid,
         "gid": sandbox_uid,
         "mkdirs": [INSIDE_HOME, "/tmp/numba-cache"],
+        "seeds": copies,
         "chdir": INSIDE_WORKDIR,
         "report_fd": report_fd,
     }
@@ -728,6 +747,7 @@ def run(
     readonly: Sequence[str | os.PathLike] = (),
     stdin: bytes | str | None = None,
     stop: threading.Event | None = None,
+    seeds: Mapping[str, str | os.PathLike] | None = None,
 ) -> Result:
     """Run argv in a fresh sandbox whose only writable host folder is `workdir`.
 
@@ -739,6 +759,10 @@ def run(
     stdin: bytes (or text, UTF-8) fed to the command; None gives it an empty stdin.
     stop: an event another thread sets to end the run at once (the grader does when the
         command stops answering); the result then counts as over the wall limit.
+    seeds: {folder inside (under /tmp or HOME): host folder}: each host folder is copied
+        there before the command starts, a private copy the command may change (the
+        grader's compiled kernels: :mod:`cnnlib.grading.kernel_cache`); the host folder
+        itself is never writable.
     """
     if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError(f"sandbox.run: argv must be a non-empty list of strings, got {argv!r}")
@@ -773,7 +797,7 @@ def run(
         cmd = build_command(
             argv, workdir=workdir, limits=limits, env=env, readonly=readonly,
             etc_dir=etc_dir, sandbox_uid=uid, report_fd=report_w, info_fd=info_w,
-            seccomp_fd=seccomp_file.fileno() if program is not None else None,
+            seccomp_fd=seccomp_file.fileno() if program is not None else None, seeds=seeds,
         )
         if uid is not None:
             _chown_tree(workdir, uid, uid)

@@ -39,7 +39,7 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
-from cnnlib.grading import remote, sandbox
+from cnnlib.grading import kernel_cache, remote, sandbox
 from cnnlib.grading.driver import time_limit
 from cnnlib.grading.markup import grade_meta
 
@@ -201,7 +201,7 @@ class TrustedGrade(NbGraderPreprocessor):
         all_guards = sorted({g for specs in guards.values() for g in specs})
         limits = sandbox.Limits(memory_bytes=self.memory_bytes, wall_seconds=self.wall_seconds)
         session = remote.Session(workdir, limits=limits, sandboxed=self.sandboxed,
-                                 guard=all_guards)
+                                 guard=all_guards, numba_cache=kernel_cache.warm_cache())
         try:
             nbformat.write(run, workdir / RUN_NOTEBOOK)
             with session:
