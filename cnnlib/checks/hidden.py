@@ -145,16 +145,31 @@ def reload_all():
     return sys.modules[__name__]
 
 
+_reload_before_tests = True  # False once trusted_process() is called
+
+
+def trusted_process() -> None:
+    """Said by the trusted grader of its own process, where no student code ever runs: the
+    modules as loaded are the instructor's, so reloading them before each test (the defence
+    where the tests run in the student's own kernel) would only cost time, about 1 s a cell."""
+    global _reload_before_tests
+    _reload_before_tests = False
+
+
+def _fresh():
+    return reload_all() if _reload_before_tests else sys.modules[__name__]
+
+
 def run_hidden(name: str, fn) -> None:
     """What a hidden-test cell calls: fresh copies of the modules, then the hidden cases."""
     __tracebackhide__ = True
-    reload_all().run(name, fn, "hidden")
+    _fresh().run(name, fn, "hidden")
 
 
 def run_visible(name: str, fn) -> None:
     """The visible cases of exercise ``name`` (the check the notebook's check cell runs)."""
     __tracebackhide__ = True
-    reload_all().run(name, fn, "visible")
+    _fresh().run(name, fn, "visible")
 
 
 install_guard()

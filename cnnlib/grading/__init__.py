@@ -28,9 +28,24 @@ from collections.abc import Sequence
 INSTALL_HINT = 'pip install "cnnlib[grading]"'
 
 
+def import_nbformat():
+    """nbformat, imported without jsonschema's optional rfc3987_syntax.
+
+    When rfc3987_syntax is installed, jsonschema (under nbformat) imports it, and it builds a
+    parser at import: 1-8 s per process on the course's 2-core machines, more than a whole
+    trivial notebook run. Notebooks need no IRI format check; blocking that one import only
+    leaves that checker out (jsonschema imports it inside `suppress(ImportError)`).
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import nbformat  # deferred until the line above has blocked its slow optional import
+
+    return nbformat
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (`cnnlib.grading.cli.main`); without nbgrader, a one-line error and
     exit status 2."""
+    import_nbformat()  # before nbgrader imports it the slow way
     try:
         # Deferred: cli imports nbgrader, an optional extra this package must not need.
         from cnnlib.grading.cli import main as run

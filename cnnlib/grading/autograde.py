@@ -27,7 +27,7 @@ import nbformat
 from nbgrader.converters import Autograde
 from traitlets.config import Config
 
-from cnnlib.grading import course, kernel_cache, sandbox
+from cnnlib.grading import course, prebuilt, sandbox
 from cnnlib.grading.converters import failure_reason, run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback_one
@@ -346,8 +346,8 @@ def autograde(root: str | os.PathLike | None = None,
                     f"up to date: {', '.join(current)}" if current else "") if x))
     recorded = layout(config, scope)
     add_students(config, by_student)
-    # compiled once here (20-40 s the first time on a machine), before the workers start
-    log.info("compiled kernels for the sandboxes: %s", kernel_cache.warm_cache() or "none")
+    # built once here (15-40 s the first time on a machine), before the workers start
+    log.info("caches prebuilt for the sandboxes: %s", prebuilt.warm_cache() or "none")
     work = [_Job(str(root), overrides, str(sub_dir), a, s, recorded[a], feedback=with_feedback)
             for a in scope for s in sorted(by_student)]
     return run_all(_grade_one, work, jobs or default_jobs(), db_path(config),

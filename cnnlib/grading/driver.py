@@ -45,7 +45,7 @@ import warnings
 from pathlib import Path
 
 from cnnlib.checks.guard import GUARD
-from cnnlib.grading import wire
+from cnnlib.grading import import_nbformat, wire
 
 __all__ = ["main", "serve", "call", "describe", "run_cells"]
 
@@ -213,7 +213,8 @@ def run_cells(nb, shell, guards: _Guards, timeout: float | None, skip=(),
     """Run every code cell of ``nb`` in ``shell``, in order, keeping each cell's outputs.
     Cells whose id is in ``skip`` are not run (the grader found them stuck before);
     ``started(cell_id)`` is told before each cell runs. Returns each code cell's
-    ``{"id", "status": "ok"|"error"|"timeout"|"skipped", "error"}``."""
+    ``{"id", "status": "ok"|"error"|"timeout"|"skipped", "error", "seconds", "cpu"}`` (wall
+    and CPU seconds the cell took, for the grading benchmark)."""
     from IPython.utils.capture import capture_output  # deferred: only the driver
 
     statuses = []
@@ -230,6 +231,7 @@ def run_cells(nb, shell, guards: _Guards, timeout: float | None, skip=(),
         if started is not None:
             started(cell.get("id"))
         guards.student = True
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             with capture_output() as cap, time_limit(timeout):
                 result = shell.run_cell(cell.source, store_history=True)
@@ -237,6 +239,8 @@ def run_cells(nb, shell, guards: _Guards, timeout: float | None, skip=(),
             status.update(status="timeout", error=str(exc))
         finally:
             guards.student = False
+            status.update(seconds=round(time.perf_counter() - start, 4),
+                          cpu=round(time.process_time() - cpu, 4))
         if result is not None and result.error_in_exec is not None:
             err = result.error_in_exec
             kind = "timeout" if isinstance(err, CellTimeout) else "error"
@@ -331,10 +335,7 @@ def call(request: dict, arrays: dict, ns: dict, guards: _Guards) -> tuple[dict, 
 # ------------------------------------------------------------------------------- the server
 def serve(sock, workdir: Path) -> None:
     """Answer the grader's requests on ``sock`` until it says quit or hangs up."""
-    # nbformat's schema checker imports rfc3987_syntax, which builds a parser on import
-    # (1-8 s measured here); notebooks need no IRI check: leave that optional import out.
-    sys.modules.setdefault("rfc3987_syntax", None)
-    import nbformat  # deferred: only the driver
+    nbformat = import_nbformat()  # deferred: only the driver
 
     guards = _Guards()
     sys.addaudithook(guards.audit)

@@ -37,7 +37,6 @@ __all__ = ["Session", "RemoteFunction", "AnswerKeyUsed", "StudentError", "Driver
            "CellStuck"]
 
 SOCKET_NAME = "grader.sock"
-NUMBA_CACHE_INSIDE = "/tmp/numba-cache"  # sandbox.safe_env's NUMBA_CACHE_DIR
 START_TIMEOUT = 60.0  # seconds for the sandbox's Python to import numpy/IPython and connect
 CALL_MARGIN = 5.0  # seconds beyond a call's own limit before the driver counts as lost
 
@@ -62,15 +61,16 @@ class Session:
     """One submission's sandbox and its driver, for the length of a ``with`` block."""
 
     def __init__(self, workdir, *, limits: sandbox.Limits | None = None, sandboxed: bool = True,
-                 guard=(), numba_cache: str | os.PathLike | None = None):
+                 guard=(), seeds: dict | None = None):
         self.workdir = Path(workdir)
-        self.numba_cache = numba_cache  # compiled kernels to start from (kernel_cache)
+        self.seeds = dict(seeds or {})  # {folder inside: host folder} (grading.prebuilt)
         self.limits = limits or sandbox.Limits()
         self.sandboxed = sandboxed
         self.guard = tuple(guard)
         self.tampering: list[str] = []
         self.answer_key: list[str] = []  # "exercise: what it used", for the CSV and report
         self.result: sandbox.Result | None = None
+        self.timings: dict[str, float] = {}  # seconds, as the trusted grader measured them
         self._sock = None
         self._thread = None
         self._stop = threading.Event()
@@ -110,12 +110,10 @@ class Session:
 
     def _run(self, argv) -> None:
         if self.sandboxed:
-            seeds = {NUMBA_CACHE_INSIDE: self.numba_cache} if self.numba_cache else None
             self.result = sandbox.run(argv, workdir=self.workdir, limits=self.limits,
-                                      env=_passed_env(), stop=self._stop, seeds=seeds)
+                                      env=_passed_env(), stop=self._stop, seeds=self.seeds)
         else:
-            self.result = _run_plain(argv, self.workdir, self.limits, self._stop,
-                                     self.numba_cache)
+            self.result = _run_plain(argv, self.workdir, self.limits, self._stop, self.seeds)
 
     def close(self) -> sandbox.Result | None:
         if self._sock is not None:
@@ -297,14 +295,16 @@ def _bring_back(args: tuple, after, out: dict) -> None:
 
 
 def _run_plain(argv, workdir: Path, limits: sandbox.Limits,
-               stop: threading.Event, numba_cache=None) -> sandbox.Result:
+               stop: threading.Event, seeds=None) -> sandbox.Result:
     """``--unsandboxed``: the driver as an ordinary process (same clean environment and wall
-    limit, none of the sandbox's walls; its own copy of the compiled kernels, as inside)."""
+    limit, none of the sandbox's walls; its own copies of the seeds, as inside)."""
     env = sandbox.safe_env(_passed_env())
     env["HOME"] = str(workdir)
-    env["NUMBA_CACHE_DIR"] = str(workdir / ".numba-cache")
-    if numba_cache:
-        shutil.copytree(numba_cache, env["NUMBA_CACHE_DIR"], dirs_exist_ok=True)
+    for key, inside in (("NUMBA_CACHE_DIR", "/tmp/numba-cache"),
+                        ("MPLCONFIGDIR", "/tmp/matplotlib")):
+        env[key] = str(workdir / ("." + Path(inside).name))
+        if (seeds or {}).get(inside):
+            shutil.copytree(seeds[inside], env[key], dirs_exist_ok=True)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)

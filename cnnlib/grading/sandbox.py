@@ -159,6 +159,7 @@ class Result:
     limit: str | None = None
     reason: str | None = None
     truncated: bool = False
+    peak_bytes: int = 0  # the largest resident set of one of its processes (0: unknown)
 
     @property
     def ok(self) -> bool:
@@ -257,7 +258,8 @@ while True:
     except ChildProcessError:
         break
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-os.write(report, json.dumps({"status": status, "cpu": ru.ru_utime + ru.ru_stime}).encode())
+os.write(report, json.dumps({"status": status, "cpu": ru.ru_utime + ru.ru_stime,
+                             "maxrss": ru.ru_maxrss * 1024}).encode())
 os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 """
 
@@ -384,6 +386,7 @@ def safe_env(extra: Mapping[str, str] | None = None, *, pythonpath: str | None =
         "MKL_NUM_THREADS": "1",
         "NUMBA_NUM_THREADS": "1",
         "NUMBA_CACHE_DIR": "/tmp/numba-cache",  # the package folder is read-only
+        "MPLCONFIGDIR": "/tmp/matplotlib",  # (both may start from grading.prebuilt's copies)
         # glibc reserves 64 MiB of address space per malloc arena (one per thread): two
         # arenas keep RLIMIT_AS about memory actually used.
         "MALLOC_ARENA_MAX": "2",
@@ -550,7 +553,7 @@ def build_command(
         ],
         "uid": sandbox_uid,
         "gid": sandbox_uid,
-        "mkdirs": [INSIDE_HOME, "/tmp/numba-cache"],
+        "mkdirs": [INSIDE_HOME, "/tmp/numba-cache", "/tmp/matplotlib"],
         "seeds": copies,
         "chdir": INSIDE_WORKDIR,
         "report_fd": report_fd,
@@ -761,7 +764,7 @@ def run(
         command stops answering); the result then counts as over the wall limit.
     seeds: {folder inside (under /tmp or HOME): host folder}: each host folder is copied
         there before the command starts, a private copy the command may change (the
-        grader's compiled kernels: :mod:`cnnlib.grading.kernel_cache`); the host folder
+        grader's prebuilt caches: :mod:`cnnlib.grading.prebuilt`); the host folder
         itself is never writable.
     """
     if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
@@ -935,8 +938,9 @@ def _supervise(
     wall = time.monotonic() - start
 
     report = _read_report(report[0])
+    peak = 0
     if report is not None:  # the launcher saw the command end
-        status, cpu = report["status"], report["cpu"]
+        status, cpu, peak = report["status"], report["cpu"], int(report.get("maxrss", 0))
     else:  # killed by us, the launcher killed, or bwrap failed before the launcher ran
         cpu = rusage.ru_utime + rusage.ru_stime
     if os.WIFSIGNALED(status):
@@ -957,6 +961,7 @@ def _supervise(
     return Result(
         returncode=returncode, stdout=text["stdout"], stderr=text["stderr"],
         wall_seconds=wall, cpu_seconds=cpu, limit=limit, reason=reason, truncated=output_cut,
+        peak_bytes=peak,
     )
 
 
@@ -970,7 +975,8 @@ def _pidfd_of_pid1(info_text: bytes) -> tuple[int | None, int | None]:
 
 
 def _read_report(fd: int) -> dict | None:
-    """The launcher's {"status": wait status, "cpu": seconds}, or None if it wrote none."""
+    """The launcher's {"status": wait status, "cpu": seconds, "maxrss": bytes}, or None if
+    it wrote none."""
     os.set_blocking(fd, False)
     try:
         data = os.read(fd, 4096)
@@ -978,7 +984,8 @@ def _read_report(fd: int) -> dict | None:
         return None
     try:
         report = json.loads(data)
-        return {"status": int(report["status"]), "cpu": float(report["cpu"])}
+        return {"status": int(report["status"]), "cpu": float(report["cpu"]),
+                "maxrss": int(report.get("maxrss", 0))}
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -21,19 +21,7 @@ import os
 import sys
 import tempfile
 
-
-def import_nbformat():
-    """nbformat, imported without jsonschema's optional rfc3987_syntax.
-
-    When rfc3987_syntax is installed, jsonschema (under nbformat) imports it, and it builds a
-    parser at import: 6-8 s per process on the course's 2-core machines, more than a whole
-    trivial notebook run. Notebooks need no IRI format check; blocking that one import only
-    leaves that checker out (jsonschema imports it inside `suppress(ImportError)`).
-    """
-    sys.modules.setdefault("rfc3987_syntax", None)
-    import nbformat  # deferred until the line above has blocked its slow optional import
-
-    return nbformat
+from cnnlib.grading import import_nbformat
 
 
 def execute(src: str, dst: str, *, timeout: float = 30.0, transport: str = "ipc",

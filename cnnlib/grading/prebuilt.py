@@ -1,15 +1,16 @@
-"""cnnlib's Numba kernels compiled once per machine, for every sandbox to start from.
+"""Caches built once per machine by the grader, for every sandbox to start from.
 
-Each sandbox starts with an empty, private ``/tmp``: without help, every graded notebook that
-trains (05-07) compiled cnnlib's kernels from scratch, about 6 s of CPU of a notebook's 14 s.
+Each sandbox starts with an empty, private ``/tmp`` and home. Without help, every graded
+notebook that trains (05-07) compiled cnnlib's Numba kernels from scratch (about 6 s of CPU
+of 07's 14 s), and every notebook rebuilt matplotlib's font list on its first plot (0.35 s).
 Sharing one writable cache between sandboxes is not an option (one student could plant
-machine code for the next). Instead the grader compiles the kernels itself, in a trusted
-process of its own, into a folder keyed by everything the machine code depends on
-(:func:`cache_key`); each sandbox gets a private *copy* of it (``sandbox.run(seeds=...)``)
-to load from, and whatever it writes there dies with it.
+machine code for the next). Instead the grader builds both itself, in a trusted process of
+its own, into a folder keyed by everything they depend on (:func:`cache_key`); each sandbox
+gets a private *copy* (``sandbox.run(seeds=...)``, :func:`seeds`) and whatever it writes
+there dies with it.
 
-``python -m cnnlib.grading.kernel_cache`` builds the cache now (e.g. once when a grading
-machine is set up) and prints where it is.
+``python -m cnnlib.grading.prebuilt`` builds them now (e.g. once when a grading machine is
+set up) and prints where they are.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from pathlib import Path
 
 import cnnlib
 
-__all__ = ["cache_key", "warm_cache", "warm_up"]
+__all__ = ["cache_key", "seeds", "warm_cache", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE"  # written last: a folder without it is a build that did not finish
+NUMBA, MATPLOTLIB = "numba", "matplotlib"  # the two caches, as sub-folders
+# Where each goes inside the sandbox (sandbox.safe_env points NUMBA_CACHE_DIR and MPLCONFIGDIR
+# there)
+INSIDE = {NUMBA: "/tmp/numba-cache", MATPLOTLIB: "/tmp/matplotlib"}
 BUILD_TIMEOUT = 600  # s: compiling every kernel takes 20-40 s on a loaded 2-core machine
 
 
@@ -42,33 +47,35 @@ def _sources() -> list[Path]:
 
 
 def cache_key() -> str:
-    """A hash of what the compiled code depends on: the kernels' sources, Python, Numba and
-    llvmlite versions, and the CPU they are compiled for (name and features)."""
+    """A hash of what the caches depend on: the kernels' sources, the versions of Python,
+    Numba, llvmlite and matplotlib, and the CPU the kernels are compiled for."""
     import llvmlite  # deferred: Numba is slow to import and only needed here
     import llvmlite.binding as ll
+    import matplotlib
     import numba
 
     h = hashlib.sha256()
     for path in _sources():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    h.update(f"{sys.version}|{numba.__version__}|{llvmlite.__version__}|".encode())
+    h.update(f"{sys.version}|{numba.__version__}|{llvmlite.__version__}|"
+             f"{matplotlib.__version__}|".encode())
     h.update(f"{ll.get_host_cpu_name()}|{ll.get_host_cpu_features().flatten()}".encode())
     return h.hexdigest()[:16]
 
 
 def cache_root() -> Path:
-    """``$CNNLIB_CACHE_DIR/grading-numba``, else the user's cache folder
-    (``~/.cache/cnnlib/grading-numba`` on Linux)."""
+    """``$CNNLIB_CACHE_DIR/grading-prebuilt``, else the user's cache folder
+    (``~/.cache/cnnlib/grading-prebuilt`` on Linux)."""
     from cnnlib.fast._cache import user_cache_dir  # deferred: keeps this module light
 
-    return user_cache_dir().parent / "grading-numba"
+    return user_cache_dir().parent / "grading-prebuilt"
 
 
 @cache
 def warm_cache() -> Path | None:
-    """The folder of compiled kernels for this machine, built first if needed (20-40 s, once
-    per machine and cnnlib version; a lock keeps parallel graders from building it twice).
-    None when it cannot be built: sandboxes then compile for themselves, slower, same grades."""
+    """The folder of caches for this machine, built first if needed (15-40 s, once per
+    machine and cnnlib version; a lock keeps parallel graders from building it twice).
+    None when it cannot be built: sandboxes then build their own, slower, same grades."""
     try:
         root = cache_root()
         final = root / cache_key()
@@ -87,18 +94,31 @@ def warm_cache() -> Path | None:
         return None
 
 
+def seeds() -> dict[str, str]:
+    """``sandbox.run(seeds=...)``: {folder inside: prebuilt folder}; empty when the caches
+    could not be built."""
+    base = warm_cache()
+    if base is None:
+        return {}
+    return {inside: str(base / name) for name, inside in INSIDE.items() if (base / name).is_dir()}
+
+
+
+
 def _build(final: Path) -> None:
-    """Compile every kernel into a scratch folder beside `final`, then move it into place."""
+    """Build both caches in a scratch folder beside `final`, then move it into place."""
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
-    scratch.chmod(0o755)  # readable by the sandbox's own uid when grading runs as root
     try:
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(scratch), NUMBA_NUM_THREADS="1",
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(scratch / NUMBA), NUMBA_NUM_THREADS="1",
+                   MPLCONFIGDIR=str(scratch / MATPLOTLIB), MPLBACKEND="Agg",
                    NBGRADER_EXECUTION="autograde")
-        proc = subprocess.run([sys.executable, "-m", "cnnlib.grading.kernel_cache", "--into",
+        proc = subprocess.run([sys.executable, "-m", "cnnlib.grading.prebuilt", "--into",
                                str(scratch)], env=env, capture_output=True, text=True,
                               timeout=BUILD_TIMEOUT)
         if proc.returncode != 0:
             raise RuntimeError(f"compiling the kernels failed: {proc.stderr.strip()[-500:]}")
+        for path in [scratch, *scratch.rglob("*")]:  # the sandbox's uid reads them as root's
+            path.chmod(0o755 if path.is_dir() else 0o644)
         (scratch / COMPLETE).write_text(cache_key() + "\n")
         if final.exists():  # a leftover without COMPLETE
             shutil.rmtree(final)
@@ -113,13 +133,15 @@ def warm_up() -> None:
     images: the tutorial network (float64 weights, uint8 images) trained, evaluated and
     copied from tutorial layers; LeNet-5 and network3 (float32) trained by the Solver with
     ``fast=True``, as 07-deeper does. tests/test_notebooks.py checks that the solution
-    notebooks then compile nothing more."""
+    notebooks then compile nothing more. Then matplotlib's font list."""
     import numpy as np
+    from matplotlib import font_manager
 
-    from cnnlib.fast import TutorialNet
-    from cnnlib.models import get_recipe
-    from cnnlib.training.solver import Solver
-    from cnnlib.tutorial import Conv3x3, MaxPool2, Softmax
+    # deferred, all four: only the build's child process trains anything (Numba is heavy)
+    from cnnlib.fast import TutorialNet  # deferred: see above
+    from cnnlib.models import get_recipe  # deferred: see above
+    from cnnlib.training.solver import Solver  # deferred: see above
+    from cnnlib.tutorial import Conv3x3, MaxPool2, Softmax  # deferred: see above
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (20, 28, 28)).astype(np.uint8)
@@ -143,6 +165,7 @@ def warm_up() -> None:
                         verbose=False, **settings)
         solver.train()
         solver.evaluate(X, labels)
+    font_manager.findfont("DejaVu Sans")  # the font list, written to MPLCONFIGDIR
 
 
 def _main(argv: list[str]) -> int:
@@ -151,7 +174,7 @@ def _main(argv: list[str]) -> int:
         return 0
     path = warm_cache()
     if path is None:
-        print("could not build the kernel cache (see the warning above)", file=sys.stderr)
+        print("could not build the caches (see the warning above)", file=sys.stderr)
         return 1
     print(path)
     return 0
