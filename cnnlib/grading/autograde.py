@@ -28,6 +28,7 @@ from nbgrader.converters import Autograde
 from traitlets.config import Config
 
 from cnnlib.grading import course, prebuilt, sandbox
+from cnnlib.grading import ledger as ledger_mod
 from cnnlib.grading.converters import failure_reason, run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback_one
@@ -280,6 +281,20 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
     res.detail = "; ".join(notes)
 
 
+class GradingResults(list):
+    """The results of one autograde run (a list of SubmissionResult, one per student and
+    assignment), with what the ledger said: how many were kept unchanged (``reused``), the
+    scores a regrade changed (``changes``, :class:`cnnlib.grading.ledger.Change`) and the CSV
+    they were saved to (``diff_csv``, None when nothing changed)."""
+
+    reused: int = 0
+    changes: list = []
+    diff_csv: Path | None = None
+
+
+DIFF_DIR = "regrade-diffs"  # <root>/regrade-diffs/<UTC time>.csv: what each regrade changed
+
+
 def autograde(root: str | os.PathLike | None = None,
               submitted: str | os.PathLike | None = None,
               assignments: Sequence[str] | None = None,
@@ -289,7 +304,9 @@ def autograde(root: str | os.PathLike | None = None,
               with_feedback: bool = False,
               progress: Callable[[SubmissionResult], None] | None = None,
               sandboxed: bool = True,
-              ) -> list[SubmissionResult]:
+              force: bool = False,
+              started: Callable[[int, int], None] | None = None,
+              ) -> GradingResults:
     """Autograde every (student, assignment) under `submitted` (default <root>/submitted).
 
     The gradebook is first brought in line with solutions/ (`sync_gradebook`). Then each
@@ -303,6 +320,13 @@ def autograde(root: str | os.PathLike | None = None,
     `feedback.raise_feedback_errors`). Student code runs in the bubblewrap sandbox
     (`sandbox.probe()` must pass, else GradingError says how to enable it); `sandboxed=False`
     (`--unsandboxed`) runs it as the grader, and every row says so.
+
+    Every grade goes into the course's ledger (:mod:`cnnlib.grading.ledger`) as it arrives:
+    a run that was stopped resumes where it stopped, and a submission already graded from the
+    same notebook against the same test bundle is kept, not regraded (``force=True``:
+    regrade everything). A regrade that changes scores saves them to
+    ``<root>/regrade-diffs/<time>.csv`` (``results.changes``, ``results.diff_csv``).
+    ``started(to_grade, kept)`` is called once the work is known.
     """
     if sandboxed:
         status = sandbox.probe()
@@ -348,7 +372,51 @@ def autograde(root: str | os.PathLike | None = None,
     add_students(config, by_student)
     # built once here (15-40 s the first time on a machine), before the workers start
     log.info("caches prebuilt for the sandboxes: %s", prebuilt.warm_cache() or "none")
-    work = [_Job(str(root), overrides, str(sub_dir), a, s, recorded[a], feedback=with_feedback)
-            for a in scope for s in sorted(by_student)]
-    return run_all(_grade_one, work, jobs or default_jobs(), db_path(config),
-                   crashed=_crashed_job, done=progress)
+    autograded = course.folder(root, config, "autograded")
+    library = ledger_mod.library_hash()
+    bundles = {a: ledger_mod.bundle_of(root, a, library) for a in scope}
+    results = GradingResults()
+    results.changes = []
+    work, hashes, slots = [], {}, []
+    with ledger_mod.Ledger(root) as book:
+        for a in scope:
+            for s in sorted(by_student):
+                folder = sub_dir / s / a
+                hashes[s, a] = ledger_mod.submission_hash(folder, recorded[a]["notebooks"])
+                kept = None if force else book.reusable(s, a, hashes[s, a], bundles[a])
+                if kept is not None and all(
+                        (autograded / s / a / f"{n}.ipynb").is_file()
+                        for n in recorded[a]["notebooks"] if (folder / f"{n}.ipynb").exists()):
+                    kept.reused, kept.seconds = True, 0.0
+                    slots.append(kept)
+                    continue
+                slots.append(None)
+                work.append(_Job(str(root), overrides, str(sub_dir), a, s, recorded[a],
+                                 feedback=with_feedback))
+        results.reused = len(slots) - len(work)
+        if started is not None:
+            started(len(work), results.reused)
+        for kept in (k for k in slots if k is not None):
+            if with_feedback:
+                kept.feedback_pages, kept.feedback_error = feedback_one(
+                    str(root), kept.assignment, kept.student)
+            if progress:
+                progress(kept)
+
+        def record(res: SubmissionResult) -> None:
+            change = book.record(res, hashes[res.student, res.assignment],
+                                 bundles[res.assignment])
+            if change is not None:
+                results.changes.append(change)
+            if progress:
+                progress(res)
+
+        fresh = iter(run_all(_grade_one, work, jobs or default_jobs(), db_path(config),
+                             crashed=_crashed_job, done=record))
+    results.extend(k if k is not None else next(fresh) for k in slots)
+    if results.changes:
+        out = root / DIFF_DIR
+        out.mkdir(exist_ok=True)
+        results.diff_csv = out / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + ".csv")
+        ledger_mod.write_diff(results.changes, results.diff_csv)
+    return results

@@ -21,14 +21,26 @@ import argparse
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
+
+from tqdm import tqdm
 
 from cnnlib.grading import course
 from cnnlib.grading.autograde import autograde
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback, raise_feedback_errors
 from cnnlib.grading.generate import generate, stale_releases
-from cnnlib.grading.results import FLAGGED, SubmissionResult, write_csv
+from cnnlib.grading.ledger import diff_table
+from cnnlib.grading.results import (
+    AUTOGRADE_FAILED,
+    FLAGGED,
+    GRADED,
+    NEEDS_MANUAL_GRADE,
+    NOT_SUBMITTED,
+    SubmissionResult,
+    write_csv,
+)
 from cnnlib.grading.workers import default_jobs
 
 
@@ -46,11 +58,55 @@ def _cmd_generate(args) -> int:
     return 0
 
 
-def _print_result(res: SubmissionResult) -> None:
+def _result_line(res: SubmissionResult) -> str:
     score = "-" if res.score is None else f"{res.score:g}"
     extra = f"  ({res.detail})" if res.detail else ""
-    print(f"{res.student:20s} {res.assignment:24s} {score:>5s}/{res.max_score:<4g} "
-          f"{res.status}{extra}  [{res.seconds:.1f} s]", flush=True)
+    when = "unchanged, kept" if res.reused else f"{res.seconds:.1f} s"
+    return (f"{res.student:20s} {res.assignment:24s} {score:>5s}/{res.max_score:<4g} "
+            f"{res.status}{extra}  [{when}]")
+
+
+class _Progress:
+    """One line per result on stdout; a bar with an ETA on stderr when it is a terminal."""
+
+    def __init__(self):
+        self.bar = None
+
+    def started(self, to_grade: int, kept: int) -> None:
+        if kept:
+            print(f"{kept} submission(s) unchanged since they were graded against the same "
+                  "tests: kept (--force regrades them)", flush=True)
+        self.bar = tqdm(total=to_grade, unit="notebook", desc="grading", file=sys.stderr,
+                        disable=None, dynamic_ncols=True)  # None: no bar unless a terminal
+
+    def __call__(self, res: SubmissionResult) -> None:
+        line = _result_line(res)
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+        if self.bar is not None and not res.reused:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def summary_table(results, seconds: float) -> str:
+    """The end-of-run table: how many were graded, kept, flagged, failed; the time."""
+    counts = Counter(r.status for r in results)
+    fresh = [r for r in results if not r.reused]
+    rows = [("graded now", len([r for r in fresh if r.status == GRADED])),
+            ("kept (unchanged)", results.reused if hasattr(results, "reused") else 0),
+            ("needs manual grading", counts[NEEDS_MANUAL_GRADE]),
+            ("failed (see the CSV's detail)", counts[AUTOGRADE_FAILED]),
+            ("not submitted", counts[NOT_SUBMITTED]),
+            ("total", len(results))]
+    rate = f", {60 * len(fresh) / seconds:.0f} notebooks a minute" if fresh and seconds else ""
+    lines = [f"{name:32s} {n:6d}" for name, n in rows]
+    lines.append(f"{'time':32s} {seconds:6.1f} s{rate}")
+    return "\n".join(lines)
 
 
 def _cmd_autograde(args) -> int:
@@ -59,12 +115,22 @@ def _cmd_autograde(args) -> int:
     if args.unsandboxed:
         print("WARNING: --unsandboxed: student code runs with your rights, and can read and "
               "change your files; every row of grades.csv says so.", file=sys.stderr)
-    results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
-                        jobs=args.jobs, with_feedback=args.feedback, progress=_print_result,
-                        sandboxed=not args.unsandboxed)
+    progress = _Progress()
+    try:
+        results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
+                            jobs=args.jobs, with_feedback=args.feedback, progress=progress,
+                            sandboxed=not args.unsandboxed, force=args.force,
+                            started=progress.started)
+    finally:
+        progress.close()
     write_csv(results, args.out)
     flagged = [r for r in results if r.status in FLAGGED]
-    print(f"graded {len(results)} submission(s) in {time.perf_counter() - t0:.1f} s; "
+    seconds = time.perf_counter() - t0
+    print(summary_table(results, seconds))
+    if results.changes:
+        print(diff_table(results.changes))
+        print(f"regrade diff saved in {results.diff_csv}")
+    print(f"graded {len(results)} submission(s) in {seconds:.1f} s; "
           f"{len(flagged)} flagged for review; grades in {args.out}")
     if args.feedback:
         pages = sum(len(r.feedback_pages) for r in results)
@@ -107,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--jobs", "-j", type=int, default=None,
                    help=f"parallel graders (default: one per core, here {default_jobs()})")
     a.add_argument("--feedback", action="store_true", help="also write HTML feedback")
+    a.add_argument("--force", action="store_true",
+                   help="regrade every submission, also those unchanged since their grade")
     a.add_argument("--unsandboxed", action="store_true",
                    help="run student code without the bubblewrap sandbox (as you: unsafe; "
                         "for machines without user namespaces; every CSV row says so)")

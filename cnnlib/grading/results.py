@@ -36,6 +36,7 @@ class SubmissionResult:
     seconds: float = 0.0
     feedback_pages: list[str] = field(default_factory=list)
     feedback_error: str | None = None
+    reused: bool = False  # kept from the ledger: same submission, same tests (not regraded)
 
     def row(self) -> dict[str, str]:
         score = "" if self.score is None else f"{self.score:g}"
