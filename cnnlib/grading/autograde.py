@@ -51,7 +51,7 @@ from cnnlib.grading.results import (
     NOT_SUBMITTED,
     SubmissionResult,
 )
-from cnnlib.grading.trusted import grading_notes
+from cnnlib.grading.trusted import ReplayVerdicts, TrustedGrade, grading_notes
 from cnnlib.grading.workers import default_jobs, run_all
 
 
@@ -191,6 +191,7 @@ class _Job:
     student: str
     layout: dict  # gradebook.layout()[assignment]
     feedback: bool = False
+    verdicts: str | None = None  # a cluster worker's autograded notebooks: replay them here
 
 
 def _grade_one(job: _Job) -> SubmissionResult:
@@ -225,6 +226,11 @@ def _crashed_job(job: _Job, exc: Exception) -> SubmissionResult:
 def _grade_into(job: _Job, res: SubmissionResult) -> None:
     root, config = course.open_course(job.root, **job.overrides)
     config.CourseDirectory.submitted_directory = job.submitted
+    if job.verdicts is not None:  # graded on a worker: nbgrader scores its verdicts here
+        config.Autograde.autograde_preprocessors = [
+            ReplayVerdicts if p is TrustedGrade else p
+            for p in config.Autograde.autograde_preprocessors]
+        config.ReplayVerdicts.source_dir = job.verdicts
     db_url = config.CourseDirectory.db_url
     if db_url.startswith("sqlite:") and "?" not in db_url:
         # parallel workers share the file: wait for a busy gradebook instead of failing
@@ -306,6 +312,7 @@ def autograde(root: str | os.PathLike | None = None,
               sandboxed: bool = True,
               force: bool = False,
               started: Callable[[int, int], None] | None = None,
+              scheduler: str | None = None,
               ) -> GradingResults:
     """Autograde every (student, assignment) under `submitted` (default <root>/submitted).
 
@@ -326,7 +333,9 @@ def autograde(root: str | os.PathLike | None = None,
     same notebook against the same test bundle is kept, not regraded (``force=True``:
     regrade everything). A regrade that changes scores saves them to
     ``<root>/regrade-diffs/<time>.csv`` (``results.changes``, ``results.diff_csv``).
-    ``started(to_grade, kept)`` is called once the work is known.
+    ``started(to_grade, kept)`` is called once the work is known. With ``scheduler``
+    (``tcp://host:port`` of a Dask scheduler) the submissions are graded on that cluster
+    (:mod:`cnnlib.grading.distributed`) instead of local worker processes.
     """
     if sandboxed:
         status = sandbox.probe()
@@ -411,8 +420,15 @@ def autograde(root: str | os.PathLike | None = None,
             if progress:
                 progress(res)
 
-        fresh = iter(run_all(_grade_one, work, jobs or default_jobs(), db_path(config),
-                             crashed=_crashed_job, done=record))
+        if scheduler:
+            # deferred: distributed builds on this module (and Dask is an optional extra)
+            from cnnlib.grading.distributed import grade_on_cluster
+
+            versions = {a: bundles[a].version for a in scope}
+            fresh = iter(grade_on_cluster(scheduler, root, work, versions, done=record))
+        else:
+            fresh = iter(run_all(_grade_one, work, jobs or default_jobs(), db_path(config),
+                                 crashed=_crashed_job, done=record))
     results.extend(k if k is not None else next(fresh) for k in slots)
     if results.changes:
         out = root / DIFF_DIR

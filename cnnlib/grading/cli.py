@@ -120,7 +120,7 @@ def _cmd_autograde(args) -> int:
         results = autograde(root, args.submitted, args.assignment, args.student, args.timeout,
                             jobs=args.jobs, with_feedback=args.feedback, progress=progress,
                             sandboxed=not args.unsandboxed, force=args.force,
-                            started=progress.started)
+                            started=progress.started, scheduler=args.scheduler)
     finally:
         progress.close()
     write_csv(results, args.out)
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--jobs", "-j", type=int, default=None,
                    help=f"parallel graders (default: one per core, here {default_jobs()})")
     a.add_argument("--feedback", action="store_true", help="also write HTML feedback")
+    a.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="grade on this Dask distributed cluster (see docs/instructors.md)")
     a.add_argument("--force", action="store_true",
                    help="regrade every submission, also those unchanged since their grade")
     a.add_argument("--unsandboxed", action="store_true",

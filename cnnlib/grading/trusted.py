@@ -44,7 +44,8 @@ from cnnlib.grading import prebuilt, remote, sandbox
 from cnnlib.grading.driver import time_limit
 from cnnlib.grading.markup import grade_meta
 
-__all__ = ["TrustedGrade", "answer_key_for", "grading_notes", "trusted_namespace"]
+__all__ = ["ReplayVerdicts", "TrustedGrade", "answer_key_for", "grading_notes",
+           "trusted_namespace"]
 
 RUN_NOTEBOOK = "run.ipynb"
 MAX_RESTARTS = 3  # fresh sandboxes after one got stuck or died: each costs the notebook's run
@@ -288,6 +289,33 @@ class TrustedGrade(NbGraderPreprocessor):
         text = out.getvalue() + _noise(err)
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
                                                text=text[-MAX_REPORT:])] if text else []
+
+
+class ReplayVerdicts(NbGraderPreprocessor):
+    """TrustedGrade's place when the verdicts were made elsewhere: a cluster worker ran
+    TrustedGrade on the same submission against the same test bundle
+    (:mod:`cnnlib.grading.distributed`). Copies every code cell's outputs and the grading
+    report from that worker's autograded notebook (``source_dir``/<notebook>.ipynb, matched by
+    cell id), so that nbgrader's later steps here score exactly what the worker decided."""
+
+    source_dir = Unicode("", help="Folder of the worker's autograded notebooks.").tag(
+        config=True)
+
+    def preprocess(self, nb, resources):
+        name = resources.get("unique_key") or ""
+        path = Path(self.source_dir) / f"{name}.ipynb"
+        if not self.source_dir or not path.is_file():
+            raise FileNotFoundError(f"no verdicts from the grading worker for {name}.ipynb")
+        done = nbformat.read(path, as_version=4)
+        by_id = {c.get("id"): c for c in done.cells if c.cell_type == "code"}
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            match = by_id.get(cell.get("id"))
+            cell.outputs = list(match.outputs) if match is not None else [
+                _error("NotGraded", "the grading worker sent no result for this cell")]
+        nb.metadata["cnnlib_grading"] = done.metadata.get("cnnlib_grading") or {}
+        return nb, resources
 
 
 # What the benchmark reads of each notebook's grading (seconds, but peak_bytes): the
