@@ -42,7 +42,12 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import warnings  # noqa: E402
+
 from known_wrong import KNOWN_WRONG  # noqa: E402  (the corpus lives with the tests)
+
+warnings.filterwarnings("ignore", module="nbgrader")  # its SQLAlchemy SAWarnings, per notebook
+warnings.filterwarnings("ignore", message=".*not in session.*")
 
 from cnnlib.grading.autograde import autograde  # noqa: E402
 from cnnlib.grading.markup import SOLUTION, grade_meta  # noqa: E402
@@ -124,12 +129,40 @@ def usage_of(course: Path) -> list[dict]:
     return out
 
 
-def grade(course: Path, jobs: int, sandboxed: bool) -> dict:
+class LoopbackCluster:
+    """A `dask scheduler` and `workers` one-thread `dask worker` processes on 127.0.0.1."""
+
+    def __init__(self, workers: int, where: Path):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        dask = str(Path(sys.executable).parent / "dask")
+        log = (where / "dask.log").open("w")
+        self.procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                                        str(port), "--no-dashboard"], stdout=log, stderr=log)]
+        self.procs += [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1",
+                                         "--no-dashboard"], stdout=log, stderr=log)
+                       for _ in range(workers)]
+        from distributed import Client
+
+        with Client(self.address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=120)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def grade(course: Path, jobs: int, sandboxed: bool, scheduler: str | None = None) -> dict:
     """Autograde the whole class once; wall time, grader CPU, and the results."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = time.process_time()
     start = time.perf_counter()
-    results = autograde(course, jobs=jobs, sandboxed=sandboxed)
+    results = autograde(course, jobs=jobs, sandboxed=sandboxed, scheduler=scheduler)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     grader_cpu = (time.process_time() - own) + (after.ru_utime - before.ru_utime) \
@@ -181,6 +214,9 @@ def main(argv=None) -> int:
                     help="default: every assignment in solutions/")
     ap.add_argument("--unsandboxed", action="store_true",
                     help="also time each setting with --unsandboxed, for the overhead")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="also grade on a loopback Dask cluster of N one-thread workers (the "
+                         "grader CPU column then leaves the workers out)")
     ap.add_argument("--keep", help="build the course here and keep it")
     ap.add_argument("--json", help="write the figures to this file too")
     args = ap.parse_args(argv)
@@ -196,18 +232,27 @@ def main(argv=None) -> int:
     print("submissions: " + ", ".join(f"{k} {tally[k]}" for k in KINDS), flush=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    settings = [(int(j), True) for j in args.jobs.split(",")]
+    settings = [(int(j), True, False) for j in args.jobs.split(",") if j]
     if args.unsandboxed:
-        settings += [(j, False) for j, _ in list(settings)]
+        settings += [(j, False, False) for j, _, _ in list(settings)]
+    if args.cluster:
+        settings.append((args.cluster, True, True))
     rows, grades = [], {}
-    for jobs, sandboxed in settings:
+    for jobs, sandboxed, on_cluster in settings:
         label = f"{jobs} worker{'s' if jobs > 1 else ''}" + ("" if sandboxed else ", unsandboxed")
-        course = where / f"run-{jobs}-{'sb' if sandboxed else 'plain'}"
+        if on_cluster:
+            label = f"Dask cluster on loopback, {jobs} worker{'s' if jobs > 1 else ''}"
+        course = where / f"run-{jobs}-{'sb' if sandboxed else 'plain'}{'-dask' * on_cluster}"
         if course.exists():
             shutil.rmtree(course)
         shutil.copytree(template, course, symlinks=True)
         print(f"grading with {label} ...", flush=True)
-        run = grade(course, jobs, sandboxed)
+        cluster = LoopbackCluster(jobs, where) if on_cluster else None
+        try:
+            run = grade(course, jobs, sandboxed, cluster.address if cluster else None)
+        finally:
+            if cluster:
+                cluster.close()
         run["label"] = label
         rows.append(run)
         grades[label] = {(x.student, x.assignment): (x.status, x.score) for x in run["results"]}

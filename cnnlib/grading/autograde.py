@@ -67,7 +67,6 @@ log = logging.getLogger(__name__)
 # A course notebook with its plots is a few MB; anything far larger is not an honest
 # submission and would only slow every step (nbgrader's own cap on copied files is 100 MB).
 MAX_NOTEBOOK_BYTES = 64 * 2**20
-MAX_TIMESTAMP_BYTES = 1024  # timestamp.txt holds one ISO date
 TIMESTAMP = "timestamp.txt"  # written by nbgrader collect; read for late penalties
 
 
@@ -131,20 +130,32 @@ def stage_submission(folder: Path, student: str, assignment: str, layout: dict,
             notes += found
             (out / f"{name}.ipynb").write_text(text, encoding="utf-8")
         staged.append(name)
-    try:
-        stamp = _regular_file(folder / TIMESTAMP, TIMESTAMP, MAX_TIMESTAMP_BYTES)
-    except Refused as exc:
-        notes.append(f"{exc} (submission time unknown)")
-        stamp = None
-    if stamp is not None:
-        (out / TIMESTAMP).write_bytes(stamp)
+    for name, data in read_nbgrader_files(folder, notes).items():
+        (out / name).write_bytes(data)
     return staged, notes
 
 
+def read_nbgrader_files(folder: Path, notes: list[str]) -> dict[str, bytes]:
+    """nbgrader's small files of a submission (`course.NBGRADER_FILES`) that are regular
+    files within their size; a refused one is noted in `notes` and left out."""
+    found = {}
+    for name, limit in course.NBGRADER_FILES.items():
+        try:
+            data = _regular_file(folder / name, name, limit)
+        except Refused as exc:
+            what = "submission time unknown" if name == TIMESTAMP else "left out"
+            notes.append(f"{exc} ({what})")
+            continue
+        if data is not None:
+            found[name] = data
+    return found
+
+
 def keep_only_notebooks(folder: Path, notebooks: Iterable[str]) -> None:
-    """Delete everything in an autograded folder but its notebooks and timestamp.txt (files
+    """Delete everything in an autograded folder but its notebooks and nbgrader's own small
+    files (`course.NBGRADER_FILES`) (files
     the kernel wrote there, copies of the source folder's helpers)."""
-    course.keep_only(folder, {f"{n}.ipynb" for n in notebooks} | {TIMESTAMP})
+    course.keep_only(folder, {f"{n}.ipynb" for n in notebooks} | set(course.NBGRADER_FILES))
 
 
 def find_submissions(submitted: Path) -> dict[str, list[str]]:

@@ -65,6 +65,14 @@ def load_config(root: Path, **overrides) -> Config:
     return config
 
 
+# Small files nbgrader's exchange writes beside a submitted notebook and reads again later:
+# timestamp.txt (collect; late penalties, and release_feedback finds the submission by it) and
+# submission_secret.txt (submit; release_feedback names the student's page with it). Each is
+# carried, as a regular file of at most this many bytes, from submitted/ to autograded/ to
+# feedback/.
+NBGRADER_FILES = {"timestamp.txt": 1024, "submission_secret.txt": 1024}
+
+
 def open_course(root: str | os.PathLike | None = None, **overrides) -> tuple[Path, Config]:
     """(course root, its config with `overrides`), with nbgrader's tools on PATH: how every
     grading step starts."""

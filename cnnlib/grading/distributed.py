@@ -31,13 +31,12 @@ from pathlib import Path
 from cnnlib.grading import course, sandbox
 from cnnlib.grading.autograde import (
     MAX_NOTEBOOK_BYTES,
-    MAX_TIMESTAMP_BYTES,
-    TIMESTAMP,
     Refused,
     _crashed_job,
     _grade_one,
     _Job,
     _regular_file,
+    read_nbgrader_files,
 )
 from cnnlib.grading.results import AUTOGRADE_FAILED, SubmissionResult
 
@@ -56,7 +55,7 @@ class Task:
     config: bytes  # nbgrader_config.py
     sources: dict[str, bytes]  # solutions/<assignment>/ relative path -> bytes
     notebooks: dict[str, bytes]  # the submission: notebook name -> bytes
-    timestamp: bytes | None = None
+    extras: dict[str, bytes] | None = None  # nbgrader's small files (course.NBGRADER_FILES)
 
 
 def bundle_sources(root: Path, assignment: str) -> dict[str, bytes]:
@@ -75,20 +74,16 @@ def bundle_sources(root: Path, assignment: str) -> dict[str, bytes]:
     return out
 
 
-def _read_submission(job: _Job) -> tuple[dict[str, bytes], bytes | None]:
-    """The submission's notebooks and timestamp, read here as local grading would stage
-    them (raises Refused for a link or a huge file)."""
+def _read_submission(job: _Job) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The submission's notebooks and nbgrader's small files, read here as local grading
+    would stage them (raises Refused for a link or a huge notebook)."""
     folder = Path(job.submitted) / job.student / job.assignment
     notebooks = {}
     for name in job.layout["notebooks"]:
         data = _regular_file(folder / f"{name}.ipynb", f"{name}.ipynb", MAX_NOTEBOOK_BYTES)
         if data is not None:
             notebooks[name] = data
-    try:
-        stamp = _regular_file(folder / TIMESTAMP, TIMESTAMP, MAX_TIMESTAMP_BYTES)
-    except Refused:
-        stamp = None
-    return notebooks, stamp
+    return notebooks, read_nbgrader_files(folder, [])
 
 
 # ------------------------------------------------------------------------------ the worker
@@ -136,8 +131,8 @@ def run_task(task: Task) -> dict:
         folder.mkdir(parents=True)
         for name, data in task.notebooks.items():
             (folder / f"{name}.ipynb").write_bytes(data)
-        if task.timestamp is not None:
-            (folder / TIMESTAMP).write_bytes(task.timestamp)
+        for name, data in (task.extras or {}).items():
+            (folder / name).write_bytes(data)
         try:
             job = replace(task.job, root=str(root), submitted=str(submitted), feedback=False)
             result = _grade_one(job)
@@ -192,7 +187,7 @@ def grade_on_cluster(scheduler: str, root: Path, work: list[_Job], versions: dic
         futures = {}
         for i, job in enumerate(work):
             try:
-                notebooks, stamp = _read_submission(job)
+                notebooks, extras = _read_submission(job)
             except Refused:
                 finish(i, _grade_one(job))  # refused here, as locally: nothing to send
                 continue
@@ -200,7 +195,7 @@ def grade_on_cluster(scheduler: str, root: Path, work: list[_Job], versions: dic
                 finish(i, _grade_one(job))  # not submitted: recorded here
                 continue
             task = Task(job, versions[job.assignment], config_bytes, sources[job.assignment],
-                        notebooks, stamp)
+                        notebooks, extras)
             fut = client.submit(run_task, task, pure=False,
                                 key=f"cnnlib-grade-{i}-{os.getpid()}-{id(task)}")
             futures[fut] = i

@@ -101,6 +101,20 @@ def copy_notebooks(src: Path, dst: Path) -> list[Path]:
     return copied
 
 
+def _copy_nbgrader_files(autograded: Path, folder: Path) -> None:
+    """nbgrader's timestamp.txt and submission_secret.txt beside the pages:
+    `nbgrader release_feedback` reads both to put each page where only its student finds it
+    (JupyterHub's exchange). Only small regular files (`course.NBGRADER_FILES`)."""
+    for name, limit in course.NBGRADER_FILES.items():
+        src = autograded / name
+        try:
+            st = src.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size <= limit and folder.is_dir():
+            shutil.copyfile(src, folder / name, follow_symlinks=False)
+
+
 def feedback_one(root: str, assignment: str, student: str,
                  failure: str | None = None) -> tuple[list[str], str | None]:
     """Feedback pages for one student's assignment: nbgrader's HTML, or for a submission that
@@ -121,6 +135,7 @@ def feedback_one(root: str, assignment: str, student: str,
             config.CourseDirectory.student_id = student  # literally: ExactGenerateFeedback
             out = run_converter(ExactGenerateFeedback, config)
         course.keep_only(folder, {p.name for p in folder.glob("*.html")})
+        _copy_nbgrader_files(autograded, folder)
         pages = [str(p) for p in sorted(folder.glob("*.html"))]
         if not out["success"]:
             return pages, f"{student}/{assignment}: {failure_reason(out.get('error', ''))}"
