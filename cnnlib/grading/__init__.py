@@ -13,8 +13,12 @@ module per job, each importing only those above it in this list:
     workers     worker processes: how many, how they start
     generate    solutions/ -> notebooks/ (student versions)
     feedback    autograded/ -> feedback/ HTML, hidden tests removed, leaks deleted
-    autograde   submitted/ -> gradebook, autograded/, results
+    autograde   submitted/ -> gradebook, autograded/, results (with the ledger)
+    distributed autograde on a Dask cluster: tasks out, verdicts replayed here
     cli         the command line
+
+and beside them the trusted grader: sandbox, wire, driver, remote, trusted, prebuilt (caches
+built once per machine for the sandboxes), ledger (what was graded against which tests).
 
 Importing this package needs no nbgrader; its modules (all but markup, course, results,
 workers) import nbgrader at the top.
