@@ -217,7 +217,8 @@ def grade_hostile_class(tmp: Path) -> dict:
         planted.unlink()
     after = {"package": _tree_digest(package),
              "course": _tree_digest(course, skip=("submitted", "gradebook.db", "autograded",
-                                                  "feedback", "grades.csv")),
+                                                  "feedback", "grades.csv",
+                                                  "grading-ledger.db")),  # the grader's own
              "schema": _schema(course / "gradebook.db")}
     return {"course": course, "proc": proc, "csv": tg.read_csv(course / "grades.csv"),
             "before": before, "after": after, "package": package}
