@@ -3,6 +3,8 @@
 One small class of the fixture assignment (tests/fixtures/fixture_notebook.py) is autograded
 by `python -m cnnlib.grading autograde`, sandboxed:
 
+0. Ctrl-C (SIGINT to the process group) after the first grade: the run stops at once, exit
+   130, and the ledger holds only grades that finished (each right);
 1. a run killed (SIGKILL, the whole process group) after its first grade; the next run keeps
    what was graded, grades the rest, and its CSV equals a full `--force` regrade's;
 2. a run with nothing changed regrades nothing;
@@ -65,18 +67,44 @@ def _ledger_rows(course: Path) -> list[tuple]:
         return db.execute("SELECT student, assignment, result FROM grades").fetchall()
 
 
-@pytest.fixture(scope="module")
-def graded_course(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ledger")
-    src = tmp / "src"
+def test_resumed_kept_and_regraded_with_a_diff(tmp_path):
+    """One course through every step, in order (the steps build on each other, so they are
+    one test: pytest-xdist may send separate tests to separate processes)."""
+    src = tmp_path / "src"
     fx.write_solution(src)
-    course = make_course(tmp, [src / A])
+    course = make_course(tmp_path, [src / A])
     _class(course)
-    return course
+    step_ctrl_c_stops_at_once_and_records_only_finished_grades(course)
+    step_a_killed_run_resumes_where_it_stopped(course)
+    step_nothing_changed_nothing_regraded(course)
+    step_a_changed_test_and_a_resubmission_are_regraded_with_a_diff(course)
 
 
-def test_a_killed_run_resumes_where_it_stopped(graded_course):
-    course = graded_course
+def step_ctrl_c_stops_at_once_and_records_only_finished_grades(course):
+    proc = subprocess.Popen([*AUTOGRADE, "--jobs", "2", "--out", "interrupted.csv"],
+                            cwd=course, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    first = None
+    for line in proc.stdout:
+        if line.split()[:1] and line.split()[0] in STUDENTS:
+            first = line.split()[0]
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+            break
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err + out
+    assert "interrupted: every grade finished so far is kept" in err
+    rows = _ledger_rows(course)
+    assert first in [r[0] for r in rows] and len(rows) < len(STUDENTS), rows
+    for student, _, stored in rows:  # nothing cut short was recorded as a grade
+        kind = student.split("-", 1)[1]
+        assert json.loads(stored)["score"] == {"solution": 10, "untouched": 0, "wrong": 5,
+                                               "slow": 10}[kind], stored
+    # start the next step from an empty ledger: it checks resuming after a kill
+    (course / LEDGER_NAME).unlink()
+
+
+def step_a_killed_run_resumes_where_it_stopped(course):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([*AUTOGRADE, "--out", "killed.csv"], cwd=course, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -113,17 +141,16 @@ def test_a_killed_run_resumes_where_it_stopped(graded_course):
                       "e-solution": "10", "f-wrong": "5"}
 
 
-def test_nothing_changed_nothing_regraded(graded_course):
-    again = run([*AUTOGRADE, "--out", "again.csv"], cwd=graded_course)
+def step_nothing_changed_nothing_regraded(course):
+    again = run([*AUTOGRADE, "--out", "again.csv"], cwd=course)
     assert again.returncode == 0, again.stderr + again.stdout
     assert f"{len(STUDENTS)} submission(s) unchanged" in again.stdout
     assert re.search(r"^graded now\s+0$", again.stdout, re.M), again.stdout
     assert "regrade:" not in again.stdout
-    assert read_csv(graded_course / "again.csv") == read_csv(graded_course / "full.csv")
+    assert read_csv(course / "again.csv") == read_csv(course / "full.csv")
 
 
-def test_a_changed_test_and_a_resubmission_are_regraded_with_a_diff(graded_course):
-    course = graded_course
+def step_a_changed_test_and_a_resubmission_are_regraded_with_a_diff(course):
     # the instructor makes relu's hidden test stricter: it now fails for everyone
     path = course / "solutions" / A / fx.NOTEBOOK
     nb = nbformat.read(path, as_version=4)

@@ -228,6 +228,13 @@ def _grade_one(job: _Job) -> SubmissionResult:
     return res
 
 
+def _interrupted(out: dict) -> bool:
+    """Whether nbgrader failed because of a KeyboardInterrupt in this process (student code
+    never runs here, and its exceptions come back as ordinary ones: this is Ctrl-C)."""
+    lines = [ln for ln in (out.get("error") or "").strip().splitlines() if ln.strip()]
+    return bool(lines) and lines[-1].startswith("KeyboardInterrupt")
+
+
 def _crashed_job(job: _Job, exc: Exception) -> SubmissionResult:
     """The result of a job whose worker process died: flagged, the others go on."""
     return SubmissionResult(job.student, job.assignment, AUTOGRADE_FAILED, None,
@@ -268,6 +275,8 @@ def _grade_into(job: _Job, res: SubmissionResult) -> None:
         config.CourseDirectory.assignment_id = job.assignment
         config.CourseDirectory.student_id = job.student  # literally: ExactAutograde
         out = run_converter(ExactAutograde, config)  # --force: replaces earlier (read-only) files
+    if not out["success"] and _interrupted(out):
+        raise KeyboardInterrupt  # the operator's Ctrl-C, which nbgrader reports as a failure
     keep_only_notebooks(autograded, nbs)
     logtext = (out.get("log") or "") + "\n" + (out.get("error") or "")
     notes = notes_from_log(logtext) + notes

@@ -121,6 +121,11 @@ def _cmd_autograde(args) -> int:
                             jobs=args.jobs, with_feedback=args.feedback, progress=progress,
                             sandboxed=not args.unsandboxed, force=args.force,
                             started=progress.started, scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        progress.close()
+        print("\ninterrupted: every grade finished so far is kept in the ledger; run the same "
+              "command again to grade the rest", file=sys.stderr)
+        return 130
     finally:
         progress.close()
     write_csv(results, args.out)

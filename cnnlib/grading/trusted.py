@@ -280,8 +280,8 @@ class TrustedGrade(NbGraderPreprocessor):
                         ns[name] = fn if fn.callable else fn.value()
                 with time_limit(self.test_timeout, _Timeout):
                     exec(compile(_python(cell.source), "<test>", "exec"), ns)  # noqa: S102
-        except remote.DriverLost:
-            raise
+        except (remote.DriverLost, KeyboardInterrupt):
+            raise  # KeyboardInterrupt here is the operator's Ctrl-C, never a verdict
         except BaseException as exc:  # noqa: BLE001 - every failure of a test is its verdict
             text = out.getvalue()
             cell.outputs = [_error(type(exc).__name__, str(exc), text + _noise(err))]

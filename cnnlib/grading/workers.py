@@ -10,6 +10,7 @@ import concurrent.futures as cf
 import gc
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -78,16 +79,30 @@ def run_all(fn: Callable, items: Sequence, jobs: int, db: Path | None = None,
             if done:
                 done(results[i])
         return results
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=start_method(db)) as pool:
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=start_method(db),
+                                initializer=_ignore_ctrl_c) as pool:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        for fut in cf.as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except Exception as exc:
-                if crashed is None:
-                    raise
-                results[i] = crashed(items[i], exc)
-            if done:
-                done(results[i])
+        try:
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:
+                    if crashed is None:
+                        raise
+                    results[i] = crashed(items[i], exc)
+                if done:
+                    done(results[i])
+        except KeyboardInterrupt:
+            # Ctrl-C: stop at once. What is in flight is dropped, never half-recorded (the
+            # workers ignore the signal, so no job is cut short into a wrong result).
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public handle
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return results
+
+
+def _ignore_ctrl_c() -> None:
+    """Worker processes leave Ctrl-C to the coordinator (see run_all)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
