@@ -131,3 +131,42 @@ def test_a_cluster_with_a_killed_worker_grades_as_a_local_run(cluster, course, t
         rows = db.execute("SELECT student FROM grades").fetchall()
     assert sorted(r[0] for r in rows) == sorted(students)
     print(f"cluster run: {len(students)} notebooks in {time.perf_counter() - started:.1f} s")
+
+
+def test_a_worker_that_cannot_sandbox_refuses_and_every_row_says_so(course, tmp_path):
+    """A worker whose bubblewrap does not work (here a `bwrap` first on its PATH that always
+    fails, as an AppArmor-blocked one does) grades nothing: each task is refused, the row is
+    flagged with the sandbox's message, and no grade is made without the sandbox."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2"
+                                "\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = [_start([DASK, "scheduler", "--host", "127.0.0.1", "--port",
+                     address.rsplit(":")[-1], "--no-dashboard"], tmp_path / "scheduler.log")]
+    try:
+        env = dict(os.environ, PATH=f"{fake}:{os.environ.get('PATH', '')}")
+        procs.append(subprocess.Popen(
+            [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+            stdout=(tmp_path / "worker.log").open("w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True, cwd=tmp_path))
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=120)
+        mine = tmp_path / "course"
+        shutil.copytree(course, mine)
+        for extra in (mine / "grading-ledger.db", mine / "grades.csv"):
+            extra.unlink(missing_ok=True)
+        proc = run([PY, "-m", "cnnlib.grading", "autograde", "submitted", "--out", "grades.csv",
+                    "--student", "s00-solution", "--student", "s02-wrong",
+                    "--scheduler", address], cwd=mine)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        rows = read_csv(mine / "grades.csv")
+        assert sorted(s for s, _ in rows) == ["s00-solution", "s02-wrong"]
+        for row in rows.values():
+            assert row["status"] == "autograde_failed", row
+            assert row["score"] == ""
+            assert "cannot sandbox" in row["detail"], row
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)

@@ -10,7 +10,8 @@ by `python -m cnnlib.grading autograde`, sandboxed:
 2. a run with nothing changed regrades nothing;
 3. a hidden test made stricter in solutions/ and one student's resubmission: the next run
    regrades that assignment, prints the score diff with the test that changed, and saves it
-   as a CSV under regrade-diffs/.
+   as a CSV under regrade-diffs/;
+4. a new gradebook (the old one moved away): nothing is kept, every grade goes into it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import fixture_notebook as fx  # noqa: E402
-from test_grading import PY, by_id, make_course, read_csv, run, solved, submit  # noqa: E402
+from test_grading import (  # noqa: E402
+    PY,
+    by_id,
+    cell_scores,
+    make_course,
+    read_csv,
+    run,
+    solved,
+    submit,
+)
 
 from cnnlib.grading import sandbox  # noqa: E402
 from cnnlib.grading.ledger import LEDGER_NAME  # noqa: E402
@@ -78,6 +88,7 @@ def test_resumed_kept_and_regraded_with_a_diff(tmp_path):
     step_a_killed_run_resumes_where_it_stopped(course)
     step_nothing_changed_nothing_regraded(course)
     step_a_changed_test_and_a_resubmission_are_regraded_with_a_diff(course)
+    step_a_new_gradebook_gets_every_grade_again(course)
 
 
 def step_ctrl_c_stops_at_once_and_records_only_finished_grades(course):
@@ -178,3 +189,18 @@ def step_a_changed_test_and_a_resubmission_are_regraded_with_a_diff(course):
     assert "regrade: 4 score(s) changed" in proc.stdout
     assert re.search(rf"^a-solution\s+{A}\s+10\s+7\s+{A}:relu-hidden$", proc.stdout, re.M), \
         proc.stdout
+
+
+def step_a_new_gradebook_gets_every_grade_again(course):
+    """The ledger keeps only what the gradebook still holds: after the instructor starts a
+    new gradebook (moves gradebook.db away), every submission is graded into it again."""
+    before = read_csv(course / "regraded.csv")
+    (course / "gradebook.db").rename(course / "gradebook-old.db")
+    proc = run([*AUTOGRADE, "--out", "new-gradebook.csv"], cwd=course)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "[unchanged, kept]" not in proc.stdout
+    assert read_csv(course / "new-gradebook.csv") == before
+    # the new gradebook holds the grades (a-solution: relu's hidden test now fails)
+    assert cell_scores(course, "a-solution", A) == {"relu-check": 2, "relu-hidden": 0,
+                                                    "relu-backward-check": 2,
+                                                    "relu-backward-hidden": 3}

@@ -36,6 +36,7 @@ from cnnlib.grading.generate import generate_into
 from cnnlib.grading.gradebook import (
     add_students,
     db_path,
+    graded_pairs,
     guarded_gradebook,
     layout,
     open_gradebook,
@@ -407,12 +408,14 @@ def autograde(root: str | os.PathLike | None = None,
     results = GradingResults()
     results.changes = []
     work, hashes, slots = [], {}, []
+    in_gradebook = graded_pairs(config, scope) if not force else set()
     with ledger_mod.Ledger(root) as book:
         for a in scope:
             for s in sorted(by_student):
                 folder = sub_dir / s / a
                 hashes[s, a] = ledger_mod.submission_hash(folder, recorded[a]["notebooks"])
-                kept = None if force else book.reusable(s, a, hashes[s, a], bundles[a])
+                kept = None if force or (s, a) not in in_gradebook else \
+                    book.reusable(s, a, hashes[s, a], bundles[a])
                 if kept is not None and all(
                         (autograded / s / a / f"{n}.ipynb").is_file()
                         for n in recorded[a]["notebooks"] if (folder / f"{n}.ipynb").exists()):

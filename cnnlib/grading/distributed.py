@@ -32,7 +32,6 @@ from cnnlib.grading import course, sandbox
 from cnnlib.grading.autograde import (
     MAX_NOTEBOOK_BYTES,
     Refused,
-    _crashed_job,
     _grade_one,
     _Job,
     _regular_file,
@@ -204,7 +203,11 @@ def grade_on_cluster(scheduler: str, root: Path, work: list[_Job], versions: dic
             try:
                 answer = fut.result()
             except Exception as exc:  # the task failed on every worker that tried it
-                finish(i, _crashed_job(work[i], exc))
+                job = work[i]
+                finish(i, SubmissionResult(
+                    job.student, job.assignment, AUTOGRADE_FAILED, None,
+                    job.layout["max_score"],
+                    f"the cluster could not grade it: {type(exc).__name__}: {exc}"[:500]))
                 continue
             finish(i, _replay(work[i], answer))
     return results

@@ -187,3 +187,17 @@ def submission_scores(config: Config, assignment: str, student: str,
         cells = {grade.name: None if grade.score is None else float(grade.score)
                  for nb in sub.notebooks for grade in nb.grades}
         return Scores(float(sub.score), cells, bool(sub.needs_manual_grade))
+
+
+def graded_pairs(config: Config, assignments) -> set[tuple[str, str]]:
+    """(student, assignment) of every submission the gradebook holds for `assignments`: what
+    the ledger may keep (a grade the gradebook lost, e.g. a new gradebook, is regraded)."""
+    found = set()
+    with open_gradebook(config) as gb:
+        for assignment in assignments:
+            try:
+                subs = gb.assignment_submissions(assignment)
+            except MissingEntry:
+                continue
+            found.update((sub.student_id, assignment) for sub in subs)
+    return found

@@ -13,7 +13,8 @@ finished grade recorded. Each row holds the grade, a hash of what was handed in 
 - ``config``: a hash of nbgrader_config.py.
 
 The bundle's version is a hash of those three. A later run reuses a row whose submission and
-bundle are unchanged (:meth:`Ledger.reusable`); any other row is regraded, and if its score
+bundle are unchanged (:meth:`Ledger.reusable`) while the gradebook still holds that grade
+(``autograde`` checks); any other row is regraded, and if its score
 or a cell's score changed, that goes into the regrade's diff (:class:`Change`), with the
 tests that changed.
 """
