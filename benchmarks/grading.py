@@ -176,7 +176,7 @@ def _median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def report(rows: list[dict], students: int, notebooks: int) -> str:
+def report(rows: list[dict], students: int) -> str:
     lines = ["| setting | notebooks | wall s | notebooks/min | s/student | sandbox CPU s/nb "
              "| grader CPU s/nb | peak MiB/nb (median, max) | statuses |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -263,8 +263,7 @@ def main(argv=None) -> int:
         if g != first:
             diff = [k for k in first if g.get(k) != first[k]][:5]
             print(f"WARNING: {label} graded differently from the first setting: {diff}")
-    n_notebooks = args.students * len(names)
-    text = report(rows, args.students, n_notebooks)
+    text = report(rows, args.students)
     print()
     print(text)
     if args.json:

@@ -72,6 +72,20 @@ def make_course(tmp: Path, solution_dirs: list[Path], extra=None) -> Path:
     return course
 
 
+def fixture_course(tmp: Path) -> Path:
+    """A course holding only the fixture assignment, generated and recorded."""
+    src = tmp / "src"
+    fx.write_solution(src)
+    return make_course(tmp, [src / fx.ASSIGNMENT])
+
+
+def fixture_notebooks(course: Path):
+    """(the released fixture notebook, the same with every answer filled in)."""
+    folder = fx.ASSIGNMENT + "/" + fx.NOTEBOOK
+    release = nbformat.read(course / "notebooks" / folder, as_version=4)
+    return release, solved(release, nbformat.read(course / "solutions" / folder, as_version=4))
+
+
 def by_id(nb) -> dict:
     return {c.metadata.get("nbgrader", {}).get("grade_id", c.get("id")): c for c in nb.cells}
 
@@ -301,9 +315,7 @@ FIXTURE_EXPECTED = {
 
 
 def build_fixture_class(course: Path) -> None:
-    release = nbformat.read(course / "notebooks" / A / fx.NOTEBOOK, as_version=4)
-    solution = nbformat.read(course / "solutions" / A / fx.NOTEBOOK, as_version=4)
-    good = solved(release, solution)
+    release, good = fixture_notebooks(course)
 
     def variant(**answers):
         nb = nbformat.from_dict(json.loads(json.dumps(good)))
@@ -351,9 +363,7 @@ def build_fixture_class(course: Path) -> None:
 
 
 def grade_fixture_class(tmp):
-    src = tmp / "src"
-    fx.write_solution(src)
-    course = make_course(tmp, [src / A])
+    course = fixture_course(tmp)
     build_fixture_class(course)
     proc = run([PY, "-m", "cnnlib.grading", "autograde", "submitted", "--out", "grades.csv",
                 "--timeout", str(FIXTURE_TIMEOUT), "--feedback"], cwd=course)

@@ -25,7 +25,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import fixture_notebook as fx  # noqa: E402
-from test_grading import PY, by_id, make_course, read_csv, run, solved, submit  # noqa: E402
+from test_grading import (  # noqa: E402
+    PY,
+    by_id,
+    fixture_course,
+    fixture_notebooks,
+    read_csv,
+    run,
+    submit,
+)
 
 from cnnlib.grading import sandbox  # noqa: E402
 from cnnlib.grading.ledger import LEDGER_NAME  # noqa: E402
@@ -77,12 +85,8 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("dask-course")
-    src = tmp / "src"
-    fx.write_solution(src)
-    course = make_course(tmp, [src / A])
-    release = nbformat.read(course / "notebooks" / A / fx.NOTEBOOK, as_version=4)
-    good = solved(release, nbformat.read(course / "solutions" / A / fx.NOTEBOOK, as_version=4))
+    course = fixture_course(tmp_path_factory.mktemp("dask-course"))
+    release, good = fixture_notebooks(course)
     for i, kind in enumerate(KINDS):
         nb = nbformat.from_dict(json.loads(json.dumps(good)))
         if kind == "untouched":

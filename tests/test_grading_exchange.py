@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import fixture_notebook as fx  # noqa: E402
-from test_grading import PY, make_course, read_csv, run, solved  # noqa: E402
+from test_grading import PY, fixture_course, fixture_notebooks, read_csv, run  # noqa: E402
 
 from cnnlib.grading import sandbox  # noqa: E402
 
@@ -89,9 +89,7 @@ def as_student(name: str, argv: list[str], cwd: str) -> subprocess.CompletedProc
 
 def test_release_fetch_submit_collect_grade_and_feedback_through_the_exchange(
         accounts, tmp_path):
-    src = tmp_path / "src"
-    fx.write_solution(src)
-    course = make_course(tmp_path, [src / A])
+    course = fixture_course(tmp_path)
     shared = Path(tempfile.mkdtemp(prefix="cnnlib-exchange-", dir="/tmp"))
     shared.chmod(0o755)
     exchange = shared / "exchange"
@@ -102,9 +100,7 @@ def test_release_fetch_submit_collect_grade_and_feedback_through_the_exchange(
         out = run([NBGRADER, "release_assignment", A, flag], cwd=course)
         assert out.returncode == 0, out.stderr + out.stdout
 
-        release = nbformat.read(course / "notebooks" / A / fx.NOTEBOOK, as_version=4)
-        answer = solved(release, nbformat.read(course / "solutions" / A / fx.NOTEBOOK,
-                                               as_version=4))
+        _, answer = fixture_notebooks(course)
         solver, blank = accounts
         for name in accounts:
             home = f"/home/{name}"

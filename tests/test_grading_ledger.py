@@ -36,7 +36,8 @@ from test_grading import (  # noqa: E402
     PY,
     by_id,
     cell_scores,
-    make_course,
+    fixture_course,
+    fixture_notebooks,
     read_csv,
     run,
     solved,
@@ -57,8 +58,7 @@ AUTOGRADE = [PY, "-m", "cnnlib.grading", "autograde", "submitted", "--jobs", "1"
 
 
 def _class(course: Path) -> None:
-    release = nbformat.read(course / "notebooks" / A / fx.NOTEBOOK, as_version=4)
-    good = solved(release, nbformat.read(course / "solutions" / A / fx.NOTEBOOK, as_version=4))
+    release, good = fixture_notebooks(course)
 
     def variant(relu: str):
         nb = nbformat.from_dict(json.loads(json.dumps(good)))
@@ -80,9 +80,7 @@ def _ledger_rows(course: Path) -> list[tuple]:
 def test_resumed_kept_and_regraded_with_a_diff(tmp_path):
     """One course through every step, in order (the steps build on each other, so they are
     one test: pytest-xdist may send separate tests to separate processes)."""
-    src = tmp_path / "src"
-    fx.write_solution(src)
-    course = make_course(tmp_path, [src / A])
+    course = fixture_course(tmp_path)
     _class(course)
     step_ctrl_c_stops_at_once_and_records_only_finished_grades(course)
     step_a_killed_run_resumes_where_it_stopped(course)

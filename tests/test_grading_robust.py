@@ -28,7 +28,7 @@ import fixture_notebook as fx  # noqa: E402
 from test_grading import (  # noqa: E402
     PY,
     by_id,
-    make_course,
+    fixture_course,
     read_csv,
     run,
     solved,
@@ -169,10 +169,7 @@ def build_class(course: Path) -> None:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("robust")
-    src = tmp / "src"
-    fx.write_solution(src)
-    course = make_course(tmp, [src / A])
+    course = fixture_course(tmp_path_factory.mktemp("robust"))
     build_class(course)
     os.environ["CNNLIB_TEST_SECRET"] = SECRET
     try:

@@ -44,7 +44,7 @@ def built(tmp_path_factory):
     return folder
 
 
-def test_the_graded_training_notebooks_compile_nothing_more(built, tmp_path):
+def test_the_graded_training_notebooks_compile_nothing_more(built, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     from cnnlib.grading import import_nbformat
@@ -54,26 +54,18 @@ def test_the_graded_training_notebooks_compile_nothing_more(built, tmp_path):
     shutil.copytree(built / prebuilt.NUMBA, cache)
     before = _snapshot(cache)
     assert any(name.endswith(".nbi") for name in before)
-    env = {"NUMBA_CACHE_DIR": str(cache), "NBGRADER_EXECUTION": "autograde",
-           "NUMBA_NUM_THREADS": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits them
-    try:
-        for name in TRAINING_NOTEBOOKS:
-            work = tmp_path / name
-            shutil.copytree(REPO / "solutions" / name, work)
-            nb = nbformat.read(work / f"{name}.ipynb", as_version=4)
-            NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                           resources={"metadata": {"path": str(work)}}).execute()
-            errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                      if o.get("output_type") == "error"]
-            assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    for key, value in {"NUMBA_CACHE_DIR": str(cache), "NBGRADER_EXECUTION": "autograde",
+                       "NUMBA_NUM_THREADS": "1"}.items():
+        monkeypatch.setenv(key, value)  # the kernel inherits them
+    for name in TRAINING_NOTEBOOKS:
+        work = tmp_path / name
+        shutil.copytree(REPO / "solutions" / name, work)
+        nb = nbformat.read(work / f"{name}.ipynb", as_version=4)
+        NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(work)}}).execute()
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
     after = _snapshot(cache)
     new = sorted(set(after) - set(before))
     changed = sorted(k for k in before if after.get(k) != before[k])

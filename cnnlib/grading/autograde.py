@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from traitlets.config import Config
 from cnnlib.grading import course, prebuilt, sandbox
 from cnnlib.grading import ledger as ledger_mod
 from cnnlib.grading.converters import failure_reason, run_converter
-from cnnlib.grading.course import GradingError
+from cnnlib.grading.course import GradingError, Refused, read_regular_file
 from cnnlib.grading.feedback import feedback_one
 from cnnlib.grading.generate import generate_into
 from cnnlib.grading.gradebook import (
@@ -71,32 +70,6 @@ MAX_NOTEBOOK_BYTES = 64 * 2**20
 TIMESTAMP = "timestamp.txt"  # written by nbgrader collect; read for late penalties
 
 
-class Refused(Exception):
-    """A submission that cannot be graded as handed in; the message says why."""
-
-
-def _regular_file(path: Path, what: str, limit: int) -> bytes | None:
-    """The bytes of `path` if it is a regular file within `limit` bytes (None if absent).
-
-    Never follows a link: a link to the grader's files or to a classmate's notebook is
-    refused, so that no other file than the student's own is ever graded or copied.
-    """
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        raise Refused(f"{what} is a symbolic link, not a file: not graded")
-    if not stat.S_ISREG(st.st_mode):
-        raise Refused(f"{what} is not a regular file: not graded")
-    if st.st_size > limit:
-        raise Refused(f"{what} is {st.st_size / 2**20:.0f} MiB, more than the "
-                      f"{limit / 2**20:.0f} MiB a notebook may be: not graded")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read(limit + 1)
-
-
 def stage_submission(folder: Path, student: str, assignment: str, layout: dict,
                      into: Path) -> tuple[list[str], list[str]]:
     """Copy what nbgrader may grade of one submission into `into`/<student>/<assignment>/.
@@ -118,7 +91,7 @@ def stage_submission(folder: Path, student: str, assignment: str, layout: dict,
     out.mkdir(parents=True)
     staged, notes = [], []
     for name in layout["notebooks"]:
-        data = _regular_file(folder / f"{name}.ipynb", f"{name}.ipynb", MAX_NOTEBOOK_BYTES)
+        data = read_regular_file(folder / f"{name}.ipynb", f"{name}.ipynb", MAX_NOTEBOOK_BYTES)
         if data is None:
             continue
         try:
@@ -142,7 +115,7 @@ def read_nbgrader_files(folder: Path, notes: list[str]) -> dict[str, bytes]:
     found = {}
     for name, limit in course.NBGRADER_FILES.items():
         try:
-            data = _regular_file(folder / name, name, limit)
+            data = read_regular_file(folder / name, name, limit)
         except Refused as exc:
             what = "submission time unknown" if name == TIMESTAMP else "left out"
             notes.append(f"{exc} ({what})")
@@ -314,9 +287,11 @@ class GradingResults(list):
     scores a regrade changed (``changes``, :class:`cnnlib.grading.ledger.Change`) and the CSV
     they were saved to (``diff_csv``, None when nothing changed)."""
 
-    reused: int = 0
-    changes: list = []
-    diff_csv: Path | None = None
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.reused = 0
+        self.changes: list = []
+        self.diff_csv: Path | None = None
 
 
 DIFF_DIR = "regrade-diffs"  # <root>/regrade-diffs/<UTC time>.csv: what each regrade changed
@@ -406,7 +381,6 @@ def autograde(root: str | os.PathLike | None = None,
     library = ledger_mod.library_hash()
     bundles = {a: ledger_mod.bundle_of(root, a, library) for a in scope}
     results = GradingResults()
-    results.changes = []
     work, hashes, slots = [], {}, []
     in_gradebook = graded_pairs(config, scope) if not force else set()
     with ledger_mod.Ledger(root) as book:

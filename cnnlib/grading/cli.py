@@ -98,7 +98,7 @@ def summary_table(results, seconds: float) -> str:
     counts = Counter(r.status for r in results)
     fresh = [r for r in results if not r.reused]
     rows = [("graded now", len([r for r in fresh if r.status == GRADED])),
-            ("kept (unchanged)", results.reused if hasattr(results, "reused") else 0),
+            ("kept (unchanged)", results.reused),
             ("needs manual grading", counts[NEEDS_MANUAL_GRADE]),
             ("failed (see the CSV's detail)", counts[AUTOGRADE_FAILED]),
             ("not submitted", counts[NOT_SUBMITTED]),

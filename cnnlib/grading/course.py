@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,37 @@ def load_config(root: Path, **overrides) -> Config:
 # carried, as a regular file of at most this many bytes, from submitted/ to autograded/ to
 # feedback/.
 NBGRADER_FILES = {"timestamp.txt": 1024, "submission_secret.txt": 1024}
+
+
+class Refused(Exception):
+    """A submission that cannot be graded as handed in; the message says why."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def read_regular_file(path: Path, what: str, limit: int) -> bytes | None:
+    """The bytes of `path` if it is a regular file within `limit` bytes (None if absent);
+    raises Refused otherwise.
+
+    Never follows a link: a link to the grader's files or to a classmate's notebook is
+    refused, so that no other file than the student's own is ever graded or copied.
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise Refused(f"{what} is a symbolic link, not a file: not graded")
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(f"{what} is not a regular file: not graded")
+    if st.st_size > limit:
+        raise Refused(f"{what} is {_size(st.st_size)}, more than the {_size(limit)} it may "
+                      "be: not graded")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit + 1)
 
 
 def open_course(root: str | os.PathLike | None = None, **overrides) -> tuple[Path, Config]:

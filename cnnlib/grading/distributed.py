@@ -29,14 +29,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cnnlib.grading import course, sandbox
-from cnnlib.grading.autograde import (
-    MAX_NOTEBOOK_BYTES,
-    Refused,
-    _grade_one,
-    _Job,
-    _regular_file,
-    read_nbgrader_files,
-)
+from cnnlib.grading.autograde import MAX_NOTEBOOK_BYTES, _grade_one, _Job, read_nbgrader_files
+from cnnlib.grading.course import Refused, read_regular_file
 from cnnlib.grading.results import AUTOGRADE_FAILED, SubmissionResult
 
 __all__ = ["Task", "grade_on_cluster", "run_task"]
@@ -79,7 +73,7 @@ def _read_submission(job: _Job) -> tuple[dict[str, bytes], dict[str, bytes]]:
     folder = Path(job.submitted) / job.student / job.assignment
     notebooks = {}
     for name in job.layout["notebooks"]:
-        data = _regular_file(folder / f"{name}.ipynb", f"{name}.ipynb", MAX_NOTEBOOK_BYTES)
+        data = read_regular_file(folder / f"{name}.ipynb", f"{name}.ipynb", MAX_NOTEBOOK_BYTES)
         if data is not None:
             notebooks[name] = data
     return notebooks, read_nbgrader_files(folder, [])

@@ -106,13 +106,12 @@ def _copy_nbgrader_files(autograded: Path, folder: Path) -> None:
     `nbgrader release_feedback` reads both to put each page where only its student finds it
     (JupyterHub's exchange). Only small regular files (`course.NBGRADER_FILES`)."""
     for name, limit in course.NBGRADER_FILES.items():
-        src = autograded / name
         try:
-            st = src.lstat()
-        except FileNotFoundError:
+            data = course.read_regular_file(autograded / name, name, limit)
+        except course.Refused:
             continue
-        if stat.S_ISREG(st.st_mode) and st.st_size <= limit and folder.is_dir():
-            shutil.copyfile(src, folder / name, follow_symlinks=False)
+        if data is not None and folder.is_dir():
+            (folder / name).write_bytes(data)
 
 
 def feedback_one(root: str, assignment: str, student: str,

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import cnnlib
 from cnnlib.grading.markup import grade_meta
-from cnnlib.grading.results import AUTOGRADE_FAILED, NOT_SUBMITTED, SubmissionResult
+from cnnlib.grading.results import GRADED, NEEDS_MANUAL_GRADE, SubmissionResult
 
 __all__ = ["Bundle", "Change", "Ledger", "LEDGER_NAME", "bundle_of", "submission_hash",
            "write_diff"]
 
 LEDGER_NAME = "grading-ledger.db"
-REUSABLE = {"graded", "needs_manual_grade"}  # statuses worth keeping: the rest is retried
+REUSABLE = {GRADED, NEEDS_MANUAL_GRADE}  # statuses worth keeping: the rest is retried
 
 
 def _sha(data: bytes) -> str:
@@ -231,7 +231,3 @@ def diff_table(changes: list[Change]) -> str:
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     lines.insert(1, "-" * max(len(x) for x in lines))
     return f"regrade: {len(changes)} score(s) changed\n" + "\n".join(lines)
-
-
-# Statuses never reused, listed for the docs: a failed or missing grade is always retried.
-NOT_REUSED = (AUTOGRADE_FAILED, NOT_SUBMITTED)

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 
 import cnnlib
+from cnnlib.grading import sandbox
 
 __all__ = ["cache_key", "seeds", "warm_cache", "warm_up"]
 
@@ -36,7 +37,7 @@ COMPLETE = "COMPLETE"  # written last: a folder without it is a build that did n
 NUMBA, MATPLOTLIB = "numba", "matplotlib"  # the two caches, as sub-folders
 # Where each goes inside the sandbox (sandbox.safe_env points NUMBA_CACHE_DIR and MPLCONFIGDIR
 # there)
-INSIDE = {NUMBA: "/tmp/numba-cache", MATPLOTLIB: "/tmp/matplotlib"}
+INSIDE = {NUMBA: sandbox.NUMBA_CACHE_INSIDE, MATPLOTLIB: sandbox.MPLCONFIG_INSIDE}
 BUILD_TIMEOUT = 600  # s: compiling every kernel takes 20-40 s on a loaded 2-core machine
 
 
@@ -132,8 +133,8 @@ def warm_up() -> None:
     """Call each kernel the course's notebooks call, with the types they use, on a few
     images: the tutorial network (float64 weights, uint8 images) trained, evaluated and
     copied from tutorial layers; LeNet-5 and network3 (float32) trained by the Solver with
-    ``fast=True``, as 07-deeper does. tests/test_notebooks.py checks that the solution
-    notebooks then compile nothing more. Then matplotlib's font list."""
+    ``fast=True``, as 07-deeper does. tests/test_prebuilt.py checks that the graded
+    training notebooks then compile nothing more. Then matplotlib's font list."""
     import numpy as np
     from matplotlib import font_manager
 

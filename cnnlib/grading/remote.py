@@ -300,8 +300,8 @@ def _run_plain(argv, workdir: Path, limits: sandbox.Limits,
     limit, none of the sandbox's walls; its own copies of the seeds, as inside)."""
     env = sandbox.safe_env(_passed_env())
     env["HOME"] = str(workdir)
-    for key, inside in (("NUMBA_CACHE_DIR", "/tmp/numba-cache"),
-                        ("MPLCONFIGDIR", "/tmp/matplotlib")):
+    for key in ("NUMBA_CACHE_DIR", "MPLCONFIGDIR"):  # the sandbox's folders, moved here
+        inside = env[key]
         env[key] = str(workdir / ("." + Path(inside).name))
         if (seeds or {}).get(inside):
             shutil.copytree(seeds[inside], env[key], dirs_exist_ok=True)

@@ -78,6 +78,10 @@ INSIDE_HOME = "/tmp/home"
 or kernelspec of the grader's (or of an earlier run) is ever read."""
 
 SEED_MOUNTS = "/seed"  # read-only binds of `run(seeds=...)`, copied from there at start
+# Numba's and matplotlib's cache folders inside (NUMBA_CACHE_DIR, MPLCONFIGDIR): the package
+# folder is read-only; both may start from grading.prebuilt's copies
+NUMBA_CACHE_INSIDE = "/tmp/numba-cache"
+MPLCONFIG_INSIDE = "/tmp/matplotlib"
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -235,8 +239,9 @@ if pid == 0:
         os.umask(0o022)
         for d in cfg["mkdirs"]:
             os.makedirs(d, exist_ok=True)
-        for src, dst in cfg["seeds"]:  # private, writable copies of read-only folders
+        if cfg["seeds"]:
             import shutil
+        for src, dst in cfg["seeds"]:  # private, writable copies of read-only folders
             shutil.copytree(src, dst, dirs_exist_ok=True)
         os.chdir(cfg["chdir"])
         os.execvp(argv[0], argv)
@@ -385,8 +390,8 @@ def safe_env(extra: Mapping[str, str] | None = None, *, pythonpath: str | None =
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "NUMBA_NUM_THREADS": "1",
-        "NUMBA_CACHE_DIR": "/tmp/numba-cache",  # the package folder is read-only
-        "MPLCONFIGDIR": "/tmp/matplotlib",  # (both may start from grading.prebuilt's copies)
+        "NUMBA_CACHE_DIR": NUMBA_CACHE_INSIDE,
+        "MPLCONFIGDIR": MPLCONFIG_INSIDE,
         # glibc reserves 64 MiB of address space per malloc arena (one per thread): two
         # arenas keep RLIMIT_AS about memory actually used.
         "MALLOC_ARENA_MAX": "2",
@@ -553,7 +558,7 @@ def build_command(
         ],
         "uid": sandbox_uid,
         "gid": sandbox_uid,
-        "mkdirs": [INSIDE_HOME, "/tmp/numba-cache", "/tmp/matplotlib"],
+        "mkdirs": [INSIDE_HOME, NUMBA_CACHE_INSIDE, MPLCONFIG_INSIDE],
         "seeds": copies,
         "chdir": INSIDE_WORKDIR,
         "report_fd": report_fd,
