@@ -255,3 +255,40 @@ def test_run_case_reads_attributes_after_the_call():
 def test_numba_case_needs_a_compiled_function():
     case = Case("numba", fixed(np.ones(3)), lambda x: x * 2, numba=True)
     assert run_case(case, lambda x: x * 2) == "numba: the function must be compiled with @njit"
+
+
+def test_checks_and_cases_record_their_verdicts_as_data():
+    """What the class report is built from: each check and case, judged, with the matched
+    mistake's name and the worst relative error (nothing is kept outside a recording)."""
+    from cnnlib.checks import check_conv_input_gradient, verdicts
+
+    def input_gradient(d_L_d_out, filters, flip=True):
+        padded = np.pad(d_L_d_out, ((2, 2), (2, 2), (0, 0)))
+        h, w = d_L_d_out.shape[0] + 2, d_L_d_out.shape[1] + 2
+        out = np.zeros((h, w))
+        for i in range(h):
+            for j in range(w):
+                for f in range(filters.shape[0]):
+                    kernel = filters[f][::-1, ::-1] if flip else filters[f]
+                    out[i, j] += np.sum(padded[i:i + 3, j:j + 3, f] * kernel)
+        return out
+
+    def not_flipped(d_L_d_out, filters):
+        return input_gradient(d_L_d_out, filters, flip=False)
+
+    verdicts.record(verdicts.Verdict("x", "case", "unheard", verdicts.PASS))  # no listener
+    with verdicts.recording() as seen:
+        check_conv_input_gradient(input_gradient, verbose=False)
+        check_conv_input_gradient(not_flipped, raise_on_fail=False, verbose=False)
+        assert run_case(CASE, _scale_in_place, exercise="scale") is None
+        run_case(CASE, lambda x, f: x.sum(), exercise="scale")
+        run_case(CASE, lambda x, f: (_ for _ in ()).throw(NotImplementedError()))
+    ok, flip, case_ok, case_wrong, stub = (v.as_dict() for v in seen)
+    assert ok["outcome"] == "pass" and ok["hint"] is None and ok["rel_error"] < 1e-12
+    assert flip["outcome"] == "fail" and flip["exercise"] == "conv_input_gradient"
+    assert flip["hint"] == "filter flipped (or not flipped)" and flip["rel_error"] > 0.1
+    assert "d_L_d_input" in flip["what"]
+    assert (case_ok["kind"], case_ok["outcome"], case_ok["exercise"]) == ("case", "pass", "scale")
+    assert case_ok["rel_error"] == 0.0
+    assert case_wrong["outcome"] == "fail" and case_wrong["rel_error"] > 0.1
+    assert stub["outcome"] == "not-implemented" and stub["rel_error"] is None

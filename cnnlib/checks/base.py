@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnlib.checks import verdicts
 from cnnlib.checks.guard import GUARD, parse_spec
 from cnnlib.gradcheck import PASS_MARK, rel_error
 
@@ -240,6 +241,7 @@ class CheckResult:
         self.warnings: list[str] = []
         self.stderr = ""
         self.printed = False  # the check printed the report already (verbose=True)
+        self.worst_rel: float | None = None  # largest relative error of the values compared
 
     @property
     def ok(self) -> bool:
@@ -248,6 +250,14 @@ class CheckResult:
     @property
     def hints(self) -> list[Hint]:
         return [h for f in self.findings for h in f.hints]
+
+    def verdict(self, label: str = "") -> verdicts.Verdict:
+        """This result as data (:mod:`cnnlib.checks.verdicts`), for the class report."""
+        outcome = (verdicts.NOT_IMPLEMENTED if self.not_implemented else
+                   verdicts.PASS if self.ok else verdicts.FAIL)
+        return verdicts.Verdict(self.exercise, "check", label, outcome,
+                                [h.name for h in self.hints], self.worst_rel,
+                                self.findings[0].what if self.findings else "")
 
     def report(self) -> str:
         name = self.exercise
@@ -482,11 +492,12 @@ class Checker:
             )
         diff = np.abs(arr - expected)
         tol = atol + rtol * np.abs(expected)
+        rel = rel_error(arr, expected)
+        self._note_rel(rel)
         if np.all(diff <= tol):
             self.passed(name)
             return arr
         worst = np.unravel_index(int(np.argmax(diff - tol)), arr.shape) if arr.ndim else ()
-        rel = rel_error(arr, expected)
         n_wrong = int(np.count_nonzero(diff > tol))
         lines = [
             f"shape {arr.shape} is right, but {n_wrong} of {arr.size} values differ",
@@ -520,6 +531,7 @@ class Checker:
             )
         if not np.isfinite(value):
             self.fail(f"`{name}` is {value}{context}", [], [COMMON_HINTS["overflow"]])
+        self._note_rel(rel_error(value, expected))
         if abs(value - expected) <= atol + rtol * abs(expected):
             self.passed(name)
             return value
@@ -533,6 +545,13 @@ class Checker:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+    def _note_rel(self, rel) -> None:
+        rel = np.asarray(rel)
+        if rel.size:
+            worst = float(rel.max())
+            if self.result.worst_rel is None or worst > self.result.worst_rel:
+                self.result.worst_rel = worst
+
     def _array(self, name: str, got, context: str = "") -> np.ndarray:
         if got is None:
             self.fail(f"`{name}` is None{context}", [], [COMMON_HINTS["returned-none"]])
@@ -611,6 +630,8 @@ def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
             with chk:
                 body(fn, chk, **options)
             result = chk.result
+            verdicts.record(result.verdict(", ".join(f"{k}={v!r}" for k, v in options.items())
+                                           or "visible check"))
             if verbose:
                 print(result.report(), file=sys.stdout, flush=True)
                 result.printed = True

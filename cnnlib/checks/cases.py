@@ -33,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnlib.checks import verdicts
 from cnnlib.checks.base import answer_key_finding, quietly
 from cnnlib.checks.guard import GUARD
+from cnnlib.gradcheck import rel_error
 
 __all__ = [
     "Case",
@@ -49,6 +51,7 @@ __all__ = [
     "integers",
     "fixed",
     "run_case",
+    "worst_rel_error",
     "fake_digits",
     "is_njit",
 ]
@@ -280,18 +283,30 @@ def _callables(case: Case, fn) -> list[tuple[str, Callable]]:
     return [(" (as plain Python)", fn.py_func), ("", fn)]
 
 
-def run_case(case: Case, fn, answer_key: tuple[str, ...] = ()) -> str | None:
+def run_case(case: Case, fn, answer_key: tuple[str, ...] = (), exercise: str = "") -> str | None:
     """Run one case on ``fn``: None when every judge is content, else what is wrong
     (``"<label>: <problem>"``). The student's warnings and stderr are swallowed. While
     ``fn`` runs, the ``answer_key`` specs are armed (:mod:`cnnlib.checks.guard`): reaching
-    one is what is wrong, whatever the answer."""
+    one is what is wrong, whatever the answer. The verdict is also recorded as data
+    (:mod:`cnnlib.checks.verdicts`) under ``exercise``."""
+    problem, outcome, hints, rel = _judged(case, fn, answer_key)
+    verdicts.record(verdicts.Verdict(exercise, "case", case.label, outcome, hints, rel,
+                                     problem or ""))
+    return problem
+
+
+def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list[str], float | None]:
+    """(what is wrong or None, the outcome, hint names, the worst relative error)."""
     calls = _callables(case, fn)
     if not calls:
-        return f"{case.label}: the function must be compiled with @njit"
+        return f"{case.label}: the function must be compiled with @njit", verdicts.FAIL, [], None
     GUARD.reinstall()
     replaced = [s for s in GUARD.tampered if s in answer_key]
     if replaced:
-        return f"{case.label}: {_said(answer_key_finding(replaced[0], tampered=True))}"
+        finding = answer_key_finding(replaced[0], tampered=True)
+        return (f"{case.label}: {_said(finding)}", verdicts.FAIL,
+                [h.name for h in finding.hints], None)
+    worst = None
     for how, call in calls:
         # Two independent sets of the same inputs (they are made deterministically): one for
         # the reference, one for the student, so neither can change what the other sees.
@@ -304,11 +319,16 @@ def run_case(case: Case, fn, answer_key: tuple[str, ...] = ()) -> str | None:
             except Exception as e:  # the student's error is the finding (after a trip)
                 error = e
         if trips:
-            return f"{case.label}{how}: {_said(answer_key_finding(trips[0]))}"
+            finding = answer_key_finding(trips[0])
+            return (f"{case.label}{how}: {_said(finding)}", verdicts.FAIL,
+                    [h.name for h in finding.hints], None)
         if isinstance(error, NotImplementedError):
-            return f"{case.label}{how}: not implemented yet"
+            return f"{case.label}{how}: not implemented yet", verdicts.NOT_IMPLEMENTED, [], None
         if error is not None:
-            return f"{case.label}{how}: raised {type(error).__name__}: {error}"
+            return (f"{case.label}{how}: raised {type(error).__name__}: {error}", verdicts.FAIL,
+                    [], None)
+        rel = worst_rel_error(got, want)
+        worst = rel if worst is None or (rel is not None and rel > worst) else worst
         try:
             problem = case.judge(got, want)
             for after in case.after:
@@ -317,8 +337,33 @@ def run_case(case: Case, fn, answer_key: tuple[str, ...] = ()) -> str | None:
         except Exception as e:  # an answer the judge cannot even read is wrong
             problem = f"the answer could not be used ({type(e).__name__}: {e})"
         if problem:
-            return f"{case.label}{how}: {problem}"
-    return None
+            return f"{case.label}{how}: {problem}", verdicts.FAIL, [], worst
+    return None, verdicts.PASS, [], worst
+
+
+def worst_rel_error(got, want) -> float | None:
+    """The largest ``|a - b| / (|a| + |b|)`` between an answer and the reference, through
+    tuples and lists of the same length; None when they cannot be compared (another shape,
+    not numbers). ``inf`` for a non-finite answer."""
+    if isinstance(want, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            return None
+        parts = [worst_rel_error(g, w) for g, w in zip(got, want, strict=True)]
+        parts = [p for p in parts if p is not None]
+        return max(parts) if parts else None
+    try:
+        with np.errstate(all="ignore"):
+            a = np.asarray(got, dtype=np.float64)
+            b = np.asarray(want, dtype=np.float64)
+            if a.shape != b.shape:
+                return None
+            if a.size == 0:
+                return 0.0
+            if not np.all(np.isfinite(a)):
+                return float("inf")
+            return float(np.max(rel_error(a, b)))
+    except (TypeError, ValueError):
+        return None
 
 
 def _said(finding) -> str:

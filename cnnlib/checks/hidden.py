@@ -122,7 +122,7 @@ def run(name: str, fn, which: str = "hidden") -> None:
         if isinstance(case, CheckRun):
             getattr(module, case.check)(fn, **case.options)   # prints its report, raises if wrong
         elif isinstance(case, Case):
-            problem = run_case(case, fn, ex.answer_key)
+            problem = run_case(case, fn, ex.answer_key, ex.name)
             if problem:
                 problems.append(problem)
         else:

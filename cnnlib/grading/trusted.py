@@ -20,7 +20,10 @@ Execute preprocessor for :class:`TrustedGrade`, which
 
 A limit hit in the sandbox, the answer key reached (see ``answer_key`` in the checks' tables
 and ``TrustedGrade.forbidden``) or tampering seen by the driver's audit hook is written into
-the notebook's metadata (``cnnlib_grading``), for the CSV and the feedback.
+the notebook's metadata (``cnnlib_grading``), for the CSV and the feedback. So is every grade
+cell's verdict as data (``cnnlib_grading.tests``: one :func:`verdict_record` per grade cell, with
+the verdicts its checks and cases recorded, :mod:`cnnlib.checks.verdicts`), for the class
+report: made here by the trusted code, never read from the cells' text.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
+from cnnlib.checks import verdicts
 from cnnlib.grading import prebuilt, remote, sandbox
 from cnnlib.grading.driver import time_limit
 from cnnlib.grading.markup import grade_meta
 
-__all__ = ["ReplayVerdicts", "TrustedGrade", "answer_key_for", "grading_notes",
+__all__ = ["ReplayVerdicts", "TrustedGrade", "answer_key_for", "grading_notes", "verdict_record",
            "trusted_namespace"]
 
 RUN_NOTEBOOK = "run.ipynb"
@@ -173,7 +177,7 @@ class TrustedGrade(NbGraderPreprocessor):
         run.cells = [c for c in nb.cells if not _is_grade(c)]
         report = {"sandboxed": self.sandboxed, "limit": None, "reason": None,
                   "tampering": [], "answer_key": [], "cells": [], "restarts": 0,
-                  "usage": dict.fromkeys(USAGE, 0.0)}
+                  "usage": dict.fromkeys(USAGE, 0.0), "tests": []}
         pending = list(grade_cells)
         skip: list = []
         setup = None
@@ -196,6 +200,7 @@ class TrustedGrade(NbGraderPreprocessor):
                 why = report["reason"] or "the notebook's process stopped"
                 for cell in pending:
                     cell.outputs = [_error("NotGraded", f"not tested: {why}")]
+                    report["tests"].append(verdict_record(cell, "NotGraded", 0.0, []))
                 break
         report["skipped"] = list(skip)
         nb.metadata["cnnlib_grading"] = report
@@ -232,17 +237,24 @@ class TrustedGrade(NbGraderPreprocessor):
                 tests_started = time.perf_counter()
                 while pending:
                     cell = pending[0]
+                    cell_started = time.perf_counter()
                     try:
-                        self._grade_cell(cell, session, setup, guards[_exercise_of(cell)])
+                        with verdicts.recording() as seen:
+                            error = self._grade_cell(cell, session, setup,
+                                                     guards[_exercise_of(cell)])
                     except remote.DriverLost as exc:
                         report.setdefault("lost", []).append(grade_meta(cell).get("grade_id", ""))
                         cell.outputs = [_error(
                             "NotGraded", "your code stopped answering while this cell tested "
                             f"it (an endless loop in compiled code, or the process ended): {exc}")]
+                        report["tests"].append(verdict_record(
+                            cell, "NotGraded", time.perf_counter() - cell_started, seen))
                         pending.pop(0)
                         return "test", session
                     finally:
                         session.timings["tests"] = time.perf_counter() - tests_started
+                    report["tests"].append(verdict_record(
+                        cell, error, time.perf_counter() - cell_started, seen))
                     pending.pop(0)
             return None, session
         finally:
@@ -265,8 +277,9 @@ class TrustedGrade(NbGraderPreprocessor):
                         f"running after {self.cell_timeout} s in code that could not be "
                         "interrupted, so the rest of the notebook was graded without it)\n")]
 
-    def _grade_cell(self, cell, session: remote.Session, setup: dict, guard) -> None:
-        """Run one grade cell's source here, the student's names standing for proxies."""
+    def _grade_cell(self, cell, session: remote.Session, setup: dict, guard) -> str | None:
+        """Run one grade cell's source here, the student's names standing for proxies.
+        Returns the name of the exception that failed it (None: it passed)."""
         ns = dict(setup)
         out, err = io.StringIO(), io.StringIO()
         try:
@@ -285,10 +298,25 @@ class TrustedGrade(NbGraderPreprocessor):
         except BaseException as exc:  # noqa: BLE001 - every failure of a test is its verdict
             text = out.getvalue()
             cell.outputs = [_error(type(exc).__name__, str(exc), text + _noise(err))]
-            return
+            return type(exc).__name__
         text = out.getvalue() + _noise(err)
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
                                                text=text[-MAX_REPORT:])] if text else []
+        return None
+
+
+def verdict_record(cell, error: str | None, seconds: float, seen) -> dict:
+    """What one grade cell decided, as stored in ``cnnlib_grading.tests``: its grade id,
+    exercise, part (``"check"`` for the visible check's cell, ``"hidden"``), points, whether
+    it passed (``error``: the exception that failed it, ``"NotGraded"`` when it could not be
+    tested), seconds, and the verdicts of its checks and cases."""
+    meta = grade_meta(cell)
+    grade_id = meta.get("grade_id", "")
+    return {"grade_id": grade_id, "exercise": _exercise_of(cell),
+            "part": "hidden" if grade_id.endswith("-hidden") else "check",
+            "points": float(meta.get("points", 0) or 0), "passed": error is None,
+            "error": error, "seconds": round(seconds, 4),
+            "verdicts": [v.as_dict() for v in seen]}
 
 
 class ReplayVerdicts(NbGraderPreprocessor):
