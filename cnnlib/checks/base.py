@@ -255,9 +255,11 @@ class CheckResult:
         """This result as data (:mod:`cnnlib.checks.verdicts`), for the class report."""
         outcome = (verdicts.NOT_IMPLEMENTED if self.not_implemented else
                    verdicts.PASS if self.ok else verdicts.FAIL)
+        hints = self.hints
         return verdicts.Verdict(self.exercise, "check", label, outcome,
-                                [h.name for h in self.hints], self.worst_rel,
-                                self.findings[0].what if self.findings else "")
+                                [h.name for h in hints], self.worst_rel,
+                                self.findings[0].what if self.findings else "",
+                                hints[0].text if hints else "")
 
     def report(self) -> str:
         name = self.exercise

@@ -290,13 +290,14 @@ def run_case(case: Case, fn, answer_key: tuple[str, ...] = (), exercise: str = "
     one is what is wrong, whatever the answer. The verdict is also recorded as data
     (:mod:`cnnlib.checks.verdicts`) under ``exercise``."""
     problem, outcome, hints, rel = _judged(case, fn, answer_key)
-    verdicts.record(verdicts.Verdict(exercise, "case", case.label, outcome, hints, rel,
-                                     problem or ""))
+    verdicts.record(verdicts.Verdict(exercise, "case", case.label, outcome,
+                                     [h.name for h in hints], rel, problem or "",
+                                     hints[0].text if hints else ""))
     return problem
 
 
-def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list[str], float | None]:
-    """(what is wrong or None, the outcome, hint names, the worst relative error)."""
+def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list, float | None]:
+    """(what is wrong or None, the outcome, its hints, the worst relative error)."""
     calls = _callables(case, fn)
     if not calls:
         return f"{case.label}: the function must be compiled with @njit", verdicts.FAIL, [], None
@@ -304,8 +305,7 @@ def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list[str], flo
     replaced = [s for s in GUARD.tampered if s in answer_key]
     if replaced:
         finding = answer_key_finding(replaced[0], tampered=True)
-        return (f"{case.label}: {_said(finding)}", verdicts.FAIL,
-                [h.name for h in finding.hints], None)
+        return f"{case.label}: {_said(finding)}", verdicts.FAIL, finding.hints, None
     worst = None
     for how, call in calls:
         # Two independent sets of the same inputs (they are made deterministically): one for
@@ -320,8 +320,7 @@ def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list[str], flo
                 error = e
         if trips:
             finding = answer_key_finding(trips[0])
-            return (f"{case.label}{how}: {_said(finding)}", verdicts.FAIL,
-                    [h.name for h in finding.hints], None)
+            return f"{case.label}{how}: {_said(finding)}", verdicts.FAIL, finding.hints, None
         if isinstance(error, NotImplementedError):
             return f"{case.label}{how}: not implemented yet", verdicts.NOT_IMPLEMENTED, [], None
         if error is not None:

@@ -46,6 +46,7 @@ class Verdict:
     hints: list[str] = field(default_factory=list)
     rel_error: float | None = None
     what: str = ""
+    hint_text: str = ""  # the matched mistake's explanation, as the student was shown it
 
     @property
     def hint(self) -> str | None:

@@ -10,6 +10,10 @@ Run from the course root (the folder holding nbgrader_config.py, solutions/ and 
         autograde_failed, not_submitted).
     python -m cnnlib.grading feedback
         HTML feedback per student in feedback/, with hidden tests removed everywhere.
+    python -m cnnlib.grading report [--assignment NAME ...] [--out report/]
+        what the class got wrong: static HTML pages (index.html and one per assignment),
+        CSV and JSON: scores per exercise, the share of the class per named mistake, the
+        flagged submissions and why, the slowest exercises, similar answers side by side.
 
 Exit status 0 when the step ran (flagged submissions are in the CSV), 2 when the instructor
 must fix something first (the message says what).
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -152,6 +157,24 @@ def _cmd_feedback(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from cnnlib.grading import class_report, report_html  # deferred: matplotlib, copydetect
+
+    root = course.find_root(args.root)
+    t0 = time.perf_counter()
+    report = class_report.build(root, args.assignment, similarity=not args.no_similarity,
+                                threshold=args.threshold)
+    index = report_html.write_report(report, root / args.out if not os.path.isabs(args.out)
+                                     else args.out)
+    for a in report.assignments:
+        top = ", ".join(f"{m.exercise}: {m.hint} {m.share:.0%}" for m in a.mistakes[:3])
+        print(f"{a.name:24s} {len(a.graded):4d} graded  {len(a.flagged_students()):3d} flagged"
+              f"  {len(a.similar):3d} similar pairs  {top or 'no wrong answers'}")
+    print(f"report of {len(report.assignments)} assignment(s) in "
+          f"{time.perf_counter() - t0:.1f} s: open {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cnnlib.grading", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--jobs", "-j", type=int, default=None, help="parallel processes")
     f.add_argument("--root", help="course root (default: current directory)")
     f.set_defaults(func=_cmd_feedback)
+
+    r = sub.add_parser("report", help="what the class got wrong: HTML, CSV and JSON")
+    r.add_argument("--assignment", "-a", action="append",
+                   help="only this assignment (repeatable); default: every graded one")
+    r.add_argument("--out", "-o", default="report",
+                   help="folder to write (default report/ in the course root)")
+    r.add_argument("--threshold", type=float, default=None,
+                   help="similarity above which a pair is listed (0-1; default: "
+                        "cnnlib.grading.similarity's)")
+    r.add_argument("--no-similarity", action="store_true", help="skip the similarity check")
+    r.add_argument("--root", help="course root (default: current directory)")
+    r.set_defaults(func=_cmd_report)
     return p
 
 

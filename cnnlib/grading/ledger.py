@@ -193,6 +193,14 @@ class Ledger:
         return Change(result.student, result.assignment, old.score, result.score, old.status,
                       result.status, tests, cells, ", ".join(why) or "graded again")
 
+    def results(self, assignments: Iterable[str] | None = None) -> list[SubmissionResult]:
+        """Every recorded grade (of ``assignments``, default all), by student and assignment."""
+        rows = self._db.execute("SELECT assignment, result FROM grades "
+                                "ORDER BY student, assignment").fetchall()
+        wanted = None if assignments is None else set(assignments)
+        return [SubmissionResult(**json.loads(r)) for a, r in rows
+                if wanted is None or a in wanted]
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM grades").fetchone()[0]
 
