@@ -206,6 +206,25 @@ def report(rows: list[dict], students: int) -> str:
     return "\n".join(lines)
 
 
+def class_report_timing(course: Path, students: int) -> str:
+    """Build the class report of a graded course, timed; what it found, in a few lines."""
+    from cnnlib.grading import class_report, report_html
+
+    start = time.perf_counter()
+    built = class_report.build(course)
+    gathered = time.perf_counter() - start
+    report_html.write_report(built, course / "report")
+    total = time.perf_counter() - start
+    lines = [f"Class report of {students} students x {len(built.assignments)} assignments: "
+             f"{total:.1f} s ({gathered:.1f} s gathering and comparing answers, "
+             f"{total - gathered:.1f} s figures and pages), in {course / 'report'}"]
+    for a in built.assignments:
+        top = ", ".join(f"{m.exercise}: {m.hint} {m.share:.0%}" for m in a.mistakes[:2])
+        lines.append(f"- {a.name}: {len(a.graded)} graded, {len(a.flagged_students())} "
+                     f"flagged, {len(a.similar)} similar pairs; {top}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--students", type=int, default=100)
@@ -217,6 +236,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cluster", type=int, default=0, metavar="N",
                     help="also grade on a loopback Dask cluster of N one-thread workers (the "
                          "grader CPU column then leaves the workers out)")
+    ap.add_argument("--report", action="store_true",
+                    help="then time the class report (python -m cnnlib.grading report, with "
+                         "the similarity check) on the first setting's graded class")
     ap.add_argument("--keep", help="build the course here and keep it")
     ap.add_argument("--json", help="write the figures to this file too")
     args = ap.parse_args(argv)
@@ -266,6 +288,10 @@ def main(argv=None) -> int:
     text = report(rows, args.students)
     print()
     print(text)
+    if args.report:
+        print()
+        print(class_report_timing(where / next(iter(sorted(
+            p.name for p in where.iterdir() if p.name.startswith("run-")))), args.students))
     if args.json:
         Path(args.json).write_text(json.dumps([
             {"setting": r["label"], "wall": r["wall"], "notebooks": len(r["results"]),

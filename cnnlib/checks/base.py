@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnlib.checks import verdicts
-from cnnlib.checks.guard import GUARD, parse_spec
+from cnnlib.checks.guard import GUARD, AnswerKeyUsed, parse_spec
 from cnnlib.gradcheck import PASS_MARK, rel_error
 
 __all__ = [
@@ -444,6 +444,9 @@ class Checker:
                 error = e
         if trips:                                     # even when the student caught the error
             self.result.findings.append(answer_key_finding(trips[0]))
+            raise _Stop
+        if isinstance(error, AnswerKeyUsed):  # tripped where the function ran (a sandbox)
+            self.result.findings.append(answer_key_finding(error.spec))
             raise _Stop
         if error is None:
             return value

@@ -35,7 +35,7 @@ import numpy as np
 
 from cnnlib.checks import verdicts
 from cnnlib.checks.base import answer_key_finding, quietly
-from cnnlib.checks.guard import GUARD
+from cnnlib.checks.guard import GUARD, AnswerKeyUsed
 from cnnlib.gradcheck import rel_error
 
 __all__ = [
@@ -318,8 +318,8 @@ def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list, float | 
                 got = call(*args, **copy.deepcopy(dict(case.kwargs)))
             except Exception as e:  # the student's error is the finding (after a trip)
                 error = e
-        if trips:
-            finding = answer_key_finding(trips[0])
+        if trips or isinstance(error, AnswerKeyUsed):  # here, or where the function ran
+            finding = answer_key_finding(trips[0] if trips else error.spec)
             return f"{case.label}{how}: {_said(finding)}", verdicts.FAIL, finding.hints, None
         if isinstance(error, NotImplementedError):
             return f"{case.label}{how}: not implemented yet", verdicts.NOT_IMPLEMENTED, [], None

@@ -29,7 +29,7 @@ from traitlets.config import Config
 from cnnlib.grading import course, prebuilt, sandbox
 from cnnlib.grading import ledger as ledger_mod
 from cnnlib.grading.converters import failure_reason, run_converter
-from cnnlib.grading.course import GradingError, Refused, read_regular_file
+from cnnlib.grading.course import MAX_NOTEBOOK_BYTES, GradingError, Refused, read_regular_file
 from cnnlib.grading.feedback import feedback_one
 from cnnlib.grading.generate import generate_into
 from cnnlib.grading.gradebook import (
@@ -64,9 +64,6 @@ class ExactAutograde(Autograde):
 
 log = logging.getLogger(__name__)
 
-# A course notebook with its plots is a few MB; anything far larger is not an honest
-# submission and would only slow every step (nbgrader's own cap on copied files is 100 MB).
-MAX_NOTEBOOK_BYTES = 64 * 2**20
 TIMESTAMP = "timestamp.txt"  # written by nbgrader collect; read for late penalties
 
 

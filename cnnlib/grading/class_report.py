@@ -211,7 +211,7 @@ def _flags_of(student: str, record: dict) -> list[Flag]:
         flags.append(Flag(student, UNSANDBOXED, "graded with --unsandboxed"))
     if record.get("limit"):
         flags.append(Flag(student, LIMIT, str(record.get("reason") or record["limit"])))
-    for what in record.get("answer_key", ()):
+    for what in dict.fromkeys(record.get("answer_key", ())):
         flags.append(Flag(student, ANSWER_KEY, str(what)))
     if record.get("tampering"):
         flags.append(Flag(student, TAMPERING, ", ".join(map(str, record["tampering"][:5]))))
@@ -311,10 +311,12 @@ def assignment_report(root: Path, config, name: str, results: list, layout: dict
                             mistakes, flags, wall)
 
 
-def build(root, assignments=None, similarity: bool = True, threshold: float | None = None
-          ) -> ClassReport:
+def build(root, assignments=None, similarity: bool = True, threshold: float | None = None,
+          keep_common: bool = False) -> ClassReport:
     """The report of ``assignments`` (default: every assignment the ledger holds grades of)
-    in the course at ``root``; with ``similarity``, the similar answers of each too."""
+    in the course at ``root``; with ``similarity``, the similar answers of each too (with
+    ``keep_common``, also code that much of the class shares counts, see
+    :mod:`cnnlib.grading.similarity`)."""
     from cnnlib.grading import gradebook  # deferred: nbgrader's gradebook is a heavy import
 
     started = time.perf_counter()
@@ -340,6 +342,8 @@ def build(root, assignments=None, similarity: bool = True, threshold: float | No
         from cnnlib.grading import similarity as sim  # deferred: copydetect, only when asked
 
         kwargs = {} if threshold is None else {"threshold": threshold}
+        if keep_common:
+            kwargs["common"] = None
         found = sim.check_course(root, names, **kwargs)
         for rep in reports:
             rep.similar = list(found.pairs.get(rep.name, []))

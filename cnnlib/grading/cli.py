@@ -14,6 +14,9 @@ Run from the course root (the folder holding nbgrader_config.py, solutions/ and 
         what the class got wrong: static HTML pages (index.html and one per assignment),
         CSV and JSON: scores per exercise, the share of the class per named mistake, the
         flagged submissions and why, the slowest exercises, similar answers side by side.
+    python -m cnnlib.grading export --format canvas|moodle|nbgrader [--roster roster.csv]
+        the gradebook as a CSV to import into Canvas or Moodle (a roster maps student ids),
+        or nbgrader's own CSV.
 
 Exit status 0 when the step ran (flagged submissions are in the CSV), 2 when the instructor
 must fix something first (the message says what).
@@ -31,7 +34,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from cnnlib.grading import course
+from cnnlib.grading import course, lms
 from cnnlib.grading.autograde import autograde
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback, raise_feedback_errors
@@ -163,7 +166,7 @@ def _cmd_report(args) -> int:
     root = course.find_root(args.root)
     t0 = time.perf_counter()
     report = class_report.build(root, args.assignment, similarity=not args.no_similarity,
-                                threshold=args.threshold)
+                                threshold=args.threshold, keep_common=args.keep_common)
     index = report_html.write_report(report, root / args.out if not os.path.isabs(args.out)
                                      else args.out)
     for a in report.assignments:
@@ -227,8 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="similarity above which a pair is listed (0-1; default: "
                         "cnnlib.grading.similarity's)")
     r.add_argument("--no-similarity", action="store_true", help="skip the similarity check")
+    r.add_argument("--keep-common", action="store_true",
+                   help="count code that more than a tenth of the class shares too (it is "
+                        "left out by default: with it, one leaked solution pairs everyone)")
     r.add_argument("--root", help="course root (default: current directory)")
     r.set_defaults(func=_cmd_report)
+    lms.add_parser(sub)
     return p
 
 

@@ -20,6 +20,9 @@ from traitlets.config.loader import PyFileConfigLoader
 CONFIG_FILE = "nbgrader_config.py"
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "notebooks"
+# A course notebook with its plots is a few MB; anything far larger is not an honest
+# submission and would only slow every step (nbgrader's own cap on copied files is 100 MB).
+MAX_NOTEBOOK_BYTES = 64 * 2**20
 
 
 class GradingError(RuntimeError):

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cnnlib.grading import course, sandbox
-from cnnlib.grading.autograde import MAX_NOTEBOOK_BYTES, _grade_one, _Job, read_nbgrader_files
-from cnnlib.grading.course import Refused, read_regular_file
+from cnnlib.grading.autograde import _grade_one, _Job, read_nbgrader_files
+from cnnlib.grading.course import MAX_NOTEBOOK_BYTES, Refused, read_regular_file
 from cnnlib.grading.results import AUTOGRADE_FAILED, SubmissionResult
 
 __all__ = ["Task", "grade_on_cluster", "run_task"]

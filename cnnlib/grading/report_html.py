@@ -32,7 +32,7 @@ from cnnlib.grading.class_report import AssignmentReport, ClassReport, pair_summ
 
 __all__ = ["MAX_PAIRS_SHOWN", "write_report"]
 
-MAX_PAIRS_SHOWN = 25  # side-by-side views per page; every pair is in similarity.csv
+MAX_PAIRS_SHOWN = 10  # side-by-side views per page (the most similar); all in similarity.csv
 SLOWEST_SHOWN = 10
 
 STYLE = """
@@ -62,7 +62,7 @@ from the grading ledger and the trusted grader's verdicts.</p>
 <td class="num">{{ a.not_submitted }}</td>
 <td class="num">{{ a.mean }}</td><td class="num">{{ a.median }}</td>
 <td>{{ a.top_mistake }}</td><td class="num">{{ a.flagged }}</td>
-<td class="num">{{ a.pairs }}</td></tr>
+<td class="num">{{ a.pair_count }}</td></tr>
 {% endfor %}
 </table>
 {% if figure %}<h2>Scores per assignment</h2>
@@ -267,7 +267,8 @@ def _assignment_view(a: AssignmentReport, figures: bool) -> dict:
                       "share": f"{m.share:.0%}", "width": round(8 * m.share, 2),
                       "text": m.text} for m in a.mistakes],
         "flags": a.flags, "slowest": slowest, "pairs": pairs[:200], "shown": shown,
-        "more_pairs": max(0, len(pairs) - 200), "skipped": a.similarity_skipped,
+        "more_pairs": max(0, len(pairs) - 200), "pair_count": len(pairs),
+        "skipped": a.similarity_skipped,
         "figure": score_figure(a) if figures else None,
         "mistake_figure": mistake_figure(a) if figures else None,
     }

@@ -191,8 +191,8 @@ class TrustedGrade(NbGraderPreprocessor):
             for what in session.tampering:
                 if what not in report["tampering"]:
                     report["tampering"].append(what)
-            report["answer_key"] += [a for a in session.answer_key
-                                     if a not in report["answer_key"]]
+            report["answer_key"] = list(dict.fromkeys(report["answer_key"]
+                                                      + session.answer_key))
             if lost is None:
                 break
             report["restarts"] += 1
