@@ -15,6 +15,10 @@ module per job, each importing only those above it in this list:
     feedback    autograded/ -> feedback/ HTML, hidden tests removed, leaks deleted
     autograde   submitted/ -> gradebook, autograded/, results (with the ledger)
     distributed autograde on a Dask cluster: tasks out, verdicts replayed here
+    similarity  answer cells compared across the class (copydetect)
+    class_report  the ledger's grades and the trusted verdicts, per assignment and exercise
+    report_html the class report as static HTML pages, CSV and JSON
+    lms         the gradebook as Canvas and Moodle import CSVs, and nbgrader's own
     cli         the command line
 
 and beside them the trusted grader: sandbox, wire, driver, remote, trusted, prebuilt (caches
