@@ -159,6 +159,7 @@ def check_numbers(course: Path, out: Path) -> None:
     # right: the solution (2), the `=` pair, the answer-key user, both own-style answers
     assert inp["full_marks"] == 7 and inp["zero"] == 4
     assert inp["not_answered"] == ["blank"]
+    assert inp["wrong_median_rel_error"] > 0.1       # an unflipped kernel is far off
     assert exercises["conv3x3_backprop"]["not_answered"] == ["blank", "own-style",
                                                              "own-style-copy"]
     flags = {(f["student"], f["kind"]) for f in a["flags"]}

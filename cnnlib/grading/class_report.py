@@ -100,6 +100,12 @@ class ExerciseStats:
         return max(self.seconds.values(), default=0.0)
 
     @property
+    def wrong_median_rel_error(self) -> float | None:
+        """How far off the wrong answers were, typically (near 1: a different formula;
+        below 1e-6: round-off, worth a look at the tolerance)."""
+        return statistics.median(self.worst_rel_errors) if self.worst_rel_errors else None
+
+    @property
     def slowest_student(self) -> str:
         return max(self.seconds, key=self.seconds.get) if self.seconds else ""
 
@@ -153,6 +159,7 @@ class AssignmentReport:
             "exercises": [{"exercise": e.name, "max_points": e.max_points,
                            "mean": e.mean, "full_marks": e.full_marks, "zero": e.zero,
                            "not_answered": e.not_answered,
+                           "wrong_median_rel_error": e.wrong_median_rel_error,
                            "median_seconds": e.median_seconds, "max_seconds": e.max_seconds,
                            "scores": e.scores} for e in self.exercises],
             "mistakes": [asdict(m) for m in self.mistakes],

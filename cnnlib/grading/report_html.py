@@ -87,11 +87,13 @@ median {{ a.median }}.</p>
  src="{{ a.figure }}">{% endif %}
 <table id="exercises">
 <tr><th>exercise</th><th>points</th><th>mean</th><th>full marks</th><th>zero</th>
-<th>not answered</th><th>median test time</th></tr>
+<th>not answered</th><th>wrong answers' relative error (median)</th>
+<th>median test time</th></tr>
 {% for e in a.exercises %}
 <tr><td>{{ e.name }}</td><td class="num">{{ e.points }}</td><td class="num">{{ e.mean }}</td>
 <td class="num">{{ e.full }}</td><td class="num">{{ e.zero }}</td>
-<td class="num">{{ e.unanswered }}</td><td class="num">{{ e.seconds }}</td></tr>
+<td class="num">{{ e.unanswered }}</td><td class="num">{{ e.rel }}</td>
+<td class="num">{{ e.seconds }}</td></tr>
 {% endfor %}
 </table>
 
@@ -262,6 +264,8 @@ def _assignment_view(a: AssignmentReport, figures: bool) -> dict:
         "exercises": [{"name": e.name, "points": f"{e.max_points:g}", "mean": f"{e.mean:.2f}",
                        "full": e.full_marks, "zero": e.zero,
                        "unanswered": len(e.not_answered),
+                       "rel": "-" if e.wrong_median_rel_error is None
+                       else f"{e.wrong_median_rel_error:.2g}",
                        "seconds": f"{e.median_seconds:.2f} s"} for e in a.exercises],
         "mistakes": [{"exercise": m.exercise, "hint": m.hint, "count": len(m.students),
                       "share": f"{m.share:.0%}", "width": round(8 * m.share, 2),
@@ -294,9 +298,11 @@ def write_tables(report: ClassReport, out: Path) -> None:
                                      encoding="utf-8")
     _write_csv(out / "exercises.csv",
                ["assignment", "exercise", "max_points", "graded", "mean", "full_marks", "zero",
-                "not_answered", "median_seconds", "max_seconds"],
+                "not_answered", "wrong_median_rel_error", "median_seconds", "max_seconds"],
                [(a.name, e.name, f"{e.max_points:g}", len(e.scores), round(e.mean, 4),
-                 e.full_marks, e.zero, len(e.not_answered), round(e.median_seconds, 4),
+                 e.full_marks, e.zero, len(e.not_answered),
+                 "" if e.wrong_median_rel_error is None else f"{e.wrong_median_rel_error:.3g}",
+                 round(e.median_seconds, 4),
                  round(e.max_seconds, 4))
                 for a in report.assignments for e in a.exercises])
     _write_csv(out / "mistakes.csv",
