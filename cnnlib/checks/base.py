@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnlib.checks import verdicts
+from cnnlib.checks import tolerance, verdicts
 from cnnlib.checks.guard import GUARD, AnswerKeyUsed, parse_spec
 from cnnlib.gradcheck import PASS_MARK, rel_error
 
@@ -89,12 +89,10 @@ __all__ = [
     "quietly",
 ]
 
-# Tolerances for comparing float64 answers with the reference. Both compute the same sums in a
-# possibly different order, so they agree to ~1e-15 relative; 1e-7 leaves room for a different
-# but exact formula (e.g. the softmax Jacobian written with p or with exp) and still catches
-# every real mistake, which changes values by percents.
-RTOL = 1e-7
-ATOL = 1e-10
+# The default tolerances of a comparison, and the float32 rule on top of them: the course's
+# one tolerance policy, with its reasons, is cnnlib.checks.tolerance.
+RTOL = tolerance.RTOL
+ATOL = tolerance.ATOL
 # Relative errors against the numerical gradient are quoted with the course's one pass mark,
 # cnnlib.gradcheck.PASS_MARK (its reason is there). Entries whose absolute difference is
 # below NUMERICAL_FLOOR count as equal: both are round-off around a zero derivative.
@@ -338,6 +336,24 @@ def _fmt(v) -> str:
     return f"{v:.6g}"
 
 
+def _rule(rel, raw) -> str:
+    """The tolerance rule, quoted only when the answer is that close (a real mistake is off by
+    percents, and the rule would only distract)."""
+    return f" ({tolerance.describe(raw)})" if float(np.max(rel)) < NEAR_MISS else ""
+
+
+# Below this relative error a wrong answer is a near miss: the report says which rule it missed.
+NEAR_MISS = 1e-3
+
+
+def _raw(x):
+    """``x`` as numpy sees it (its dtype decides the tolerance), or None if it is no array."""
+    try:
+        return np.asarray(x)
+    except Exception:  # noqa: BLE001 - whatever it is, it gets the float64 rule
+        return None
+
+
 def _as_float_array(x):
     arr = np.asarray(x)
     if arr.dtype == object:
@@ -486,6 +502,7 @@ class Checker:
         """
         expected = np.asarray(expected, dtype=np.float64)
         arr = self._array(name, got, context)
+        raw = _raw(got)
         if arr.shape != expected.shape:
             self._shape_fail(name, arr, expected.shape, shape_hints, mistakes, context)
         if not np.all(np.isfinite(arr)):
@@ -496,7 +513,7 @@ class Checker:
                 [COMMON_HINTS["overflow"]],
             )
         diff = np.abs(arr - expected)
-        tol = atol + rtol * np.abs(expected)
+        tol = tolerance.allowed(raw, expected, rtol, atol)
         rel = rel_error(arr, expected)
         self._note_rel(rel)
         if np.all(diff <= tol):
@@ -504,18 +521,20 @@ class Checker:
             return arr
         worst = np.unravel_index(int(np.argmax(diff - tol)), arr.shape) if arr.ndim else ()
         n_wrong = int(np.count_nonzero(diff > tol))
+        yours, wanted = tolerance.digits(arr[worst], expected[worst])
         lines = [
             f"shape {arr.shape} is right, but {n_wrong} of {arr.size} values differ",
-            f"worst at index {tuple(int(i) for i in worst)}: yours {_fmt(arr[worst])}, "
-            f"expected {_fmt(expected[worst])}",
-            f"largest relative error: {_fmt(rel.max())}",
+            f"worst at index {tuple(int(i) for i in worst)}: yours {yours}, "
+            f"expected {wanted}",
+            f"largest relative error: {_fmt(rel.max())}" + _rule(rel.max(), raw),
         ]
         if numerical is not None:
             num = np.asarray(numerical(), dtype=np.float64)
             nrel = np.where(np.abs(arr - num) < NUMERICAL_FLOOR, 0.0, rel_error(arr, num))
             lines.append(
                 f"relative error against the numerical gradient: {_fmt(nrel.max())} "
-                f"(a correct gradient gives below {PASS_MARK:g})"
+                f"(a correct gradient gives below "
+                f"{tolerance.gradient_mark(raw, PASS_MARK):g})"
             )
         hints = self._match(arr, mistakes)
         if not hints and default_hint is not None:
@@ -523,8 +542,11 @@ class Checker:
         self.fail(f"`{name}` has wrong values{context}", lines, hints)
 
     def compare_scalar(self, name: str, got, expected: float, *, mistakes=(),
-                       default_hint=None, rtol=RTOL, atol=ATOL, context: str = ""):
-        """Compare a single number (an int or float answer)."""
+                       default_hint=None, rtol=RTOL, atol=ATOL, context: str = "",
+                       between: tuple[float, float, str] | None = None):
+        """Compare a single number (an int or float answer). ``between=(a, b, why)``: any
+        value from ``a`` to ``b`` is right too, by the documented convention ``why``
+        (:mod:`cnnlib.checks.tolerance`)."""
         try:
             value = float(np.asarray(got, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
@@ -537,15 +559,22 @@ class Checker:
         if not np.isfinite(value):
             self.fail(f"`{name}` is {value}{context}", [], [COMMON_HINTS["overflow"]])
         self._note_rel(rel_error(value, expected))
-        if abs(value - expected) <= atol + rtol * abs(expected):
+        limit = float(tolerance.allowed(_raw(got), np.asarray(expected), rtol, atol))
+        if abs(value - expected) <= limit:
             self.passed(name)
             return value
+        if between is not None:
+            lo, hi = sorted(between[:2])
+            if lo - limit <= value <= hi + limit:
+                self.passed(f"{name} ({between[2]})")
+                return value
         hints = self._match(np.asarray(value), mistakes) or (
             [default_hint] if default_hint else []
         )
+        yours, wanted = tolerance.digits(value, expected)
         self.fail(
             f"`{name}` is wrong{context}",
-            [f"yours {_fmt(value)}, expected {_fmt(expected)}"],
+            [f"yours {yours}, expected {wanted}" + _rule(rel_error(value, expected), _raw(got))],
             hints,
         )
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlib.checks import verdicts
+from cnnlib.checks import tolerance, verdicts
 from cnnlib.checks.base import answer_key_finding, quietly
 from cnnlib.checks.guard import GUARD, AnswerKeyUsed
 from cnnlib.gradcheck import rel_error
@@ -133,7 +133,8 @@ def fake_digits(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
 @dataclass(frozen=True)
 class Close:
     """An array (or number) of the reference's shape whose values agree with it:
-    ``|got - want| <= atol + rtol * |want|`` everywhere (``np.allclose``'s defaults).
+    ``|got - want| <= atol + rtol * |want|`` everywhere (``np.allclose``'s defaults), with
+    a float32 answer compared at its own precision (:mod:`cnnlib.checks.tolerance`).
     ``broadcast``: any shape that broadcasts to the reference's will do (a scalar 1 for a
     vector of ones)."""
 
@@ -146,13 +147,14 @@ class Close:
         if got is None:
             return "returned None (a missing return?)"
         try:
+            raw = np.asarray(got)
             got = np.asarray(got, dtype=np.float64)
         except (TypeError, ValueError):
             return f"not an array of numbers ({type(got).__name__})"
         if got.shape != want.shape and not (
                 self.broadcast and np.broadcast_shapes(got.shape, want.shape) == want.shape):
             return f"shape {got.shape}, expected {want.shape}"
-        if not np.allclose(got, want, rtol=self.rtol, atol=self.atol):
+        if not np.all(np.abs(got - want) <= tolerance.allowed(raw, want, self.rtol, self.atol)):
             return "wrong values"
         return None
 
