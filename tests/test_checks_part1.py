@@ -31,6 +31,7 @@ from known_wrong import (
 
 import cnnlib.checks as checks
 from cnnlib.checks import reference as ref
+from cnnlib.checks.base import REPORT_WIDTH
 from cnnlib.gradcheck import PASS_MARK, numerical_gradient, numerical_gradient_array, rel_error
 
 EXERCISES = sorted(CHECKS)
@@ -43,6 +44,11 @@ GRADIENT_EXERCISES = {"d_out_d_t", "chain_rule", "softmax_backprop", "maxpool_ba
 
 NUMERICAL_LINE = re.compile(r"relative error against the numerical gradient: (\S+) "
                             r"\(a correct gradient gives below (\S+)\)")
+
+
+def flat(exc) -> str:
+    """An exception's message (a check's whole report) with its line wrapping undone."""
+    return " ".join(str(exc).split())
 
 
 def check_of(notebook, grade_id):
@@ -67,20 +73,24 @@ def test_unanswered_exercise_reports_not_implemented(exercise, capfd):
     def stub(*args, **kwargs):
         raise NotImplementedError()
 
-    with pytest.raises(NotImplementedError, match="not implemented yet"):
+    with pytest.raises(NotImplementedError, match="not implemented yet") as info:
         check_of(nb, gid)(stub)
     out, err = capfd.readouterr()
-    assert "[not implemented yet]" in out and "raise NotImplementedError()" in out
-    assert err == ""
+    report = flat(info.value)          # the whole report is the exception's message
+    assert "[not implemented yet]" in report and "raise NotImplementedError()" in report
+    assert out == "" and err == ""     # and it is shown once: nothing printed besides
 
 
 @pytest.mark.parametrize("case", WRONG, ids=[_id(c) for c in WRONG])
 def test_known_wrong_answer_fails_with_its_hint(case, capfd):
     nb, gid, mistake, src, hint = case
     fn = load_function(nb, gid, src)
-    with pytest.raises(checks.CheckFailed):
+    with pytest.raises(checks.CheckFailed) as info:
         check_of(nb, gid)(fn)
-    out, err = capfd.readouterr()
+    printed, err = capfd.readouterr()
+    assert printed == ""
+    assert all(len(line) <= REPORT_WIDTH for line in str(info.value).splitlines())
+    out = flat(info.value)  # the report, its wrapped lines joined
     assert err == "", f"{mistake}: the check let something reach stderr:\n{err}"
     assert hint in out, f"{mistake}: expected {hint!r} in the report:\n{out}"
     assert out.startswith(f"[not yet] {gid}")
@@ -94,7 +104,7 @@ def test_known_wrong_answer_fails_with_its_hint(case, capfd):
     if quoted:  # the one pass mark, and the wrong answer is on the failing side of it
         assert float(quoted.group(2)) == PASS_MARK, out
         assert float(quoted.group(1)) >= PASS_MARK, f"{mistake}: {quoted.group(0)}"
-    assert "[[" not in out, "the report must not print whole arrays"
+    assert "[[" not in str(info.value), "the report must not print whole arrays"
 
 
 def test_report_names_shapes_and_worst_index():

@@ -64,6 +64,7 @@ import contextlib
 import functools
 import io
 import sys
+import textwrap
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -97,6 +98,11 @@ ATOL = tolerance.ATOL
 # cnnlib.gradcheck.PASS_MARK (its reason is there). Entries whose absolute difference is
 # below NUMERICAL_FLOOR count as equal: both are round-off around a zero derivative.
 NUMERICAL_FLOOR = 1e-9
+
+
+# Columns of the report in an exception's message: nbgrader validate indents by 4 and cuts
+# lines at 87 characters; 80 leaves room for IPython's own indent.
+REPORT_WIDTH = 80
 
 
 class CheckFailed(AssertionError):
@@ -259,7 +265,20 @@ class CheckResult:
                                 self.findings[0].what if self.findings else "",
                                 hints[0].text if hints else "")
 
-    def report(self) -> str:
+    def report(self, width: int | None = None) -> str:
+        """The friendly report; with ``width``, every line wrapped to that many columns
+        (continuations indented under their line)."""
+        text = self._report()
+        if width is None:
+            return text
+        out = []
+        for line in text.split("\n"):
+            indent = line[: len(line) - len(line.lstrip())]
+            out += textwrap.wrap(line, width, subsequent_indent=indent + "  ",
+                                 break_long_words=False, break_on_hyphens=False) or [""]
+        return "\n".join(out)
+
+    def _report(self) -> str:
         name = self.exercise
         if self.not_implemented:
             lines = [
@@ -301,13 +320,13 @@ class CheckResult:
             print(self.report())
 
     def exception(self) -> Exception | None:
-        """The exception a failed check raises (None when it passed)."""
+        """The exception a failed check raises (None when it passed), its message the whole
+        report, wrapped to REPORT_WIDTH columns: a traceback, JupyterLab's Validate button
+        and ``nbgrader validate`` (which cuts lines at 87 characters) show the diagnosis."""
         if self.not_implemented:
-            return NotImplementedError(
-                f"{self.exercise} is not implemented yet (see the report above)"
-            )
+            return NotImplementedError(self.report(REPORT_WIDTH))
         if not self.ok:
-            return CheckFailed(f"{self.exercise}: {self.findings[0].what} (see the report above)")
+            return CheckFailed(self.report(REPORT_WIDTH))
         return None
 
     def assert_ok(self) -> CheckResult:
@@ -653,7 +672,8 @@ def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
     verbose=True, **options) -> CheckResult``.
 
     The report is printed to stdout when ``verbose``; with ``raise_on_fail`` a failed check
-    then raises ``CheckFailed`` (or ``NotImplementedError`` for an unanswered exercise).
+    raises ``CheckFailed`` (or ``NotImplementedError`` for an unanswered exercise) instead,
+    whose message is the whole report (printed once, in the traceback).
     """
 
     def deco(body):
@@ -666,11 +686,11 @@ def check_function(exercise: str, error_hints: Sequence[tuple[str, Hint]] = ()):
             result = chk.result
             verdicts.record(result.verdict(", ".join(f"{k}={v!r}" for k, v in options.items())
                                            or "visible check"))
+            if raise_on_fail and not result.ok:
+                raise result.exception()  # its message is the whole report
             if verbose:
                 print(result.report(), file=sys.stdout, flush=True)
                 result.printed = True
-            if raise_on_fail and not result.ok:
-                raise result.exception()  # what is wrong: see the report printed above
             return result
 
         check.exercise = exercise
