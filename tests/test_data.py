@@ -341,9 +341,13 @@ def test_offline_subset_shapes_dtypes_and_notice(tmp_path, capsys, restore_mnist
     assert x_train.dtype == np.uint8 and y_train.dtype == np.int64
     out, err = capsys.readouterr()
     assert err == ""
-    assert "OFFLINE SUBSET" in out and "5,000" in out
-    assert "CNNLIB_DATA_DIR" in out and "data_dir=" in out and "internet" in out
-    assert "CNNLIB_OFFLINE" in out  # says why it did not download
+    # one short line; the reasons and the way to the full set on request
+    assert out.count("\n") == 1 and "offline subset" in out and "5,000" in out
+    assert "details()" in out
+    details = result.details()
+    assert "OFFLINE SUBSET" in details and "5,000" in details
+    assert "CNNLIB_DATA_DIR" in details and "data_dir=" in details and "internet" in details
+    assert "CNNLIB_OFFLINE" in details  # says why it did not download
     assert "not the full set" in result.description
 
 

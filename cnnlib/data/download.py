@@ -58,11 +58,12 @@ def _quiet_pooch():
 
 class _ProgressBar:
     """The progress-bar object pooch accepts, opened only once the server sends a size,
-    so a failed connection leaves no empty bar; it writes to stdout (tqdm.auto: a widget
-    in Jupyter)."""
+    so a failed connection leaves no empty bar and no line; it writes to stdout (tqdm.auto: a
+    widget in Jupyter). ``announce`` is printed then, above the bar."""
 
-    def __init__(self, desc: str):
+    def __init__(self, desc: str, announce: str = ""):
         self.desc = desc
+        self.announce = announce
         self._bar = None
 
     @property
@@ -73,6 +74,8 @@ class _ProgressBar:
     def total(self, value):
         from tqdm.auto import tqdm  # deferred: only a verbose download draws a bar
 
+        if self.announce and self._bar is None:
+            say(True, self.announce)
         self._bar = tqdm(total=value or None, unit="B", unit_scale=True, desc=self.desc,
                          file=sys.stdout, leave=False)
 
@@ -113,8 +116,7 @@ def download_file(name: str, folder: Path, dataset: str, mirrors: Sequence[str],
     with _quiet_pooch() as pooch:
         for base in mirrors:
             url = base.rstrip("/") + "/" + name
-            say(verbose, f"cnnlib: downloading {url}")
-            bar = _ProgressBar(name) if verbose else None
+            bar = _ProgressBar(name, f"cnnlib: downloading {url}") if verbose else None
             downloader = pooch.HTTPDownloader(progressbar=bar or False,
                                               timeout=DOWNLOAD_TIMEOUT, chunk_size=_CHUNK)
             try:
@@ -124,8 +126,7 @@ def download_file(name: str, folder: Path, dataset: str, mirrors: Sequence[str],
                 if bar is not None:
                     bar.close()
                 reason = failure_reason(exc)
-                notes.append(f"{url}: {reason}")
-                say(verbose, f"cnnlib: {url} failed: {reason}")
+                notes.append(f"{url}: {reason}")  # said once, if every source fails
                 continue
             return Path(path)
     return None

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cnnlib.data.catalog import TITLES
+from cnnlib.data.notices import subset_notice
 
 __all__ = ["MnistData", "SOURCES"]
 
@@ -67,6 +68,14 @@ class MnistData(_Arrays):
         sizes = f"{len(self.train_labels):,} train / {len(self.test_labels):,} test"
         where = SOURCES[self.source].format(location=self.location)
         return f"{title} {where}: {sizes}"
+
+    def details(self) -> str:
+        """Where the data came from and, for the offline subset, every reason the full set
+        could not be had (a mirror that failed, downloading switched off) and how to get it."""
+        if not self.is_subset:
+            notes = "".join(f"\n  - {n}" for n in self.notes)
+            return self.description + (f"\nOn the way:{notes}" if notes else "")
+        return subset_notice(self.notes, len(self.train_labels), len(self.test_labels))
 
     def __str__(self) -> str:
         return self.description

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["say", "subset_notice", "fashion_unavailable"]
+__all__ = ["say", "subset_line", "subset_notice", "fashion_unavailable"]
 
 
 def say(verbose: bool, message: str) -> None:
@@ -20,6 +20,23 @@ def say(verbose: bool, message: str) -> None:
 
 def _reasons(notes: Sequence[str]) -> str:
     return "".join(f"\n  - {note}" for note in notes)
+
+
+def subset_line(train_n: int, test_n: int, notes: Sequence[str] = ()) -> str:
+    """The one line printed when the offline subset stands in for the full set: what is used,
+    and where the details are (:func:`subset_notice`, ``MnistData.details()``). Problems with
+    the user's own files (a cached file that failed its checksum, an unreadable folder) come
+    first, a line each: those need a look; an unreachable mirror (no network) does not."""
+    own = [n for n in notes if not _about_downloading(n)]
+    return "".join(f"cnnlib: {n}\n" for n in own) + (
+        f"cnnlib: full MNIST not available here, using the offline subset: 5,000 real "
+        f"digits ({train_n:,} train / {test_n:,} test). Why, and how to get the full "
+        f"set: print(data.details())")
+
+
+def _about_downloading(note: str) -> bool:
+    """Whether a note is about fetching (a mirror's failure, downloading switched off)."""
+    return "://" in note or note.startswith(("no mirror delivered", "downloading is switched"))
 
 
 def subset_notice(notes: Sequence[str], train_n: int, test_n: int) -> str:

@@ -17,7 +17,7 @@ from cnnlib.data.catalog import FILES, SYSTEM_DIRS, check_dataset
 from cnnlib.data.download import download_file, mirror_list, offline_requested
 from cnnlib.data.files import folder_files, missing_files, read_files, read_folder
 from cnnlib.data.mnist_data import MnistData
-from cnnlib.data.notices import fashion_unavailable, say, subset_notice
+from cnnlib.data.notices import fashion_unavailable, say, subset_line
 from cnnlib.data.offline import load_offline_subset
 from cnnlib.errors import DataError
 
@@ -86,7 +86,7 @@ def load_mnist(dataset: str = "mnist", data_dir=None, cache_dir=None, download: 
                                        verbose, notes)
     if result is None and dataset == "mnist":
         result = MnistData.of(load_offline_subset(), dataset, "subset", None, notes)
-        say(verbose, subset_notice(notes, len(result.train_labels), len(result.test_labels)))
+        say(verbose, subset_line(len(result.train_labels), len(result.test_labels), notes))
     elif result is None:
         raise DataError(fashion_unavailable(notes, root / dataset))
     say(verbose and result.source == "download", f"cnnlib: {result.description}")
