@@ -94,7 +94,8 @@ def test_log_line_format_and_window_averages_are_exact():
                           print_fn=lines.append)
     assert lines == ["--- Epoch 1 ---",
                      "[Step 100] Past 100 steps: Average Loss 2.302 | Accuracy: 11%",
-                     "[Step 200] Past 100 steps: Average Loss 2.302 | Accuracy: 11%"]
+                     "[Step 200] Past 100 steps: Average Loss 2.302 | Accuracy: 11%",
+                     "(Epoch 1 / 1) loss 2.3020 | train acc 0.1100"]
     assert hist.accuracy == [0.11, 0.11] and hist.test_accuracy is None
 
 
@@ -389,3 +390,24 @@ def test_forward_sample_is_the_three_forwards_and_refuses_a_non_vector():
     with pytest.raises(ShapeError, match=r"train_tutorial: softmax.forward must return a 1-D"):
         train_tutorial(conv, pool, Flat(), np.zeros((3, 28, 28), np.uint8), np.zeros(3, int),
                        verbose=False)
+
+
+def test_progress_in_a_log_is_whole_lines_and_the_last_one_stays(monkeypatch, capsys):
+    """Neither a terminal nor a notebook (CI, nohup): a line at the start, at most one every
+    LOG_SECONDS, and the last one kept; no carriage returns; nothing while nbgrader runs."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    bar = progress(total=4, desc="training")
+    for _ in range(4):
+        bar.update(1)
+        bar.set_postfix(loss="0.500", refresh=False)
+    bar.close()
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    assert out.splitlines() == ["training:   0% 0/4 [00:00<?]",
+                                "training: 100% 4/4 [00:00<00:00], loss=0.500"]
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    quiet = progress(total=2, desc="graded")
+    quiet.update(2)
+    quiet.close()
+    assert capsys.readouterr().out == ""

@@ -60,12 +60,55 @@ def progress_enabled(verbose: bool = True) -> bool:
     return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
+# A log (output that is neither a terminal nor a notebook: CI, nohup, a batch job) gets a
+# plain progress line at most this often, plus one at the start and one at the end: enough
+# to see a long run move, never a flood.
+LOG_SECONDS = 30.0
+
+
+class _WholeLines:
+    """stdout for :class:`_LogLines`: passes whole lines, drops the bare ``\\r`` and ``\\n``
+    tqdm writes to move or end a bar in a terminal."""
+
+    def write(self, text: str) -> None:
+        if text.strip("\r\n"):
+            sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+class _LogLines(tqdm):
+    """A progress bar for logs: each refresh is one whole line on stdout (no carriage returns
+    redrawing a bar), and the last line stays."""
+
+    def display(self, msg=None, pos=None):
+        text = self.__str__() if msg is None else msg
+        if text.strip():
+            self.fp.write(text.rstrip() + "\n")
+            self.fp.flush()
+        return True
+
+
+def _to_a_log(verbose: bool) -> bool:
+    """Whether progress goes to a log: verbose, not graded, neither a notebook nor a terminal."""
+    return bool(verbose) and not os.environ.get("NBGRADER_EXECUTION") and \
+        not progress_enabled(verbose)
+
+
 def progress(iterable=None, total=None, desc=None, verbose=True, leave=True, **kwargs):
-    """A ``tqdm.auto`` progress bar (a widget in Jupyter, text in a terminal), or a silent one.
+    """A ``tqdm.auto`` progress bar (a widget in Jupyter, text in a terminal), plain lines
+    every LOG_SECONDS in a log, or a silent one (``verbose`` False, or while nbgrader runs).
 
     Always returns a tqdm object, so callers can use ``set_postfix`` / ``update`` / ``close``
     whether or not anything is drawn.
     """
+    if _to_a_log(verbose):
+        return _LogLines(iterable, total=total, desc=desc or "progress", leave=True,
+                         file=_WholeLines(),
+                         mininterval=LOG_SECONDS, maxinterval=LOG_SECONDS, ascii=True,
+                         bar_format="{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} "
+                                    "[{elapsed}<{remaining}]{postfix}", **kwargs)
     return tqdm(
         iterable,
         total=total,

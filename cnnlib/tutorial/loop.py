@@ -190,6 +190,9 @@ def _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
                 bar.set_postfix(loss=f"{avg:.3f}", acc=f"{acc:.0%}", refresh=False)
         bar.close()
         history.add_epoch(epoch_loss / n, epoch_correct / n, time.perf_counter() - start)
+        # the epoch's line stays when its progress bar goes (seconds: history.epoch_seconds)
+        say(f"(Epoch {epoch} / {epochs}) loss {epoch_loss / n:.4f} | train acc "
+            f"{epoch_correct / n:.4f}")
 
     if test_images is not None:
         say("--- Testing the CNN ---")

@@ -3,15 +3,14 @@ chunks (shuffle, time, record, progress bar)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.monitoring.history import TrainingHistory
+from cnnlib.monitoring.progress import progress as progress_bar
 
 __all__ = ["check_images", "fit_in_chunks"]
 
@@ -56,8 +55,7 @@ def fit_in_chunks(train_chunk: Callable, n: int, *, epochs: int, rng: np.random.
     hist = TrainingHistory() if history is None else history
     done = hist.step[-1] if hist.step else 0
     first_epoch = len(hist.epoch_loss) + 1
-    bar = tqdm(total=epochs * n, desc=desc, unit="img", disable=not progress,
-               file=sys.stdout, leave=False)
+    bar = progress_bar(total=epochs * n, desc=desc, unit="img", verbose=progress, leave=False)
     try:
         for e in range(epochs):
             order = rng.permutation(n) if shuffle else np.arange(n)
