@@ -427,6 +427,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
     ]
     rows["02-softmax-backprop", "fused_d_L_d_t"] = [
         ("onehot - p", "    return grad", "    return -grad", "p minus onehot"),
+        ("changes probs in place (the notebook says not to)", "grad = probs.copy()",
+         "grad = probs", "probs changed in place"),
     ]
     rows["03-maxpool-backprop", "first_max_index"] = [
         ("last maximum",

@@ -96,7 +96,7 @@ def test_known_wrong_answer_fails_with_its_hint(case, capfd):
     assert out.startswith(f"[not yet] {gid}")
     # specific feedback: which array, and where (or a shape, or the student's exception)
     assert any(s in out for s in ("worst at index", "has shape", "yours", "raised", "nan or inf",
-                                  "your function called"))
+                                  "your function called", "was changed"))
     gradient_wrong = "worst at index" in out and "after the update" not in out
     if gid in GRADIENT_EXERCISES and gradient_wrong and "ties" not in out:
         assert "relative error against the numerical gradient" in out

@@ -79,6 +79,12 @@ ROW_ONLY = Hint(
     "return only the derivatives of out[label] (a vector of length nodes), not the whole "
     "nodes x nodes Jacobian: the loss depends on out[label] only.",
 )
+PROBS_CHANGED = Hint(
+    "probs changed in place",
+    "the exercise asks for p - onehot without changing `probs`: `probs[label] -= 1` edits the "
+    "caller's array, which still needs the probabilities (for the loss, the accuracy). Work on "
+    "a copy: `grad = probs.copy()`, then `grad[label] -= 1`.",
+)
 FUSED_SIGN = Hint(
     "p minus onehot",
     "the shortcut is dL/dt = p - onehot(label): the true class gets p_c - 1 (negative, so "
@@ -295,10 +301,15 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
 
 @check_function("fused_d_L_d_t")
 def check_fused_d_L_d_t(fn, chk, *, seed=0, nodes=10):
-    """``fn(probs, label) -> (nodes,)``: ``probs - onehot(label)``."""
+    """``fn(probs, label) -> (nodes,)``: ``probs - onehot(label)``, ``probs`` unchanged (the
+    notebook's rule: the caller still needs the probabilities)."""
     for probs, label in _labelled_probs(np.random.default_rng(seed), nodes):
         expected = _fused_d_L_d_t(probs, label)   # probs - onehot(label)
-        got = chk.call(fn, probs, label)
+        given = probs.copy()
+        got = chk.call(fn, Shared(given), label)
+        if not np.array_equal(given, probs):
+            chk.fail(f"`probs` was changed (label {label})",
+                     ["your function changed the array it was given"], [PROBS_CHANGED])
         chk.compare("d_L_d_t", got, expected, context=f" (label {label})",
                     mistakes=[Mistake(FUSED_SIGN, -expected)], default_hint=FUSED_SIGN)
 
@@ -425,6 +436,7 @@ EXERCISES = (
         "cnnlib.checks.reference:dense_softmax_backward",
     ), visible=(CheckRun("check_fused_d_L_d_t"),), hidden=(
         CheckRun("check_fused_d_L_d_t", {"seed": 76, "nodes": 5}),
-        *(Case(f"label {c}", fixed(_P5, c), _fused_d_L_d_t) for c in range(5)),
+        *(Case(f"label {c}", fixed(_P5, c), _fused_d_L_d_t,
+               after=(After("probs (must not change)", arg(0)),)) for c in range(5)),
     )),
 )
