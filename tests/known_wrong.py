@@ -285,6 +285,28 @@ def conv_backprop(d_L_d_out, last_input, filters):
 }
 
 
+# Max-pool backward vectorised with fancy indexing: where overlapping windows share their
+# maximum, `a[rows, cols, fs] += g` adds only one of the gradients (np.add.at adds all).
+_FANCY_INDEX_POOL = """\
+def maxpool_backprop(d_L_d_out, last_input, pool_size, stride):
+    h_out, w_out, num_filters = d_L_d_out.shape
+    rows, cols, chans, grads = [], [], [], []
+    for i in range(h_out):
+        for j in range(w_out):
+            for f in range(num_filters):
+                window = last_input[i * stride:i * stride + pool_size,
+                                    j * stride:j * stride + pool_size, f]
+                u, v = np.unravel_index(np.argmax(window), window.shape)
+                rows.append(i * stride + u)
+                cols.append(j * stride + v)
+                chans.append(f)
+                grads.append(d_L_d_out[i, j, f])
+    d_L_d_input = np.zeros(last_input.shape)
+    d_L_d_input[rows, cols, chans] += np.array(grads)
+    return d_L_d_input
+"""
+
+
 def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
     """Each exercise's mistakes as ``(mistake, text in the solution, what the student wrote
     instead, hint name)`` (``None`` for the text: a whole replacement answer), turned into
@@ -454,10 +476,12 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "same shape as the input"),
     ]
     rows["03-maxpool-backprop", "maxpool_backprop"] = [
+        ("fancy-index += (repeated positions counted once)", None, _FANCY_INDEX_POOL,
+         "contributions overwritten, not added up"),
         ("= instead of +=",
          "d_L_d_input[r + u, c + v, f] += d_L_d_out[i, j, f]",
          "d_L_d_input[r + u, c + v, f] = d_L_d_out[i, j, f]",
-         "= instead of +="),
+         "contributions overwritten, not added up"),
         ("every tied maximum",
          "                u, v = np.unravel_index(np.argmax(window), window.shape)\n"
          "                d_L_d_input[r + u, c + v, f] += d_L_d_out[i, j, f]",
@@ -469,7 +493,7 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
         ("= instead of +=",
          "d_L_d_filters[f] += d_L_d_out[i, j, f] * region",
          "d_L_d_filters[f] = d_L_d_out[i, j, f] * region",
-         "= instead of +="),
+         "contributions overwritten, not added up"),
         ("transposed filter indices",
          "d_L_d_out[i, j, f] * region",
          "d_L_d_out[i, j, f] * region.T",
@@ -511,17 +535,17 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
         ("= instead of +=",
          "d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]",
          "d_L_d_input[i:i + 3, j:j + 3] = d_L_d_out[i, j, f] * filters[f]",
-         "= instead of +="),
+         "contributions overwritten, not added up"),
     ]
     rows["04-conv-backprop", "conv_backprop"] = [
         ("= instead of += (input gradient)",
          "d_L_d_input[i:i + k, j:j + k] += d_L_d_out[i, j, f] * filters[f]",
          "d_L_d_input[i:i + k, j:j + k] = d_L_d_out[i, j, f] * filters[f]",
-         "= instead of +="),
+         "contributions overwritten, not added up"),
         ("= instead of += (filter gradient)",
          "d_L_d_filters[f] += d_L_d_out[i, j, f] * region",
          "d_L_d_filters[f] = d_L_d_out[i, j, f] * region",
-         "= instead of +="),
+         "contributions overwritten, not added up"),
         ("flipped stamp",
          "d_L_d_out[i, j, f] * filters[f]",
          "d_L_d_out[i, j, f] * filters[f, ::-1, ::-1]",

@@ -258,7 +258,7 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "Hint (sum, not mean, over the batch)"),
         ("= instead of +=",
          v(NB7, "conv_backward", ("dxp[:, :, rows, cols] += ", "dxp[:, :, rows, cols] = ")),
-         "Hint (= instead of +=)"),
+         "Hint (contributions overwritten, not added up)"),
         ("padding kept on dx",
          v(NB7, "conv_backward", ("dx = dxp[:, :, pad:pad + H, pad:pad + Wd]", "dx = dxp")),
          "Hint (padding left on dx)"),

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
 
 A = "04-conv-backprop"
 FLIP = "filter flipped (or not flipped)"
-ACCUMULATE = "= instead of +="
+ACCUMULATE = "contributions overwritten, not added up"
 
 INDEPENDENT = {
     "conv_filter_gradient": '''\

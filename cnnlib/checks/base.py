@@ -134,10 +134,12 @@ COMMON_HINTS = {
         "biases and filters). Adding the gradient climbs the loss instead.",
     ),
     "accumulate": Hint(
-        "= instead of +=",
-        "a value is written with `=` where contributions must be added up with `+=`. When "
-        "several output positions (overlapping windows, the regions of a convolution) send "
-        "gradient to the same input or weight, each one adds its share; `=` keeps only the last.",
+        "contributions overwritten, not added up",
+        "a value is replaced where contributions must be added up. When several output "
+        "positions (overlapping windows, the regions of a convolution) send gradient to the "
+        "same input or weight, each one adds its share: `=` keeps only the last one, and so "
+        "does fancy-index `a[rows, cols] += values` when a position repeats (numpy applies "
+        "each index once). Use `+=` in a loop, or `np.add.at(a, (rows, cols), values)`.",
     ),
     "update-first": Hint(
         "updated the weights before computing the input gradient",
