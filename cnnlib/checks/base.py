@@ -169,6 +169,12 @@ COMMON_HINTS = {
         "forward pass is a cross-correlation (no flip); the input gradient is a full "
         "convolution, i.e. a cross-correlation with the flipped filter [::-1, ::-1].",
     ),
+    "empty": Hint(
+        "empty slice",
+        "your answer has no values at all. A slice like `x[pad:-pad]` is empty when pad is 0: "
+        "`-0` is 0, so it means 'from pad up to the start'. Slice with sizes instead: "
+        "`x[pad:pad + H]`, or `x[pad:x.shape[0] - pad]`.",
+    ),
     "returned-none": Hint(
         "missing return",
         "your function returned None. Did you forget the `return` statement at the end?",
@@ -620,6 +626,8 @@ class Checker:
 
     def _shape_fail(self, name, arr, shape, shape_hints, mistakes, context=""):
         lines = [f"`{name}` has shape {arr.shape}, expected {tuple(shape)}"]
+        if arr.size == 0 and int(np.prod(shape)) > 0:   # nothing at all: an empty slice
+            self.fail(f"`{name}` is empty{context}", lines, [COMMON_HINTS["empty"]])
         hints = self._match(arr, mistakes)
         if not hints:  # no known mistake matches: explain the shape
             if arr.size == int(np.prod(shape)) and arr.ndim == 2 and arr.shape == shape[::-1]:
