@@ -375,6 +375,9 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
         ("log10", "np.log(", "np.log10(", "natural log"),
         ("no minus sign", "-np.log(", "np.log(", "minus sign"),
         ("largest probability", "probs[label]", "probs.max()", "true class"),
+        ("NumPy 2: float() of a 1-element array", None,
+         "def cross_entropy(probs, label):\n    return float(-np.log(probs[[label]]))\n",
+         "NumPy 2: float() of an array"),
     ]
     rows["01-forward", "forward_sample"] = [
         ("no scaling", "image / 255 - 0.5", "image.astype(float)", "scale the image"),
@@ -418,6 +421,10 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "d_L_d_input.reshape(last_input.shape)",
          "d_L_d_input",
          "not reshaped back to the input shape"),
+        ("NumPy 2: reshape(newshape=...)",
+         "d_L_d_input.reshape(last_input.shape)",
+         "np.reshape(d_L_d_input, newshape=last_input.shape)",
+         "NumPy 2: reshape(newshape=...)"),
     ]
     rows["02-softmax-backprop", "softmax_backprop"] = [
         ("updated the weights first",

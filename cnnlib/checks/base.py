@@ -189,6 +189,21 @@ COMMON_HINTS = {
 }
 
 
+# Errors that code written for NumPy 1 meets under NumPy 2 (the course runs NumPy 2), by a
+# piece of their message: every check explains them.
+NUMPY_ERROR_HINTS = (
+    ("only 0-dimensional arrays can be converted", Hint(
+        "NumPy 2: float() of an array",
+        "NumPy 2 converts only a single number, not an array holding one, to a Python float: "
+        "`float(a)` of a shape-(1,) array fails. Take the element: `float(a[0])`, or "
+        "`a.item()`, or keep the array.")),
+    ("newshape", Hint(
+        "NumPy 2: reshape(newshape=...)",
+        "NumPy 2 renamed reshape's keyword: write `a.reshape(shape)` or "
+        "`np.reshape(a, shape=...)` instead of `newshape=`.")),
+)
+
+
 def answer_key_finding(spec: str, tampered: bool = False) -> Finding:
     """The finding of an answer that reached ``spec`` (or replaced its guard)."""
     module, path = parse_spec(spec)
@@ -497,7 +512,7 @@ class Checker:
         lines = [f"{type(error).__name__}: {error}"]
         if where:
             lines.append(f"at {where}")
-        hints = [h for sub, h in self.error_hints if sub in str(error)]
+        hints = [h for sub, h in [*self.error_hints, *NUMPY_ERROR_HINTS] if sub in str(error)]
         self.fail("your function raised an exception", lines, hints)
 
     def expect_shape(self, name: str, got, shape: tuple, hints: Sequence[Hint] = ()):
