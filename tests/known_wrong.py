@@ -460,6 +460,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "grad = probs", "probs changed in place"),
     ]
     rows["03-maxpool-backprop", "first_max_index"] = [
+        ("(j, i) swapped", "return int(i), int(j)", "return int(j), int(i)",
+         "(row, column) swapped"),
         ("last maximum",
          "    flat_index = np.argmax(window)",
          "    flat_index = window.size - 1 - np.argmax(window.ravel()[::-1])",

@@ -38,6 +38,11 @@ TIES = Hint(
     "nothing to the others. np.argmax on the flattened window does exactly that; comparing "
     "`value == max` finds every tied position.",
 )
+SWAPPED = Hint(
+    "(row, column) swapped",
+    "your position has the row and the column the other way round: return (i, j) with i the "
+    "row (the first index, window[i, j]) and j the column, as np.unravel_index gives them.",
+)
 ROW_MAJOR = Hint(
     "row-major order",
     "scan the window row by row (all of row 0 left to right, then row 1, ...). Your answer "
@@ -111,16 +116,18 @@ def check_first_max_index(fn, chk, *, seed=0):
             continue
         maxima = [tuple(int(v) for v in p) for p in np.argwhere(window == window.max())]
         col_major = np.unravel_index(int(np.argmax(window.T)), window.T.shape)[::-1]
-        hints = []
-        if idx == tuple(int(v) for v in col_major):
-            hints.append(ROW_MAJOR)
-        if idx in maxima and (idx == maxima[-1] or not hints):
-            hints.append(TIES)
         want = tuple(int(e) for e in expected)
+        hints = []
+        if idx == want[::-1]:
+            hints.append(SWAPPED)
+        elif idx == tuple(int(v) for v in col_major):
+            hints.append(ROW_MAJOR)
+        if len(maxima) > 1 and idx in maxima and (idx == maxima[-1] or not hints):
+            hints.append(TIES)   # the tie rule only where the window has a tie
         chk.fail(
             f"wrong position for the window with {what}",
             [f"window shape {window.shape}: yours {idx}, expected {want}"],
-            hints or [TIES],
+            hints,
         )
 
 
