@@ -397,6 +397,7 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "",
          "k = c case"),
         ("sign", "    return grad", "    return -grad", "sign"),
+        ("divided by S, not S**2", "    return grad", "    return grad * S", "S squared"),
         ("whole Jacobian",
          "    return grad",
          "    p = t_exp / S\n    return np.diag(p) - np.outer(p, p)",

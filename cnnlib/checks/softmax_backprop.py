@@ -74,6 +74,11 @@ BOTH_CASES = Hint(
     "extra term from the numerator: e^{t_c} (S - e^{t_c}) / S^2. Did you use one formula for "
     "every k?",
 )
+S_SQUARED = Hint(
+    "S squared",
+    "both cases of the Jacobian divide by S^2 (S = the sum of the e^{t_i}): the quotient "
+    "rule squares the denominator. Your answer is the right one times S: you divided by S.",
+)
 ROW_ONLY = Hint(
     "one row of the Jacobian",
     "return only the derivatives of out[label] (a vector of length nodes), not the whole "
@@ -174,6 +179,9 @@ def check_d_out_d_t(fn, chk, *, seed=0, nodes=10, large=True):
                 Mistake(BOTH_CASES, -p[label] * p),
                 Mistake(JACOBIAN_SIGN, -expected),
                 Mistake(ROW_ONLY, full_jacobian),
+                # divided by S, not S**2 (with or without the max shift inside S)
+                Mistake(S_SQUARED, expected * np.exp(totals - totals.max()).sum()),
+                Mistake(S_SQUARED, lambda t=totals, e=expected: e * np.exp(t).sum()),
             ],
             shape_hints=[ROW_ONLY] if nodes > 1 else [],
             default_hint=BOTH_CASES,
