@@ -454,6 +454,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "weights -= learn_rate * d_L_d_w",
          "weights = weights - learn_rate * d_L_d_w",
          "weights not updated in place"),
+        ("forgot the bias update", "    biases -= learn_rate * d_L_d_b\n", "",
+         "biases not updated"),
     ]
     rows["02-softmax-backprop", "fused_d_L_d_t"] = [
         ("onehot - p", "    return grad", "    return -grad", "p minus onehot"),

@@ -74,6 +74,12 @@ BOTH_CASES = Hint(
     "extra term from the numerator: e^{t_c} (S - e^{t_c}) / S^2. Did you use one formula for "
     "every k?",
 )
+BIASES_UNCHANGED = Hint(
+    "biases not updated",
+    "the biases came back exactly as they were. Either the update is missing (`biases -= "
+    "learn_rate * d_L_d_b`, with d_L_d_b = d_L_d_t), or it only rebinds a local name "
+    "(`biases = biases - ...`): update the caller's array in place with `-=`.",
+)
 S_SQUARED = Hint(
     "S squared",
     "both cases of the Jacobian divide by S^2 (S = the sum of the e^{t_i}): the quotient "
@@ -301,7 +307,7 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
         chk.compare(
             "biases after the update", b_arg, b_new, context=ctx,
             mistakes=[
-                Mistake(COMMON_HINTS["in-place"], b),
+                Mistake(BIASES_UNCHANGED, b),
                 Mistake(COMMON_HINTS["descent"], b + learn_rate * r["d_L_d_b"]),
             ],
         )
