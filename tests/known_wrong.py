@@ -527,6 +527,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
         ("valid instead of full", None, _VALID_INPUT_GRADIENT, "full convolution"),
     ]
     rows["04-conv-backprop", "conv3x3_backprop"] = [
+        ("returns the filter gradient", "    return d_L_d_input", "    return d_L_d_filters",
+         "returned the filter gradient"),
         ("updated the filters first",
          "                d_L_d_input[i:i + 3, j:j + 3] += d_L_d_out[i, j, f] * filters[f]\n"
          "    filters -= learn_rate * d_L_d_filters   # after the input gradient, in place\n",

@@ -44,6 +44,12 @@ SWAPPED = Hint(
     "your filter gradient is transposed: d out(i, j) / d filter(x, y) = image(i + x, j + y), "
     "so the first filter index x goes with the rows (i) and y with the columns (j).",
 )
+RETURNED_FILTER_GRADIENT = Hint(
+    "returned the filter gradient",
+    "your function returned d_L_d_filters (shape (num_filters, 3, 3)). conv3x3_backprop "
+    "returns the gradient with respect to its INPUT, d_L_d_input, shape (h, w); the filter "
+    "gradient is only used to update the filters in place.",
+)
 FULL = Hint(
     "full convolution",
     "the input gradient has the INPUT's shape (h, w), 2 larger than d_L_d_out in each "
@@ -199,6 +205,8 @@ def check_conv3x3_backprop(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3)), le
                 Mistake(COMMON_HINTS["flip"],
                         ref.conv_backward(d_out, x, filters[:, ::-1, ::-1])[1]),
                 *_assign_mistakes(d_out, filters, d_x.shape),
+                Mistake(RETURNED_FILTER_GRADIENT, d_f),
+                Mistake(RETURNED_FILTER_GRADIENT, -learn_rate * d_f),
             ],
             shape_hints=[FULL],
         )
