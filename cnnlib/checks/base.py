@@ -158,6 +158,17 @@ COMMON_HINTS = {
         "and inf / inf gives nan. Subtract the largest value first: exp(t - t.max()) gives the "
         "same softmax, because the factor exp(-max) cancels between numerator and denominator.",
     ),
+    "division": Hint(
+        "division by zero",
+        "a division by zero (or 0/0) made an inf or nan: find the denominator that can be 0. "
+        "Common ones: a probability of exactly 0 in -1 / p or log(p); Adam's bias correction "
+        "1 - beta**t while t is still 0 (advance t before you use it).",
+    ),
+    "not-finite": Hint(
+        "inf or nan",
+        "a value became inf or nan. Usually np.exp of a large number (subtract the largest "
+        "value first) or a division by zero (a denominator that can be 0).",
+    ),
     "in-place": Hint(
         "weights not updated in place",
         "the layer's arrays must change in place (`weights -= learn_rate * d_L_d_w`), so that "
@@ -552,7 +563,7 @@ class Checker:
             self.fail(
                 f"`{name}` contains nan or inf{context}",
                 [f"first at index {tuple(int(i) for i in bad)}: {arr[tuple(bad)]}"],
-                [COMMON_HINTS["overflow"]],
+                self._not_finite_hints(),
             )
         diff = np.abs(arr - expected)
         tol = tolerance.allowed(raw, expected, rtol, atol)
@@ -599,7 +610,7 @@ class Checker:
                 hints,
             )
         if not np.isfinite(value):
-            self.fail(f"`{name}` is {value}{context}", [], [COMMON_HINTS["overflow"]])
+            self.fail(f"`{name}` is {value}{context}", [], self._not_finite_hints())
         self._note_rel(rel_error(value, expected))
         limit = float(tolerance.allowed(_raw(got), np.asarray(expected), rtol, atol))
         if abs(value - expected) <= limit:
@@ -621,6 +632,17 @@ class Checker:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+    def _not_finite_hints(self) -> list[Hint]:
+        """Why an answer holds inf or nan, by the warnings its computation raised: an
+        overflow in exp, a division by zero, or (no warning seen) either."""
+        seen = " ".join(str(w.message) for w in (self._warn_list or ()))
+        hints = []
+        if "overflow" in seen:
+            hints.append(COMMON_HINTS["overflow"])
+        if "divide by zero" in seen or "invalid value" in seen:
+            hints.append(COMMON_HINTS["division"])
+        return hints or [COMMON_HINTS["not-finite"]]
+
     def _note_rel(self, rel) -> None:
         rel = np.asarray(rel)
         if rel.size:
