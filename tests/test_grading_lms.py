@@ -17,7 +17,6 @@ two tests).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -41,6 +40,7 @@ from test_grading import (  # noqa: E402
 )
 
 from cnnlib.grading import lms, sandbox  # noqa: E402
+from cnnlib.grading.cli import build_parser  # noqa: E402
 from cnnlib.grading.course import GradingError, load_config  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
@@ -284,8 +284,7 @@ def check_roster_errors(g: Graded):
 
 
 def check_command_line(g: Graded):
-    parser = argparse.ArgumentParser(prog="python -m cnnlib.grading")
-    lms.add_parser(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()  # the real command line: python -m cnnlib.grading
     g.monkeypatch.chdir(g.tmp)
     g.capsys.readouterr()
     args = parser.parse_args(["export", "-f", "canvas", "--roster", str(g.roster),

@@ -28,6 +28,7 @@ from pathlib import Path
 from cnnlib.grading import course
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.ledger import LEDGER_NAME, Ledger
+from cnnlib.grading.markup import exercise_of
 from cnnlib.grading.results import AUTOGRADE_FAILED, GRADED, NEEDS_MANUAL_GRADE, NOT_SUBMITTED
 
 __all__ = ["AssignmentReport", "ClassReport", "ExerciseStats", "Flag", "MistakeStats",
@@ -193,13 +194,6 @@ def pair_summary(pair) -> dict:
             "overlap_tokens": int(pair.overlap_tokens)}
 
 
-def _exercise_of(grade_id: str) -> str:
-    for suffix in ("-check", "-hidden"):
-        if grade_id.endswith(suffix):
-            return grade_id[: -len(suffix)]
-    return grade_id
-
-
 def _grading_record(path: Path) -> dict:
     """The trusted grader's ``cnnlib_grading`` metadata of one autograded notebook ({} when
     there is none or the file cannot be read: the ledger's status says why)."""
@@ -237,12 +231,12 @@ def assignment_report(root: Path, config, name: str, results: list, layout: dict
     order: list[str] = []
     for nb_points in layout["points"].values():
         for grade_id, p in nb_points.items():
-            ex = _exercise_of(grade_id)
+            ex = exercise_of(grade_id)
             if ex not in order:
                 order.append(ex)
             points[ex] += p
     for nb_cells in layout.get("cells", {}).values():   # the instructor's cell order
-        ranked = [_exercise_of(c["grade_id"]) for c in nb_cells if c.get("grade")]
+        ranked = [exercise_of(c["grade_id"]) for c in nb_cells if c.get("grade")]
         order = list(dict.fromkeys(ranked + order))
     statuses, scores, flags, wall = {}, {}, [], {}
     ex_scores: dict[str, dict[str, float]] = {ex: {} for ex in order}
@@ -264,7 +258,7 @@ def assignment_report(root: Path, config, name: str, results: list, layout: dict
         for ex in order:
             ex_scores[ex][student] = 0.0
         for grade_id, score in res.cells.items():
-            ex = _exercise_of(grade_id)
+            ex = exercise_of(grade_id)
             if ex in ex_scores and score is not None:
                 ex_scores[ex][student] = ex_scores[ex].get(student, 0.0) + float(score)
         seen_flags: list[Flag] = []
@@ -275,7 +269,7 @@ def assignment_report(root: Path, config, name: str, results: list, layout: dict
             seen_flags += [f for f in _flags_of(student, record) if f not in seen_flags]
             per_ex_seconds: dict[str, float] = defaultdict(float)
             for test in record.get("tests", ()):
-                ex = test.get("exercise") or _exercise_of(test.get("grade_id", ""))
+                ex = test.get("exercise") or exercise_of(test.get("grade_id", ""))
                 per_ex_seconds[ex] += float(test.get("seconds", 0.0))
                 for v in test.get("verdicts", ()):
                     if v.get("outcome") == "pass":

@@ -31,6 +31,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -178,6 +179,14 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    out = Path(args.out or f"grades-{args.format}.csv")
+    path = lms.export(args.root, args.format, out, roster=args.roster,
+                      assignments=args.assignment, allow_unlisted=args.allow_unlisted)
+    print(lms.describe(args.format, path))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cnnlib.grading", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,7 +244,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "left out by default: with it, one leaked solution pairs everyone)")
     r.add_argument("--root", help="course root (default: current directory)")
     r.set_defaults(func=_cmd_report)
-    lms.add_parser(sub)
+
+    x = sub.add_parser(
+        "export", help="write the gradebook's grades for Canvas, Moodle or as nbgrader's CSV",
+        description="Write the gradebook's grades as a CSV to import into Canvas or Moodle "
+                    "(one row per roster student), or as `nbgrader export`'s CSV.")
+    x.add_argument("--format", "-f", required=True, choices=lms.FORMATS,
+                   help="canvas: Grades > Import; moodle: Grades > Import > CSV file; "
+                        "nbgrader: nbgrader's own CSV")
+    x.add_argument("--roster", metavar="FILE",
+                   help="CSV with a student_id column (folder names under submitted/) and the "
+                        "platform's ids: canvas_id, sis_user_id, sis_login_id, section, email, "
+                        "id_number, first_name, last_name, name (needed for canvas and moodle)")
+    x.add_argument("--out", "-o", metavar="FILE", default=None,
+                   help="CSV to write (default grades-<format>.csv)")
+    x.add_argument("--assignment", "-a", action="append",
+                   help="only this assignment (repeatable; default: all in the gradebook)")
+    x.add_argument("--allow-unlisted", action="store_true",
+                   help="leave out graded students missing from the roster (with a warning) "
+                        "instead of stopping")
+    x.add_argument("--root", help="course root (default: current directory)")
+    x.set_defaults(func=_cmd_export)
     return p
 
 

@@ -7,6 +7,7 @@ the gradebook; `write_canvas` and `write_moodle` lay them out as each platform's
 expects, one row per roster student; `write_nbgrader` is `nbgrader export`'s own CSV.
 
     python -m cnnlib.grading export --format canvas --roster roster.csv [-o FILE]
+    (the command line: cnnlib.grading.cli; `describe` says what a written file holds)
 
 Scores are written with `:g` (10, 7.5: no trailing ".0"). A score is the submission's score
 less its late penalty, never below 0, as `nbgrader export` reports it.
@@ -484,11 +485,7 @@ def export(root: str | os.PathLike | None, fmt: str, out: str | os.PathLike,
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# the command line
-# --------------------------------------------------------------------------------------------
-
-def _describe(fmt: str, path: Path) -> str:
+def describe(fmt: str, path: Path) -> str:
     """One line saying what the file holds (read back: what was really written)."""
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
@@ -502,35 +499,3 @@ def _describe(fmt: str, path: Path) -> str:
                       ("Moodle CSV grade import", MOODLE_IDENTITY))
     return (f"wrote {path}: {len(body)} students x {len(header) - len(identity) - 1} "
             f"assignment(s), {len(header)} columns ({what})")
-
-
-def _cmd_export(args) -> int:
-    out = Path(args.out or f"grades-{args.format}.csv")
-    path = export(args.root, args.format, out, roster=args.roster,
-                  assignments=args.assignment, allow_unlisted=args.allow_unlisted)
-    print(_describe(args.format, path))
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    """Add the `export` subcommand to an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "export", help="write the gradebook's grades for Canvas, Moodle or as nbgrader's CSV",
-        description="Write the gradebook's grades as a CSV to import into Canvas or Moodle "
-                    "(one row per roster student), or as `nbgrader export`'s CSV.")
-    p.add_argument("--format", "-f", required=True, choices=FORMATS,
-                   help="canvas: Grades > Import; moodle: Grades > Import > CSV file; "
-                        "nbgrader: nbgrader's own CSV")
-    p.add_argument("--roster", metavar="FILE",
-                   help="CSV with a student_id column (folder names under submitted/) and the "
-                        "platform's ids: canvas_id, sis_user_id, sis_login_id, section, email, "
-                        "id_number, first_name, last_name, name (needed for canvas and moodle)")
-    p.add_argument("--out", "-o", metavar="FILE", default=None,
-                   help="CSV to write (default grades-<format>.csv)")
-    p.add_argument("--assignment", "-a", action="append",
-                   help="only this assignment (repeatable; default: all in the gradebook)")
-    p.add_argument("--allow-unlisted", action="store_true",
-                   help="leave out graded students missing from the roster (with a warning) "
-                        "instead of stopping")
-    p.add_argument("--root", help="course root (default: current directory)")
-    p.set_defaults(func=_cmd_export)

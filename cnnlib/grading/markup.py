@@ -23,6 +23,19 @@ def grade_meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
+# The course's grade cells of an exercise are "<exercise>-check" (the visible check) and
+# "<exercise>-hidden" (the hidden tests).
+TEST_SUFFIXES = ("-check", "-hidden")
+
+
+def exercise_of(grade_id: str) -> str:
+    """``"maxpool_backprop-hidden"`` -> ``"maxpool_backprop"`` (other ids as they are)."""
+    for suffix in TEST_SUFFIXES:
+        if grade_id.endswith(suffix):
+            return grade_id[: -len(suffix)]
+    return grade_id
+
+
 def cell_source(cell) -> str:
     """A cell's source as one string (nbformat allows a list of lines)."""
     src = cell.get("source", "")

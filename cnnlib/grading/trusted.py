@@ -46,7 +46,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode
 from cnnlib.checks import verdicts
 from cnnlib.grading import prebuilt, remote, sandbox
 from cnnlib.grading.driver import time_limit
-from cnnlib.grading.markup import grade_meta
+from cnnlib.grading.markup import exercise_of, grade_meta
 
 __all__ = ["ReplayVerdicts", "TrustedGrade", "answer_key_for", "grading_notes", "verdict_record",
            "trusted_namespace"]
@@ -67,12 +67,7 @@ def _is_setup(cell) -> bool:
 
 
 def _exercise_of(cell) -> str:
-    """``"maxpool_backprop-hidden"`` -> ``"maxpool_backprop"``."""
-    grade_id = grade_meta(cell).get("grade_id", "")
-    for suffix in ("-check", "-hidden"):
-        if grade_id.endswith(suffix):
-            return grade_id[: -len(suffix)]
-    return grade_id
+    return exercise_of(grade_meta(cell).get("grade_id", ""))
 
 
 def answer_key_for(assignment: str, exercise: str) -> tuple[str, ...]:
