@@ -272,6 +272,32 @@ def test_broken_gradebook_is_reported_not_reused(tmp_path):
         check_gradebook(db)
 
 
+def test_a_gradebook_left_mid_write_is_rolled_back_not_refused(tmp_path):
+    """A run killed inside a gradebook transaction leaves a hot journal beside the file; the
+    next run must roll it back and go on, not call the gradebook unreadable."""
+    import sqlite3
+
+    from cnnlib.grading.gradebook import REQUIRED_TABLES, check_gradebook
+
+    db = tmp_path / "gradebook.db"
+    writer = (
+        "import os, sqlite3, sys\n"
+        "con = sqlite3.connect(sys.argv[1])\n"
+        + "".join(f"con.execute('create table {t} (x)')\n" for t in sorted(REQUIRED_TABLES))
+        + "con.executemany('insert into grade values (?)', [('a' * 500,)] * 2000)\n"
+        "con.commit()\n"
+        "con.execute('pragma cache_size = 1')  # spill the change into the file\n"
+        "con.execute('update grade set x = 1')\n"
+        "os._exit(0)  # killed before the commit\n")
+    subprocess.run([sys.executable, "-c", writer, str(db)], check=True)
+    assert (tmp_path / "gradebook.db-journal").exists()  # the hot journal is there
+    check_gradebook(db)
+    assert not (tmp_path / "gradebook.db-journal").exists()
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*), min(x) from grade").fetchone() == (2000, "a" * 500)
+    con.close()
+
+
 # --------------------------------------------------------------------------------------------
 # the fixture class: every hostile case
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,10 @@ def check_gradebook(db: Path) -> None:
     if not db.exists():
         return
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        # read-write, never create: a run stopped mid-write (Ctrl-C, a kill) leaves a hot
+        # journal, which SQLite must roll back before reading, and a read-only connection
+        # cannot ("attempt to write a readonly database")
+        con = sqlite3.connect(f"file:{db}?mode=rw", uri=True)
         try:
             rows = con.execute("select name from sqlite_master where type = 'table'")
             tables = {r[0] for r in rows}
