@@ -336,6 +336,8 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
         ("padding once", "2 * p", "p", "padding on both sides"),
         ("forgot + 1", "// s + 1", "// s", "count the first position"),
         ("true division", "// s + 1", "/ s + 1", "integer division"),
+        ("round()", "(w - f + 2 * p) // s + 1", "round((w - f + 2 * p) / s) + 1",
+         "output size rounds down"),
     ]
     rows["01-forward", "conv3x3_forward"] = [
         ("flipped filter (true convolution)",
@@ -456,6 +458,14 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "weights not updated in place"),
         ("forgot the bias update", "    biases -= learn_rate * d_L_d_b\n", "",
          "biases not updated"),
+        ("returns d_L_d_w",
+         "return d_L_d_input.reshape(last_input.shape)",
+         "return d_L_d_w",
+         "returned the weight gradient"),
+        ("returns d_L_d_t",
+         "return d_L_d_input.reshape(last_input.shape)",
+         "return d_L_d_t",
+         "returned d_L_d_t"),
     ]
     rows["02-softmax-backprop", "fused_d_L_d_t"] = [
         ("onehot - p", "    return grad", "    return -grad", "p minus onehot"),
@@ -500,6 +510,14 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "                d_L_d_input[r:r + pool_size, c:c + pool_size, f] += (window == "
          "window.max()) * d_L_d_out[i, j, f]",
          "tie rule"),
+        ("stride ignored (steps by pool_size)",
+         "r, c = i * stride, j * stride",
+         "r, c = i * pool_size, j * pool_size",
+         "stride"),
+        ("stride ignored (steps by 1)",
+         "r, c = i * stride, j * stride",
+         "r, c = i, j",
+         "stride"),
     ]
     rows["04-conv-backprop", "conv_filter_gradient"] = [
         ("= instead of +=",
@@ -514,6 +532,10 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          "d_L_d_out[i, j, f] * region",
          "d_L_d_out[i, j, f] * region[::-1, ::-1]",
          "filter flipped (or not flipped)"),
+        ("laid out (3, 3, num_filters)",
+         "    return d_L_d_filters",
+         "    return d_L_d_filters.transpose(1, 2, 0)",
+         "axes in another order"),
     ]
     rows["04-conv-backprop", "conv_input_gradient"] = [
         ("not flipped",

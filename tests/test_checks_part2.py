@@ -198,6 +198,10 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          v(NB6, "im2col", ("h_out = (H - kh) // stride + 1", "h_out = (H - kh) // stride"),
            ("w_out = (W - kw) // stride + 1", "w_out = (W - kw) // stride")),
          "Hint (output size)"),
+        ("round() for the output size",
+         v(NB6, "im2col",
+           ("w_out = (W - kw) // stride + 1", "w_out = round((W - kw) / stride) + 1")),
+         "Hint (output size rounds down)"),
     ]
     kw[NB6, "conv_forward_im2col"] = [
         ("no bias", v(NB6, "conv_forward_im2col", (".T + b", ".T")), "Hint (bias missing)"),
@@ -211,6 +215,12 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          v(NB6, "conv_forward_im2col",
            ("W.reshape(F, -1).T", "W[:, :, ::-1, ::-1].reshape(F, -1).T")),
          "Hint (filter flipped (or not flipped))"),
+        ("math.ceil for the output size",
+         v(NB6, "conv_forward_im2col",
+           ("w_out = (x.shape[2] - kw) // stride + 1",
+            "w_out = math.ceil((x.shape[2] - kw) / stride) + 1"),
+           ("    F, C, kh, kw = W.shape\n", "    import math\n    F, C, kh, kw = W.shape\n")),
+         "Hint (output size rounds down)"),
     ]
     inner = "                            s += W[f, c, u, v] * x[c, i + u, j + v]\n"
     kw[NB6, "conv_forward_numba"] = [
@@ -221,6 +231,10 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
            (inner, inner.replace("s += ", "out[f, i, j] += ")),
            ("                out[f, i, j] = s\n", "")),
          "Hint (sum into a local variable)"),
+        ("bias added to every product",
+         v(NB6, "conv_forward_numba", ("s = b[f]", "s = 0.0"),
+           (inner, inner.replace("x[c, i + u, j + v]\n", "x[c, i + u, j + v] + b[f]\n"))),
+         "Hint (bias added to every product)"),
         ("u and v swapped", v(NB6, "conv_forward_numba", ("W[f, c, u, v]", "W[f, c, v, u]")),
          "Hint (index order)"),
         ("output as large as the input (reads past the end)",
@@ -250,6 +264,16 @@ def _build() -> dict[tuple[str, str], list[tuple[str, str, str]]]:
          v(NB7, "conv_forward", ("patch = xp[:, :, ", "patch = xp[:, :1, "),
            ("np.tensordot(patch, W,", "np.tensordot(patch, W[:, :1],")),
          "Hint (sum over the input channels)"),
+        ("bias added to every product",
+         v(NB7, "conv_forward",
+           ("np.tensordot(patch, W, axes=([1, 2, 3], [1, 2, 3])) + b",
+            "np.sum(patch[:, None] * W[None] + b[None, :, None, None, None], "
+            "axis=(2, 3, 4))")),
+         "Hint (bias added to every product)"),
+        ("round() for the output size",
+         v(NB7, "conv_forward", ("H_out = (H + 2 * pad - KH) // stride + 1",
+                                 "H_out = round((H + 2 * pad - KH) / stride) + 1")),
+         "Hint (output size rounds down)"),
     ]
     kw[NB7, "conv_backward"] = [
         ("db divided by N",

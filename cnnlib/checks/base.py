@@ -63,6 +63,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import itertools
+import math
 import sys
 import textwrap
 import traceback
@@ -88,6 +90,8 @@ __all__ = [
     "answer_key_of",
     "check_function",
     "quietly",
+    "round_down_hints",
+    "rounds_up",
 ]
 
 # The default tolerances of a comparison, and the float32 rule on top of them: the course's
@@ -185,6 +189,13 @@ COMMON_HINTS = {
         "your answer has no values at all. A slice like `x[pad:-pad]` is empty when pad is 0: "
         "`-0` is 0, so it means 'from pad up to the start'. Slice with sizes instead: "
         "`x[pad:pad + H]`, or `x[pad:x.shape[0] - pad]`.",
+    ),
+    "round-down": Hint(
+        "output size rounds down",
+        "a window counts only if it fits wholly inside the (padded) input, so the number of "
+        "positions rounds DOWN: (n + 2 * pad - k) // stride + 1. round() and math.ceil() count "
+        "one window more wherever the stride does not divide n + 2 * pad - k; that last window "
+        "runs past the edge, so its slice comes out smaller than the filter.",
     ),
     "returned-none": Hint(
         "missing return",
@@ -533,6 +544,34 @@ class Checker:
             self._shape_fail(name, arr, tuple(shape), hints, mistakes=())
         return arr
 
+    @contextlib.contextmanager
+    def more_error_hints(self, pairs: Sequence[tuple[str, Hint]]):
+        """Within the block, an exception whose message contains one of the substrings also
+        gets its hint (for hints true of one test case only, e.g. sizes that round)."""
+        saved = self.error_hints
+        self.error_hints = [*saved, *pairs]
+        try:
+            yield
+        finally:
+            self.error_hints = saved
+
+    def reject_rounded_up(self, name: str, got, expected_shape: tuple,
+                          sizes: dict[int, tuple[int, int, int, int]], context: str = ""):
+        """Stop with the round-down hint when ``got`` has the shape that counting output
+        positions with round() or math.ceil() gives; ``sizes`` maps an axis of the output to
+        its ``(n, k, pad, stride)``."""
+        shape = tuple(np.shape(got))
+        if shape == tuple(expected_shape) or len(shape) != len(expected_shape):
+            return
+        for how in (round, math.ceil):
+            wrong = list(expected_shape)
+            for axis, size in sizes.items():
+                wrong[axis] = rounded_size(*size, how=how)
+            if tuple(wrong) == shape:
+                self.fail(f"`{name}` has the wrong shape{context}",
+                          [f"`{name}` has shape {shape}, expected {tuple(expected_shape)}"],
+                          [COMMON_HINTS["round-down"]])
+
     def compare(
         self,
         name: str,
@@ -557,7 +596,8 @@ class Checker:
         arr = self._array(name, got, context)
         raw = _raw(got)
         if arr.shape != expected.shape:
-            self._shape_fail(name, arr, expected.shape, shape_hints, mistakes, context)
+            self._shape_fail(name, arr, expected.shape, shape_hints, mistakes, context,
+                             expected)
         if not np.all(np.isfinite(arr)):
             bad = np.argwhere(~np.isfinite(arr))[0]
             self.fail(
@@ -661,17 +701,29 @@ class Checker:
                 [f"your function returned {_short(got)}"],
             )
 
-    def _shape_fail(self, name, arr, shape, shape_hints, mistakes, context=""):
+    def _shape_fail(self, name, arr, shape, shape_hints, mistakes, context="", expected=None):
+        """Stop with a wrong-shape finding. With the ``expected`` values known, a hint that
+        says the numbers are right (transposed, reshaped, axes reordered) is given only when
+        they are."""
         lines = [f"`{name}` has shape {arr.shape}, expected {tuple(shape)}"]
         if arr.size == 0 and int(np.prod(shape)) > 0:   # nothing at all: an empty slice
             self.fail(f"`{name}` is empty{context}", lines, [COMMON_HINTS["empty"]])
         hints = self._match(arr, mistakes)
-        if not hints:  # no known mistake matches: explain the shape
-            if arr.size == int(np.prod(shape)) and arr.ndim == 2 and arr.shape == shape[::-1]:
+        same_size = arr.size == int(np.prod(shape))
+        reshape = COMMON_HINTS["reshape"]
+        if not hints and same_size:  # no known mistake matches: explain the shape
+            order = None if expected is None else _axes_order(arr, expected)
+            if arr.ndim == 2 and arr.shape == shape[::-1] and (
+                    expected is None or _close(arr.T, expected)):
                 hints = [COMMON_HINTS["transposed"]]
-            elif arr.size == int(np.prod(shape)):
-                hints = [COMMON_HINTS["reshape"]]
-            hints = hints + [h for h in shape_hints if h not in hints]
+            elif order is not None:
+                hints = [_axes_hint(arr.shape, tuple(shape), order)]
+            elif expected is None or _close(arr.reshape(shape), expected):
+                hints = [reshape]
+        # "the numbers look right" is only said where they are
+        numbers_right = same_size and (expected is None or hints == [reshape])
+        hints = hints + [h for h in shape_hints
+                         if h not in hints and (h is not reshape or numbers_right)]
         self.fail(f"`{name}` has the wrong shape{context}", lines, hints)
 
     @staticmethod
@@ -695,6 +747,60 @@ class Shared:
 
     def __init__(self, value):
         self.value = value
+
+
+def rounded_size(n: int, k: int, pad: int, stride: int, how=round) -> int:
+    """The output size counted with ``how`` (round, math.ceil) instead of floor division:
+    the known mistake behind the "output size rounds down" hint."""
+    return int(how((n + 2 * pad - k) / stride)) + 1
+
+
+def rounds_up(n: int, k: int, pad: int = 0, stride: int = 1) -> bool:
+    """Whether round() or math.ceil() would count more positions than the right
+    ``(n + 2 pad - k) // stride + 1`` for this size: only then is the round-down hint true."""
+    right = (n + 2 * pad - k) // stride + 1
+    return any(rounded_size(n, k, pad, stride, how) != right for how in (round, math.ceil))
+
+
+# What an output size counted too large makes numpy say: a window sliced past the edge is
+# smaller than the filter, or empty (for the round-down hint, in cases where sizes round).
+ROUNDED_UP_ERRORS = ("could not be broadcast", "could not broadcast", "shape-mismatch",
+                     "empty sequence", "cannot reshape")
+
+
+def round_down_hints(*sizes: tuple[int, int, int, int]) -> list[tuple[str, Hint]]:
+    """Error hints for :meth:`Checker.more_error_hints`: the round-down hint on the errors
+    of :data:`ROUNDED_UP_ERRORS` when one of ``sizes`` ``(n, k, pad, stride)`` rounds up."""
+    if not any(rounds_up(*size) for size in sizes):
+        return []
+    return [(text, COMMON_HINTS["round-down"]) for text in ROUNDED_UP_ERRORS]
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    with np.errstate(all="ignore"):
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
+
+
+def _axes_order(arr: np.ndarray, expected: np.ndarray) -> tuple[int, ...] | None:
+    """The axes order ``p`` with ``np.transpose(arr, p)`` equal to ``expected`` (the right
+    numbers laid out with the axes in another order), or None. Only for 3 or 4 axes: two
+    axes are the transposed case, and 24 orders at most are tried."""
+    if arr.ndim != expected.ndim or arr.ndim not in (3, 4) or arr.size != expected.size:
+        return None
+    for order in itertools.permutations(range(arr.ndim)):
+        if order != tuple(range(arr.ndim)) and _close(np.transpose(arr, order), expected):
+            return order
+    return None
+
+
+def _axes_hint(yours: tuple, shape: tuple, order: tuple[int, ...]) -> Hint:
+    return Hint(
+        "axes in another order",
+        f"your array holds the right numbers, laid out {yours} where {shape} is expected: "
+        f"the same values with the axes in another order. Build it in the expected layout "
+        f"(e.g. the filters first, as they are stored), or reorder the axes with "
+        f"`np.transpose(a, {order})`.",
+    )
 
 
 def _pass(a):

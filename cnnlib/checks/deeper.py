@@ -22,7 +22,14 @@ from functools import partial
 import numpy as np
 
 from cnnlib.checks.answer_keys import CONV_BACKWARD, CONV_FORWARD
-from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
+from cnnlib.checks.base import (
+    COMMON_HINTS,
+    Checker,
+    Hint,
+    Mistake,
+    check_function,
+    round_down_hints,
+)
 from cnnlib.checks.cases import Case, CheckRun, Close, Each, Exercise, normal
 from cnnlib.gradcheck import numerical_gradient_array
 from cnnlib.layers.conv import Conv2D
@@ -35,6 +42,11 @@ HINTS = {
         "bias missing",
         "add b[f] to every output pixel of filter f (out[:, f] += b[f], or + b[None, :, None, "
         "None] to broadcast over N, H' and W').",
+    ),
+    "bias-each": Hint(
+        "bias added to every product",
+        "the bias is added once per output value, after the sum: out = sum(W[f] * window) + "
+        "b[f]. Adding it inside the sum (to every product W * x) adds it C * KH * KW times.",
     ),
     "padding": Hint(
         "padding",
@@ -130,8 +142,15 @@ def _case(rng, x_shape, w_shape):
 def _cases(x_shape, w_shape, stride, pad):
     cases = [(tuple(x_shape), tuple(w_shape), int(stride), int(pad))]
     if int(stride) == 1 and int(pad) == 0:
-        cases.append(((2, 2, 6, 5), (3, 2, 3, 3), 2, 1))
+        # the stride 2 does not divide 8 + 2 - 3 (round() would count 4 rows, not 3), and
+        # the kernel is not square
+        cases.append(((2, 2, 8, 5), (3, 2, 3, 2), 2, 1))
     return cases
+
+
+def _sizes(xs, ws, s, p):
+    """``{axis: (n, k, pad, stride)}`` of the output's two spatial axes."""
+    return {2: (xs[2], ws[2], p, s), 3: (xs[3], ws[3], p, s)}
 
 
 # --------------------------------------------------------------------------- exercise 1
@@ -143,14 +162,19 @@ def check_conv_forward(fn, chk: Checker, *, seed: int = 0, x_shape=(2, 3, 6, 7),
     for xs, ws, s, p in _cases(x_shape, w_shape, stride, pad):
         x, W, b = _case(rng, xs, ws)
         want = _forward(x, W, b, s, p)
-        got = chk.call(fn, x, W, b, stride=s, pad=p)
+        context = f" for x {xs}, W {ws}, stride {s}, pad {p}"
+        with chk.more_error_hints(round_down_hints(*_sizes(xs, ws, s, p).values())):
+            got = chk.call(fn, x, W, b, stride=s, pad=p)
+        chk.reject_rounded_up("out", got, want.shape, _sizes(xs, ws, s, p), context)
         first = np.zeros_like(W)
         first[:, :1] = W[:, :1]
+        taps = ws[1] * ws[2] * ws[3]
         chk.compare(
             "out", got, want,
-            context=f" for x {xs}, W {ws}, stride {s}, pad {p}",
+            context=context,
             mistakes=[
                 Mistake(HINTS["bias"], want - b[None, :, None, None]),
+                Mistake(HINTS["bias-each"], want + (taps - 1) * b[None, :, None, None]),
                 Mistake(COMMON_HINTS["flip"], _forward(x, W[:, :, ::-1, ::-1], b, s, p)),
                 Mistake(HINTS["padding"], _forward(x, W, b, s, 0)),
                 Mistake(HINTS["stride"], _forward(x, W, b, 1, p)),
@@ -193,7 +217,8 @@ def check_conv_backward(fn, chk: Checker, *, seed: int = 0, x_shape=(2, 2, 5, 6)
         dout = rng.standard_normal(out.shape)
         want_dx = layer.backward(dout)
         want_dW, want_db = layer.grads["W"], layer.grads["b"]
-        got = chk.call(fn, dout, x, W, stride=s, pad=p)
+        with chk.more_error_hints(round_down_hints(*_sizes(xs, ws, s, p).values())):
+            got = chk.call(fn, dout, x, W, stride=s, pad=p)
         if not isinstance(got, tuple | list) or len(got) != 3:
             chk.fail("conv_backward should return three arrays (dx, dW, db)",
                      [f"it returned {type(got).__name__}"], [HINTS["return-order"]])
@@ -383,7 +408,11 @@ EXERCISES = (
                _conv_forward, _SUMS, kwargs={"stride": s, "pad": p})
           for i, (xs, ws, s, p) in enumerate((
               ((2, 3, 7, 7), (4, 3, 3, 3), 2, 1), ((1, 6, 6, 5), (2, 6, 2, 2), 1, 0),
-              ((2, 2, 5, 5), (3, 2, 5, 5), 1, 2), ((1, 1, 9, 9), (1, 1, 3, 3), 3, 0)))),
+              ((2, 2, 5, 5), (3, 2, 5, 5), 1, 2), ((1, 1, 9, 9), (1, 1, 3, 3), 3, 0),
+              # strides that do not divide (round() counts one more row in the first, one
+              # more column in the second),
+              # non-square kernels
+              ((2, 2, 9, 9), (3, 2, 3, 2), 3, 1), ((1, 3, 7, 6), (2, 3, 2, 3), 2, 0)))),
     )),
     Exercise("conv_backward", answer_key=(
         # a conv forward gives dx (a full convolution of dout) and dW: shut too
@@ -400,7 +429,9 @@ EXERCISES = (
                Each(("dx", _SUMS), ("dW", _SUMS), ("db", _SUMS)), kwargs={"stride": s, "pad": p})
           for i, (xs, ws, s, p) in enumerate((
               ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1), ((1, 3, 5, 6), (2, 3, 2, 2), 1, 0),
-              ((2, 1, 6, 6), (2, 1, 4, 4), 2, 2)))),
+              ((2, 1, 6, 6), (2, 1, 4, 4), 2, 2),
+              # strides that do not divide, non-square kernels
+              ((2, 2, 8, 7), (2, 2, 3, 2), 2, 1), ((1, 2, 7, 8), (3, 2, 2, 3), 3, 0)))),
     )),
     Exercise("adam_update", answer_key=(
         "cnnlib.optim:Adam.step",

@@ -152,7 +152,8 @@ def check_conv_output_size(fn, chk, *, cases=None):
                 Mistake(PADDING, (w - f + p) // s + 1),
                 Mistake(PLUS_ONE, (w - f + 2 * p) // s),
                 Mistake(INTEGER, (w - f + 2 * p) / s + 1),
-                Mistake(INTEGER, math.ceil((w - f + 2 * p) / s) + 1),
+                Mistake(COMMON_HINTS["round-down"], round((w - f + 2 * p) / s) + 1),
+                Mistake(COMMON_HINTS["round-down"], math.ceil((w - f + 2 * p) / s) + 1),
             ],
         )
         if not isinstance(got, numbers.Integral):

@@ -21,10 +21,20 @@ that is right as plain Python is then compiled and run.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cnnlib.checks.answer_keys import CONV_FORWARD
-from cnnlib.checks.base import COMMON_HINTS, Checker, Hint, Mistake, check_function
+from cnnlib.checks.base import (
+    COMMON_HINTS,
+    Checker,
+    Hint,
+    Mistake,
+    check_function,
+    round_down_hints,
+    rounded_size,
+)
 from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
@@ -63,6 +73,12 @@ HINTS = {
         "bias missing",
         "add the bias b[f] to every output of filter f (+ b broadcasts over the rows of the "
         "(H_out * W_out, F) product).",
+    ),
+    "bias-each": Hint(
+        "bias added to every product",
+        "the bias is added once per output value, after the sum over c, u and v: start from "
+        "s = b[f] (or add b[f] at the end), not `s += x * w + b[f]`, which adds it "
+        "C * kh * kw times.",
     ),
     "filter-rows": Hint(
         "filters as rows",
@@ -153,10 +169,20 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
         c, h, w = shp
         ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
         win = _windows(x, kh, kw, s)  # (C, H', W', kh, kw)
-        got = chk.call(fn, x, kh, kw, stride=s)
+        sizes = ((h, kh, 0, s), (w, kw, 0, s))
+        with chk.more_error_hints(round_down_hints(*sizes)):
+            got = chk.call(fn, x, kh, kw, stride=s)
+        context = f" for x of shape {shp}, a {kh}x{kw} window, stride {s}"
+        # one row per output position: sizes counted with round() or ceil give more rows
+        rounded = {(rounded_size(h, kh, 0, s, how) * rounded_size(w, kw, 0, s, how), c * kh * kw)
+                   for how in (round, math.ceil)} - {want.shape}
+        if np.shape(got) in rounded:
+            chk.fail(f"`cols` has the wrong shape{context}",
+                     [f"`cols` has shape {np.shape(got)}, expected {want.shape}"],
+                     [COMMON_HINTS["round-down"]])
         chk.compare(
             "cols", got, want,
-            context=f" for x of shape {shp}, a {kh}x{kw} window, stride {s}",
+            context=context,
             mistakes=[
                 Mistake(HINTS["cols-transposed"], want.T),
                 Mistake(HINTS["column-order"],
@@ -178,17 +204,22 @@ def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6
     rng = np.random.default_rng(seed)
     cases = [(tuple(shape), tuple(filters), int(stride))]
     if int(stride) == 1:
-        cases.append(((1, 8, 9), (4, 1, 2, 3), 2))
+        # a non-square kernel; the stride 2 does not divide 10 - 3 (ceil would count 5)
+        cases.append(((1, 8, 10), (4, 1, 2, 3), 2))
     for shp, fil, s in cases:
         x, W, b = _case(rng, shp, fil)
         want = _conv_reference(x, W, b, s)
         f, c, kh, kw = fil
         ho, wo = want.shape[1:]
         cols = _reference_im2col(x, kh, kw, s)
-        got = chk.call(fn, x, W, b, stride=s)
+        context = f" for x {shp}, W {fil}, stride {s}"
+        sizes = {1: (shp[1], kh, 0, s), 2: (shp[2], kw, 0, s)}
+        with chk.more_error_hints(round_down_hints(*sizes.values())):
+            got = chk.call(fn, x, W, b, stride=s)
+        chk.reject_rounded_up("y", got, want.shape, sizes, context)
         chk.compare(
             "y", got, want,
-            context=f" for x {shp}, W {fil}, stride {s}",
+            context=context,
             mistakes=[
                 Mistake(HINTS["bias"], want - b[:, None, None]),
                 Mistake(HINTS["output-layout"],
@@ -219,8 +250,10 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     rng = np.random.default_rng(seed)
     x, W, b = _case(rng, tuple(shape), tuple(filters))
     want = _conv_reference(x, W, b)
+    taps = filters[1] * filters[2] * filters[3]
     mistakes = [
         Mistake(HINTS["bias"], want - b[:, None, None]),
+        Mistake(HINTS["bias-each"], want + (taps - 1) * b[:, None, None]),
         Mistake(COMMON_HINTS["flip"], lambda: _conv_reference(x, W[:, :, ::-1, ::-1], b)),
     ]
     if filters[2] == filters[3]:
@@ -264,6 +297,7 @@ EXERCISES = (
         _im2col_case(17, 3, 7, 6, 3, 2, 1),
         _im2col_case(18, 2, 8, 9, 2, 3, 2),
         _im2col_case(19, 1, 5, 5, 5, 5, 1),
+        _im2col_case(20, 1, 6, 10, 2, 3, 2),  # 10 - 3 = 7: round() or ceil count 5 columns, not 4
     )),
     Exercise("conv_forward_im2col", answer_key=(
         # not im2col: the student's own im2col is what this exercise builds on
@@ -275,6 +309,9 @@ EXERCISES = (
         _conv_case(23, 1, 12, 12, 8, 3, 3, 1),
         _conv_case(24, 3, 9, 11, 5, 2, 2, 2),
         _conv_case(25, 2, 6, 6, 3, 5, 5, 1),
+        # non-square kernels; strides that do not divide (round() counts one more)
+        _conv_case(26, 2, 9, 8, 3, 2, 3, 2),
+        _conv_case(27, 1, 10, 7, 2, 4, 2, 3),
     )),
     Exercise("conv_forward_numba", answer_key=(
         *CONV_FORWARD,

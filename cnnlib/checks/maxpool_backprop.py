@@ -48,6 +48,13 @@ ROW_MAJOR = Hint(
     "scan the window row by row (all of row 0 left to right, then row 1, ...). Your answer "
     "scans column by column. np.unravel_index(np.argmax(window), window.shape) gives (row, col).",
 )
+STRIDE = Hint(
+    "stride",
+    "window (i, j) starts at (i * stride, j * stride): step by `stride`, not by pool_size and "
+    "not by 1. With the wrong step the windows are not the ones the forward pass used, and "
+    "where the step is too large a window starts past the edge (np.argmax of an empty window "
+    "fails).",
+)
 ODD = Hint(
     "same shape as the input",
     "d_L_d_input must have exactly the shape of last_input, even when h or w is odd: the last "
@@ -65,12 +72,16 @@ def _wrong_routing(d_out, x, k, s, mistake):
     """The input gradient a known mistake produces, for windows ``k`` x ``k`` with stride
     ``s`` over ``x`` ``(h, w, f)``. ``mistake``: ``"all ties"`` (every position equal to the
     max gets the gradient, the tutorial's own variant), ``"last max"`` (the last maximum in
-    row-major order) or ``"assign"`` (``=`` instead of ``+=``)."""
+    row-major order), ``"assign"`` (``=`` instead of ``+=``), or ``"first max"`` (the right
+    routing: with a wrong ``s`` it is the stride ignored; windows past the edge are
+    skipped)."""
     h_out, w_out, f = d_out.shape
     dx = np.zeros_like(x)
     for i, j, c in np.ndindex(h_out, w_out, f):
         win = x[i * s:i * s + k, j * s:j * s + k, c]
         block = dx[i * s:i * s + k, j * s:j * s + k, c]  # a view into dx
+        if win.size == 0:
+            continue
         if mistake == "all ties":
             block += (win == win.max()) * d_out[i, j, c]
             continue
@@ -133,6 +144,9 @@ def check_first_max_index(fn, chk, *, seed=0):
 
 def _compare_backprop(chk, got, d_out, x, k, s, context, ties=False):
     expected = ref.maxpool_backward(d_out, x, k, s)
+    # the stride ignored: windows stepped by pool_size, or by 1
+    ignored = [Mistake(STRIDE, lambda step=step: _wrong_routing(d_out, x, k, step, "first max"))
+               for step in sorted({k, 1} - {s})]
 
     def numerical():
         xx = x.copy()
@@ -146,6 +160,7 @@ def _compare_backprop(chk, got, d_out, x, k, s, context, ties=False):
             Mistake(COMMON_HINTS["accumulate"], lambda: _wrong_routing(d_out, x, k, s, "assign")),
             Mistake(TIES, lambda: _wrong_routing(d_out, x, k, s, "all ties")),
             Mistake(TIES, lambda: _wrong_routing(d_out, x, k, s, "last max")),
+            *ignored,
         ],
         shape_hints=[ODD],
     )
@@ -168,11 +183,13 @@ def check_maxpool2_backprop(fn, chk, *, seed=0, shapes=((4, 4, 2), (6, 4, 3), (5
                           f" (input {shape}{', ' + what if what else ''})", ties=n == 1)
 
 
-@check_function("maxpool_backprop")
+@check_function("maxpool_backprop", error_hints=[("empty sequence", STRIDE)])
 def check_maxpool_backprop(fn, chk, *, seed=0,
-                           cases=(((4, 4, 2), 2, 2), ((5, 5, 2), 3, 2), ((5, 6, 2), 2, 1))):
+                           cases=(((4, 4, 2), 2, 2), ((5, 5, 2), 3, 2), ((6, 7, 2), 3, 2),
+                                  ((5, 6, 2), 2, 1))):
     """``fn(d_L_d_out, last_input, pool_size, stride) -> d_L_d_input``; ``cases`` lists
-    ``(input shape, pool_size, stride)``; windows overlap when ``stride < pool_size``.
+    ``(input shape, pool_size, stride)``; windows overlap when ``stride < pool_size``, and
+    the third case's last row is in no window (the output size rounds down).
     The last case is filled with small integers (ties inside overlapping windows)."""
     rng = np.random.default_rng(seed)
     for n, (shape, k, s) in enumerate(cases):
@@ -243,10 +260,10 @@ EXERCISES = (
         "cnnlib.checks.maxpool_backprop:_wrong_routing",
     ), visible=(CheckRun("check_maxpool_backprop"),), hidden=(
         CheckRun("check_maxpool_backprop", {"seed": 83, "cases": (
-            ((7, 7, 2), 3, 2), ((6, 6, 1), 3, 3), ((5, 4, 2), 2, 1))}),
+            ((7, 7, 2), 3, 2), ((6, 6, 1), 3, 3), ((8, 7, 2), 3, 3), ((5, 4, 2), 2, 1))}),
         *(Case(f"input {shape} with ties, pool_size {k}, stride {s}",
                partial(_pool_inputs, 83 + i, shape, "ties", k, s), ref.maxpool_backward)
           for i, (shape, k, s) in enumerate((((9, 8, 3), 3, 2), ((6, 6, 2), 2, 1),
-                                             ((5, 5, 1), 4, 1)))),
+                                             ((5, 5, 1), 4, 1), ((7, 10, 2), 3, 2)))),
     )),
 )

@@ -101,6 +101,18 @@ FUSED_SIGN = Hint(
     "the shortcut is dL/dt = p - onehot(label): the true class gets p_c - 1 (negative, so "
     "gradient descent raises its score), every other class gets +p_k.",
 )
+RETURNED_D_W = Hint(
+    "returned the weight gradient",
+    "your function returned d_L_d_w (one value per weight, input_len x nodes). It must return "
+    "the gradient for the layer BEFORE this one, d_L_d_input = weights @ d_L_d_t, reshaped to "
+    "the input's shape; d_L_d_w is only used here, to update the weights.",
+)
+RETURNED_D_T = Hint(
+    "returned d_L_d_t",
+    "your function returned d_L_d_t, the gradient of the scores (one value per node). One "
+    "more step of the chain rule is missing: d_L_d_input = weights @ d_L_d_t, reshaped to the "
+    "input's shape.",
+)
 SHAPES = Hint(
     "shapes do not fit",
     "the input is flattened to a vector (input_len,) first; weights are (input_len, nodes). "
@@ -291,6 +303,9 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
             mistakes=[
                 Mistake(COMMON_HINTS["update-first"], updated_first),
                 Mistake(COMMON_HINTS["reshape"], r["d_L_d_input"].reshape(-1)),
+                Mistake(RETURNED_D_W, r["d_L_d_w"]),
+                Mistake(RETURNED_D_W, r["d_L_d_w"].T),
+                Mistake(RETURNED_D_T, r["d_L_d_t"]),
             ],
             shape_hints=[COMMON_HINTS["reshape"]],
         )
