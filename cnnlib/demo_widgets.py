@@ -6,9 +6,10 @@ has a Python method doing what a click does, so tests can drive them.
 
 - :class:`LiveDashboard`: loss and accuracy curves redrawn every ``every`` steps while a
   training loop runs, under a tqdm progress bar.
-- :class:`DrawDigit`: a clickable grid; what is drawn is framed like an MNIST digit (fitted into
-  a 20x20 box, centred by its centre of mass in 28x28) and classified by a callable, whose
-  10 probabilities are shown as a bar chart.
+- :class:`DrawDigit`: a grid drawn on by dragging the mouse (or a pen, or a finger); what is
+  drawn is framed like an MNIST digit (fitted into a 20x20 box, centred by its centre of mass
+  in 28x28) and classified by a callable, whose 10 probabilities are shown as a bar chart. The
+  grid is an anywidget whose front end is ``draw_digit.js`` beside this file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import math
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -240,20 +242,75 @@ def frame_like_mnist(image: np.ndarray, blur: float = 0.5) -> np.ndarray:
     return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
+# The grid's front end (an ES module for anywidget); shipped in the wheel as package data.
+DRAW_PAD_ESM = Path(__file__).with_name("draw_digit.js")
+_draw_pad_class = None
+
+
+def _draw_pad_widget():
+    """The grid widget's class, made on first use (anywidget and ipywidgets take ~0.2 s to
+    import, which a headless import of this module need not pay)."""
+    global _draw_pad_class
+    if _draw_pad_class is not None:
+        return _draw_pad_class
+    import anywidget
+    import traitlets
+
+    class DrawPad(anywidget.AnyWidget):
+        """The cells of a :class:`DrawDigit`, drawn on with the pointer in the browser.
+
+        ``mask`` is the drawing: ``cells * cells`` ints (1 = ink), row by row. The front end
+        sets it as you draw; Python sets it to show a change made from Python.
+        """
+
+        _esm = DRAW_PAD_ESM
+        cells = traitlets.Int(14).tag(sync=True)
+        cell_px = traitlets.Int(20).tag(sync=True)
+        ink = traitlets.Unicode("#111111").tag(sync=True)
+        paper = traitlets.Unicode("#f4f4f4").tag(sync=True)
+        line = traitlets.Unicode("#ffffff").tag(sync=True)  # the gaps between cells
+        mask = traitlets.List(traitlets.Int()).tag(sync=True)
+        eraser = traitlets.Bool(False).tag(sync=True)  # strokes erase (the Eraser toggle)
+
+        @traitlets.validate("mask")
+        def _valid_mask(self, proposal):
+            value = proposal["value"]
+            want = self.cells * self.cells
+            if len(value) != want:
+                raise traitlets.TraitError(
+                    f"DrawDigit: the pad's trait 'mask' must hold cells * cells = {self.cells} "
+                    f"* {self.cells} = {want} values (0 or 1, row by row), got {len(value)}")
+            bad = [(i, v) for i, v in enumerate(value) if v not in (0, 1)]
+            if bad:
+                i, v = bad[0]
+                raise traitlets.TraitError(
+                    f"DrawDigit: the pad's trait 'mask' must hold only 0 or 1, got {v!r} at "
+                    f"index {i} (row {i // self.cells}, column {i % self.cells})")
+            return [int(v) for v in value]
+
+    _draw_pad_class = DrawPad
+    return DrawPad
+
+
 class DrawDigit:
-    """A clickable ``cells x cells`` grid; the network classifies what you draw.
+    """A ``cells x cells`` grid to draw on with the mouse; the network classifies what you draw.
 
-    ``classify(image)`` takes a uint8 ``(28, 28)`` image (MNIST's format: 0 background, 255
-    ink) and returns the 10 class probabilities. Each cell covers ``28 // cells`` pixels a side
-    (14 cells -> 2x2 pixels, about the width of an MNIST pen stroke; 196 buttons render fast).
-    ``examples=(images, labels)`` adds a button that loads a real digit to edit.
+    Press and drag to ink the cells under the pointer, like a pencil (a pen or a finger on a
+    touch screen work alike); drag with the right button, with Shift held, or with
+    **Eraser** on, to erase. ``classify(image)`` takes a uint8 ``(28, 28)`` image (MNIST's
+    format: 0 background, 255 ink) and returns the 10 class probabilities. Each cell covers
+    ``28 // cells`` pixels a side (14 cells -> 2x2 pixels, about the width of an MNIST pen
+    stroke). ``examples=(images, labels)`` adds a button that loads a real digit to edit.
 
-    Headless use (what a click does): ``click(row, col)``, ``set_pixels(mask)``, ``clear()``,
-    ``load_example(i)``; ``pixels`` is the grid state, ``image()`` what the network sees,
-    ``predict()`` the probabilities (raises ``ValueError`` when nothing is drawn).
+    The grid (``grid``, an anywidget) sends the drawing to Python as its ``mask`` trait;
+    Python reclassifies on every change. Headless use: ``click(row, col)`` (toggles one cell),
+    ``set_pixels(mask)``, ``clear()``, ``load_example(i)``; ``pixels`` is the grid state,
+    ``image()`` what the network sees, ``predict()`` the probabilities (raises ``ValueError``
+    when nothing is drawn).
     """
 
     ON, OFF = "#111111", "#f4f4f4"
+    HINT = "Drag on the grid to draw a digit (right button or Eraser: erase)."
 
     def __init__(
         self,
@@ -270,34 +327,29 @@ class DrawDigit:
         self.cells = cells
         self.examples = examples
         self._pixels = np.zeros((cells, cells), dtype=bool)
-        self._quiet = False
+        self._pushing = False
         self.last_probabilities: np.ndarray | None = None
 
-        layout = widgets.Layout(width=f"{cell_px}px", height=f"{cell_px}px", padding="0",
-                                margin="0", border="0")
-        self._buttons: list = []
-        for k in range(cells * cells):
-            b = widgets.Button(layout=layout, tooltip=f"row {k // cells}, column {k % cells}")
-            b.style.button_color = self.OFF
-            b.on_click(lambda _b, k=k: self.click(k // cells, k % cells))
-            self._buttons.append(b)
-        grid = widgets.GridBox(
-            self._buttons,
-            layout=widgets.Layout(grid_template_columns=f"repeat({cells}, {cell_px}px)",
-                                  grid_gap="1px", width=f"{cells * (cell_px + 1)}px"),
-        )
-        clear = widgets.Button(description="Clear", icon="eraser")
+        self.grid = _draw_pad_widget()(cells=cells, cell_px=cell_px, ink=self.ON,
+                                       paper=self.OFF, mask=[0] * (cells * cells))
+        self.grid.observe(self._mask_changed, names="mask")
+        fit = dict(layout=widgets.Layout(width="auto"))  # the three fit under the grid
+        eraser = widgets.ToggleButton(description="Eraser", icon="eraser",
+                                      tooltip="strokes erase (or drag with the right button)",
+                                      **fit)
+        widgets.link((eraser, "value"), (self.grid, "eraser"))
+        clear = widgets.Button(description="Clear", icon="trash", **fit)
         clear.on_click(lambda _b: self.clear())
-        controls = [clear]
+        controls = [eraser, clear]
         if examples is not None:
             self._rng = np.random.default_rng(0)
-            example = widgets.Button(description="A test digit", icon="random")
+            example = widgets.Button(description="A test digit", icon="random", **fit)
             example.on_click(lambda _b: self.load_example())
             controls.append(example)
-        self.status = widgets.HTML("Click the squares to draw a digit.")
+        self.status = widgets.HTML(self.HINT)
         self.preview = widgets.Image(format="png", width=112, height=112)
         self.chart = widgets.Image(format="png")
-        left = widgets.VBox([grid, widgets.HBox(controls)])
+        left = widgets.VBox([self.grid, widgets.HBox(controls)])
         right = widgets.VBox([self.status, self.chart,
                               widgets.HBox([widgets.HTML("what the network sees:"),
                                             self.preview])])
@@ -315,9 +367,9 @@ class DrawDigit:
         return self._pixels.copy()
 
     def click(self, row: int, col: int) -> None:
-        """Toggle one cell, as clicking it does."""
+        """Toggle one cell (ink it, or erase it if inked)."""
         self._pixels[row, col] = not self._pixels[row, col]
-        self._paint(row * self.cells + col)
+        self._push()
         self.update()
 
     def set_pixels(self, mask: np.ndarray) -> None:
@@ -334,8 +386,7 @@ class DrawDigit:
             raise ShapeError(f"DrawDigit.set_pixels: mask must have shape ({c}, {c}) or "
                              f"(28, 28), got {mask.shape}")
         self._pixels[...] = mask.astype(bool)
-        for k in range(c * c):
-            self._paint(k)
+        self._push()
         self.update()
 
     def clear(self) -> None:
@@ -352,9 +403,20 @@ class DrawDigit:
         self.set_pixels(images[index])
         return int(labels[index])
 
-    def _paint(self, k: int) -> None:
-        on = self._pixels.flat[k]
-        self._buttons[k].style.button_color = self.ON if on else self.OFF
+    def _push(self) -> None:
+        """Show the Python-side state on the grid (the ``mask`` trait, sent to the browser)."""
+        self._pushing = True
+        try:
+            self.grid.mask = self._pixels.astype(np.uint8).ravel().tolist()
+        finally:
+            self._pushing = False
+
+    def _mask_changed(self, change) -> None:
+        """The browser drew (or something set ``grid.mask``): take it and reclassify."""
+        if self._pushing:
+            return
+        self._pixels[...] = np.asarray(change["new"], dtype=bool).reshape(self._pixels.shape)
+        self.update()
 
     # -- what the network sees ---------------------------------------------------------------
     def image(self) -> np.ndarray:
@@ -366,7 +428,7 @@ class DrawDigit:
     def predict(self) -> np.ndarray:
         """The classifier's 10 probabilities for the drawing (``ValueError`` if blank)."""
         if not self._pixels.any():
-            raise ValueError("DrawDigit.predict: nothing is drawn yet; click some squares first.")
+            raise ValueError("DrawDigit.predict: nothing is drawn yet; draw on the grid first.")
         p = np.asarray(self.classify(self.image()), dtype=np.float64).reshape(-1)
         # 1e-4: float32 softmax outputs sum to 1 within ~1e-6; a missing softmax is far off.
         if p.shape != (10,) or not np.all(np.isfinite(p)) or abs(p.sum() - 1) > 1e-4:
@@ -384,7 +446,7 @@ class DrawDigit:
         self.preview.value = buf.getvalue()
         if not self._pixels.any():
             self.last_probabilities = None
-            self.status.value = "Click the squares to draw a digit."
+            self.status.value = self.HINT
             self.chart.value = self._bar_chart(None)
             return
         p = self.predict()

@@ -2,10 +2,10 @@
 
 What a student and an instructor do, done by a real browser: open the course in JupyterLab,
 open notebook 01, run the setup cell, type an answer, run it and its check, read the report;
-open the draw-a-digit demo, run it, click a digit into the widget and read the network's
-verdict. This catches what executing notebooks with nbclient cannot: the server failing to
-start, a notebook failing to open or render, the kernel failing to start from the browser,
-widgets failing to render or to talk to the kernel.
+open the draw-a-digit demo, run it, draw a digit on the widget by dragging the mouse and read
+the network's verdict. This catches what executing notebooks with nbclient cannot: the server
+failing to start, a notebook failing to open or render, the kernel failing to start from the
+browser, widgets failing to render or to talk to the kernel.
 
 Needs Debian's Chromium and Playwright for Python (each test skips, saying so, without them):
 
@@ -19,6 +19,7 @@ never save outputs into the repository), and is stopped at the end.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -243,9 +244,39 @@ def test_notebook_01_runs_in_a_real_browser(jupyterlab, page):
     assert not page.js_errors, f"JavaScript errors in the page: {page.js_errors}"
 
 
+def kernel_of(jupyterlab, path: Path):
+    """A client of the kernel that the browser started for notebook ``path`` (connected
+    through its connection file in the server's private runtime dir)."""
+    from jupyter_client import BlockingKernelClient
+
+    base, token, root = jupyterlab
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as r:
+        sessions = json.load(r)
+    [kernel_id] = [s["kernel"]["id"] for s in sessions if s["path"] == path.as_posix()]
+    connection = root.parent / "jupyter_runtime_dir" / f"kernel-{kernel_id}.json"
+    client = BlockingKernelClient(connection_file=str(connection))
+    client.load_connection_file()
+    client.start_channels()
+    return client
+
+
+def ask_kernel(client, expression: str):
+    """The value of ``expression`` (JSON-able) in the notebook's kernel, evaluated silently:
+    no output, no execution count in the notebook."""
+    reply = client.execute("", silent=True, store_history=False, reply=True, timeout=60,
+                           user_expressions={"r": f"__import__('json').dumps({expression})"})
+    result = reply["content"]["user_expressions"]["r"]
+    assert result["status"] == "ok", result
+    return json.loads(ast.literal_eval(result["data"]["text/plain"]))  # the repr of a str
+
+
 def test_draw_a_digit_widget_in_a_real_browser(jupyterlab, page):
-    """Run the draw-a-digit demo, click a vertical stroke into the widget's grid and read the
-    network's answer, which the kernel sends back to the page."""
+    """Run the draw-a-digit demo, then draw on the pad as a student does, by dragging the
+    mouse: a vertical stroke and a second one beside it (a 1), each a press, a few moves far
+    apart (the pad fills the cells between them) and a release. Read back from the kernel
+    that the cells along the path are inked, and from the page the network's answer, which
+    the kernel sends back. Then erase with a right-button drag and with the Eraser toggle,
+    and clear."""
     from playwright.sync_api import expect
 
     cells, _ = read_notebook(jupyterlab[2], DRAW_DEMO)
@@ -254,27 +285,88 @@ def test_draw_a_digit_widget_in_a_real_browser(jupyterlab, page):
     shown.first.click()
     page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
-    cells_14x14 = page.locator(f"{PANEL} .widget-gridbox button")
-    expect(cells_14x14).to_have_count(14 * 14, timeout=UI_TIMEOUT_MS)
+    grid = page.locator(f"{PANEL} canvas.cnnlib-drawpad")
+    expect(grid).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    expect(grid).to_have_attribute("data-cells", "14")
     # Wait for the last cell to finish: it draws on the pad too.
     shown.nth(last_code).locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for(
         timeout=UI_TIMEOUT_MS)
     page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
     assert not page.locator(STDERR).all_inner_texts()
     status = page.locator(f"{PANEL} .widget-html", has_text="network says").first
-    # The last cells scripted digits onto the pad; clear it, then draw a 1 by clicking.
-    page.locator(f"{PANEL} button", has_text="Clear").click()
-    expect(page.locator(f"{PANEL} .widget-html", has_text="Click the squares")).to_have_count(
-        1, timeout=UI_TIMEOUT_MS)
-    for row in range(2, 12):
-        for col in (6, 7):
-            cells_14x14.nth(row * 14 + col).click()
-    # Each click goes to the kernel, which inks the cell and reclassifies: wait for all 20.
-    page.wait_for_function(
-        """sel => [...document.querySelectorAll(sel)].filter(
-               b => getComputedStyle(b).backgroundColor === 'rgb(17, 17, 17)').length === 20""",
-        arg=f"{PANEL} .widget-gridbox button", timeout=UI_TIMEOUT_MS)
-    page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
-    expect(status).to_contain_text("The network says: 1", timeout=UI_TIMEOUT_MS)
+    kernel = kernel_of(jupyterlab, DRAW_DEMO)
+    try:
+        # The last cells scripted a 7 onto the pad; clear it with the button.
+        assert len(ask_kernel(kernel, "np.argwhere(pad.pixels).tolist()")) > 20
+        page.locator(f"{PANEL} button", has_text="Clear").click()
+        expect(page.locator(f"{PANEL} .widget-html", has_text="Drag on the grid")).to_have_count(
+            1, timeout=UI_TIMEOUT_MS)
+        assert ask_kernel(kernel, "np.argwhere(pad.pixels).tolist()") == []
+
+        box = grid.bounding_box()
+        pitch = box["width"] / 14
+
+        def at(row: float, col: float) -> tuple[float, float]:
+            return box["x"] + (col + 0.5) * pitch, box["y"] + (row + 0.5) * pitch
+
+        def drag(col: int, rows: list[float], button: str = "left") -> None:
+            """Press at the first row, one mouse move to each next row, release."""
+            page.mouse.move(*at(rows[0], col))
+            page.mouse.down(button=button)
+            for row in rows[1:]:
+                page.mouse.move(*at(row, col))  # one pointermove each: 3 rows apart
+            page.mouse.up(button=button)
+
+        def inked_cells(expected: list[list[int]]) -> list[list[int]]:
+            """The kernel's drawing, once it is ``expected`` (the browser sends a stroke
+            while and after it is drawn; wait for the last of it)."""
+            deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+            while True:
+                got = ask_kernel(kernel, "np.argwhere(pad.pixels).tolist()")
+                if got == expected or time.monotonic() > deadline:
+                    return got
+                time.sleep(0.2)
+
+        def column(col: int, rows) -> list[list[int]]:
+            return [[r, col] for r in rows]
+
+        # Down column 6 from row 2 to row 11 in 3 moves: rows 3-4, 6-7, 9-10 were only passed.
+        drag(6, [2, 5, 8, 11])
+        assert inked_cells(column(6, range(2, 12))) == column(6, range(2, 12))
+        expect(status).to_contain_text("The network says:", timeout=UI_TIMEOUT_MS)
+        first = ask_kernel(kernel, "pad.last_probabilities.tolist()")
+        # Up column 7, with a move that ends past the edge of a cell: a thick 1.
+        drag(7, [11.4, 7.2, 2.1])
+        stroke = sorted(column(6, range(2, 12)) + column(7, range(2, 12)))
+        assert inked_cells(stroke) == stroke
+        expect(status).to_contain_text("The network says: 1", timeout=UI_TIMEOUT_MS)
+        verdict = ask_kernel(kernel, "[int(pad.last_probabilities.argmax()), pad.status.value]")
+        assert verdict[0] == 1 and "The network says: 1" in verdict[1]
+        second = ask_kernel(kernel, "pad.last_probabilities.tolist()")
+        assert second != first  # the prediction followed the drawing
+
+        # Erase: a right-button drag over the bottom of column 7 ...
+        drag(7, [8, 11], button="right")
+        stroke = [c for c in stroke if not (c[1] == 7 and c[0] >= 8)]
+        assert inked_cells(stroke) == stroke
+        # ... and, as on a touch screen, a left drag with the Eraser on.
+        eraser = page.locator(f"{PANEL} button", has_text="Eraser")
+        eraser.click()
+        expect(eraser).to_have_class(re.compile(r"mod-active"), timeout=UI_TIMEOUT_MS)
+        page.wait_for_function("() => getComputedStyle(document.querySelector("
+                               "'canvas.cnnlib-drawpad')).cursor === 'cell'",
+                               timeout=UI_TIMEOUT_MS)
+        drag(6, [9, 11])
+        stroke = [c for c in stroke if not (c[1] == 6 and c[0] >= 9)]
+        assert inked_cells(stroke) == stroke
+        assert ask_kernel(kernel, "pad.grid.eraser") is True
+        eraser.click()
+        page.wait_for_selector(IDLE, timeout=UI_TIMEOUT_MS)
+        page.locator(f"{PANEL} button", has_text="Clear").click()
+        assert inked_cells([]) == []
+        expect(page.locator(f"{PANEL} .widget-html", has_text="Drag on the grid")).to_have_count(
+            1, timeout=UI_TIMEOUT_MS)
+    finally:
+        kernel.stop_channels()
     assert not page.locator(STDERR).all_inner_texts()
     assert not page.js_errors, f"JavaScript errors in the page: {page.js_errors}"

@@ -239,7 +239,7 @@ def test_draw_a_digit_widget():
     assert r["chart_bytes"] > 1000  # a PNG bar chart was drawn
     # Real test digits, coarsened to the 14x14 grid, are still mostly recognised (chance: 3).
     assert r["examples_right_of_30"] >= 18
-    assert "nothing is drawn" in r["blank"] and "Click" in r["blank_status"]
+    assert "nothing is drawn" in r["blank"] and "Drag" in r["blank_status"]
 
 
 def test_speed_race():
@@ -304,21 +304,23 @@ def test_draw_digit_pad_driven_without_a_browser():
 
     pad = DrawDigit(classify, cells=14)
     assert not pad.pixels.any() and pad.last_probabilities is None
-    assert bytes(pad.chart.value).startswith(PNG_MAGIC) and "Click" in pad.status.value
+    assert bytes(pad.chart.value).startswith(PNG_MAGIC) and "Drag" in pad.status.value
+    assert pad.grid.mask == [0] * 14 * 14
     with pytest.raises(ValueError, match="nothing is drawn"):
         pad.predict()
     pad.click(3, 4)
     assert pad.pixels[3, 4] and pad.pixels.sum() == 1
-    assert pad._buttons[3 * 14 + 4].style.button_color == DrawDigit.ON
+    assert pad.grid.mask[3 * 14 + 4] == 1 and sum(pad.grid.mask) == 1  # shown on the grid
     assert "The network says: 7" in pad.status.value and "82%" in pad.status.value
     assert seen[-1].shape == (28, 28) and seen[-1].dtype == np.uint8
     pad.click(3, 4)  # a second click erases
-    assert not pad.pixels.any() and pad._buttons[3 * 14 + 4].style.button_color == DrawDigit.OFF
+    assert not pad.pixels.any() and not any(pad.grid.mask)
     # A 28x28 image is pooled to the grid: a cell is inked when its 2x2 block holds ink.
     image = np.zeros((28, 28), dtype=np.uint8)
     image[4:8, 10:12] = 255
     pad.set_pixels(image)
     assert np.array_equal(np.argwhere(pad.pixels), [[2, 5], [3, 5]])
+    assert [k for k, v in enumerate(pad.grid.mask) if v] == [2 * 14 + 5, 3 * 14 + 5]
     with pytest.raises(ShapeError, match=r"\(14, 14\) or \(28, 28\)"):
         pad.set_pixels(np.zeros((10, 10)))
     with pytest.raises(ValueError, match="no examples"):
@@ -331,6 +333,66 @@ def test_draw_digit_pad_driven_without_a_browser():
     examples = (np.stack([image, 255 - image]), np.array([1, 8]))
     pad = DrawDigit(classify, cells=7, examples=examples)
     assert pad.load_example(1) == 8 and pad.pixels.all()
+
+
+def test_draw_digit_pad_takes_the_drawing_from_the_browser_trait():
+    """What the front end does: it sets the grid's ``mask`` trait (as an ipywidgets state
+    update) as the pointer draws; Python takes it as the drawing and reclassifies. A value of
+    the wrong length is refused, naming the trait and both lengths, and changes nothing."""
+    import numpy as np
+    from traitlets import TraitError
+
+    from cnnlib.demo_widgets import DrawDigit
+
+    seen = []
+
+    def classify(image):
+        seen.append(image)
+        p = np.full(10, 0.01)
+        p[int(image.sum()) % 10] = 0.91  # a verdict that changes with the drawing
+        return p
+
+    pad = DrawDigit(classify, cells=14)
+    assert pad.last_probabilities is None
+    # A vertical stroke down column 6, rows 2-11, as a drag sends it: one update message.
+    mask = np.zeros((14, 14), dtype=int)
+    mask[2:12, 6] = 1
+    pad.grid.set_state({"mask": mask.ravel().tolist()})
+    assert np.array_equal(pad.pixels, mask.astype(bool))
+    assert len(seen) == 1 and np.array_equal(seen[-1], pad.image())
+    first = pad.last_probabilities
+    assert first is not None and first.argmax() == int(pad.image().sum()) % 10
+    assert f"The network says: {first.argmax()}" in pad.status.value
+    assert bytes(pad.preview.value).startswith(PNG_MAGIC)
+    # A second stroke (column 7) and then an erase of the bottom half: each is taken.
+    mask[2:12, 7] = 1
+    pad.grid.set_state({"mask": mask.ravel().tolist()})
+    assert pad.pixels.sum() == 20 and len(seen) == 2
+    mask[7:12, 6:8] = 0
+    pad.grid.set_state({"mask": mask.ravel().tolist()})
+    assert np.array_equal(np.argwhere(pad.pixels)[:, 0], np.repeat(np.arange(2, 7), 2))
+    assert np.array_equal(pad.last_probabilities, classify(pad.image()))
+    # Erasing everything in the browser is a blank drawing again.
+    pad.grid.set_state({"mask": [0] * 196})
+    assert not pad.pixels.any() and pad.last_probabilities is None and "Drag" in pad.status.value
+    # Malformed: refused before it reaches the drawing.
+    pad.set_pixels(mask.astype(bool))
+    calls = len(seen)
+    for bad in ([1] * 195, [0] * 197, []):
+        with pytest.raises(TraitError, match=rf"DrawDigit.*'mask'.*196.*got {len(bad)}$"):
+            pad.grid.set_state({"mask": bad})
+        with pytest.raises(TraitError, match=rf"DrawDigit.*'mask'.*196.*got {len(bad)}$"):
+            pad.grid.mask = bad
+    with pytest.raises(TraitError, match=r"DrawDigit.*'mask'.*0 or 1, got 2 at index 3"):
+        pad.grid.mask = [0, 0, 0, 2] + [0] * 192
+    assert np.array_equal(pad.pixels, mask.astype(bool)) and len(seen) == calls
+    assert pad.grid.mask == mask.ravel().tolist()
+    # Python-side changes are sent to the grid (the front end redraws from the trait).
+    pad.clear()
+    assert pad.grid.mask == [0] * 196
+    small = DrawDigit(classify, cells=7)
+    with pytest.raises(TraitError, match=r"7 \* 7 = 49 values.*got 196"):
+        small.grid.mask = [0] * 196
 
 
 def test_live_dashboard_keeps_running_means():
