@@ -3,6 +3,8 @@ provides them, and the wheel built from this tree holds every file of the packag
 
 import importlib
 import importlib.metadata as md
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -190,8 +192,9 @@ def wheel(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "cnnlib", src / "cnnlib",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder in ("cnnlib", "jupyter-config"):
+        shutil.copytree(ROOT / folder, src / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("wheel")
     run = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
@@ -236,3 +239,56 @@ def test_console_scripts_point_at_real_functions(wheel):
         assert f"{name} = {target}" in text
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func))
+
+
+STUDENT_VIEW = "etc/jupyter/labconfig/page_config.d/cnnlib-student-view.json"
+INSTRUCTOR_PANELS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                     "@jupyter/nbgrader:course-list")
+
+
+def _page_config(python: Path, env: dict) -> dict:
+    """JupyterLab's page config as a server started by ``python`` reads it."""
+    code = ("import json, logging; from jupyterlab_server.config import get_page_config; "
+            "print(json.dumps(get_page_config([], '/nonexistent', logging.getLogger())))")
+    run = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_an_installed_wheel_hides_the_instructor_panels_until_an_instructor_turns_them_on(
+        wheel, tmp_path):
+    """pip installs the wheel into a new environment: there JupyterLab disables nbgrader's
+    instructor panels and keeps the assignment list and Validate; the commands in
+    docs/instructors.md (section 2) turn them on again."""
+    zf, _ = wheel
+    env_dir = tmp_path / "student-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True,
+                   timeout=120)
+    python = env_dir / "bin" / "python"
+    # JupyterLab and the rest come from this environment (no index is needed)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
+                           "'purelib'))"], capture_output=True, text=True, check=True)
+    Path(site.stdout.strip(), "outer.pth").write_text(
+        "\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    run = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
+                          "--no-deps", "--no-index", "-q", zf.filename],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (env_dir / STUDENT_VIEW).is_file()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "home-jupyter"))
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    disabled = _page_config(python, env)["disabledExtensions"]
+    assert set(INSTRUCTOR_PANELS) <= set(disabled), disabled
+    assert not {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment",
+                "@jupyter/nbgrader:menu"} & set(disabled)
+
+    docs = (ROOT / "docs" / "instructors.md").read_text()
+    for panel in INSTRUCTOR_PANELS:
+        assert f"jupyter labextension enable --level=sys_prefix {panel}" in docs
+        # `jupyter labextension` is this module (the new environment has no scripts of its own)
+        run = subprocess.run([str(python), "-m", "jupyterlab.labextensions", "enable",
+                              "--level=sys_prefix", panel], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert not set(INSTRUCTOR_PANELS) & set(_page_config(python, env)["disabledExtensions"])
