@@ -798,8 +798,8 @@ def _axes_hint(yours: tuple, shape: tuple, order: tuple[int, ...]) -> Hint:
         "axes in another order",
         f"your array holds the right numbers, laid out {yours} where {shape} is expected: "
         f"the same values with the axes in another order. Build it in the expected layout "
-        f"(e.g. the filters first, as they are stored), or reorder the axes with "
-        f"`np.transpose(a, {order})`.",
+        f"from the start (the order the exercise states, e.g. (num_filters, 3, 3) for "
+        f"filters), or reorder the axes at the end with `np.transpose(a, {order})`.",
     )
 
 
