@@ -190,6 +190,12 @@ COMMON_HINTS = {
         "`-0` is 0, so it means 'from pad up to the start'. Slice with sizes instead: "
         "`x[pad:pad + H]`, or `x[pad:x.shape[0] - pad]`.",
     ),
+    "bias-each": Hint(
+        "bias added to every product",
+        "the bias is added once per output value, after the sum over the input channels and "
+        "the window: out = sum(W[f] * window) + b[f] (in a loop, start from s = b[f]). Adding "
+        "it to every product (`s += x * w + b[f]`) adds it C * KH * KW times.",
+    ),
     "round-down": Hint(
         "output size rounds down",
         "a window counts only if it fits wholly inside the (padded) input, so the number of "

@@ -43,11 +43,6 @@ HINTS = {
         "add b[f] to every output pixel of filter f (out[:, f] += b[f], or + b[None, :, None, "
         "None] to broadcast over N, H' and W').",
     ),
-    "bias-each": Hint(
-        "bias added to every product",
-        "the bias is added once per output value, after the sum: out = sum(W[f] * window) + "
-        "b[f]. Adding it inside the sum (to every product W * x) adds it C * KH * KW times.",
-    ),
     "padding": Hint(
         "padding",
         "pad the two spatial axes with `pad` zeros on each side first, e.g. "
@@ -174,7 +169,7 @@ def check_conv_forward(fn, chk: Checker, *, seed: int = 0, x_shape=(2, 3, 6, 7),
             context=context,
             mistakes=[
                 Mistake(HINTS["bias"], want - b[None, :, None, None]),
-                Mistake(HINTS["bias-each"], want + (taps - 1) * b[None, :, None, None]),
+                Mistake(COMMON_HINTS["bias-each"], want + (taps - 1) * b[None, :, None, None]),
                 Mistake(COMMON_HINTS["flip"], _forward(x, W[:, :, ::-1, ::-1], b, s, p)),
                 Mistake(HINTS["padding"], _forward(x, W, b, s, 0)),
                 Mistake(HINTS["stride"], _forward(x, W, b, 1, p)),

@@ -74,12 +74,6 @@ HINTS = {
         "add the bias b[f] to every output of filter f (+ b broadcasts over the rows of the "
         "(H_out * W_out, F) product).",
     ),
-    "bias-each": Hint(
-        "bias added to every product",
-        "the bias is added once per output value, after the sum over c, u and v: start from "
-        "s = b[f] (or add b[f] at the end), not `s += x * w + b[f]`, which adds it "
-        "C * kh * kw times.",
-    ),
     "filter-rows": Hint(
         "filters as rows",
         "flatten each filter into one row, W.reshape(F, -1) (shape (F, C * kh * kw), same "
@@ -253,7 +247,7 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     taps = filters[1] * filters[2] * filters[3]
     mistakes = [
         Mistake(HINTS["bias"], want - b[:, None, None]),
-        Mistake(HINTS["bias-each"], want + (taps - 1) * b[:, None, None]),
+        Mistake(COMMON_HINTS["bias-each"], want + (taps - 1) * b[:, None, None]),
         Mistake(COMMON_HINTS["flip"], lambda: _conv_reference(x, W[:, :, ::-1, ::-1], b)),
     ]
     if filters[2] == filters[3]:
