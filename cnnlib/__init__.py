@@ -5,3 +5,8 @@ data loading, plots and the student-facing exercise checks. See docs/architectur
 """
 
 __version__ = "0.1.0"
+
+# The language of reports and hints: cnnlib.set_language("zh") in a Chinese notebook.
+from cnnlib.i18n import set_language  # noqa: E402
+
+__all__ = ["set_language"]

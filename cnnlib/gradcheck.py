@@ -32,12 +32,14 @@ within ``h`` of the point checked, ``check_layer`` warns (:class:`KinkWarning`);
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.i18n import N_, tr
 
 __all__ = [
     "numerical_gradient",
@@ -161,29 +163,31 @@ class GradCheckReport:
         raise KeyError(f"no array named {name!r} in this report; have {names}")
 
     def __str__(self) -> str:
-        head = ("array", "shape", "max rel error", "worst index", "analytic", "numerical", "")
+        head = tuple(tr(h) if h else h for h in _HEAD)
         rows = [
             (c.name, str(c.shape), f"{c.max_rel_error:.2e}", str(c.worst_index),
              f"{c.analytic:+.8e}", f"{c.numerical:+.8e}",
-             "PASS" if c.ok else f"FAIL (>= {c.threshold:g})")
+             tr("PASS") if c.ok else tr("FAIL (>= {threshold:g})", threshold=c.threshold))
             for c in self.checks
         ]
-        widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
-        fmt = lambda r: "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()
-        verdict = "all gradients match" if self.ok else "SOME GRADIENTS ARE WRONG"
+        widths = [max(_width(r[k]) for r in [head, *rows]) for k in range(len(head))]
+        fmt = lambda r: "  ".join(s + " " * (w - _width(s))
+                                  for s, w in zip(r, widths, strict=True)).rstrip()
         lines = [
-            f"Gradient check of {self.title}: {verdict}",
-            f"(h = {self.h:g}; relative error |a - n| / max({self.floor:.1e}, |a| + |n|), the "
-            "first term being the round-off floor of the numerical gradient)",
+            tr("Gradient check of {title}: all gradients match", title=self.title) if self.ok
+            else tr("Gradient check of {title}: SOME GRADIENTS ARE WRONG", title=self.title),
+            tr("(h = {h:g}; relative error |a - n| / max({floor:.1e}, |a| + |n|), the first "
+               "term being the round-off floor of the numerical gradient)",
+               h=self.h, floor=self.floor),
             fmt(head),
         ]
         lines += [fmt(r) for r in rows]
-        lines += [f"note: {n}" for n in self.notes]
+        lines += [tr("note: {note}", note=n) for n in self.notes]
         if not self.ok:
-            lines.append(
+            lines.append(tr(
                 "hint: compare the analytic and numerical values at the worst index; a factor "
                 "of 2, a sign or a transposed index is the usual culprit"
-            )
+            ))
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -192,15 +196,34 @@ class GradCheckReport:
         p.text(str(self))
 
 
+# The report's column headings (translated when shown; the last column has none).
+_HEAD = (N_("array"), N_("shape"), N_("max rel error"), N_("worst index"), N_("analytic"),
+         N_("numerical"), "")
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: 2 for a wide (CJK) character, else 1."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# what _refuse_float32 refuses, by its ``what``
+_REFUSED = {
+    "input": N_("gradcheck: input {name} is {dtype}, but gradient checks need float64. In "
+                "{dtype} the round-off of a finite difference (machine epsilon {eps:.1e} / h) "
+                "is as large as the errors we look for, so even a correct gradient would fail. "
+                "Build the layer with dtype=np.float64 and pass x.astype(np.float64)."),
+    "parameter": N_("gradcheck: parameter {name} is {dtype}, but gradient checks need float64. "
+                    "In {dtype} the round-off of a finite difference (machine epsilon "
+                    "{eps:.1e} / h) is as large as the errors we look for, so even a correct "
+                    "gradient would fail. Build the layer with dtype=np.float64 and pass "
+                    "x.astype(np.float64)."),
+}
+
+
 def _refuse_float32(name: str, arr: np.ndarray, what: str) -> None:
     if arr.dtype != np.float64:
-        raise DTypeError(
-            f"gradcheck: {what} {name} is {arr.dtype}, but gradient checks need float64. "
-            f"In {arr.dtype} the round-off of a finite difference (machine epsilon "
-            f"{np.finfo(arr.dtype).eps:.1e} / h) is as large as the errors we look for, so "
-            "even a correct gradient would fail. Build the layer with dtype=np.float64 and "
-            "pass x.astype(np.float64)."
-        )
+        raise DTypeError(tr(_REFUSED[what], name=name, dtype=str(arr.dtype),
+                            eps=np.finfo(arr.dtype).eps))
 
 
 def _noise_floor(terms: np.ndarray, h: float, threshold: float) -> float:
@@ -268,7 +291,8 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
     """
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
-        raise DTypeError(f"check_layer: x must be a float64 array, got dtype {x.dtype}")
+        raise DTypeError(tr("check_layer: x must be a float64 array, got dtype {dtype}",
+                            dtype=str(x.dtype)))
     _refuse_float32("x", x, "input")
     params = getattr(layer, "params", {})  # parameter-free layers may have none
     for name, p in params.items():
@@ -283,17 +307,17 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
     notes = []
     kink = layer.near_kink(h) if hasattr(layer, "near_kink") else None
     if kink:
-        msg = (f"a kink lies within h = {h:g} of the point checked, so the numerical gradient "
-               f"there is unreliable: {kink}. Try another seed or input.")
+        msg = tr("a kink lies within h = {h:g} of the point checked, so the numerical "
+                 "gradient there is unreliable: {kink}. Try another seed or input.",
+                 h=h, kink=kink)
         warnings.warn(msg, KinkWarning, stacklevel=2)
         notes.append(msg)
     dx = layer.backward(dout)
     if dx is None or np.shape(dx) != x.shape:
         got = "None" if dx is None else str(np.shape(dx))
-        raise ShapeError(
-            f"check_layer: {layer!r}.backward must return the gradient of its input, of x's "
-            f"shape {x.shape}; it returned {got}"
-        )
+        raise ShapeError(tr(
+            "check_layer: {layer}.backward must return the gradient of its input, of x's "
+            "shape {shape}; it returned {got}", layer=repr(layer), shape=x.shape, got=got))
     dx = np.array(dx, dtype=np.float64, copy=True)
     grads = {k: np.array(g, copy=True) for k, g in getattr(layer, "grads", {}).items()}
 
@@ -302,11 +326,11 @@ def check_layer(layer, x, seed: int = 0, h: float = DEFAULT_H,
     checks = [_summarise("x", dx, num_x, threshold, floor)]
     for name, p in params.items():
         if name not in grads or grads[name].shape != p.shape:
-            got = grads[name].shape if name in grads else "nothing"
-            raise ShapeError(
-                f"check_layer: {layer!r}.backward must fill grads[{name!r}] with an array of "
-                f"params[{name!r}]'s shape {p.shape}; it holds {got}"
-            )
+            got = grads[name].shape if name in grads else tr("nothing")
+            raise ShapeError(tr(
+                "check_layer: {layer}.backward must fill grads[{name}] with an array of "
+                "params[{name}]'s shape {shape}; it holds {got}",
+                layer=repr(layer), name=repr(name), shape=p.shape, got=got))
         num = numerical_gradient_array(forward, p, dout, h)
         checks.append(_summarise(name, grads[name], num, threshold, floor))
 
@@ -322,7 +346,8 @@ def check_loss(loss_fn, pred, *args, h: float = DEFAULT_H,
     of its scalar loss with respect to ``pred`` (float64 only, as :func:`check_layer`)."""
     pred = np.asarray(pred)
     if not np.issubdtype(pred.dtype, np.floating):
-        raise DTypeError(f"check_loss: pred must be a float64 array, got dtype {pred.dtype}")
+        raise DTypeError(tr("check_loss: pred must be a float64 array, got dtype {dtype}",
+                            dtype=str(pred.dtype)))
     _refuse_float32("pred", pred, "input")
     pred = np.array(pred, dtype=np.float64, copy=True)
     loss, dpred = loss_fn(pred, *args)

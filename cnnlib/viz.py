@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.i18n import N_, tr
+
 __all__ = [
     "FASHION_CLASSES",
+    "use_cjk_font",
     "plot_history",
     "plot_digits",
     "plot_misclassified",
@@ -23,6 +26,10 @@ __all__ = [
     "plot_feature_maps",
     "feature_maps",
 ]
+
+# Default figure titles, translated when drawn (cnnlib.i18n).
+FILTERS_TITLE = N_("conv filters")
+MAPS_TITLE = N_("feature maps")
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -90,27 +97,28 @@ def plot_history(history, title=None, smooth=None):
     fig, (ax_loss, ax_acc) = _new_figure(1, 2, figsize=(11, 4))
     if loss:
         steps = np.arange(1, len(loss) + 1)
-        ax_loss.plot(steps, loss, ".", ms=2, alpha=0.35, color="tab:blue", label="loss")
+        ax_loss.plot(steps, loss, ".", ms=2, alpha=0.35, color="tab:blue", label=tr("loss"))
         window = smooth or max(1, len(loss) // 50)
         if window > 1 and len(loss) >= window:
             avg = np.convolve(loss, np.ones(window) / window, mode="valid")
             ax_loss.plot(steps[window - 1:], avg, color="tab:blue", lw=2,
-                         label=f"moving average ({window})")
+                         label=tr("moving average ({window})", window=window))
             ax_loss.legend()
-    ax_loss.set_xlabel("iteration (or log line)")
-    ax_loss.set_ylabel("training loss")
-    ax_loss.set_title("loss")
+    ax_loss.set_xlabel(tr("iteration (or log line)"))
+    ax_loss.set_ylabel(tr("training loss"))
+    ax_loss.set_title(tr("loss"))
     ax_loss.grid(alpha=0.3)
     epochs = np.arange(1, max(len(train_acc), len(val_acc)) + 1)
     if train_acc:
-        ax_acc.plot(epochs[:len(train_acc)], train_acc, "o-", label="train")
+        ax_acc.plot(epochs[:len(train_acc)], train_acc, "o-", label=tr("train"))
     if val_acc:
-        ax_acc.plot(epochs[:len(val_acc)], val_acc, "s-", label="validation")
+        ax_acc.plot(epochs[:len(val_acc)], val_acc, "s-", label=tr("validation"))
     if best:
-        ax_acc.axvline(best, color="gray", ls="--", lw=1, label=f"best epoch ({best})")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.set_title("accuracy")
+        ax_acc.axvline(best, color="gray", ls="--", lw=1,
+                       label=tr("best epoch ({best})", best=best))
+    ax_acc.set_xlabel(tr("epoch"))
+    ax_acc.set_ylabel(tr("accuracy"))
+    ax_acc.set_title(tr("accuracy"))
     ax_acc.grid(alpha=0.3)
     if train_acc or val_acc:
         ax_acc.legend()
@@ -165,15 +173,16 @@ def plot_misclassified(images, labels, preds, max_images=30, ncols=10, class_nam
     if wrong.size == 0:
         fig, ax = _new_figure(figsize=(4, 1.5))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"no misclassified images among {labels.size}", ha="center",
+        ax.text(0.5, 0.5, tr("no misclassified images among {n}", n=labels.size), ha="center",
                 va="center")
         return fig
     images = _as_2d_images(images)
     shown = wrong[:max_images]
     return plot_digits(images[shown], labels[shown], preds[shown], ncols=ncols,
                        max_images=max_images, class_names=class_names,
-                       title=f"{wrong.size} of {labels.size} misclassified "
-                             f"(true -> predicted), first {shown.size} shown")
+                       title=tr("{wrong} of {n} misclassified (true -> predicted), first "
+                                "{shown} shown", wrong=wrong.size, n=labels.size,
+                                shown=shown.size))
 
 
 # ------------------------------------------------------------------------------ confusion
@@ -203,10 +212,10 @@ def plot_confusion_matrix(labels, preds, num_classes=10, class_names=None, norma
     ax.set_xticks(range(k), names, rotation=45 if class_names is not None else 0, ha="right"
                   if class_names is not None else "center")
     ax.set_yticks(range(k), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel(tr("predicted"))
+    ax.set_ylabel(tr("true"))
     accuracy = np.trace(counts) / max(counts.sum(), 1)
-    ax.set_title(f"confusion matrix (accuracy {accuracy:.2%})")
+    ax.set_title(tr("confusion matrix (accuracy {accuracy:.2%})", accuracy=accuracy))
     top = values.max() if values.size else 0
     for i in range(k):
         for j in range(k):
@@ -218,7 +227,7 @@ def plot_confusion_matrix(labels, preds, num_classes=10, class_names=None, norma
 
 
 # ------------------------------------------------------------------------------ filters, maps
-def plot_filters(weights, channel=0, ncols=8, title="conv filters", cmap="gray"):
+def plot_filters(weights, channel=0, ncols=8, title=FILTERS_TITLE, cmap="gray"):
     """Each filter of a conv layer as a small image.
 
     ``weights``: ``(F, C, KH, KW)`` (Conv2D's ``params["W"]``; channel ``channel`` is shown),
@@ -243,8 +252,8 @@ def plot_filters(weights, channel=0, ncols=8, title="conv filters", cmap="gray")
         ax.axis("off")
         if k < f:
             ax.imshow(w[k], cmap=cmap, vmin=-lim, vmax=lim)
-            ax.set_title(f"filter {k}", fontsize=8)
-    fig.suptitle(title)
+            ax.set_title(tr("filter {k}", k=k), fontsize=8)
+    fig.suptitle(tr(title))
     fig.tight_layout()
     return fig
 
@@ -277,7 +286,8 @@ def feature_maps(model, image, layer_index=0) -> np.ndarray:
     return x[0]
 
 
-def plot_feature_maps(maps, ncols=8, title="feature maps", channels_last=False, cmap="viridis"):
+def plot_feature_maps(maps, ncols=8, title=MAPS_TITLE, channels_last=False,
+                      cmap="viridis"):
     """Each channel of one image's feature maps as an image.
 
     ``maps``: ``(C, H, W)`` (e.g. from :func:`feature_maps`), or ``(H, W, C)`` with
@@ -298,7 +308,48 @@ def plot_feature_maps(maps, ncols=8, title="feature maps", channels_last=False, 
         ax.axis("off")
         if k < c:
             ax.imshow(m[k], cmap=cmap)
-            ax.set_title(f"channel {k}", fontsize=8)
-    fig.suptitle(title)
+            ax.set_title(tr("channel {k}", k=k), fontsize=8)
+    fig.suptitle(tr(title))
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------ fonts
+# CJK fonts matplotlib may find on the machine, then the one the `zh` extra ships (mplfonts).
+CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
+                "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei", "Heiti SC")
+MPLFONTS_FILE = "NotoSansCJKsc-Regular.otf"
+
+
+def use_cjk_font(verbose: bool = True) -> str | None:
+    """Let matplotlib draw Chinese text: put a CJK font behind the default one (Latin letters
+    keep their look; matplotlib falls back to it for each character the first font lacks).
+
+    Returns the CJK family used, or None (and, with ``verbose``, says how to get one) when
+    the machine has none and the ``zh`` extra (``pip install "cnnlib[zh]"``) is missing.
+    """
+    import matplotlib
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    family = next((name for name in CJK_FAMILIES if name in have), None)
+    if family is None:
+        try:
+            import importlib.resources
+
+            path = importlib.resources.files("mplfonts") / "fonts" / MPLFONTS_FILE
+            if path.is_file():
+                font_manager.fontManager.addfont(str(path))
+                family = font_manager.FontProperties(fname=str(path)).get_name()
+        except ImportError:
+            family = None
+    if family is None:
+        if verbose:
+            print(tr("No Chinese font found: figure text in Chinese shows as boxes. Install "
+                     "one with: python -m pip install \"cnnlib[zh]\""))
+        return None
+    sans = list(matplotlib.rcParams["font.sans-serif"])
+    if family not in sans:
+        first = sans[:1] if sans else []
+        matplotlib.rcParams["font.sans-serif"] = first + [family] + sans[1:]
+    return family

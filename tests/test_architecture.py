@@ -28,7 +28,7 @@ def _rules() -> dict[str, set[str]]:
     section = text.split("## Who may import whom", 1)[1].split("\n## ", 1)[0]
     rules = {}
     for line in section.splitlines():
-        m = re.match(r"^\s{4}([a-z_]+)\s+<-\s+(.*?)\s*$", line)
+        m = re.match(r"^\s{4}([a-z_0-9]+)\s+<-\s+(.*?)\s*$", line)
         if m:
             allowed = {p.strip() for p in m.group(2).split(",") if p.strip() and p.strip() != "-"}
             rules[m.group(1)] = allowed

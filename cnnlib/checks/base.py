@@ -68,6 +68,7 @@ import math
 import sys
 import textwrap
 import traceback
+import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ import numpy as np
 from cnnlib.checks import tolerance, verdicts
 from cnnlib.checks.guard import GUARD, AnswerKeyUsed, parse_spec
 from cnnlib.gradcheck import PASS_MARK, rel_error
+from cnnlib.i18n import N_, tr
 
 __all__ = [
     "COMMON_HINTS",
@@ -115,104 +117,120 @@ class CheckFailed(AssertionError):
 
 @dataclass(frozen=True)
 class Hint:
-    """One common mistake, with a name (shown in brackets) and what to do about it."""
+    """One common mistake, with a name (shown in brackets) and what to do about it.
+
+    ``name`` and ``text`` are English, marked for the catalogue with ``N_`` (the name is also
+    the mistake's key in verdicts and the class report); they are translated when shown.
+    A text that names values holds ``{fields}``, given as ``fields`` (pairs, so that a Hint
+    stays hashable): ``.text`` is the English text filled in, ``str(hint)`` the shown one.
+    """
 
     name: str
-    text: str
+    template: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The English text, its fields filled in (what verdicts record)."""
+        return self.template.format(**dict(self.fields)) if self.fields else self.template
+
+    def shown(self) -> str:
+        """The text in the language in force (cnnlib.i18n), its fields filled in."""
+        return tr(self.template, **dict(self.fields))
 
     def __str__(self) -> str:
-        return f"Hint ({self.name}): {self.text}"
+        return tr("Hint ({name}): {text}", name=tr(self.name), text=self.shown())
 
 
 COMMON_HINTS = {
     "transposed": Hint(
-        "transposed weights",
-        "your answer matches the transposed layout. The weights are stored as (input_len, "
-        "nodes): row i belongs to input i, column k to class k. So totals = flat @ weights, "
-        "d_L_d_w = np.outer(flat, d_L_d_t) with shape (input_len, nodes), and "
-        "d_L_d_input = weights @ d_L_d_t.",
+        N_("transposed weights"),
+        N_("your answer matches the transposed layout. The weights are stored as (input_len, "
+           "nodes): row i belongs to input i, column k to class k. So totals = flat @ weights, "
+           "d_L_d_w = np.outer(flat, d_L_d_t) with shape (input_len, nodes), and "
+           "d_L_d_input = weights @ d_L_d_t."),
     ),
     "descent": Hint(
-        "gradient descent",
-        "step AGAINST the gradient: weights -= learn_rate * d_L_d_w (and the same for the "
-        "biases and filters). Adding the gradient climbs the loss instead.",
+        N_("gradient descent"),
+        N_("step AGAINST the gradient: weights -= learn_rate * d_L_d_w (and the same for the "
+           "biases and filters). Adding the gradient climbs the loss instead."),
     ),
     "accumulate": Hint(
-        "contributions overwritten, not added up",
-        "a value is replaced where contributions must be added up. When several output "
-        "positions (overlapping windows, the regions of a convolution) send gradient to the "
-        "same input or weight, each one adds its share: `=` keeps only the last one, and so "
-        "does fancy-index `a[rows, cols] += values` when a position repeats (numpy applies "
-        "each index once). Use `+=` in a loop, or `np.add.at(a, (rows, cols), values)`.",
+        N_("contributions overwritten, not added up"),
+        N_("a value is replaced where contributions must be added up. When several output "
+           "positions (overlapping windows, the regions of a convolution) send gradient to the "
+           "same input or weight, each one adds its share: `=` keeps only the last one, and so "
+           "does fancy-index `a[rows, cols] += values` when a position repeats (numpy applies "
+           "each index once). Use `+=` in a loop, or `np.add.at(a, (rows, cols), values)`."),
     ),
     "update-first": Hint(
-        "updated the weights before computing the input gradient",
-        "the input gradient must use the weights of the forward pass. Compute d_L_d_input "
-        "first, then update the weights (the tutorial's layers do it in that order).",
+        N_("updated the weights before computing the input gradient"),
+        N_("the input gradient must use the weights of the forward pass. Compute d_L_d_input "
+           "first, then update the weights (the tutorial's layers do it in that order)."),
     ),
     "reshape": Hint(
-        "not reshaped back to the input shape",
-        "the numbers look right but the shape is not the input's. The layer flattened its "
-        "input in forward, so the gradient w.r.t. the input must be reshaped back with "
-        "`.reshape(last_input.shape)` before it is returned.",
+        N_("not reshaped back to the input shape"),
+        N_("the numbers look right but the shape is not the input's. The layer flattened its "
+           "input in forward, so the gradient w.r.t. the input must be reshaped back with "
+           "`.reshape(last_input.shape)` before it is returned."),
     ),
     "overflow": Hint(
-        "overflow in exp",
-        "np.exp of a large number overflows to inf (exp(710) is already too big for float64) "
-        "and inf / inf gives nan. Subtract the largest value first: exp(t - t.max()) gives the "
-        "same softmax, because the factor exp(-max) cancels between numerator and denominator.",
+        N_("overflow in exp"),
+        N_("np.exp of a large number overflows to inf (exp(710) is already too big for float64) "
+           "and inf / inf gives nan. Subtract the largest value first: exp(t - t.max()) gives the "
+           "same softmax, because the factor exp(-max) cancels between numerator and denominator."),
     ),
     "division": Hint(
-        "division by zero",
-        "a division by zero (or 0/0) made an inf or nan: find the denominator that can be 0. "
-        "Common ones: a probability of exactly 0 in -1 / p or log(p); Adam's bias correction "
-        "1 - beta**t while t is still 0 (advance t before you use it).",
+        N_("division by zero"),
+        N_("a division by zero (or 0/0) made an inf or nan: find the denominator that can be 0. "
+           "Common ones: a probability of exactly 0 in -1 / p or log(p); Adam's bias correction "
+           "1 - beta**t while t is still 0 (advance t before you use it)."),
     ),
     "not-finite": Hint(
-        "inf or nan",
-        "a value became inf or nan. Usually np.exp of a large number (subtract the largest "
-        "value first) or a division by zero (a denominator that can be 0).",
+        N_("inf or nan"),
+        N_("a value became inf or nan. Usually np.exp of a large number (subtract the largest "
+           "value first) or a division by zero (a denominator that can be 0)."),
     ),
     "in-place": Hint(
-        "weights not updated in place",
-        "the layer's arrays must change in place (`weights -= learn_rate * d_L_d_w`), so that "
-        "the caller sees the update. `weights = weights - ...` only rebinds your local name.",
+        N_("weights not updated in place"),
+        N_("the layer's arrays must change in place (`weights -= learn_rate * d_L_d_w`), so that "
+           "the caller sees the update. `weights = weights - ...` only rebinds your local name."),
     ),
     "flip": Hint(
-        "filter flipped (or not flipped)",
-        "the answer matches the same computation with the filter turned by 180 degrees. The "
-        "forward pass is a cross-correlation (no flip); the input gradient is a full "
-        "convolution, i.e. a cross-correlation with the flipped filter [::-1, ::-1].",
+        N_("filter flipped (or not flipped)"),
+        N_("the answer matches the same computation with the filter turned by 180 degrees. The "
+           "forward pass is a cross-correlation (no flip); the input gradient is a full "
+           "convolution, i.e. a cross-correlation with the flipped filter [::-1, ::-1]."),
     ),
     "empty": Hint(
-        "empty slice",
-        "your answer has no values at all. A slice like `x[pad:-pad]` is empty when pad is 0: "
-        "`-0` is 0, so it means 'from pad up to the start'. Slice with sizes instead: "
-        "`x[pad:pad + H]`, or `x[pad:x.shape[0] - pad]`.",
+        N_("empty slice"),
+        N_("your answer has no values at all. A slice like `x[pad:-pad]` is empty when pad is 0: "
+           "`-0` is 0, so it means 'from pad up to the start'. Slice with sizes instead: "
+           "`x[pad:pad + H]`, or `x[pad:x.shape[0] - pad]`."),
     ),
     "bias-each": Hint(
-        "bias added to every product",
-        "the bias is added once per output value, after the sum over the input channels and "
-        "the window: out = sum(W[f] * window) + b[f] (in a loop, start from s = b[f]). Adding "
-        "it to every product (`s += x * w + b[f]`) adds it C * KH * KW times.",
+        N_("bias added to every product"),
+        N_("the bias is added once per output value, after the sum over the input channels and "
+           "the window: out = sum(W[f] * window) + b[f] (in a loop, start from s = b[f]). Adding "
+           "it to every product (`s += x * w + b[f]`) adds it C * KH * KW times."),
     ),
     "round-down": Hint(
-        "output size rounds down",
-        "a window counts only if it fits wholly inside the (padded) input, so the number of "
-        "positions rounds DOWN: (n + 2 * pad - k) // stride + 1. round() and math.ceil() count "
-        "one window more wherever the stride does not divide n + 2 * pad - k; that last window "
-        "runs past the edge, so its slice comes out smaller than the filter.",
+        N_("output size rounds down"),
+        N_("a window counts only if it fits wholly inside the (padded) input, so the number of "
+           "positions rounds DOWN: (n + 2 * pad - k) // stride + 1. round() and math.ceil() count "
+           "one window more wherever the stride does not divide n + 2 * pad - k; that last window "
+           "runs past the edge, so its slice comes out smaller than the filter."),
     ),
     "returned-none": Hint(
-        "missing return",
-        "your function returned None. Did you forget the `return` statement at the end?",
+        N_("missing return"),
+        N_("your function returned None. Did you forget the `return` statement at the end?"),
     ),
     "answer-key": Hint(
-        "answer key",
-        "your function calls cnnlib's own implementation of this exercise (named above): that "
-        "is the answer key the checks compare with, and an answer built on it gets 0 points. "
-        "Write the exercise yourself with numpy, step by step as the notebook explains; your "
-        "functions from earlier exercises and numpy's own functions are fine.",
+        N_("answer key"),
+        N_("your function calls cnnlib's own implementation of this exercise (named above): that "
+           "is the answer key the checks compare with, and an answer built on it gets 0 points. "
+           "Write the exercise yourself with numpy, step by step as the notebook explains; your "
+           "functions from earlier exercises and numpy's own functions are fine."),
     ),
 }
 
@@ -221,14 +239,14 @@ COMMON_HINTS = {
 # piece of their message: every check explains them.
 NUMPY_ERROR_HINTS = (
     ("only 0-dimensional arrays can be converted", Hint(
-        "NumPy 2: float() of an array",
-        "NumPy 2 converts only a single number, not an array holding one, to a Python float: "
-        "`float(a)` of a shape-(1,) array fails. Take the element: `float(a[0])`, or "
-        "`a.item()`, or keep the array.")),
+        N_("NumPy 2: float() of an array"),
+        N_("NumPy 2 converts only a single number, not an array holding one, to a Python float: "
+           "`float(a)` of a shape-(1,) array fails. Take the element: `float(a[0])`, or "
+           "`a.item()`, or keep the array."))),
     ("newshape", Hint(
-        "NumPy 2: reshape(newshape=...)",
-        "NumPy 2 renamed reshape's keyword: write `a.reshape(shape)` or "
-        "`np.reshape(a, shape=...)` instead of `newshape=`.")),
+        N_("NumPy 2: reshape(newshape=...)"),
+        N_("NumPy 2 renamed reshape's keyword: write `a.reshape(shape)` or "
+           "`np.reshape(a, shape=...)` instead of `newshape=`."))),
 )
 
 
@@ -236,13 +254,15 @@ def answer_key_finding(spec: str, tampered: bool = False) -> Finding:
     """The finding of an answer that reached ``spec`` (or replaced its guard)."""
     module, path = parse_spec(spec)
     if tampered:
-        return Finding(f"the guard around {path} (from {module}) was replaced",
-                       ["code in this notebook replaced cnnlib's answer-key guard; it has been "
-                        "put back, but this exercise fails until you remove that code and "
-                        "restart the kernel"],
+        return Finding(tr("the guard around {path} (from {module}) was replaced",
+                          path=path, module=module),
+                       [tr("code in this notebook replaced cnnlib's answer-key guard; it has "
+                           "been put back, but this exercise fails until you remove that code "
+                           "and restart the kernel")],
                        [COMMON_HINTS["answer-key"]])
-    return Finding(f"your function called {path} (from {module}), which computes this exercise",
-                   ["answers that reach cnnlib's own implementation get 0 for this exercise"],
+    return Finding(tr("your function called {path} (from {module}), which computes this "
+                      "exercise", path=path, module=module),
+                   [tr("answers that reach cnnlib's own implementation get 0 for this exercise")],
                    [COMMON_HINTS["answer-key"]])
 
 
@@ -325,6 +345,9 @@ class CheckResult:
         out = []
         for line in text.split("\n"):
             indent = line[: len(line) - len(line.lstrip())]
+            if any(_wide(ch) for ch in line):    # Chinese: no spaces between the words
+                out += _wrap_wide(line, width, indent + "  ")
+                continue
             out += textwrap.wrap(line, width, subsequent_indent=indent + "  ",
                                  break_long_words=False, break_on_hyphens=False) or [""]
         return "\n".join(out)
@@ -333,27 +356,31 @@ class CheckResult:
         name = self.exercise
         if self.not_implemented:
             lines = [
-                f"[not implemented yet] {name}: your function still raises NotImplementedError.",
-                "    Replace `raise NotImplementedError()` with your code, run that cell, "
-                "then run this check again.",
+                tr("[not implemented yet] {name}: your function still raises "
+                   "NotImplementedError.", name=name),
+                "    " + tr("Replace `raise NotImplementedError()` with your code, run that "
+                            "cell, then run this check again."),
             ]
+        elif self.ok and self.passed:
+            lines = [tr("[OK] {name}: correct, well done! (checked: {checked})",
+                        name=name, checked=", ".join(self.passed))]
         elif self.ok:
-            tested = f" (checked: {', '.join(self.passed)})" if self.passed else ""
-            lines = [f"[OK] {name}: correct, well done!{tested}"]
+            lines = [tr("[OK] {name}: correct, well done!", name=name)]
         else:
-            lines = [f"[not yet] {name}: not correct yet."]
+            lines = [tr("[not yet] {name}: not correct yet.", name=name)]
             for f in self.findings:
                 lines.append(f"  - {f.what}")
                 lines.extend(f"    {line}" for line in f.lines)
                 lines.extend(f"    {h}" for h in f.hints)
         if self.warnings:
-            lines.append("  Warnings raised by your code (caught here so they do not reach the")
-            lines.append("  grader's stderr):")
+            # one sentence over two lines (the report's lines are short)
+            lines.append("  " + tr("Warnings raised by your code (caught here so they do not "
+                                   "reach the\n  grader's stderr):"))
             lines.extend(f"    {w}" for w in self.warnings)
         if self.stderr.strip():
             text = self.stderr.strip()
             text = text if len(text) < 300 else text[:300] + " ..."
-            lines.append(f"  Your code wrote to stderr (caught): {text}")
+            lines.append("  " + tr("Your code wrote to stderr (caught): {text}", text=text))
         return "\n".join(lines)
 
     __str__ = report
@@ -388,16 +415,77 @@ class CheckResult:
         return self
 
 
+def _wide(ch: str) -> bool:
+    """Whether ``ch`` takes two columns (a Chinese character or full-width punctuation)."""
+    return unicodedata.east_asian_width(ch) in "WF"
+
+
+def _columns(text: str) -> int:
+    return sum(2 if _wide(ch) else 1 for ch in text)
+
+
+# Full-width punctuation that must not start a line, and that must not end one.
+_NO_LINE_START = set("，。、；：！？）》」』】”’")
+_NO_LINE_END = set("（《「『【“‘")
+
+
+def _wrap_wide(line: str, width: int, subsequent_indent: str) -> list[str]:
+    """``line`` wrapped to ``width`` columns (a wide character counts 2) where it holds
+    Chinese: a line may break between two wide characters as well as at a space, never
+    before closing or after opening punctuation; a Latin word (code, a number) is never cut.
+    The line's own indent is kept on its first line, ``subsequent_indent`` starts the
+    others."""
+    body = line.lstrip()
+    first_indent = line[: len(line) - len(body)]
+    units: list[list] = []           # [text, space before it]
+    space = False
+    word = ""
+    for ch in body + " ":
+        if ch.isspace() or _wide(ch):
+            if word:
+                units.append([word, space])
+                space, word = False, ""
+            if ch.isspace():
+                space = True
+            elif ch in _NO_LINE_START and units and not space:
+                units[-1][0] += ch
+            elif units and not space and units[-1][0][-1] in _NO_LINE_END:
+                units[-1][0] += ch
+            else:
+                units.append([ch, space])
+                space = False
+        elif units and not space and not word and units[-1][0][-1] in _NO_LINE_END:
+            units[-1][0] += ch       # a Latin word right after an opening bracket
+            word = units.pop()[0]
+        else:
+            word += ch
+    lines, current = [], first_indent
+    for text, spaced in units:
+        if current.strip() == "":    # at the start of a line
+            candidate = current + text
+        else:
+            candidate = current + (" " if spaced else "") + text
+        if _columns(candidate) > width and current.strip():
+            lines.append(current)
+            candidate = subsequent_indent + text
+        current = candidate
+    lines.append(current)
+    return [ln.rstrip() for ln in lines] or [""]
+
+
 def _student_line(tb) -> str | None:
     """The last traceback line that belongs to the student's notebook cell, if any."""
     frames = traceback.extract_tb(tb)
     for fr in reversed(frames):
         fname = fr.filename or ""
         if "ipykernel" in fname or fname.startswith("<"):
-            return f"line {fr.lineno}: {fr.line}" if fr.line else f"line {fr.lineno}"
+            if fr.line:
+                return tr("line {lineno}: {code}", lineno=fr.lineno, code=fr.line)
+            return tr("line {lineno}", lineno=fr.lineno)
     if frames:
         fr = frames[-1]
-        return f"{fr.filename.rsplit('/', 1)[-1]}, line {fr.lineno}: {fr.line}"
+        return tr("{file}, line {lineno}: {code}", file=fr.filename.rsplit("/", 1)[-1],
+                  lineno=fr.lineno, code=fr.line)
     return None
 
 
@@ -409,7 +497,9 @@ def _fmt(v) -> str:
 def _rule(rel, raw) -> str:
     """The tolerance rule, quoted only when the answer is that close (a real mistake is off by
     percents, and the rule would only distract)."""
-    return f" ({tolerance.describe(raw)})" if float(np.max(rel)) < NEAR_MISS else ""
+    if float(np.max(rel)) >= NEAR_MISS:
+        return ""
+    return tr(" ({rule})", rule=tolerance.describe(raw))
 
 
 # Below this relative error a wrong answer is a near miss: the report says which rule it missed.
@@ -481,7 +571,7 @@ class Checker:
         # an array was expected). Report it instead of a traceback from inside cnnlib.
         self.result.findings.append(
             Finding(
-                "the check could not use what your function returned",
+                tr("the check could not use what your function returned"),
                 [f"{exc_type.__name__}: {exc}"],
             )
         )
@@ -506,8 +596,8 @@ class Checker:
         """
         if not callable(fn):
             self.fail(
-                f"expected a function, got {type(fn).__name__}",
-                ["Pass the function itself (its name without parentheses) to the check."],
+                tr("expected a function, got {type}", type=type(fn).__name__),
+                [tr("Pass the function itself (its name without parentheses) to the check.")],
             )
         args = [_pass(a) for a in args]
         kwargs = {k: _pass(v) for k, v in kwargs.items()}
@@ -539,9 +629,9 @@ class Checker:
         where = _student_line(error.__traceback__)
         lines = [f"{type(error).__name__}: {error}"]
         if where:
-            lines.append(f"at {where}")
+            lines.append(tr("at {where}", where=where))
         hints = [h for sub, h in [*self.error_hints, *NUMPY_ERROR_HINTS] if sub in str(error)]
-        self.fail("your function raised an exception", lines, hints)
+        self.fail(tr("your function raised an exception"), lines, hints)
 
     def expect_shape(self, name: str, got, shape: tuple, hints: Sequence[Hint] = ()):
         """Fail unless ``got`` is an array of the given shape."""
@@ -574,8 +664,10 @@ class Checker:
             for axis, size in sizes.items():
                 wrong[axis] = rounded_size(*size, how=how)
             if tuple(wrong) == shape:
-                self.fail(f"`{name}` has the wrong shape{context}",
-                          [f"`{name}` has shape {shape}, expected {tuple(expected_shape)}"],
+                self.fail(tr("`{name}` has the wrong shape{context}", name=name,
+                             context=context),
+                          [tr("`{name}` has shape {shape}, expected {expected}", name=name,
+                              shape=shape, expected=tuple(expected_shape))],
                           [COMMON_HINTS["round-down"]])
 
     def compare(
@@ -607,8 +699,9 @@ class Checker:
         if not np.all(np.isfinite(arr)):
             bad = np.argwhere(~np.isfinite(arr))[0]
             self.fail(
-                f"`{name}` contains nan or inf{context}",
-                [f"first at index {tuple(int(i) for i in bad)}: {arr[tuple(bad)]}"],
+                tr("`{name}` contains nan or inf{context}", name=name, context=context),
+                [tr("first at index {index}: {value}", index=tuple(int(i) for i in bad),
+                    value=arr[tuple(bad)])],
                 self._not_finite_hints(),
             )
         diff = np.abs(arr - expected)
@@ -622,23 +715,26 @@ class Checker:
         n_wrong = int(np.count_nonzero(diff > tol))
         yours, wanted = tolerance.digits(arr[worst], expected[worst])
         lines = [
-            f"shape {arr.shape} is right, but {n_wrong} of {arr.size} values differ",
-            f"worst at index {tuple(int(i) for i in worst)}: yours {yours}, "
-            f"expected {wanted}",
-            f"largest relative error: {_fmt(rel.max())}" + _rule(rel.max(), raw),
+            tr("shape {shape} is right, but {wrong} of {size} values differ",
+               shape=arr.shape, wrong=n_wrong, size=arr.size),
+            tr("worst at index {index}: yours {yours}, expected {expected}",
+               index=tuple(int(i) for i in worst), yours=yours, expected=wanted),
+            tr("largest relative error: {error}{rule}", error=_fmt(rel.max()),
+               rule=_rule(rel.max(), raw)),
         ]
         if numerical is not None:
             num = np.asarray(numerical(), dtype=np.float64)
             nrel = np.where(np.abs(arr - num) < NUMERICAL_FLOOR, 0.0, rel_error(arr, num))
             lines.append(
-                f"relative error against the numerical gradient: {_fmt(nrel.max())} "
-                f"(a correct gradient gives below "
-                f"{tolerance.gradient_mark(raw, PASS_MARK):g})"
+                tr("relative error against the numerical gradient: {error} (a correct "
+                   "gradient gives below {mark:g})", error=_fmt(nrel.max()),
+                   mark=tolerance.gradient_mark(raw, PASS_MARK))
             )
         hints = self._match(arr, mistakes)
         if not hints and default_hint is not None:
             hints = [default_hint]
-        self.fail(f"`{name}` has wrong values{context}", lines, hints)
+        self.fail(tr("`{name}` has wrong values{context}", name=name, context=context),
+                  lines, hints)
 
     def compare_scalar(self, name: str, got, expected: float, *, mistakes=(),
                        default_hint=None, rtol=RTOL, atol=ATOL, context: str = "",
@@ -651,12 +747,13 @@ class Checker:
         except (TypeError, ValueError):
             hints = [COMMON_HINTS["returned-none"]] if got is None else []
             self.fail(
-                f"`{name}` should be a single number{context}",
-                [f"your function returned {_short(got)}"],
+                tr("`{name}` should be a single number{context}", name=name, context=context),
+                [tr("your function returned {what}", what=_short(got))],
                 hints,
             )
         if not np.isfinite(value):
-            self.fail(f"`{name}` is {value}{context}", [], self._not_finite_hints())
+            self.fail(tr("`{name}` is {value}{context}", name=name, value=value,
+                         context=context), [], self._not_finite_hints())
         self._note_rel(rel_error(value, expected))
         limit = float(tolerance.allowed(_raw(got), np.asarray(expected), rtol, atol))
         if abs(value - expected) <= limit:
@@ -665,15 +762,16 @@ class Checker:
         if between is not None:
             lo, hi = sorted(between[:2])
             if lo - limit <= value <= hi + limit:
-                self.passed(f"{name} ({between[2]})")
+                self.passed(tr("{name} ({why})", name=name, why=between[2]))
                 return value
         hints = self._match(np.asarray(value), mistakes) or (
             [default_hint] if default_hint else []
         )
         yours, wanted = tolerance.digits(value, expected)
         self.fail(
-            f"`{name}` is wrong{context}",
-            [f"yours {yours}, expected {wanted}" + _rule(rel_error(value, expected), _raw(got))],
+            tr("`{name}` is wrong{context}", name=name, context=context),
+            [tr("yours {yours}, expected {expected}{rule}", yours=yours, expected=wanted,
+                rule=_rule(rel_error(value, expected), _raw(got)))],
             hints,
         )
 
@@ -698,22 +796,25 @@ class Checker:
 
     def _array(self, name: str, got, context: str = "") -> np.ndarray:
         if got is None:
-            self.fail(f"`{name}` is None{context}", [], [COMMON_HINTS["returned-none"]])
+            self.fail(tr("`{name}` is None{context}", name=name, context=context), [],
+                      [COMMON_HINTS["returned-none"]])
         try:
             return _as_float_array(got)
         except (TypeError, ValueError):
             self.fail(
-                f"`{name}` is not an array of numbers{context}",
-                [f"your function returned {_short(got)}"],
+                tr("`{name}` is not an array of numbers{context}", name=name, context=context),
+                [tr("your function returned {what}", what=_short(got))],
             )
 
     def _shape_fail(self, name, arr, shape, shape_hints, mistakes, context="", expected=None):
         """Stop with a wrong-shape finding. With the ``expected`` values known, a hint that
         says the numbers are right (transposed, reshaped, axes reordered) is given only when
         they are."""
-        lines = [f"`{name}` has shape {arr.shape}, expected {tuple(shape)}"]
+        lines = [tr("`{name}` has shape {shape}, expected {expected}", name=name,
+                    shape=arr.shape, expected=tuple(shape))]
         if arr.size == 0 and int(np.prod(shape)) > 0:   # nothing at all: an empty slice
-            self.fail(f"`{name}` is empty{context}", lines, [COMMON_HINTS["empty"]])
+            self.fail(tr("`{name}` is empty{context}", name=name, context=context), lines,
+                      [COMMON_HINTS["empty"]])
         hints = self._match(arr, mistakes)
         same_size = arr.size == int(np.prod(shape))
         reshape = COMMON_HINTS["reshape"]
@@ -730,7 +831,8 @@ class Checker:
         numbers_right = same_size and (expected is None or hints == [reshape])
         hints = hints + [h for h in shape_hints
                          if h not in hints and (h is not reshape or numbers_right)]
-        self.fail(f"`{name}` has the wrong shape{context}", lines, hints)
+        self.fail(tr("`{name}` has the wrong shape{context}", name=name, context=context),
+                  lines, hints)
 
     @staticmethod
     def _match(arr: np.ndarray, mistakes: Sequence[Mistake]) -> list[Hint]:
@@ -801,11 +903,12 @@ def _axes_order(arr: np.ndarray, expected: np.ndarray) -> tuple[int, ...] | None
 
 def _axes_hint(yours: tuple, shape: tuple, order: tuple[int, ...]) -> Hint:
     return Hint(
-        "axes in another order",
-        f"your array holds the right numbers, laid out {yours} where {shape} is expected: "
-        f"the same values with the axes in another order. Build it in the expected layout "
-        f"from the start (the order the exercise states, e.g. (num_filters, 3, 3) for "
-        f"filters), or reorder the axes at the end with `np.transpose(a, {order})`.",
+        N_("axes in another order"),
+        N_("your array holds the right numbers, laid out {yours} where {shape} is expected: "
+           "the same values with the axes in another order. Build it in the expected layout "
+           "from the start (the order the exercise states, e.g. (num_filters, 3, 3) for "
+           "filters), or reorder the axes at the end with `np.transpose(a, {order})`."),
+        (("yours", yours), ("shape", shape), ("order", order)),
     )
 
 
@@ -820,9 +923,9 @@ def _pass(a):
 def _short(x) -> str:
     text = repr(x)
     if isinstance(x, np.ndarray):
-        text = f"an array of shape {x.shape}"
+        text = tr("an array of shape {shape}", shape=x.shape)
     elif isinstance(x, (tuple, list)):
-        text = f"a {type(x).__name__} of length {len(x)}"
+        text = tr("a {type} of length {length}", type=type(x).__name__, length=len(x))
     return text if len(text) < 80 else text[:77] + "..."
 
 

@@ -37,6 +37,7 @@ from cnnlib.checks import tolerance, verdicts
 from cnnlib.checks.base import answer_key_finding, quietly
 from cnnlib.checks.guard import GUARD, AnswerKeyUsed
 from cnnlib.gradcheck import rel_error
+from cnnlib.i18n import tr
 
 __all__ = [
     "Case",
@@ -145,17 +146,18 @@ class Close:
     def __call__(self, got, want) -> str | None:
         want = np.asarray(want, dtype=np.float64)
         if got is None:
-            return "returned None (a missing return?)"
+            return tr("returned None (a missing return?)")
         try:
             raw = np.asarray(got)
             got = np.asarray(got, dtype=np.float64)
         except (TypeError, ValueError):
-            return f"not an array of numbers ({type(got).__name__})"
+            return tr("not an array of numbers ({type})", type=type(got).__name__)
         if got.shape != want.shape and not (
                 self.broadcast and np.broadcast_shapes(got.shape, want.shape) == want.shape):
-            return f"shape {got.shape}, expected {want.shape}"
+            return tr("shape {shape}, expected {expected}", shape=got.shape,
+                      expected=want.shape)
         if not np.all(np.abs(got - want) <= tolerance.allowed(raw, want, self.rtol, self.atol)):
-            return "wrong values"
+            return tr("wrong values")
         return None
 
 
@@ -165,18 +167,19 @@ class Equal:
 
     def __call__(self, got, want) -> str | None:
         if got is None:
-            return "returned None (a missing return?)"
+            return tr("returned None (a missing return?)")
         try:
             got_a = np.asarray(got)
             if got_a.dtype.kind == "f" and not np.all(got_a == np.round(got_a)):
-                return f"{got!r} is not a whole number"
+                return tr("{value} is not a whole number", value=repr(got))
             got_a = got_a.astype(np.int64)
         except (TypeError, ValueError, OverflowError):
-            return f"not a number ({type(got).__name__})"
+            return tr("not a number ({type})", type=type(got).__name__)
         want_a = np.asarray(want, dtype=np.int64)
         if got_a.shape != want_a.shape:
-            return f"shape {got_a.shape}, expected {want_a.shape}"
-        return None if np.array_equal(got_a, want_a) else "wrong value"
+            return tr("shape {shape}, expected {expected}", shape=got_a.shape,
+                      expected=want_a.shape)
+        return None if np.array_equal(got_a, want_a) else tr("wrong value")
 
 
 @dataclass(frozen=True)
@@ -191,17 +194,17 @@ class Each:
     def __call__(self, got, want) -> str | None:
         if not isinstance(got, (tuple, list)) or len(got) != len(self.parts):
             names = ", ".join(name for name, _ in self.parts)
-            return f"expected a tuple ({names}), got {_what(got)}"
+            return tr("expected a tuple ({names}), got {what}", names=names, what=_what(got))
         for (name, judge), g, w in zip(self.parts, got, want, strict=True):
             problem = judge(g, w)
             if problem:
-                return f"`{name}`: {problem}"
+                return tr("`{name}`: {problem}", name=name, problem=problem)
         return None
 
 
 def _what(x) -> str:
     if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of length {len(x)}"
+        return tr("a {type} of length {length}", type=type(x).__name__, length=len(x))
     return type(x).__name__
 
 
@@ -282,7 +285,7 @@ def _callables(case: Case, fn) -> list[tuple[str, Callable]]:
     if not is_njit(fn):
         return []
     # The plain-Python version first: an endless loop there can still be interrupted.
-    return [(" (as plain Python)", fn.py_func), ("", fn)]
+    return [(tr(" (as plain Python)"), fn.py_func), ("", fn)]
 
 
 def run_case(case: Case, fn, answer_key: tuple[str, ...] = (), exercise: str = "") -> str | None:
@@ -302,12 +305,14 @@ def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list, float | 
     """(what is wrong or None, the outcome, its hints, the worst relative error)."""
     calls = _callables(case, fn)
     if not calls:
-        return f"{case.label}: the function must be compiled with @njit", verdicts.FAIL, [], None
+        return (tr("{label}: the function must be compiled with @njit", label=case.label),
+                verdicts.FAIL, [], None)
     GUARD.reinstall()
     replaced = [s for s in GUARD.tampered if s in answer_key]
     if replaced:
         finding = answer_key_finding(replaced[0], tampered=True)
-        return f"{case.label}: {_said(finding)}", verdicts.FAIL, finding.hints, None
+        return (tr("{label}: {problem}", label=case.label, problem=_said(finding)),
+                verdicts.FAIL, finding.hints, None)
     worst = None
     for how, call in calls:
         # Two independent sets of the same inputs (they are made deterministically): one for
@@ -322,12 +327,14 @@ def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list, float | 
                 error = e
         if trips or isinstance(error, AnswerKeyUsed):  # here, or where the function ran
             finding = answer_key_finding(trips[0] if trips else error.spec)
-            return f"{case.label}{how}: {_said(finding)}", verdicts.FAIL, finding.hints, None
+            return (tr("{label}{how}: {problem}", label=case.label, how=how,
+                       problem=_said(finding)), verdicts.FAIL, finding.hints, None)
         if isinstance(error, NotImplementedError):
-            return f"{case.label}{how}: not implemented yet", verdicts.NOT_IMPLEMENTED, [], None
+            return (tr("{label}{how}: not implemented yet", label=case.label, how=how),
+                    verdicts.NOT_IMPLEMENTED, [], None)
         if error is not None:
-            return (f"{case.label}{how}: raised {type(error).__name__}: {error}", verdicts.FAIL,
-                    [], None)
+            return (tr("{label}{how}: raised {error}", label=case.label, how=how,
+                       error=f"{type(error).__name__}: {error}"), verdicts.FAIL, [], None)
         rel = worst_rel_error(got, want)
         worst = rel if worst is None or (rel is not None and rel > worst) else worst
         try:
@@ -336,9 +343,11 @@ def _judged(case: Case, fn, answer_key) -> tuple[str | None, str, list, float | 
                 problem = problem or _prefixed(after.what,
                                                after.judge(after.get(args), after.get(ref_args)))
         except Exception as e:  # an answer the judge cannot even read is wrong
-            problem = f"the answer could not be used ({type(e).__name__}: {e})"
+            problem = tr("the answer could not be used ({error})",
+                         error=f"{type(e).__name__}: {e}")
         if problem:
-            return f"{case.label}{how}: {problem}", verdicts.FAIL, [], worst
+            return (tr("{label}{how}: {problem}", label=case.label, how=how, problem=problem),
+                    verdicts.FAIL, [], worst)
     return None, verdicts.PASS, [], worst
 
 
@@ -369,8 +378,12 @@ def worst_rel_error(got, want) -> float | None:
 
 def _said(finding) -> str:
     """A finding as one sentence for a hidden case's message, with its hint."""
-    return " ".join([finding.what + ":", *finding.lines, *map(str, finding.hints)])
+    details = " ".join([*finding.lines, *map(str, finding.hints)])
+    if not details:
+        return tr("{what}:", what=finding.what)
+    return tr("{what}: {details}", what=finding.what, details=details)
 
 
 def _prefixed(what: str, problem: str | None) -> str | None:
-    return f"{what}: {problem}" if problem else None
+    # ``what`` may be an N_()-marked English text (translated here) or a translated one
+    return tr("{what}: {problem}", what=tr(what), problem=problem) if problem else None

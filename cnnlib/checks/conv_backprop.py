@@ -26,6 +26,7 @@ import numpy as np
 
 from cnnlib.checks.answer_keys import CONV_BACKWARD, CONV_FORWARD
 from cnnlib.gradcheck import numerical_gradient_array
+from cnnlib.i18n import N_, tr
 from cnnlib.tutorial.layers import Conv3x3
 
 from . import reference as ref
@@ -40,27 +41,27 @@ __all__ = [
 ]
 
 SWAPPED = Hint(
-    "transposed filter indices",
-    "your filter gradient is transposed: d out(i, j) / d filter(x, y) = image(i + x, j + y), "
-    "so the first filter index x goes with the rows (i) and y with the columns (j).",
+    N_("transposed filter indices"),
+    N_("your filter gradient is transposed: d out(i, j) / d filter(x, y) = image(i + x, j + y), "
+       "so the first filter index x goes with the rows (i) and y with the columns (j)."),
 )
 RETURNED_FILTER_GRADIENT = Hint(
-    "returned the filter gradient",
-    "your function returned d_L_d_filters (shape (num_filters, 3, 3)). conv3x3_backprop "
-    "returns the gradient with respect to its INPUT, d_L_d_input, shape (h, w); the filter "
-    "gradient is only used to update the filters in place.",
+    N_("returned the filter gradient"),
+    N_("your function returned d_L_d_filters (shape (num_filters, 3, 3)). conv3x3_backprop "
+       "returns the gradient with respect to its INPUT, d_L_d_input, shape (h, w); the filter "
+       "gradient is only used to update the filters in place."),
 )
 FULL = Hint(
-    "full convolution",
-    "the input gradient has the INPUT's shape (h, w), 2 larger than d_L_d_out in each "
-    "direction for a 3x3 filter: pad d_L_d_out with k - 1 = 2 zeros on every side before "
-    "sliding the flipped filter over it (a 'full' convolution), or scatter each output "
-    "pixel's d_L_d_out[i, j, f] * filter[f] onto its 3x3 input region.",
+    N_("full convolution"),
+    N_("the input gradient has the INPUT's shape (h, w), 2 larger than d_L_d_out in each "
+       "direction for a 3x3 filter: pad d_L_d_out with k - 1 = 2 zeros on every side before "
+       "sliding the flipped filter over it (a 'full' convolution), or scatter each output "
+       "pixel's d_L_d_out[i, j, f] * filter[f] onto its 3x3 input region."),
 )
 SUM_FILTERS = Hint(
-    "sum over the filters",
-    "every filter used the same input pixels, so the input gradient adds up the contributions "
-    "of ALL filters (sum over f), not just one of them.",
+    N_("sum over the filters"),
+    N_("every filter used the same input pixels, so the input gradient adds up the contributions "
+       "of ALL filters (sum over f), not just one of them."),
 )
 
 
@@ -168,7 +169,7 @@ def check_conv_filter_gradient(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3))
         d_out = rng.standard_normal((h - 2, w - 2, f))
         got = chk.call(fn, d_out, x)
         _compare_filter_grad(chk, got, d_out, x, filters,
-                             f" (image {h}x{w}, {f} filters)")
+                             tr(" (image {h}x{w}, {f} filters)", h=h, w=w, f=f))
 
 
 @check_function("conv_input_gradient")
@@ -180,7 +181,8 @@ def check_conv_input_gradient(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3)))
         filters = rng.standard_normal((f, 3, 3))
         d_out = rng.standard_normal((h - 2, w - 2, f))
         got = chk.call(fn, d_out, filters)
-        _compare_input_grad(chk, got, d_out, x, filters, f" (image {h}x{w}, {f} filters)")
+        _compare_input_grad(chk, got, d_out, x, filters,
+                            tr(" (image {h}x{w}, {f} filters)", h=h, w=w, f=f))
 
 
 @check_function("conv3x3_backprop")
@@ -196,7 +198,7 @@ def check_conv3x3_backprop(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3)), le
         new = filters - learn_rate * d_f
         arg = filters.copy()
         got = chk.call(fn, d_out, x, Shared(arg), learn_rate)
-        ctx = f" (image {h}x{w}, {f} filters)"
+        ctx = tr(" (image {h}x{w}, {f} filters)", h=h, w=w, f=f)
         chk.compare(
             "d_L_d_input", got, d_x, context=ctx,
             numerical=_numerical_input(d_out, x, filters),
@@ -211,7 +213,7 @@ def check_conv3x3_backprop(fn, chk, *, seed=0, shapes=((5, 5, 2), (6, 8, 3)), le
             shape_hints=[FULL],
         )
         chk.compare(
-            "filters after the update", arg, new, context=ctx,
+            tr("filters after the update"), arg, new, context=ctx,
             mistakes=[
                 Mistake(COMMON_HINTS["in-place"], filters),
                 Mistake(COMMON_HINTS["descent"], filters + learn_rate * d_f),
@@ -231,9 +233,9 @@ def check_conv_backprop(fn, chk, *, seed=0, cases=((5, 5, 1, 2, 3), (6, 7, 3, 4,
         d_out = rng.standard_normal((h - k + 1, w - k + 1, f))
         out = chk.call(fn, d_out, x, filters)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            chk.fail("return two things: (d_L_d_filters, d_L_d_input)",
-                     [f"your function returned {type(out).__name__}"])
-        ctx = f" (input {h}x{w}x{c}, {f} filters {k}x{k})"
+            chk.fail(tr("return two things: (d_L_d_filters, d_L_d_input)"),
+                     [tr("your function returned {got}", got=type(out).__name__)])
+        ctx = tr(" (input {h}x{w}x{c}, {f} filters {k}x{k})", h=h, w=w, c=c, f=f, k=k)
         _compare_filter_grad(chk, out[0], d_out, x, filters, ctx)
         d_f, d_x = ref.conv_backward(d_out, x, filters)
         _, unflipped = ref.conv_backward(d_out, x, filters[:, ::-1, ::-1, :])

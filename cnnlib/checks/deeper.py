@@ -32,6 +32,7 @@ from cnnlib.checks.base import (
 )
 from cnnlib.checks.cases import Case, CheckRun, Close, Each, Exercise, normal
 from cnnlib.gradcheck import numerical_gradient_array
+from cnnlib.i18n import N_, tr
 from cnnlib.layers.conv import Conv2D
 from cnnlib.optim import Adam
 
@@ -39,82 +40,83 @@ __all__ = ["HINTS", "check_conv_forward", "check_conv_backward", "check_adam_upd
 
 HINTS = {
     "bias": Hint(
-        "bias missing",
-        "add b[f] to every output pixel of filter f (out[:, f] += b[f], or + b[None, :, None, "
-        "None] to broadcast over N, H' and W').",
+        N_("bias missing"),
+        N_("add b[f] to every output pixel of filter f (out[:, f] += b[f], or + b[None, :, None, "
+           "None] to broadcast over N, H' and W')."),
     ),
     "padding": Hint(
-        "padding",
-        "pad the two spatial axes with `pad` zeros on each side first, e.g. "
-        "np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))), then slide the filters over the "
-        "padded input: H' = (H + 2 * pad - KH) // stride + 1.",
+        N_("padding"),
+        N_("pad the two spatial axes with `pad` zeros on each side first, e.g. "
+           "np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))), then slide the filters over the "
+           "padded input: H' = (H + 2 * pad - KH) // stride + 1."),
     ),
     "stride": Hint(
-        "stride",
-        "the window of output (i, j) starts at (i * stride, j * stride) in the padded input, "
-        "and H' = (H + 2 * pad - KH) // stride + 1.",
+        N_("stride"),
+        N_("the window of output (i, j) starts at (i * stride, j * stride) in the padded input, "
+           "and H' = (H + 2 * pad - KH) // stride + 1."),
     ),
     "channels": Hint(
-        "sum over the input channels",
-        "each output value sums over ALL input channels c as well as the window: "
-        "out[n, f, i, j] = b[f] + sum over c, u, v of W[f, c, u, v] * xp[n, c, S i + u, S j + v].",
+        N_("sum over the input channels"),
+        N_("each output value sums over ALL input channels c as well as the window: "
+           "out[n, f, i, j] = b[f] + sum over c, u, v of "
+           "W[f, c, u, v] * xp[n, c, S i + u, S j + v]."),
     ),
     "db-mean": Hint(
-        "sum, not mean, over the batch",
-        "the loss already averages over the batch (that is inside dout), so every gradient "
-        "here SUMS over n, i and j: db[f] = dout[:, f].sum(). Dividing by N again makes the "
-        "gradient N times too small.",
+        N_("sum, not mean, over the batch"),
+        N_("the loss already averages over the batch (that is inside dout), so every gradient "
+           "here SUMS over n, i and j: db[f] = dout[:, f].sum(). Dividing by N again makes the "
+           "gradient N times too small."),
     ),
     "dx-padding": Hint(
-        "padding left on dx",
-        "you computed the gradient of the padded input xp. x itself is the middle part: "
-        "dx = dxp[:, :, pad:pad + H, pad:pad + W] (careful: with pad = 0, [0:-0] is empty, so "
-        "slice with the sizes, not with -pad).",
+        N_("padding left on dx"),
+        N_("you computed the gradient of the padded input xp. x itself is the middle part: "
+           "dx = dxp[:, :, pad:pad + H, pad:pad + W] (careful: with pad = 0, [0:-0] is empty, so "
+           "slice with the sizes, not with -pad)."),
     ),
     "return-order": Hint(
-        "return order",
-        "return the three gradients in the order (dx, dW, db).",
+        N_("return order"),
+        N_("return the three gradients in the order (dx, dW, db)."),
     ),
     "no-bias-correction": Hint(
-        "bias correction",
-        "m and v start at zero, so early on they are too small; divide them by (1 - beta1**t) "
-        "and (1 - beta2**t) before the update: m_hat = m / (1 - beta1**t), "
-        "v_hat = v / (1 - beta2**t).",
+        N_("bias correction"),
+        N_("m and v start at zero, so early on they are too small; divide them by (1 - beta1**t) "
+           "and (1 - beta2**t) before the update: m_hat = m / (1 - beta1**t), "
+           "v_hat = v / (1 - beta2**t)."),
     ),
     "eps-inside": Hint(
-        "eps outside the square root",
-        "the update is lr * m_hat / (np.sqrt(v_hat) + eps): eps is added after the square "
-        "root. Inside, sqrt(v_hat + eps) is about 1e-4 instead of 1e-8 when the gradient is "
-        "tiny, which changes the step a lot.",
+        N_("eps outside the square root"),
+        N_("the update is lr * m_hat / (np.sqrt(v_hat) + eps): eps is added after the square "
+           "root. Inside, sqrt(v_hat + eps) is about 1e-4 instead of 1e-8 when the gradient is "
+           "tiny, which changes the step a lot."),
     ),
     "sign": Hint(
-        "direction of the step",
-        "descend: w = w - lr * m_hat / (sqrt(v_hat) + eps). With + the loss goes up.",
+        N_("direction of the step"),
+        N_("descend: w = w - lr * m_hat / (sqrt(v_hat) + eps). With + the loss goes up."),
     ),
     "v-square": Hint(
-        "v averages squared gradients",
-        "v = beta2 * v + (1 - beta2) * dw**2 (the square of the gradient, elementwise); "
-        "m = beta1 * m + (1 - beta1) * dw.",
+        N_("v averages squared gradients"),
+        N_("v = beta2 * v + (1 - beta2) * dw**2 (the square of the gradient, elementwise); "
+           "m = beta1 * m + (1 - beta1) * dw."),
     ),
     "betas-swapped": Hint(
-        "which beta goes where",
-        "the old average gets the weight beta, the new gradient 1 - beta: "
-        "m = beta1 * m + (1 - beta1) * dw, not (1 - beta1) * m + beta1 * dw.",
+        N_("which beta goes where"),
+        N_("the old average gets the weight beta, the new gradient 1 - beta: "
+           "m = beta1 * m + (1 - beta1) * dw, not (1 - beta1) * m + beta1 * dw."),
     ),
     "t-off-by-one": Hint(
-        "step count",
-        "t counts the updates from 1: the first call has t = 1, so the first correction is "
-        "1 - beta1**1. Use t as given, not t + 1 or t - 1.",
+        N_("step count"),
+        N_("t counts the updates from 1: the first call has t = 1, so the first correction is "
+           "1 - beta1**1. Use t as given, not t + 1 or t - 1."),
     ),
     "no-sqrt": Hint(
-        "square root",
-        "divide by the square root of v_hat (an average of squared gradients, so its root "
-        "has the size of a gradient): np.sqrt(v_hat) + eps.",
+        N_("square root"),
+        N_("divide by the square root of v_hat (an average of squared gradients, so its root "
+           "has the size of a gradient): np.sqrt(v_hat) + eps."),
     ),
     "old-moments": Hint(
-        "return the new moments",
-        "return the updated m and v (the ones used for this step), so the next call can "
-        "continue the running averages.",
+        N_("return the new moments"),
+        N_("return the updated m and v (the ones used for this step), so the next call can "
+           "continue the running averages."),
     ),
 }
 
@@ -157,7 +159,8 @@ def check_conv_forward(fn, chk: Checker, *, seed: int = 0, x_shape=(2, 3, 6, 7),
     for xs, ws, s, p in _cases(x_shape, w_shape, stride, pad):
         x, W, b = _case(rng, xs, ws)
         want = _forward(x, W, b, s, p)
-        context = f" for x {xs}, W {ws}, stride {s}, pad {p}"
+        context = tr(" for x {x}, W {W}, stride {stride}, pad {pad}", x=xs, W=ws, stride=s,
+                     pad=p)
         with chk.more_error_hints(round_down_hints(*_sizes(xs, ws, s, p).values())):
             got = chk.call(fn, x, W, b, stride=s, pad=p)
         chk.reject_rounded_up("out", got, want.shape, _sizes(xs, ws, s, p), context)
@@ -215,16 +218,19 @@ def check_conv_backward(fn, chk: Checker, *, seed: int = 0, x_shape=(2, 2, 5, 6)
         with chk.more_error_hints(round_down_hints(*_sizes(xs, ws, s, p).values())):
             got = chk.call(fn, dout, x, W, stride=s, pad=p)
         if not isinstance(got, tuple | list) or len(got) != 3:
-            chk.fail("conv_backward should return three arrays (dx, dW, db)",
-                     [f"it returned {type(got).__name__}"], [HINTS["return-order"]])
+            chk.fail(tr("conv_backward should return three arrays (dx, dW, db)"),
+                     [tr("it returned {type}", type=type(got).__name__)],
+                     [HINTS["return-order"]])
         dx, dW, db = got
         shapes = tuple(np.shape(a) for a in got)
         if shapes != (x.shape, W.shape, b.shape) and sorted(map(str, shapes)) == sorted(
                 map(str, (x.shape, W.shape, b.shape))):
-            chk.fail("the three gradients come back in another order",
-                     [f"shapes {shapes}, expected {(x.shape, W.shape, b.shape)}"],
+            chk.fail(tr("the three gradients come back in another order"),
+                     [tr("shapes {got}, expected {expected}", got=shapes,
+                         expected=(x.shape, W.shape, b.shape))],
                      [HINTS["return-order"]])
-        context = f" for x {xs}, W {ws}, stride {s}, pad {p}"
+        context = tr(" for x {x}, W {W}, stride {stride}, pad {pad}", x=xs, W=ws, stride=s,
+                     pad=p)
         n = xs[0]
 
         def num(target, x=x, W=W, b=b, s=s, p=p, dout=dout):
@@ -325,11 +331,11 @@ def check_adam_update(fn, chk: Checker, *, seed: int = 0, steps: int = 3, lr: fl
         opt.step({"w": ref_w}, {"w": g})
         want_m, want_v = opt.state["w"]["m"], opt.state["w"]["v"]
         if not isinstance(got, tuple | list) or len(got) != 3:
-            chk.fail("adam_update should return three arrays (w, m, v)",
-                     [f"it returned {type(got).__name__}"],
-                     [Hint("what to return", "return w, m, v (the updated ones)")])
+            chk.fail(tr("adam_update should return three arrays (w, m, v)"),
+                     [tr("it returned {type}", type=type(got).__name__)],
+                     [Hint(N_("what to return"), N_("return w, m, v (the updated ones)"))])
         gw, gm, gv = got
-        context = f" at step t = {t}"
+        context = tr(" at step t = {t}", t=t)
         chk.compare("m", gm, want_m, context=context,
                     mistakes=[Mistake(HINTS["betas-swapped"], wrong["betas-swapped"][t - 1][1]),
                               Mistake(HINTS["old-moments"], m_before)])

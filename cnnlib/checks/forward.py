@@ -30,6 +30,7 @@ from functools import partial
 import numpy as np
 
 from cnnlib.checks.answer_keys import CONV_FORWARD, MAXPOOL_FORWARD, SOFTMAX, TUTORIAL_NET_PREDICT
+from cnnlib.i18n import N_, tr
 from cnnlib.layers.conv import conv_output_size as _conv_output_size
 from cnnlib.tutorial.network import seeded_layers
 
@@ -59,74 +60,74 @@ __all__ = [
 ]
 
 INTEGER = Hint(
-    "integer division",
-    "a size must be a whole number: use `//` (integer division), not `/`, and return an int.",
+    N_("integer division"),
+    N_("a size must be a whole number: use `//` (integer division), not `/`, and return an int."),
 )
 PADDING = Hint(
-    "padding on both sides",
-    "padding adds p zeros on EACH side, so the padded size is w + 2p.",
+    N_("padding on both sides"),
+    N_("padding adds p zeros on EACH side, so the padded size is w + 2p."),
 )
 PLUS_ONE = Hint(
-    "count the first position",
-    "the window starts at position 0 and then moves (w + 2p - f) // s more times: that is "
-    "(w + 2p - f) // s + 1 positions.",
+    N_("count the first position"),
+    N_("the window starts at position 0 and then moves (w + 2p - f) // s more times: that is "
+       "(w + 2p - f) // s + 1 positions."),
 )
 NO_FLIP = Hint(
-    "cross-correlation, no flip",
-    "a CNN's 'convolution' multiplies each 3x3 region element by element with the filter as "
-    "it is (cross-correlation). Your answer matches the filter turned by 180 degrees.",
+    N_("cross-correlation, no flip"),
+    N_("a CNN's 'convolution' multiplies each 3x3 region element by element with the filter as "
+       "it is (cross-correlation). Your answer matches the filter turned by 180 degrees."),
 )
 CHANNELS_LAST = Hint(
-    "channels last",
-    "the tutorial stores feature maps as (h, w, num_filters): the filter index is the LAST "
-    "axis. Yours has the filters first.",
+    N_("channels last"),
+    N_("the tutorial stores feature maps as (h, w, num_filters): the filter index is the LAST "
+       "axis. Yours has the filters first."),
 )
 VALID = Hint(
-    "valid output size",
-    "a 3x3 filter fits in h - 2 positions vertically and w - 2 horizontally (no padding), "
-    "so the output is (h - 2, w - 2, num_filters).",
+    N_("valid output size"),
+    N_("a 3x3 filter fits in h - 2 positions vertically and w - 2 horizontally (no padding), "
+       "so the output is (h - 2, w - 2, num_filters)."),
 )
 MAX_NOT_MEAN = Hint(
-    "max, not mean",
-    "max pooling keeps the LARGEST value of each 2x2 window (np.amax over the two window "
-    "axes), not the average.",
+    N_("max, not mean"),
+    N_("max pooling keeps the LARGEST value of each 2x2 window (np.amax over the two window "
+       "axes), not the average."),
 )
 PER_FILTER = Hint(
-    "one max per filter",
-    "each filter's map is pooled on its own: take the max over the two window axes only, "
-    "np.amax(region, axis=(0, 1)), which gives one value per filter. Without the axis, "
-    "np.amax mixes all the filters together.",
+    N_("one max per filter"),
+    N_("each filter's map is pooled on its own: take the max over the two window axes only, "
+       "np.amax(region, axis=(0, 1)), which gives one value per filter. Without the axis, "
+       "np.amax mixes all the filters together."),
 )
 POOL_SHAPE = Hint(
-    "2x2 windows, stride 2",
-    "windows do not overlap: the output is (h // 2, w // 2, f), window (i, j) covers rows "
-    "2i, 2i+1 and columns 2j, 2j+1. A last odd row or column is dropped.",
+    N_("2x2 windows, stride 2"),
+    N_("windows do not overlap: the output is (h // 2, w // 2, f), window (i, j) covers rows "
+       "2i, 2i+1 and columns 2j, 2j+1. A last odd row or column is dropped."),
 )
-BIASES = Hint("biases", "totals = flat @ weights + biases: did you forget the biases?")
+BIASES = Hint(N_("biases"), N_("totals = flat @ weights + biases: did you forget the biases?"))
 FLATTEN = Hint(
-    "flatten first",
-    "the input (h, w, f) must be flattened to a vector of length input_len = h * w * f "
-    "(`last_input.flatten()`) before the dot product with weights (input_len, nodes).",
+    N_("flatten first"),
+    N_("the input (h, w, f) must be flattened to a vector of length input_len = h * w * f "
+       "(`last_input.flatten()`) before the dot product with weights (input_len, nodes)."),
 )
 NATURAL_LOG = Hint(
-    "natural log",
-    "cross-entropy uses the natural logarithm np.log (ln), not log10 or log2.",
+    N_("natural log"),
+    N_("cross-entropy uses the natural logarithm np.log (ln), not log10 or log2."),
 )
 LOSS_SIGN = Hint(
-    "minus sign",
-    "L = -ln(p): probabilities are at most 1, so ln(p) <= 0 and the loss is >= 0.",
+    N_("minus sign"),
+    N_("L = -ln(p): probabilities are at most 1, so ln(p) <= 0 and the loss is >= 0."),
 )
 TRUE_LABEL = Hint(
-    "true class",
-    "the loss uses the probability of the TRUE class, probs[label], not the largest one.",
+    N_("true class"),
+    N_("the loss uses the probability of the TRUE class, probs[label], not the largest one."),
 )
 SCALING = Hint(
-    "scale the image",
-    "the network expects image / 255 - 0.5 (values in [-0.5, 0.5]), not raw pixels 0..255.",
+    N_("scale the image"),
+    N_("the network expects image / 255 - 0.5 (values in [-0.5, 0.5]), not raw pixels 0..255."),
 )
 CORRECT = Hint(
-    "correct = prediction == label",
-    "correct is 1 when np.argmax(probs) == label, else 0.",
+    N_("correct = prediction == label"),
+    N_("correct is 1 when np.argmax(probs) == label, else 0."),
 )
 
 _FORWARD_ERRORS = [
@@ -143,9 +144,11 @@ def check_conv_output_size(fn, chk, *, cases=None):
     for w, f, p, s in cases:
         got = chk.call(fn, w, f, p, s)
         expected = (w - f + 2 * p) // s + 1
-        ctx = f" for w={w}, f={f}, p={p}, s={s}"
+        sizes = {"w": w, "f": f, "p": p, "s": s}
+        ctx = tr(" for w={w}, f={f}, p={p}, s={s}", **sizes)
         if isinstance(got, float) and not float(got).is_integer():
-            chk.fail(f"the size is not a whole number{ctx}", [f"yours {got}"], [INTEGER])
+            chk.fail(tr("the size is not a whole number for w={w}, f={f}, p={p}, s={s}", **sizes),
+                     [tr("yours {got}", got=got)], [INTEGER])
         chk.compare_scalar(
             "conv_output_size", got, expected, context=ctx,
             mistakes=[
@@ -157,7 +160,8 @@ def check_conv_output_size(fn, chk, *, cases=None):
             ],
         )
         if not isinstance(got, numbers.Integral):
-            chk.fail(f"return an int{ctx}", [f"yours is {type(got).__name__} {got!r}"],
+            chk.fail(tr("return an int for w={w}, f={f}, p={p}, s={s}", **sizes),
+                     [tr("yours is {kind} {got}", kind=type(got).__name__, got=repr(got))],
                      [INTEGER])
 
 
@@ -172,7 +176,7 @@ def check_conv3x3_forward(fn, chk, *, seed=0, shapes=((5, 6, 2), (8, 7, 3))):
         expected = ref.conv_forward(image, filters)
         got = chk.call(fn, image, filters)
         chk.compare(
-            "output", got, expected, context=f" (image {h}x{w}, {f} filters)",
+            "output", got, expected, context=tr(" (image {h}x{w}, {f} filters)", h=h, w=w, f=f),
             mistakes=[
                 Mistake(NO_FLIP, ref.conv_forward(image, filters[:, ::-1, ::-1])),
                 Mistake(CHANNELS_LAST, expected.transpose(2, 0, 1)),
@@ -192,7 +196,7 @@ def check_maxpool2_forward(fn, chk, *, seed=0, shapes=((4, 6, 2), (7, 5, 3))):
         h2, w2 = shape[0] // 2, shape[1] // 2
         mean = x[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, -1).mean(axis=(1, 3))
         mixed = np.broadcast_to(expected.max(axis=2, keepdims=True), expected.shape)
-        chk.compare("output", got, expected, context=f" (input {shape})",
+        chk.compare("output", got, expected, context=tr(" (input {shape})", shape=shape),
                     mistakes=[Mistake(MAX_NOT_MEAN, mean), Mistake(PER_FILTER, mixed)],
                     shape_hints=[POOL_SHAPE])
 
@@ -214,7 +218,8 @@ def check_softmax_forward(fn, chk, *, seed=0, large=True):
         _, expected = ref.dense_softmax_forward(x, w, b)
         got = chk.call(fn, x, w, b)
         flat = x.reshape(-1)
-        ctx = f" (input {shape}, {nodes} nodes{', totals near 1000' if shift else ''})"
+        ctx = (tr(" (input {shape}, {nodes} nodes, totals near 1000)", shape=shape, nodes=nodes)
+               if shift else tr(" (input {shape}, {nodes} nodes)", shape=shape, nodes=nodes))
         chk.compare(
             "probs", got, expected, context=ctx,
             mistakes=[
@@ -241,10 +246,10 @@ def check_cross_entropy(fn, chk, *, seed=0):
             label = (label + 1) % 10
         got = chk.call(fn, probs, label)
         chk.compare_scalar(
-            "loss", got, -np.log(probs[label]), context=f" (label {label})",
+            "loss", got, -np.log(probs[label]), context=tr(" (label {label})", label=label),
             # Deep Learning from Scratch writes -log(p + 1e-7), which keeps log(0) away
             between=(-np.log(probs[label] + LOG_EPSILON), -np.log(probs[label]),
-                     f"an epsilon up to {LOG_EPSILON:g} inside the log is fine"),
+                     tr("an epsilon up to {eps:g} inside the log is fine", eps=LOG_EPSILON)),
             mistakes=[
                 Mistake(NATURAL_LOG, -np.log10(probs[label])),
                 Mistake(NATURAL_LOG, -np.log2(probs[label])),
@@ -268,11 +273,11 @@ def check_forward_sample(fn, chk, *, seed=0, n=3):
         expected = ref.tutorial_forward(images[k], int(labels[k]), *ref_layers)
         out = chk.call(fn, images[k].copy(), int(labels[k]), *layers)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
-            chk.fail("return three things: (probs, loss, correct)",
-                     [f"your function returned {type(out).__name__}"])
+            chk.fail(tr("return three things: (probs, loss, correct)"),
+                     [tr("your function returned {got}", got=type(out).__name__)])
         probs, loss, correct = out
         raw = _reference_forward_raw(images[k], int(labels[k]), seed + 10 * k)
-        ctx = f" (image {k})"
+        ctx = tr(" (image {k})", k=k)
         chk.compare("probs", probs, expected[0], context=ctx,
                     mistakes=[Mistake(SCALING, raw[0])])
         chk.compare_scalar("loss", loss, expected[1], context=ctx,
@@ -300,17 +305,17 @@ def check_untrained_network(fn, chk, *, seed=0, n=100):
     for k in range(n):
         out = chk.call(fn, images[k].copy(), int(labels[k]), conv, pool, softmax)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
-            chk.fail("forward_sample must return (probs, loss, correct)")
+            chk.fail(tr("forward_sample must return (probs, loss, correct)"))
         expected = ref.tutorial_forward(images[k], int(labels[k]), rconv, rpool, rsoftmax)
-        chk.compare_scalar("loss", out[1], expected[1], context=f" (image {k})")
+        chk.compare_scalar("loss", out[1], expected[1], context=tr(" (image {k})", k=k))
         losses.append(float(out[1]))
         hits += int(out[2])
     mean = float(np.mean(losses))
     if abs(mean - np.log(10)) > 0.05:
-        chk.fail("the mean loss is not close to ln 10 = 2.3026",
-                 [f"mean loss {mean:.4f} over {n} images"])
-    chk.passed(f"mean loss {mean:.4f} ~ ln 10 = {np.log(10):.4f}")
-    chk.passed(f"accuracy {hits / n:.0%}")
+        chk.fail(tr("the mean loss is not close to ln 10 = 2.3026"),
+                 [tr("mean loss {mean:.4f} over {n} images", mean=mean, n=n)])
+    chk.passed(tr("mean loss {mean:.4f} ~ ln 10 = {ln10:.4f}", mean=mean, ln10=np.log(10)))
+    chk.passed(tr("accuracy {accuracy:.0%}", accuracy=hits / n))
 
 
 # -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------

@@ -36,6 +36,7 @@ from cnnlib.checks.base import (
     rounded_size,
 )
 from cnnlib.checks.cases import Case, CheckRun, Close, Exercise, is_njit, normal
+from cnnlib.i18n import N_, tr
 from cnnlib.layers.conv import Conv2D, conv_output_size, unfold
 
 # The reference im2col stays private (and in the answer key of im2col): the notebook imports
@@ -44,70 +45,70 @@ __all__ = ["HINTS", "check_im2col", "check_conv_forward_im2col", "check_conv_for
 
 HINTS = {
     "cols-transposed": Hint(
-        "im2col transposed",
-        "one ROW per output position: the matrix is (H_out * W_out, C * kh * kw). Yours is its "
-        "transpose; return cols.T (or build the rows directly).",
+        N_("im2col transposed"),
+        N_("one ROW per output position: the matrix is (H_out * W_out, C * kh * kw). Yours is its "
+           "transpose; return cols.T (or build the rows directly)."),
     ),
     "column-order": Hint(
-        "column order",
-        "the columns of a row must follow the order (c, u, v): channel slowest, then the row "
-        "offset u, then the column offset v, as W.reshape(F, -1) flattens a filter. Yours "
-        "puts the channel last (u, v, c).",
+        N_("column order"),
+        N_("the columns of a row must follow the order (c, u, v): channel slowest, then the row "
+           "offset u, then the column offset v, as W.reshape(F, -1) flattens a filter. Yours "
+           "puts the channel last (u, v, c)."),
     ),
     "row-order": Hint(
-        "row order",
-        "rows follow the output positions row by row: row r = i * W_out + j. Yours go down "
-        "the columns first (r = j * H_out + i).",
+        N_("row order"),
+        N_("rows follow the output positions row by row: row r = i * W_out + j. Yours go down "
+           "the columns first (r = j * H_out + i)."),
     ),
     "stride": Hint(
-        "stride",
-        "the output size is H_out = (H - kh) // stride + 1 and the patch at (i, j) starts at "
-        "(i * stride, j * stride): step the slices by `stride`.",
+        N_("stride"),
+        N_("the output size is H_out = (H - kh) // stride + 1 and the patch at (i, j) starts at "
+           "(i * stride, j * stride): step the slices by `stride`."),
     ),
     "output-size": Hint(
-        "output size",
-        "a kh x kw window fits H - kh + 1 times along a side of length H (with stride 1): "
-        "H_out = (H - kh) // stride + 1, not H - kh.",
+        N_("output size"),
+        N_("a kh x kw window fits H - kh + 1 times along a side of length H (with stride 1): "
+           "H_out = (H - kh) // stride + 1, not H - kh."),
     ),
     "bias": Hint(
-        "bias missing",
-        "add the bias b[f] to every output of filter f (+ b broadcasts over the rows of the "
-        "(H_out * W_out, F) product).",
+        N_("bias missing"),
+        N_("add the bias b[f] to every output of filter f (+ b broadcasts over the rows of the "
+           "(H_out * W_out, F) product)."),
     ),
     "filter-rows": Hint(
-        "filters as rows",
-        "flatten each filter into one row, W.reshape(F, -1) (shape (F, C * kh * kw), same "
-        "(c, u, v) order as the patches), and multiply cols @ W.reshape(F, -1).T. "
-        "W.reshape(-1, F) mixes numbers of different filters.",
+        N_("filters as rows"),
+        N_("flatten each filter into one row, W.reshape(F, -1) (shape (F, C * kh * kw), same "
+           "(c, u, v) order as the patches), and multiply cols @ W.reshape(F, -1).T. "
+           "W.reshape(-1, F) mixes numbers of different filters."),
     ),
     "output-layout": Hint(
-        "output layout",
-        "the product has one row per output position and one column per filter, "
-        "(H_out * W_out, F). Transpose it to (F, H_out * W_out) before reshaping to "
-        "(F, H_out, W_out); reshaping without the transpose scrambles the values.",
+        N_("output layout"),
+        N_("the product has one row per output position and one column per filter, "
+           "(H_out * W_out, F). Transpose it to (F, H_out * W_out) before reshaping to "
+           "(F, H_out, W_out); reshaping without the transpose scrambles the values."),
     ),
     "not-compiled": Hint(
-        "not compiled",
-        "put the decorator @njit on the line right above `def conv_forward_numba` (and run "
-        "that cell), so that Numba compiles the loops.",
+        N_("not compiled"),
+        N_("put the decorator @njit on the line right above `def conv_forward_numba` (and run "
+           "that cell), so that Numba compiles the loops."),
     ),
     "numba-typing": Hint(
-        "Numba could not compile",
-        "Numba compiles only a subset of Python: numbers, numpy arrays, loops, and numpy "
-        "functions such as np.zeros / np.empty (give them a shape tuple). Lists of arrays, "
-        "Python objects and most other libraries are not allowed inside @njit. The message "
-        "above names the line it could not type.",
+        N_("Numba could not compile"),
+        N_("Numba compiles only a subset of Python: numbers, numpy arrays, loops, and numpy "
+           "functions such as np.zeros / np.empty (give them a shape tuple). Lists of arrays, "
+           "Python objects and most other libraries are not allowed inside @njit. The message "
+           "above names the line it could not type."),
     ),
     "accumulate-garbage": Hint(
-        "sum into a local variable",
-        "start each output value from the bias in a local variable (s = b[f]), add the "
-        "C * kh * kw products to s, then store out[f, i, j] = s once. Adding into an array made "
-        "by np.empty adds to whatever was in memory.",
+        N_("sum into a local variable"),
+        N_("start each output value from the bias in a local variable (s = b[f]), add the "
+           "C * kh * kw products to s, then store out[f, i, j] = s once. Adding into an array made "
+           "by np.empty adds to whatever was in memory."),
     ),
     "index-order": Hint(
-        "index order",
-        "the filter tap W[f, c, u, v] multiplies x[c, i + u, j + v]: u (the filter row) goes "
-        "with i (the output row), v with j.",
+        N_("index order"),
+        N_("the filter tap W[f, c, u, v] multiplies x[c, i + u, j + v]: u (the filter row) goes "
+           "with i (the output row), v with j."),
     ),
 }
 
@@ -166,13 +167,15 @@ def check_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 5), kernel=(3,
         sizes = ((h, kh, 0, s), (w, kw, 0, s))
         with chk.more_error_hints(round_down_hints(*sizes)):
             got = chk.call(fn, x, kh, kw, stride=s)
-        context = f" for x of shape {shp}, a {kh}x{kw} window, stride {s}"
+        context = tr(" for x of shape {shape}, a {kh}x{kw} window, stride {stride}",
+                     shape=shp, kh=kh, kw=kw, stride=s)
         # one row per output position: sizes counted with round() or ceil give more rows
         rounded = {(rounded_size(h, kh, 0, s, how) * rounded_size(w, kw, 0, s, how), c * kh * kw)
                    for how in (round, math.ceil)} - {want.shape}
         if np.shape(got) in rounded:
-            chk.fail(f"`cols` has the wrong shape{context}",
-                     [f"`cols` has shape {np.shape(got)}, expected {want.shape}"],
+            chk.fail(tr("`cols` has the wrong shape{context}", context=context),
+                     [tr("`cols` has shape {got}, expected {expected}",
+                         got=np.shape(got), expected=want.shape)],
                      [COMMON_HINTS["round-down"]])
         chk.compare(
             "cols", got, want,
@@ -206,7 +209,7 @@ def check_conv_forward_im2col(fn, chk: Checker, *, seed: int = 0, shape=(2, 7, 6
         f, c, kh, kw = fil
         ho, wo = want.shape[1:]
         cols = _reference_im2col(x, kh, kw, s)
-        context = f" for x {shp}, W {fil}, stride {s}"
+        context = tr(" for x {x}, W {W}, stride {stride}", x=shp, W=fil, stride=s)
         sizes = {1: (shp[1], kh, 0, s), 2: (shp[2], kw, 0, s)}
         with chk.more_error_hints(round_down_hints(*sizes.values())):
             got = chk.call(fn, x, W, b, stride=s)
@@ -238,8 +241,8 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     only reached when the Python run already returned the right answer.
     """
     if not is_njit(fn):
-        chk.fail("conv_forward_numba is not a function compiled by @njit",
-                 [f"it is {type(fn).__name__!r}, not a Numba dispatcher"],
+        chk.fail(tr("conv_forward_numba is not a function compiled by @njit"),
+                 [tr("it is {type!r}, not a Numba dispatcher", type=type(fn).__name__)],
                  [HINTS["not-compiled"]])
     rng = np.random.default_rng(seed)
     x, W, b = _case(rng, tuple(shape), tuple(filters))
@@ -253,13 +256,13 @@ def check_conv_forward_numba(fn, chk: Checker, *, seed: int = 0, shape=(2, 6, 7)
     if filters[2] == filters[3]:
         mistakes.append(Mistake(HINTS["index-order"],
                                 lambda: _conv_reference(x, W.transpose(0, 1, 3, 2), b)))
-    context = f" for x {tuple(shape)}, W {tuple(filters)}"
+    context = tr(" for x {x}, W {W}", x=tuple(shape), W=tuple(filters))
     slow = chk.call(fn.py_func, x, W, b)
-    chk.compare("y (your loops run as plain Python)", slow, want, context=context,
+    chk.compare(tr("y (your loops run as plain Python)"), slow, want, context=context,
                 mistakes=mistakes, shape_hints=[HINTS["output-size"]],
                 default_hint=HINTS["accumulate-garbage"])
     fast = chk.call(fn, x, W, b)
-    chk.compare("y (compiled by Numba)", fast, want, context=context, mistakes=mistakes,
+    chk.compare(tr("y (compiled by Numba)"), fast, want, context=context, mistakes=mistakes,
                 default_hint=HINTS["accumulate-garbage"])
 
 

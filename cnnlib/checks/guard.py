@@ -35,7 +35,9 @@ introspection (closures, the import machinery, this module's own tables). It sto
 runs student code in a sandbox, installs the same guard there and reports trips and tampering
 as a 0 with a reason.
 
-Imports only the standard library (it runs next to student code in the grader's driver).
+Imports only the standard library and :mod:`cnnlib.i18n` (which imports only the standard
+library; it runs next to student code in the grader's driver): the message of
+:class:`AnswerKeyUsed` is in the language in force.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from cnnlib.i18n import tr
+
 __all__ = ["GUARD", "AnswerKeyGuard", "AnswerKeyUsed", "parse_spec", "resolve"]
 
 
@@ -58,11 +62,11 @@ class AnswerKeyUsed(Exception):
     def __init__(self, spec: str):
         self.spec = spec
         module, path = parse_spec(spec)
-        super().__init__(
-            f"your answer called {path} (from {module}), which computes this exercise for "
-            f"you. Write the exercise yourself with numpy, step by step, as the notebook "
-            f"explains; cnnlib's own {path} is the answer key the checks compare with."
-        )
+        super().__init__(tr(
+            "your answer called {path} (from {module}), which computes this exercise for "
+            "you. Write the exercise yourself with numpy, step by step, as the notebook "
+            "explains; cnnlib's own {path} is the answer key the checks compare with.",
+            path=path, module=module))
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

@@ -47,6 +47,7 @@ from cnnlib.checks import (
 )
 from cnnlib.checks.cases import Case, CheckRun, Exercise, run_case
 from cnnlib.checks.guard import GUARD
+from cnnlib.i18n import N_, tr
 
 __all__ = ["NOTEBOOK_MODULES", "RELOAD_ORDER", "answer_keys", "exercise", "exercises",
            "install_guard", "run_hidden", "run_visible"]
@@ -128,8 +129,14 @@ def run(name: str, fn, which: str = "hidden") -> None:
         else:
             raise TypeError(f"{name}: a case must be a Case or a CheckRun, got {case!r}")
     if problems:
-        raise AssertionError(f"{name}: wrong for " + "; ".join(problems))
-    print(f"{name}: the {which} cases pass ({len(getattr(ex, which))})")
+        raise AssertionError(tr("{name}: wrong for {problems}", name=name,
+                                problems=tr("; ").join(problems)))
+    print(tr(_PASSED[which], name=name, count=len(getattr(ex, which))))
+
+
+# what run() prints when every case passes, by ``which``
+_PASSED = {"hidden": N_("{name}: the hidden cases pass ({count})"),
+           "visible": N_("{name}: the visible cases pass ({count})")}
 
 
 def install_guard() -> list[str]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from cnnlib.checks.answer_keys import MAXPOOL_BACKWARD, MAXPOOL_FORWARD
 from cnnlib.gradcheck import numerical_gradient_array
+from cnnlib.i18n import N_, tr
 
 from . import reference as ref
 from .base import COMMON_HINTS, Hint, Mistake, check_function
@@ -32,34 +33,35 @@ from .cases import Case, CheckRun, Equal, Exercise, fixed
 __all__ = ["check_first_max_index", "check_maxpool2_backprop", "check_maxpool_backprop"]
 
 TIES = Hint(
-    "tie rule",
-    "when several values of a window tie for the maximum, the project's rule sends the whole "
-    "gradient to the FIRST one in row-major order (scan row by row, left to right), and "
-    "nothing to the others. np.argmax on the flattened window does exactly that; comparing "
-    "`value == max` finds every tied position.",
+    N_("tie rule"),
+    N_("when several values of a window tie for the maximum, the project's rule sends the whole "
+       "gradient to the FIRST one in row-major order (scan row by row, left to right), and "
+       "nothing to the others. np.argmax on the flattened window does exactly that; comparing "
+       "`value == max` finds every tied position."),
 )
 SWAPPED = Hint(
-    "(row, column) swapped",
-    "your position has the row and the column the other way round: return (i, j) with i the "
-    "row (the first index, window[i, j]) and j the column, as np.unravel_index gives them.",
+    N_("(row, column) swapped"),
+    N_("your position has the row and the column the other way round: return (i, j) with i the "
+       "row (the first index, window[i, j]) and j the column, as np.unravel_index gives them."),
 )
 ROW_MAJOR = Hint(
-    "row-major order",
-    "scan the window row by row (all of row 0 left to right, then row 1, ...). Your answer "
-    "scans column by column. np.unravel_index(np.argmax(window), window.shape) gives (row, col).",
+    N_("row-major order"),
+    N_("scan the window row by row (all of row 0 left to right, then row 1, ...). Your answer "
+       "scans column by column. np.unravel_index(np.argmax(window), window.shape) gives "
+       "(row, col)."),
 )
 STRIDE = Hint(
-    "stride",
-    "window (i, j) starts at (i * stride, j * stride): step by `stride`, not by pool_size and "
-    "not by 1. With the wrong step the windows are not the ones the forward pass used, and "
-    "where the step is too large a window starts past the edge (np.argmax of an empty window "
-    "fails).",
+    N_("stride"),
+    N_("window (i, j) starts at (i * stride, j * stride): step by `stride`, not by pool_size and "
+       "not by 1. With the wrong step the windows are not the ones the forward pass used, and "
+       "where the step is too large a window starts past the edge (np.argmax of an empty window "
+       "fails)."),
 )
 ODD = Hint(
-    "same shape as the input",
-    "d_L_d_input must have exactly the shape of last_input, even when h or w is odd: the last "
-    "row/column belongs to no 2x2 window, so its gradient is 0. Start from "
-    "np.zeros(last_input.shape).",
+    N_("same shape as the input"),
+    N_("d_L_d_input must have exactly the shape of last_input, even when h or w is odd: the last "
+       "row/column belongs to no 2x2 window, so its gradient is 0. Start from "
+       "np.zeros(last_input.shape)."),
 )
 
 
@@ -108,22 +110,23 @@ def check_first_max_index(fn, chk, *, seed=0):
     """``fn(window) -> (i, j)`` of the first maximum in row-major order."""
     rng = np.random.default_rng(seed)
     cases = [
-        ("no ties", rng.permutation(9).reshape(3, 3).astype(float)),
-        ("three tied maxima", np.array([[0.0, 2.0, 7.0], [7.0, 1.0, 7.0]])),
-        ("two tied maxima", np.array([[1.0, 5.0], [5.0, 2.0]])),
-        ("all equal (a blank region)", np.zeros((2, 2))),
-        ("tie in a 2x3 window", np.array([[3.0, 1.0, 3.0], [2.0, 3.0, 0.0]])),
+        (N_("no ties"), rng.permutation(9).reshape(3, 3).astype(float)),
+        (N_("three tied maxima"), np.array([[0.0, 2.0, 7.0], [7.0, 1.0, 7.0]])),
+        (N_("two tied maxima"), np.array([[1.0, 5.0], [5.0, 2.0]])),
+        (N_("all equal (a blank region)"), np.zeros((2, 2))),
+        (N_("tie in a 2x3 window"), np.array([[3.0, 1.0, 3.0], [2.0, 3.0, 0.0]])),
     ]
     if seed:
-        cases.append(("random ties", _tied_windows(rng, (3, 4))))
+        cases.append((N_("random ties"), _tied_windows(rng, (3, 4))))
     for what, window in cases:
         got = chk.call(fn, window)
         expected = np.unravel_index(int(np.argmax(window)), window.shape)
         idx = _as_index(got)
         if idx is None:
-            chk.fail("return a pair (row, column)", [f"your function returned {got!r}"])
+            chk.fail(tr("return a pair (row, column)"),
+                     [tr("your function returned {got}", got=repr(got))])
         if idx == tuple(int(e) for e in expected):
-            chk.passed(what)
+            chk.passed(tr(what))
             continue
         maxima = [tuple(int(v) for v in p) for p in np.argwhere(window == window.max())]
         col_major = np.unravel_index(int(np.argmax(window.T)), window.T.shape)[::-1]
@@ -136,8 +139,9 @@ def check_first_max_index(fn, chk, *, seed=0):
         if len(maxima) > 1 and idx in maxima and (idx == maxima[-1] or not hints):
             hints.append(TIES)   # the tie rule only where the window has a tie
         chk.fail(
-            f"wrong position for the window with {what}",
-            [f"window shape {window.shape}: yours {idx}, expected {want}"],
+            tr("wrong position for the window with {what}", what=tr(what)),
+            [tr("window shape {shape}: yours {yours}, expected {expected}",
+                shape=window.shape, yours=idx, expected=want)],
             hints,
         )
 
@@ -178,9 +182,9 @@ def check_maxpool2_backprop(fn, chk, *, seed=0, shapes=((4, 4, 2), (6, 4, 3), (5
         x = _tied_windows(rng, shape) if n == 1 else rng.standard_normal(shape)
         d_out = rng.standard_normal((shape[0] // 2, shape[1] // 2, shape[2]))
         got = chk.call(fn, d_out, x)
-        what = "with ties" if n == 1 else ""
-        _compare_backprop(chk, got, d_out, x, 2, 2,
-                          f" (input {shape}{', ' + what if what else ''})", ties=n == 1)
+        context = (tr(" (input {shape}, with ties)", shape=shape) if n == 1
+                   else tr(" (input {shape})", shape=shape))
+        _compare_backprop(chk, got, d_out, x, 2, 2, context, ties=n == 1)
 
 
 @check_function("maxpool_backprop", error_hints=[("empty sequence", STRIDE)])
@@ -198,11 +202,18 @@ def check_maxpool_backprop(fn, chk, *, seed=0,
         h_out, w_out = (shape[0] - k) // s + 1, (shape[1] - k) // s + 1
         d_out = rng.standard_normal((h_out, w_out, shape[2]))
         got = chk.call(fn, d_out, x, k, s)
-        overlap = ", overlapping windows" if s < k else ""
-        ties = ", with ties" if last else ""
-        _compare_backprop(chk, got, d_out, x, k, s,
-                          f" (input {shape}, pool_size {k}, stride {s}{overlap}{ties})",
-                          ties=last)
+        sizes = {"shape": shape, "k": k, "s": s}
+        if s < k and last:
+            context = tr(" (input {shape}, pool_size {k}, stride {s}, overlapping windows, "
+                         "with ties)", **sizes)
+        elif s < k:
+            context = tr(" (input {shape}, pool_size {k}, stride {s}, overlapping windows)",
+                         **sizes)
+        elif last:
+            context = tr(" (input {shape}, pool_size {k}, stride {s}, with ties)", **sizes)
+        else:
+            context = tr(" (input {shape}, pool_size {k}, stride {s})", **sizes)
+        _compare_backprop(chk, got, d_out, x, k, s, context, ties=last)
 
 
 # -- the cases of each exercise (cnnlib.checks.cases) ---------------------------------------

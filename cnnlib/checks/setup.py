@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.data import preprocess
+from cnnlib.i18n import N_, tr
 
 from .base import Hint, Mistake, check_function
 from .cases import Case, CheckRun, Close, Equal, Exercise, fixed, integers
@@ -21,37 +22,38 @@ from .cases import Case, CheckRun, Close, Equal, Exercise, fixed, integers
 __all__ = ["check_scale_images", "check_class_counts"]
 
 CENTRE = Hint(
-    "subtract 0.5",
-    "dividing by 255 gives values in [0, 1]; the tutorial then subtracts 0.5 so that the "
-    "inputs are centred on 0, in [-0.5, 0.5].",
+    N_("subtract 0.5"),
+    N_("dividing by 255 gives values in [0, 1]; the tutorial then subtracts 0.5 so that the "
+       "inputs are centred on 0, in [-0.5, 0.5]."),
 )
 INT_DIVISION = Hint(
-    "integer division",
-    "`//` rounds down to a whole number, so almost every pixel becomes 0. Use `/` (true "
-    "division), which gives floats.",
+    N_("integer division"),
+    N_("`//` rounds down to a whole number, so almost every pixel becomes 0. Use `/` (true "
+       "division), which gives floats."),
 )
 BY_255 = Hint(
-    "divide by 255",
-    "the brightest pixel is 255 (uint8 goes 0..255), so divide by 255 to map it to 1.",
+    N_("divide by 255"),
+    N_("the brightest pixel is 255 (uint8 goes 0..255), so divide by 255 to map it to 1."),
 )
 ORDER = Hint(
-    "order of operations",
-    "first divide by 255, then subtract 0.5: images / 255 - 0.5.",
+    N_("order of operations"),
+    N_("first divide by 255, then subtract 0.5: images / 255 - 0.5."),
 )
 UINT8 = Hint(
-    "uint8 arithmetic wraps around",
-    "arithmetic on uint8 arrays stays in 0..255 and wraps around (0 - 1 = 255). Convert "
-    "to float first, e.g. images / 255 already gives float64.",
+    N_("uint8 arithmetic wraps around"),
+    N_("arithmetic on uint8 arrays stays in 0..255 and wraps around (0 - 1 = 255). Convert "
+       "to float first, e.g. images / 255 already gives float64."),
 )
 FLOAT_RESULT = Hint(
-    "return floats",
-    "the scaled images must be a float array (float64), since values like -0.5 are not "
-    "whole numbers.",
+    N_("return floats"),
+    N_("the scaled images must be a float array (float64), since values like -0.5 are not "
+       "whole numbers."),
 )
 MISSING_DIGIT = Hint(
-    "every digit counts",
-    "return 10 counts, one for each digit 0..9, even for a digit that never occurs (count 0). "
-    "np.bincount(labels, minlength=10) does that; np.unique skips missing digits.",
+    N_("every digit counts"),
+    N_("return 10 counts, one for each digit 0..9, even for a digit that never occurs "
+       "(count 0). np.bincount(labels, minlength=10) does that; np.unique skips missing "
+       "digits."),
 )
 
 
@@ -69,11 +71,11 @@ def check_scale_images(fn, chk, *, seed=0, shapes=((28, 28), (5, 28, 28))):
         images = _images(rng, shape)
         expected = preprocess(images)
         got = chk.call(fn, images)
-        ctx = f" (images of shape {shape})"
+        ctx = tr(" (images of shape {shape})", shape=shape)
         kind = getattr(np.asarray(got), "dtype", None) if got is not None else None
         wrap = (images - np.uint8(128)).astype(float)  # e.g. images - 128 on uint8
         chk.compare(
-            "scaled images", got, expected, context=ctx,
+            tr("scaled images"), got, expected, context=ctx,
             mistakes=[
                 Mistake(CENTRE, images / 255),
                 Mistake(INT_DIVISION, images // 255 - 0.5),
@@ -88,7 +90,8 @@ def check_scale_images(fn, chk, *, seed=0, shapes=((28, 28), (5, 28, 28))):
             rtol=0.0, atol=1e-6,
         )
         if kind is not None and not np.issubdtype(kind, np.floating):
-            chk.fail(f"the result has dtype {kind}{ctx}", [], [FLOAT_RESULT])
+            chk.fail(tr("the result has dtype {dtype}{context}", dtype=kind, context=ctx), [],
+                     [FLOAT_RESULT])
 
 
 @check_function("class_counts")
@@ -101,8 +104,11 @@ def check_class_counts(fn, chk, *, seed=0, missing=7):
         labels = rng.choice(digits, size=n).astype(np.int64)
         expected = np.bincount(labels, minlength=10)
         got = chk.call(fn, labels)
-        absent = " and ".join(f"{d}s" for d in leave_out)
-        ctx = f" ({n} labels{f', no {absent} among them' if leave_out else ''})"
+        if leave_out:
+            absent = tr(" and ").join(tr("{digit}s", digit=d) for d in leave_out)
+            ctx = tr(" ({n} labels, no {absent} among them)", n=n, absent=absent)
+        else:
+            ctx = tr(" ({n} labels)", n=n)
         chk.compare("counts", got, expected, context=ctx,
                     mistakes=[Mistake(MISSING_DIGIT, np.unique(labels, return_counts=True)[1])],
                     shape_hints=[MISSING_DIGIT])

@@ -28,6 +28,7 @@ from functools import partial
 import numpy as np
 
 from cnnlib.gradcheck import numerical_gradient
+from cnnlib.i18n import N_, tr
 from cnnlib.layers.activations import SoftmaxActivation
 from cnnlib.layers.dense import Dense
 from cnnlib.losses import softmax_cross_entropy
@@ -47,77 +48,77 @@ __all__ = [
 ]
 
 SIGN = Hint(
-    "sign",
-    "the numbers have the right size but the opposite sign. L = -ln(out_c), so "
-    "dL/dout_c = -1 / out_c: negative, because raising the true class's probability lowers "
-    "the loss.",
+    N_("sign"),
+    N_("the numbers have the right size but the opposite sign. L = -ln(out_c), so "
+       "dL/dout_c = -1 / out_c: negative, because raising the true class's probability lowers "
+       "the loss."),
 )
 JACOBIAN_SIGN = Hint(
-    "sign",
-    "the numbers have the right size but the opposite sign. Raising the true class's score "
-    "t_c raises out_c (a positive derivative, e^{t_c} (S - e^{t_c}) / S^2), raising any other "
-    "score t_k lowers it (negative, -e^{t_c} e^{t_k} / S^2).",
+    N_("sign"),
+    N_("the numbers have the right size but the opposite sign. Raising the true class's score "
+       "t_c raises out_c (a positive derivative, e^{t_c} (S - e^{t_c}) / S^2), raising any other "
+       "score t_k lowers it (negative, -e^{t_c} e^{t_k} / S^2)."),
 )
 FLAT = Hint(
-    "flatten the input",
-    "t = x . w + b uses the FLATTENED input x (a vector of length input_len), so "
-    "d_t_d_w = last_input.flatten(), shape (input_len,).",
+    N_("flatten the input"),
+    N_("t = x . w + b uses the FLATTENED input x (a vector of length input_len), so "
+       "d_t_d_w = last_input.flatten(), shape (input_len,)."),
 )
 WRONG_CLASS = Hint(
-    "true class only",
-    "the loss only looks at the probability of the true class c = label: dL/dout is zero "
-    "everywhere except at index label, where it is -1 / out[label].",
+    N_("true class only"),
+    N_("the loss only looks at the probability of the true class c = label: dL/dout is zero "
+       "everywhere except at index label, where it is -1 / out[label]."),
 )
 BOTH_CASES = Hint(
-    "k = c case",
-    "the Jacobian has two cases. For k != c: -e^{t_c} e^{t_k} / S^2. For k = c there is an "
-    "extra term from the numerator: e^{t_c} (S - e^{t_c}) / S^2. Did you use one formula for "
-    "every k?",
+    N_("k = c case"),
+    N_("the Jacobian has two cases. For k != c: -e^{t_c} e^{t_k} / S^2. For k = c there is an "
+       "extra term from the numerator: e^{t_c} (S - e^{t_c}) / S^2. Did you use one formula for "
+       "every k?"),
 )
 BIASES_UNCHANGED = Hint(
-    "biases not updated",
-    "the biases came back exactly as they were. Either the update is missing (`biases -= "
-    "learn_rate * d_L_d_b`, with d_L_d_b = d_L_d_t), or it only rebinds a local name "
-    "(`biases = biases - ...`): update the caller's array in place with `-=`.",
+    N_("biases not updated"),
+    N_("the biases came back exactly as they were. Either the update is missing (`biases -= "
+       "learn_rate * d_L_d_b`, with d_L_d_b = d_L_d_t), or it only rebinds a local name "
+       "(`biases = biases - ...`): update the caller's array in place with `-=`."),
 )
 S_SQUARED = Hint(
-    "S squared",
-    "both cases of the Jacobian divide by S^2 (S = the sum of the e^{t_i}): the quotient "
-    "rule squares the denominator. Your answer is the right one times S: you divided by S.",
+    N_("S squared"),
+    N_("both cases of the Jacobian divide by S^2 (S = the sum of the e^{t_i}): the quotient "
+       "rule squares the denominator. Your answer is the right one times S: you divided by S."),
 )
 ROW_ONLY = Hint(
-    "one row of the Jacobian",
-    "return only the derivatives of out[label] (a vector of length nodes), not the whole "
-    "nodes x nodes Jacobian: the loss depends on out[label] only.",
+    N_("one row of the Jacobian"),
+    N_("return only the derivatives of out[label] (a vector of length nodes), not the whole "
+       "nodes x nodes Jacobian: the loss depends on out[label] only."),
 )
 PROBS_CHANGED = Hint(
-    "probs changed in place",
-    "the exercise asks for p - onehot without changing `probs`: `probs[label] -= 1` edits the "
-    "caller's array, which still needs the probabilities (for the loss, the accuracy). Work on "
-    "a copy: `grad = probs.copy()`, then `grad[label] -= 1`.",
+    N_("probs changed in place"),
+    N_("the exercise asks for p - onehot without changing `probs`: `probs[label] -= 1` edits the "
+       "caller's array, which still needs the probabilities (for the loss, the accuracy). Work on "
+       "a copy: `grad = probs.copy()`, then `grad[label] -= 1`."),
 )
 FUSED_SIGN = Hint(
-    "p minus onehot",
-    "the shortcut is dL/dt = p - onehot(label): the true class gets p_c - 1 (negative, so "
-    "gradient descent raises its score), every other class gets +p_k.",
+    N_("p minus onehot"),
+    N_("the shortcut is dL/dt = p - onehot(label): the true class gets p_c - 1 (negative, so "
+       "gradient descent raises its score), every other class gets +p_k."),
 )
 RETURNED_D_W = Hint(
-    "returned the weight gradient",
-    "your function returned d_L_d_w (one value per weight, input_len x nodes). It must return "
-    "the gradient for the layer BEFORE this one, d_L_d_input = weights @ d_L_d_t, reshaped to "
-    "the input's shape; d_L_d_w is only used here, to update the weights.",
+    N_("returned the weight gradient"),
+    N_("your function returned d_L_d_w (one value per weight, input_len x nodes). It must return "
+       "the gradient for the layer BEFORE this one, d_L_d_input = weights @ d_L_d_t, reshaped to "
+       "the input's shape; d_L_d_w is only used here, to update the weights."),
 )
 RETURNED_D_T = Hint(
-    "returned d_L_d_t",
-    "your function returned d_L_d_t, the gradient of the scores (one value per node). One "
-    "more step of the chain rule is missing: d_L_d_input = weights @ d_L_d_t, reshaped to the "
-    "input's shape.",
+    N_("returned d_L_d_t"),
+    N_("your function returned d_L_d_t, the gradient of the scores (one value per node). One "
+       "more step of the chain rule is missing: d_L_d_input = weights @ d_L_d_t, reshaped to the "
+       "input's shape."),
 )
 SHAPES = Hint(
-    "shapes do not fit",
-    "the input is flattened to a vector (input_len,) first; weights are (input_len, nodes). "
-    "So totals = flat @ weights + biases, d_L_d_w = np.outer(flat, d_L_d_t) "
-    "(input_len, nodes) and d_L_d_input = weights @ d_L_d_t.",
+    N_("shapes do not fit"),
+    N_("the input is flattened to a vector (input_len,) first; weights are (input_len, nodes). "
+       "So totals = flat @ weights + biases, d_L_d_w = np.outer(flat, d_L_d_t) "
+       "(input_len, nodes) and d_L_d_input = weights @ d_L_d_t."),
 )
 
 _ERROR_HINTS = [
@@ -156,7 +157,7 @@ def check_d_L_d_out(fn, chk, *, seed=0, nodes=10):
         expected = _d_L_d_out(probs, label)
         got = chk.call(fn, probs, label)
         chk.compare(
-            "d_L_d_out", got, expected, context=f" (label {label})",
+            "d_L_d_out", got, expected, context=tr(" (label {label})", label=label),
             mistakes=[
                 Mistake(SIGN, -expected),
                 Mistake(WRONG_CLASS, -1.0 / probs),
@@ -191,7 +192,8 @@ def check_d_out_d_t(fn, chk, *, seed=0, nodes=10, large=True):
 
         chk.compare(
             "d_out_d_t", got, expected,
-            context=f" (label {label}{', totals near 1000' if i == 2 else ''})",
+            context=(tr(" (label {label}, totals near 1000)", label=label) if i == 2
+                     else tr(" (label {label})", label=label)),
             numerical=numerical,
             mistakes=[
                 Mistake(BOTH_CASES, -p[label] * p),
@@ -217,8 +219,8 @@ def check_local_gradients(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
     x, w, _, _, _ = _case(rng, shape, nodes)
     out = chk.call(fn, x, w)
     if not isinstance(out, (tuple, list)) or len(out) != 3:
-        chk.fail("return three things: (d_t_d_w, d_t_d_b, d_t_d_inputs)",
-                 [f"your function returned {type(out).__name__}"])
+        chk.fail(tr("return three things: (d_t_d_w, d_t_d_b, d_t_d_inputs)"),
+                 [tr("your function returned {got}", got=type(out).__name__)])
     d_w, d_b, d_in = out
     chk.compare("d_t_d_w", d_w, x.reshape(-1), mistakes=[Mistake(FLAT, x)])
     d_b_arr = np.asarray(d_b, dtype=float)
@@ -242,8 +244,8 @@ def check_chain_rule(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4):
 
     out = chk.call(fn, d_t, x, w)
     if not isinstance(out, (tuple, list)) or len(out) != 3:
-        chk.fail("return three things: (d_L_d_w, d_L_d_b, d_L_d_input)",
-                 [f"your function returned {type(out).__name__}"])
+        chk.fail(tr("return three things: (d_L_d_w, d_L_d_b, d_L_d_input)"),
+                 [tr("your function returned {got}", got=type(out).__name__)])
     g_w, g_b, g_x = out
 
     def num_w():
@@ -288,7 +290,9 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
         b_new = b - learn_rate * r["d_L_d_b"]
         w_arg, b_arg = w.copy(), b.copy()
         got = chk.call(fn, d_out, x, totals.copy(), Shared(w_arg), Shared(b_arg), learn_rate)
-        ctx = f" (input {case_shape}, {case_nodes} nodes{', totals near 1000' if big else ''})"
+        sizes = {"shape": case_shape, "nodes": case_nodes}
+        ctx = (tr(" (input {shape}, {nodes} nodes, totals near 1000)", **sizes) if big
+               else tr(" (input {shape}, {nodes} nodes)", **sizes))
 
         def num_x(x=x, w=w, b=b, label=label):
             xx = x.copy()
@@ -310,7 +314,7 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
             shape_hints=[COMMON_HINTS["reshape"]],
         )
         chk.compare(
-            "weights after the update", w_arg, w_new, context=ctx,
+            tr("weights after the update"), w_arg, w_new, context=ctx,
             mistakes=[
                 Mistake(COMMON_HINTS["in-place"], w),
                 Mistake(COMMON_HINTS["descent"], w + learn_rate * r["d_L_d_w"]),
@@ -320,7 +324,7 @@ def check_softmax_backprop(fn, chk, *, seed=0, shape=(3, 3, 2), nodes=4, learn_r
             ],
         )
         chk.compare(
-            "biases after the update", b_arg, b_new, context=ctx,
+            tr("biases after the update"), b_arg, b_new, context=ctx,
             mistakes=[
                 Mistake(BIASES_UNCHANGED, b),
                 Mistake(COMMON_HINTS["descent"], b + learn_rate * r["d_L_d_b"]),
@@ -337,9 +341,9 @@ def check_fused_d_L_d_t(fn, chk, *, seed=0, nodes=10):
         given = probs.copy()
         got = chk.call(fn, Shared(given), label)
         if not np.array_equal(given, probs):
-            chk.fail(f"`probs` was changed (label {label})",
-                     ["your function changed the array it was given"], [PROBS_CHANGED])
-        chk.compare("d_L_d_t", got, expected, context=f" (label {label})",
+            chk.fail(tr("`probs` was changed (label {label})", label=label),
+                     [tr("your function changed the array it was given")], [PROBS_CHANGED])
+        chk.compare("d_L_d_t", got, expected, context=tr(" (label {label})", label=label),
                     mistakes=[Mistake(FUSED_SIGN, -expected)], default_hint=FUSED_SIGN)
 
 

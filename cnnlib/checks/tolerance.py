@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.i18n import tr
+
 __all__ = ["ATOL", "F32_RTOL", "F32_SCALE", "RTOL", "allowed", "describe", "digits",
            "gradient_mark", "low_precision"]
 
@@ -69,14 +71,16 @@ def gradient_mark(got, mark: float) -> float:
 
 
 def describe(got) -> str:
-    """The rule applied to ``got``, in words, for a report."""
+    """The rule applied to ``got``, in words, for a report (in the language in force,
+    :mod:`cnnlib.i18n`)."""
     if low_precision(got) and np.dtype(got.dtype).itemsize < 4:
-        return (f"a {np.dtype(got.dtype).name} answer keeps only about 3 digits, too few for "
-                "these checks: compute in float64 (or float32)")
+        return tr("a {dtype} answer keeps only about 3 digits, too few for these checks: "
+                  "compute in float64 (or float32)", dtype=np.dtype(got.dtype).name)
     if low_precision(got):
-        return (f"a {np.dtype(got.dtype).name} answer is compared at float32 precision "
-                f"(to {F32_RTOL:g} of each value plus {F32_SCALE:g} of the largest)")
-    return f"values must agree to {RTOL:g} (relative)"
+        return tr("a {dtype} answer is compared at float32 precision (to {rtol:g} of each "
+                  "value plus {scale:g} of the largest)", dtype=np.dtype(got.dtype).name,
+                  rtol=F32_RTOL, scale=F32_SCALE)
+    return tr("values must agree to {rtol:g} (relative)", rtol=RTOL)
 
 
 def digits(a: float, b: float, start: int = 6, most: int = 17) -> tuple[str, str]:

@@ -27,6 +27,7 @@ from cnnlib.checks.cases import (
     integers,
 )
 from cnnlib.data import preprocess
+from cnnlib.i18n import N_, tr
 from cnnlib.tutorial.loop import evaluate_tutorial, tutorial_step
 from cnnlib.tutorial.network import forward_sample, seeded_layers
 
@@ -34,82 +35,82 @@ __all__ = ["HINTS", "check_initial_gradient", "check_train_step", "check_evaluat
 
 HINTS = {
     "sign": Hint(
-        "sign of the gradient",
-        "L = -ln p_c decreases when p_c grows, so dL/dout_c = -1 / p_c is negative. With the "
-        "wrong sign every step climbs the loss instead of descending it.",
+        N_("sign of the gradient"),
+        N_("L = -ln p_c decreases when p_c grows, so dL/dout_c = -1 / p_c is negative. With the "
+           "wrong sign every step climbs the loss instead of descending it."),
     ),
     "all-classes": Hint(
-        "only the true class",
-        "only p_c appears in L = -ln p_c, so dL/dout_s is 0 for every s != c; only the entry "
-        "at index `label` is -1 / p_c.",
+        N_("only the true class"),
+        N_("only p_c appears in L = -ln p_c, so dL/dout_s is 0 for every s != c; only the entry "
+           "at index `label` is -1 / p_c."),
     ),
     "fused": Hint(
-        "dL/dt instead of dL/dout",
-        "p - onehot(c) is the gradient with respect to the softmax's *input* totals t (the "
-        "shortcut of notebook 02). softmax.backprop expects dL/dout, the gradient with respect "
-        "to its output probabilities: -1 / p_c at the label, 0 elsewhere.",
+        N_("dL/dt instead of dL/dout"),
+        N_("p - onehot(c) is the gradient with respect to the softmax's *input* totals t (the "
+           "shortcut of notebook 02). softmax.backprop expects dL/dout, the gradient with respect "
+           "to its output probabilities: -1 / p_c at the label, 0 elsewhere."),
     ),
     "loss-not-gradient": Hint(
-        "the loss, not its gradient",
-        "the entry at the label is -ln p_c, the loss itself. Its derivative with respect to "
-        "p_c is -1 / p_c.",
+        N_("the loss, not its gradient"),
+        N_("the entry at the label is -ln p_c, the loss itself. Its derivative with respect to "
+           "p_c is -1 / p_c."),
     ),
     "scale": Hint(
-        "image not scaled",
-        "scale the uint8 image first, x = image / 255 - 0.5, as the tutorial does; the "
-        "layers then see values in [-0.5, 0.5].",
+        N_("image not scaled"),
+        N_("scale the uint8 image first, x = image / 255 - 0.5, as the tutorial does; the "
+           "layers then see values in [-0.5, 0.5]."),
     ),
     "loss-log": Hint(
-        "loss formula",
-        "the loss is the natural logarithm with a minus sign: loss = -np.log(out[label]) "
-        "(not log10, not the probability itself).",
+        N_("loss formula"),
+        N_("the loss is the natural logarithm with a minus sign: loss = -np.log(out[label]) "
+           "(not log10, not the probability itself)."),
     ),
     "correct": Hint(
-        "correct flag",
-        "correct is 1 when the most probable class is the label, i.e. "
-        "int(np.argmax(out) == label), else 0.",
+        N_("correct flag"),
+        N_("correct is 1 when the most probable class is the label, i.e. "
+           "int(np.argmax(out) == label), else 0."),
     ),
     "gradient-sign-step": Hint(
-        "the weights moved the wrong way",
-        "the update went uphill: check the sign of the initial gradient (-1 / p_c) and that "
-        "each backprop receives the gradient the next layer returned.",
+        N_("the weights moved the wrong way"),
+        N_("the update went uphill: check the sign of the initial gradient (-1 / p_c) and that "
+           "each backprop receives the gradient the next layer returned."),
     ),
     "conv-not-updated": Hint(
-        "conv layer not trained",
-        "the conv filters did not change. After pool.backprop, pass its result to "
-        "conv.backprop(gradient, lr): that call updates the filters.",
+        N_("conv layer not trained"),
+        N_("the conv filters did not change. After pool.backprop, pass its result to "
+           "conv.backprop(gradient, lr): that call updates the filters."),
     ),
     "softmax-not-updated": Hint(
-        "softmax layer not trained",
-        "the softmax weights did not change. Start the backward pass with "
-        "softmax.backprop(gradient, lr) using the initial gradient.",
+        N_("softmax layer not trained"),
+        N_("the softmax weights did not change. Start the backward pass with "
+           "softmax.backprop(gradient, lr) using the initial gradient."),
     ),
     "lr": Hint(
-        "learning rate",
-        "the update has the size of another learning rate. Pass the function's `lr` argument "
-        "to every backprop call instead of a fixed number.",
+        N_("learning rate"),
+        N_("the update has the size of another learning rate. Pass the function's `lr` argument "
+           "to every backprop call instead of a fixed number."),
     ),
     "order": Hint(
-        "backprop order",
-        "backpropagate in the reverse order of the forward pass: softmax.backprop first, "
-        "then pool.backprop with what softmax returned, then conv.backprop with what pool "
-        "returned.",
+        N_("backprop order"),
+        N_("backpropagate in the reverse order of the forward pass: softmax.backprop first, "
+           "then pool.backprop with what softmax returned, then conv.backprop with what pool "
+           "returned."),
     ),
     "return": Hint(
-        "what to return",
-        "return a pair (loss, correct): `return loss, correct`.",
+        N_("what to return"),
+        N_("return a pair (loss, correct): `return loss, correct`."),
     ),
     "percent": Hint(
-        "accuracy as a fraction",
-        "return the accuracy as a fraction in [0, 1] (correct / N), not a percentage.",
+        N_("accuracy as a fraction"),
+        N_("return the accuracy as a fraction in [0, 1] (correct / N), not a percentage."),
     ),
     "sum": Hint(
-        "mean, not sum",
-        "the loss to report is the mean over the images: divide the sum by len(images).",
+        N_("mean, not sum"),
+        N_("the loss to report is the mean over the images: divide the sum by len(images)."),
     ),
     "trained-while-testing": Hint(
-        "evaluation changed the network",
-        "evaluate must not call backprop: it only runs forward passes and averages.",
+        N_("evaluation changed the network"),
+        N_("evaluate must not call backprop: it only runs forward passes and averages."),
     ),
 }
 
@@ -165,7 +166,8 @@ def check_initial_gradient(fn, chk: Checker, *, seed: int = 0, num_classes: int 
         wrong_all = -1.0 / keep
         chk.compare(
             "gradient", got, expected,
-            context=f" (probs of {num_classes} classes, label {label})",
+            context=tr(" (probs of {num_classes} classes, label {label})",
+                       num_classes=num_classes, label=label),
             mistakes=[
                 Mistake(HINTS["sign"], -expected),
                 Mistake(HINTS["all-classes"], wrong_all),
@@ -175,8 +177,8 @@ def check_initial_gradient(fn, chk: Checker, *, seed: int = 0, num_classes: int 
         )
         if not np.array_equal(arg, keep):
             chk.fail(
-                "initial_gradient changed the probs array it was given",
-                ["build a new array (np.zeros(...)) instead of writing into probs"],
+                tr("initial_gradient changed the probs array it was given"),
+                [tr("build a new array (np.zeros(...)) instead of writing into probs")],
             )
 
 
@@ -194,14 +196,14 @@ def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
     got = chk.call(fn, image, label, *mine, lr)
     want_loss, want_correct = tutorial_step(*ref, image, label, lr)
     if not isinstance(got, tuple | list) or len(got) != 2:
-        chk.fail("train_step should return a pair (loss, correct)",
-                 [f"it returned {type(got).__name__}"], [HINTS["return"]])
+        chk.fail(tr("train_step should return a pair (loss, correct)"),
+                 [tr("it returned {type}", type=type(got).__name__)], [HINTS["return"]])
     loss, correct = got
 
     def raw_loss():
         return -np.log(_forward(_layers(seed), image.astype(np.float64))[label])
 
-    context = f" (one image, label {label}, lr={lr})"
+    context = tr(" (one image, label {label}, lr={lr})", label=label, lr=lr)
     chk.compare_scalar(
         "loss", loss, want_loss, context=context,
         mistakes=[
@@ -240,7 +242,8 @@ def check_train_step(fn, chk: Checker, *, seed: int = 0, lr: float = 0.01):
         if np.array_equal(current, before[i]):
             mistakes.insert(0, Mistake(
                 HINTS["conv-not-updated" if i == 0 else "softmax-not-updated"], before[i]))
-        chk.compare(name + " after the step", current, after[i], mistakes=mistakes,
+        chk.compare(tr("{name} after the step", name=name), current, after[i],
+                    mistakes=mistakes,
                     context=context, rtol=1e-9, atol=1e-12)
 
 
@@ -260,19 +263,20 @@ def check_evaluate(fn, chk: Checker, *, seed: int = 0, n: int = 6):
     before = _snapshot(mine)
     got = chk.call(fn, images, labels, *mine)
     if not isinstance(got, tuple | list) or len(got) != 2:
-        chk.fail("evaluate should return a pair (mean_loss, accuracy)",
-                 [f"it returned {type(got).__name__}"],
-                 [Hint("what to return", "return mean_loss, accuracy")])
+        chk.fail(tr("evaluate should return a pair (mean_loss, accuracy)"),
+                 [tr("it returned {type}", type=type(got).__name__)],
+                 [Hint(N_("what to return"), N_("return mean_loss, accuracy"))])
     loss, acc = got
     if any(not np.array_equal(a, b) for a, b in zip(_snapshot(mine), before, strict=True)):
-        chk.fail("evaluate changed the network's weights", [], [HINTS["trained-while-testing"]])
+        chk.fail(tr("evaluate changed the network's weights"), [],
+                 [HINTS["trained-while-testing"]])
 
     def unscaled():
         net = _layers(seed)
         return np.mean([-np.log(_forward(net, im.astype(np.float64))[lab])
                         for im, lab in zip(images, labels, strict=True)])
 
-    context = f" ({n} images)"
+    context = tr(" ({n} images)", n=n)
     chk.compare_scalar(
         "mean_loss", loss, want_loss, context=context,
         mistakes=[Mistake(HINTS["sum"], np.asarray(want_loss * n)),
