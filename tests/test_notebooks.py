@@ -55,8 +55,10 @@ def read(path: Path):
     return nbformat.read(path, as_version=4)
 
 
-def release_of(src: Path) -> Path:
-    return REPO / "notebooks" / src.parent.name / src.name
+def release_of(src: Path, lang: str = "en") -> Path:
+    from cnnlib.grading.editions import FOLDERS
+
+    return REPO / FOLDERS[lang] / src.parent.name / src.name
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,21 +238,23 @@ def test_release_is_generated_from_solutions(tmp_path):
         pytest.skip(NO_NOTEBOOKS)
     from cnnlib.grading.generate import generate
 
-    generate(REPO, release_dir=tmp_path)
-    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
-                   if p.is_file() and not p.relative_to(tmp_path).parts[0].startswith("."))
-    rel = REPO / "notebooks"
-    have = sorted(p.relative_to(rel) for p in rel.rglob("*")
-                  if p.is_file() and ".ipynb_checkpoints" not in p.parts
-                  and p.name != ".gitkeep")
-    assert have == fresh, ("notebooks/ does not hold exactly the generated files; run "
-                           "`python -m cnnlib.grading generate`")
-    for f in fresh:
-        if f.suffix == ".ipynb":
-            assert json.loads((rel / f).read_text()) == json.loads((tmp_path / f).read_text()), \
-                f"notebooks/{f} is stale: run `python -m cnnlib.grading generate`"
-        else:
-            assert (rel / f).read_bytes() == (tmp_path / f).read_bytes(), f
+    generate(REPO, release_dir=tmp_path / "notebooks")
+    for folder in ("notebooks", "notebooks-zh"):  # the English and the Chinese edition
+        built = tmp_path / folder
+        fresh = sorted(p.relative_to(built) for p in built.rglob("*")
+                       if p.is_file() and not p.relative_to(built).parts[0].startswith("."))
+        rel = REPO / folder
+        have = sorted(p.relative_to(rel) for p in rel.rglob("*")
+                      if p.is_file() and ".ipynb_checkpoints" not in p.parts
+                      and p.name != ".gitkeep")
+        assert fresh and have == fresh, (f"{folder}/ does not hold exactly the generated "
+                                         "files; run `python -m cnnlib.grading generate`")
+        for f in fresh:
+            if f.suffix == ".ipynb":
+                assert json.loads((rel / f).read_text()) == json.loads((built / f).read_text()), \
+                    f"{folder}/{f} is stale: run `python -m cnnlib.grading generate`"
+            else:
+                assert (rel / f).read_bytes() == (built / f).read_bytes(), f
 
 
 @per_notebook
@@ -317,9 +321,31 @@ def describe(cell, err) -> str:
     return f"cell {cell.get('id')}: {err['ename']}: {err['evalue']}\n{tb[-1500:]}"
 
 
+def zh_solution(src: Path, folder: Path) -> Path:
+    """The Chinese edition of a solution notebook, written into ``folder``."""
+    from cnnlib.grading.editions import edition
+
+    shutil.copytree(src.parent, folder)
+    path = folder / src.name
+    nbformat.write(edition(read(src), "zh"), path)
+    return path
+
+
+def in_chinese(nb) -> bool:
+    """Some graded cell's report is in Chinese (the language cell took effect)."""
+    return any(re.search(r"[\u4e00-\u9fff]", json.dumps(cell.get("outputs", []),
+                                                        ensure_ascii=False))
+               for cell in nb.cells if nbg(cell).get("grade"))
+
+
 @per_notebook
-def test_solution_runs_and_passes_its_checks(src, tmp_path):
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_solution_runs_and_passes_its_checks(src, lang, tmp_path):
+    if lang == "zh":
+        src = zh_solution(src, tmp_path / "zh")
     nb = execute(src, tmp_path / "run")
+    if lang == "zh":
+        assert in_chinese(nb), "the Chinese edition's checks did not report in Chinese"
     problems = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -339,8 +365,9 @@ def reports_not_implemented(err) -> bool:
 
 
 @per_notebook
-def test_student_version_fails_only_with_not_implemented(src, tmp_path):
-    release = release_of(src)
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_student_version_fails_only_with_not_implemented(src, lang, tmp_path):
+    release = release_of(src, lang)
     assert release.is_file(), f"{release} missing: run python -m cnnlib.grading generate"
     nb = execute(release, tmp_path / "run")
     obscure = []

@@ -35,11 +35,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cnnlib.grading import course, lms
+from cnnlib.grading import course, editions, lms
 from cnnlib.grading.autograde import autograde
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.feedback import feedback, raise_feedback_errors
-from cnnlib.grading.generate import generate, stale_releases
+from cnnlib.grading.generate import generate, generate_demos, stale_releases
 from cnnlib.grading.ledger import diff_table
 from cnnlib.grading.results import (
     AUTOGRADE_FAILED,
@@ -59,12 +59,34 @@ def _cmd_generate(args) -> int:
     results = generate(root, args.assignment, record=args.record)
     for res in results:
         for nb, state in res.notebooks.items():
-            print(f"{state:9s}  {course.RELEASE_DIR}/{res.assignment}/{nb}")
+            print(f"{state:9s}  {res.folder}/{res.assignment}/{nb}")
+    if not args.assignment:  # the demos' translated editions, with the whole course
+        for path, state in generate_demos(root):
+            print(f"{state:9s}  {path}")
     for name in stale_releases(root):
-        print(f"warning: {course.RELEASE_DIR}/{name} has no source in {course.SOURCE_DIR}/ "
+        print(f"warning: {name} has no source in {course.SOURCE_DIR}/ "
               "(delete it by hand if the assignment was removed)", file=sys.stderr)
-    print(f"generated {len(results)} assignment(s) in {time.perf_counter() - t0:.1f} s")
+    count = len({res.assignment for res in results})
+    print(f"generated {count} assignment(s), each in English and Chinese, "
+          f"in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _cmd_translations(args) -> int:
+    import nbformat
+
+    root = course.find_root(args.root)
+    sources = sorted((root / course.SOURCE_DIR).glob("*/*.ipynb")) + sorted(
+        (root / "demos").glob("*.ipynb"))
+    found = []
+    for src in sources:
+        nb = nbformat.read(src, as_version=4)
+        for lang in editions.TRANSLATED:
+            found += editions.problems(nb, lang, where=f"{src.relative_to(root)}: ")
+    for line in found:
+        print(line)
+    print(f"{len(sources)} notebooks, {len(found)} translation problem(s)")
+    return 1 if found else 0
 
 
 def _result_line(res: SubmissionResult) -> str:
@@ -200,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "`nbgrader release_assignment`)")
     g.add_argument("--root", help="course root (default: current directory)")
     g.set_defaults(func=_cmd_generate)
+
+    t = sub.add_parser("translations", help="list every missing, stale or code-changing "
+                       "translation in solutions/ and demos/")
+    t.add_argument("--root", help="course root (default: the current directory)")
+    t.set_defaults(func=_cmd_translations)
 
     a = sub.add_parser("autograde", help="grade a folder of submissions, write a grades CSV")
     a.add_argument("submitted", nargs="?", default=None,

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import nbformat
 from nbgrader.converters import GenerateFeedback
 
-from cnnlib.grading import course
+from cnnlib import i18n
+from cnnlib.grading import course, editions
 from cnnlib.grading.converters import failure_reason, run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.gradebook import db_path
@@ -32,6 +35,7 @@ from cnnlib.grading.markup import hidden_fragments_of
 from cnnlib.grading.redaction import find_leaks, find_private, private_strings, redact_private
 from cnnlib.grading.results import AUTOGRADE_FAILED, SubmissionResult
 from cnnlib.grading.workers import default_jobs, run_all
+from cnnlib.i18n import N_
 
 
 class ExactGenerateFeedback(GenerateFeedback):
@@ -114,6 +118,68 @@ def _copy_nbgrader_files(autograded: Path, folder: Path) -> None:
             (folder / name).write_bytes(data)
 
 
+# nbgrader's feedback template (formgrader/templates/feedback/index.html.j2) says these in
+# English around the notebook; a page is matched by them, with the markup on either side, so
+# a student's own text is never changed.
+_SCORE = r"\(Score: (-?[0-9.]+)(?: / ([0-9.]+))?\)"
+_TEMPLATE_WORDS = (
+    (r'<span class="nbgrader-label">Student\'s answer</span>',
+     N_("Your answer"), '<span class="nbgrader-label">{}</span>'),
+    (r'<span class="nbgrader-label">Student\'s task</span>',
+     N_("Your task"), '<span class="nbgrader-label">{}</span>'),
+    (r'<span class="nbgrader-label">Grade cell: <code>', N_("Graded cell:"),
+     '<span class="nbgrader-label">{} <code>'),
+    (r'<span class="nbgrader-label">Task: <code>', N_("Task:"),
+     '<span class="nbgrader-label">{} <code>'),
+    (r"<b>Comments:</b>", N_("Comments:"), "<b>{}</b>"),
+    (r'<a href="#top">\(Top\)</a>', N_("(top)"), '<a href="#top">{}</a>'),
+    (r'">Test cell</a>', N_("Test cell"), '">{}</a>'),
+    (r'">Coding free-response</a>', N_("Coding answer"), '">{}</a>'),
+    (r'">Written response</a>', N_("Written answer"), '">{}</a>'),
+    (r'">Task</a>', N_("Task"), '">{}</a>'),
+    (r'">Comment</a>', N_("Comment"), '">{}</a>'),
+    (r'<li class="late-penalty">Late submission penalty ', N_("Late submission penalty"),
+     '<li class="late-penalty">{} '),
+)
+
+
+def localize_page(text: str, lang: str) -> str:
+    """nbgrader's feedback page ``text`` with its own words in ``lang`` (the student's
+    notebook, its reports and hints, are already in it)."""
+    if lang == "en":
+        return text
+    with i18n.using(lang):
+        text = re.sub(r"<html(?=[ >])", f'<html lang="{"zh-CN" if lang == "zh" else lang}"',
+                      text, count=1)
+        for pattern, words, markup in _TEMPLATE_WORDS:
+            shown = markup.format(i18n.tr(words))
+            text = re.sub(pattern, lambda _m, shown=shown: shown, text)
+
+        def score(got, out_of):
+            return (i18n.tr("(score: {got} / {out_of})", got=got, out_of=out_of) if out_of
+                    else i18n.tr("(score: {got})", got=got))
+
+        # each test's line in the list, the page's total, and each graded cell's heading
+        text = re.sub(r"(?<=</a> )" + _SCORE, lambda m: score(m[1], m[2]), text)
+        text = re.sub(r'(<h4>[^<]*|<li class="late-penalty">[^<(]*?) ' + _SCORE,
+                      lambda m: f"{m[1]} {score(m[2], m[3])}", text)
+        text = re.sub(r'(<span class="pull-right">\s*)Score: ([0-9.]+) / ([0-9.]+)',
+                      lambda m: m[1] + i18n.tr("Score: {got} / {out_of}", got=m[2],
+                                               out_of=m[3]), text)
+    return text
+
+
+def _in_students_language(page: Path, notebook: Path) -> None:
+    """Rewrite feedback ``page`` in the language its (autograded) ``notebook`` was written in."""
+    try:
+        lang = editions.language_of(nbformat.read(notebook, as_version=4))
+    except Exception:  # no readable notebook: the page stays as nbgrader wrote it
+        return
+    if lang != "en":
+        page.write_text(localize_page(page.read_text(encoding="utf-8"), lang),
+                        encoding="utf-8")
+
+
 def feedback_one(root: str, assignment: str, student: str,
                  failure: str | None = None) -> tuple[list[str], str | None]:
     """Feedback pages for one student's assignment: nbgrader's HTML, or for a submission that
@@ -135,6 +201,8 @@ def feedback_one(root: str, assignment: str, student: str,
             out = run_converter(ExactGenerateFeedback, config)
         course.keep_only(folder, {p.name for p in folder.glob("*.html")})
         _copy_nbgrader_files(autograded, folder)
+        for page in folder.glob("*.html"):
+            _in_students_language(page, autograded / f"{page.stem}.ipynb")
         pages = [str(p) for p in sorted(folder.glob("*.html"))]
         if not out["success"]:
             return pages, f"{student}/{assignment}: {failure_reason(out.get('error', ''))}"

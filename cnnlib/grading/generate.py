@@ -1,4 +1,5 @@
-"""generate: solutions/<assignment>/*.ipynb -> notebooks/<assignment>/*.ipynb (student versions).
+"""generate: solutions/<assignment>/*.ipynb -> notebooks/<assignment>/*.ipynb (student versions),
+and the Chinese edition of each into notebooks-zh/<assignment>/ (cnnlib.grading.editions).
 
 `nbgrader generate_assignment` silently skips an existing release folder, and with `--force`
 deletes it first and leaves nothing when it then fails: we always build into a temporary
@@ -18,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.converters import GenerateAssignment
 
-from cnnlib.grading import course
+from cnnlib.grading import course, editions
 from cnnlib.grading.converters import run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.gradebook import guarded_gradebook
@@ -29,6 +30,7 @@ from cnnlib.grading.markup import grade_meta
 class GenerateResult:
     assignment: str
     notebooks: dict[str, str] = field(default_factory=dict)  # name -> "written" | "unchanged"
+    folder: str = course.RELEASE_DIR  # where they were written: notebooks/ or notebooks-zh/
 
 
 def _stable_ids(generated, source) -> None:
@@ -95,6 +97,26 @@ def generate_into(root: Path, assignment: str, release_dir: Path, db_url: str) -
     return out_dir
 
 
+def translate_release(built: Path, lang: str, target: Path) -> Path:
+    """Write the ``lang`` edition of the release folder ``built`` into ``target`` (every
+    notebook translated from the translations its cells carry, the other files copied), and
+    strip the translations from ``built``'s English notebooks. Raises GradingError naming
+    every cell whose translation is missing, stale or changes code."""
+    shutil.copytree(built, target)
+    for nb_path in sorted(built.glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        try:
+            translated = editions.edition(nb, lang, where=f"{nb_path.name}: ")
+        except editions.TranslationError as e:
+            raise GradingError(f"the {lang} edition of {built.name}/{nb_path.name} cannot be "
+                               f"made:\n{e}\n(the translations are in solutions/; see "
+                               "docs/translating.md)") from e
+        nbformat.validate(translated)
+        _write_notebook(translated, target / nb_path.name)
+        _write_notebook(editions.edition(nb, "en"), nb_path)
+    return target
+
+
 def _same_tree(a: Path, b: Path) -> bool:
     if not a.is_dir() or not b.is_dir():
         return False
@@ -153,28 +175,74 @@ def generate(root: str | os.PathLike | None = None, assignments: Sequence[str] |
         with guard:
             for name in names:
                 built = generate_into(root, name, tmp / "release", db_url)
-                target = release / name
-                res = GenerateResult(name)
-                for nb in sorted(built.glob("*.ipynb")):
-                    old = target / nb.name
-                    same = old.is_file() and old.read_bytes() == nb.read_bytes()
-                    res.notebooks[nb.name] = "unchanged" if same else "written"
-                if not _same_tree(built, target):
-                    _swap_in(built, target)
-                # Fresh means: exactly what nbgrader just built.
-                if not _same_tree(built, target):
-                    raise GradingError(f"{target} does not match the freshly generated "
-                                       "notebooks")
-                results.append(res)
+                translated = {lang: translate_release(built, lang, tmp / f"release-{lang}" / name)
+                              for lang in editions.TRANSLATED}
+                results.append(_put(built, release / name, name, course.RELEASE_DIR))
+                for lang, folder in translated.items():
+                    sibling = release.with_name(release.name + "-" + lang)
+                    results.append(_put(folder, sibling / name, name, editions.FOLDERS[lang]))
     return results
 
 
-def stale_releases(root: Path) -> list[str]:
-    """Folders in notebooks/ with no source in solutions/ any more."""
-    rel = root / course.RELEASE_DIR
-    if not rel.is_dir():
-        return []
-    have = set(course.list_assignments(root))
-    return sorted(p.name for p in rel.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and p.name not in have)
+def _put(built: Path, target: Path, name: str, label: str) -> GenerateResult:
+    """Swap the freshly built folder in at ``target`` unless it is there already."""
+    res = GenerateResult(name, folder=label)
+    for nb in sorted(built.glob("*.ipynb")):
+        old = target / nb.name
+        same = old.is_file() and old.read_bytes() == nb.read_bytes()
+        res.notebooks[nb.name] = "unchanged" if same else "written"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not _same_tree(built, target):
+        _swap_in(built, target)
+    # Fresh means: exactly what nbgrader (and the translation) just built.
+    if not _same_tree(built, target):
+        raise GradingError(f"{target} does not match the freshly generated notebooks")
+    return res
 
+
+def stale_releases(root: Path) -> list[str]:
+    """Folders in notebooks/ (or notebooks-zh/) with no source in solutions/ any more, as
+    ``notebooks/<name>``."""
+    have = set(course.list_assignments(root))
+    stale = []
+    for folder in editions.FOLDERS.values():
+        rel = root / folder
+        if rel.is_dir():
+            stale += [f"{folder}/{p.name}" for p in sorted(rel.iterdir())
+                      if p.is_dir() and not p.name.startswith(".") and p.name not in have]
+    return stale
+
+
+
+DEMOS_DIR = "demos"
+
+
+def demo_edition(src: Path, lang: str) -> str:
+    """The text of the ``lang`` edition of demo notebook ``src`` (no outputs). Raises
+    GradingError when a translation is missing, stale or changes code."""
+    nb = nbformat.read(src, as_version=4)
+    try:
+        translated = editions.edition(nb, lang, where=f"{src.name}: ")
+    except editions.TranslationError as e:
+        raise GradingError(f"the {lang} edition of {DEMOS_DIR}/{src.name} cannot be "
+                           f"made:\n{e}") from e
+    _clean_outputs(translated)
+    nbformat.validate(translated)
+    return nbformat.writes(translated, version=4).rstrip("\n") + "\n"
+
+
+def generate_demos(root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """The translated editions of the instructor demos: demos/<name>.ipynb ->
+    demos/<lang>/<name>.ipynb. Returns [(path, "written" | "unchanged")]."""
+    root = course.find_root(root)
+    done = []
+    for src in sorted((root / DEMOS_DIR).glob("*.ipynb")):
+        for lang in editions.TRANSLATED:
+            text = demo_edition(src, lang)
+            out = root / DEMOS_DIR / lang / src.name
+            out.parent.mkdir(exist_ok=True)
+            same = out.is_file() and out.read_text(encoding="utf-8") == text
+            if not same:
+                out.write_text(text, encoding="utf-8")
+            done.append((str(out.relative_to(root)), "unchanged" if same else "written"))
+    return done

@@ -43,8 +43,9 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
+from cnnlib import i18n
 from cnnlib.checks import verdicts
-from cnnlib.grading import prebuilt, remote, sandbox
+from cnnlib.grading import editions, prebuilt, remote, sandbox
 from cnnlib.grading.driver import time_limit
 from cnnlib.grading.markup import exercise_of, grade_meta
 
@@ -164,6 +165,12 @@ class TrustedGrade(NbGraderPreprocessor):
             pass
         else:
             trusted_process()  # no student code runs in this process: no reloads needed
+        # Reports and messages in the submission's language (the Chinese edition says so in
+        # its metadata); the points never depend on it.
+        with i18n.using(editions.language_of(nb)):
+            return self._preprocess(nb, resources)
+
+    def _preprocess(self, nb, resources):
         assignment = resources.get("nbgrader", {}).get("assignment", "")
         grade_cells = [c for c in nb.cells if _is_grade(c) and c.cell_type == "code"]
         guards = {ex: answer_key_for(assignment, ex) + tuple(self.forbidden.get(ex, ()))
@@ -194,7 +201,7 @@ class TrustedGrade(NbGraderPreprocessor):
             if report["restarts"] > MAX_RESTARTS or lost == "cells":
                 why = report["reason"] or "the notebook's process stopped"
                 for cell in pending:
-                    cell.outputs = [_error("NotGraded", f"not tested: {why}")]
+                    cell.outputs = [_error("NotGraded", i18n.tr("not tested: {why}", why=why))]
                     report["tests"].append(verdict_record(cell, "NotGraded", 0.0, []))
                 break
         report["skipped"] = list(skip)
@@ -239,9 +246,9 @@ class TrustedGrade(NbGraderPreprocessor):
                                                      guards[_exercise_of(cell)])
                     except remote.DriverLost as exc:
                         report.setdefault("lost", []).append(grade_meta(cell).get("grade_id", ""))
-                        cell.outputs = [_error(
-                            "NotGraded", "your code stopped answering while this cell tested "
-                            f"it (an endless loop in compiled code, or the process ended): {exc}")]
+                        cell.outputs = [_error("NotGraded", i18n.tr(
+                            "your code stopped answering while this cell tested it (an endless "
+                            "loop in compiled code, or the process ended): {exc}", exc=exc))]
                         report["tests"].append(verdict_record(
                             cell, "NotGraded", time.perf_counter() - cell_started, seen))
                         pending.pop(0)
@@ -268,9 +275,10 @@ class TrustedGrade(NbGraderPreprocessor):
                 cell.outputs = [_sanitised(o) for o in by_id[cell["id"]].get("outputs", [])]
                 if cell.get("id") in skip:
                     cell.outputs = [nbformat.v4.new_output(
-                        "stream", name="stdout", text=f"(not run while grading: it was still "
-                        f"running after {self.cell_timeout} s in code that could not be "
-                        "interrupted, so the rest of the notebook was graded without it)\n")]
+                        "stream", name="stdout", text=i18n.tr(
+                            "(not run while grading: it was still running after {seconds} s "
+                            "in code that could not be interrupted, so the rest of the notebook "
+                            "was graded without it)\n", seconds=self.cell_timeout))]
 
     def _grade_cell(self, cell, session: remote.Session, setup: dict, guard) -> str | None:
         """Run one grade cell's source here, the student's names standing for proxies.
@@ -389,8 +397,8 @@ def _noise(err: io.StringIO) -> str:
     text = err.getvalue()
     if not text:
         return ""
-    return ("\n(what your code wrote to stderr while it was tested, which costs nothing:)\n"
-            + text[-2000:])
+    return (i18n.tr("\n(what your code wrote to stderr while it was tested, which costs "
+                    "nothing:)\n") + text[-2000:])
 
 
 def _error(ename: str, evalue: str, before: str = "") -> dict:
