@@ -17,6 +17,7 @@ import os
 import sys
 
 from cnnlib.errors import CnnlibError
+from cnnlib.i18n import tr
 from cnnlib.models import RECIPES
 from cnnlib.reproduce import PLAN, format_table, load_dataset, reproduce, run_recipe
 from cnnlib.training import save_model
@@ -31,9 +32,11 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            tr("expected a positive integer, got {text!r}", text=text)) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(tr("expected a positive integer, got {value}",
+                                            value=value))
     return value
 
 
@@ -41,16 +44,18 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            tr("expected a positive number, got {text!r}", text=text)) from None
     if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        raise argparse.ArgumentTypeError(tr("expected a positive number, got {text}",
+                                            text=text))
     return value
 
 
 def _existing_dir(text: str) -> str:
     path = os.path.expanduser(text)
     if not os.path.isdir(path):
-        raise argparse.ArgumentTypeError(f"no such directory: {text}")
+        raise argparse.ArgumentTypeError(tr("no such directory: {path}", path=text))
     return path
 
 
@@ -135,7 +140,7 @@ def _cmd_train(args, parser) -> int:
         overrides["l2"] = args.l2
     verbose = not args.quiet
     if verbose:
-        print(f"Training {args.model} on {ds.description}")
+        print(tr("Training {model} on {data}", model=args.model, data=ds.description))
     result = run_recipe(args.model, ds, epochs=args.epochs, seed=args.seed,
                         fast="auto" if args.fast else False,
                         verbose=verbose, **overrides)
@@ -143,10 +148,12 @@ def _cmd_train(args, parser) -> int:
         path = save_model(args.save, result.model,
                           metadata={"recipe": args.model, "data": ds.description,
                                     "test_accuracy": result.test_accuracy})
-        print(f"Saved the model to {path}")
+        print(tr("Saved the model to {path}", path=path))
     if result.test_loss is not None:
-        print(f"Test Loss: {result.test_loss:.4f}")
-    print(f"Trained in {result.seconds:.1f} s ({result.engine})")
+        print(tr("Test Loss: {loss:.4f}", loss=result.test_loss))
+    print(tr("Trained in {seconds:.1f} s ({engine})", seconds=result.seconds,
+             engine=result.engine))
+    # the last line, in every language: scripts read it (the tutorial prints it so too)
     print(f"Test Accuracy: {result.test_accuracy:.4f}")
     return 0
 
@@ -157,8 +164,8 @@ def _cmd_reproduce(args, parser) -> int:
         only = [n.strip() for n in args.only.split(",") if n.strip()]
         bad = [n for n in only if n not in PLAN]
         if bad:
-            parser.error(f"--only: unknown recipe(s) {', '.join(bad)}; choose from "
-                         f"{', '.join(PLAN)}")
+            parser.error(tr("--only: unknown recipe(s) {unknown}; choose from {choices}",
+                            unknown=", ".join(bad), choices=", ".join(PLAN)))
     datasets = DATASETS if args.data == "both" else (args.data,)
     rows = reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
                      only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet)
@@ -173,11 +180,12 @@ def _cmd_grading(command: str, rest: list[str]) -> int:
     try:
         import cnnlib.grading as grading  # here only: nbgrader is heavy and instructors-only
     except ImportError as exc:
-        print(f"error: cnnlib.grading is not available ({exc})", file=sys.stderr)
+        print(tr("error: cnnlib.grading is not available ({exc})", exc=exc), file=sys.stderr)
         return 1
     entry = getattr(grading, "main", None)
     if entry is None:
-        print("error: cnnlib.grading has no command-line entry point (main)", file=sys.stderr)
+        print(tr("error: cnnlib.grading has no command-line entry point (main)"),
+              file=sys.stderr)
         return 1
     result = entry([command, *rest])
     return int(result or 0)
@@ -194,10 +202,10 @@ def main(argv=None) -> int:
             return _cmd_train(args, args.subparser)
         return _cmd_reproduce(args, args.subparser)
     except CnnlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(tr("error: {message}", message=exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(tr("interrupted"), file=sys.stderr)
         return 130
 
 

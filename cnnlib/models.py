@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnlib.i18n import N_
 from cnnlib.layers import (
     AvgPool2D,
     Conv2D,
@@ -268,14 +269,15 @@ RECIPES: dict[str, Recipe] = {
             "tutorial-1k", "tutorial",
             "the tutorial network in the tutorial's own loop, first 1k images, lr 0.005",
             scaling="centered", lr=0.005, batch_size=1, epochs=3, train_first=1000,
-            reported=0.78, reported_setting="MNIST, first 1k train / first 1k test, 3 epochs",
+            reported=0.78,
+            reported_setting=N_("MNIST, first 1k train / first 1k test, 3 epochs"),
             source=TUTORIAL,
         ),
         Recipe(
             "tutorial", "tutorial",
             "the tutorial network, per-sample SGD lr 0.005",
             scaling="centered", lr=0.005, batch_size=1, epochs=3,
-            reported=0.9744, reported_setting="Keras, full MNIST 60k, batch 1",
+            reported=0.9744, reported_setting=N_("Keras, full MNIST 60k, batch 1"),
             source=TUTORIAL,
         ),
         Recipe(
@@ -283,35 +285,38 @@ RECIPES: dict[str, Recipe] = {
             "the CS231n-style ThreeLayerConvNet, Adam lr 1e-3, batch 50, reg 1e-3",
             scaling="centered", update_rule="adam", lr=1e-3, batch_size=50, epochs=1,
             l2=1e-3, val_split=0.1,
-            reported=None, reported_setting="CIFAR-10 only (~12-55% on a 500-image subset)",
+            reported=None,
+            reported_setting=N_("CIFAR-10 only (~12-55% on a 500-image subset)"),
             source=CS231N,
         ),
         Recipe(
             "lenet5", "lenet5",
             "LeNet-5, cross-entropy, SGD lr 0.01, batch 32",
             model_kwargs={"output": "logits"}, scaling="unit", lr=0.01, batch_size=32,
-            epochs=20, reported=0.9870, reported_setting="full MNIST (60k/10k)", source=LENET5_POST,
+            epochs=20, reported=0.9870, reported_setting=N_("full MNIST (60k/10k)"),
+            source=LENET5_POST,
         ),
         Recipe(
             "lenet5-paper", "lenet5",
             "LeNet-5, paper-like: MSE on softmax, batch 1, lr schedule",
             model_kwargs={"output": "probs"}, scaling="unit", loss="mse", batch_size=1,
             lr=5e-4, lr_schedule=tuple(paper_lenet_schedule()), epochs=20,
-            reported=0.9292, reported_setting="full MNIST (60k/10k)", source=LENET5_POST,
+            reported=0.9292, reported_setting=N_("full MNIST (60k/10k)"), source=LENET5_POST,
         ),
         Recipe(
             "network3", "network3",
             "network3: ConvPool 20 + FC 100 (sigmoid) + softmax, SGD lr 0.1, batch 10",
             scaling="unit", lr=0.1, batch_size=10, l2_per_batches=True, epochs=20,
             val_split=1 / 6, reported=0.9847,
-            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source=NETWORK3_POST,
+            reported_setting=N_("MNIST 50k/10k val/10k test, best val epoch"),
+            source=NETWORK3_POST,
         ),
         Recipe(
             "network3-dropout", "network3",
             "network3 with dropout 0.3 on the FC layer",
             model_kwargs={"dropout": 0.3}, scaling="unit", lr=0.1, batch_size=10,
             l2_per_batches=True, epochs=40, val_split=1 / 6, reported=0.9900,
-            reported_setting="MNIST 50k/10k val/10k test, best val epoch (22)",
+            reported_setting=N_("MNIST 50k/10k val/10k test, best val epoch (22)"),
             source=NETWORK3_POST,
         ),
         Recipe(
@@ -319,7 +324,8 @@ RECIPES: dict[str, Recipe] = {
             "network3 with a second ConvPool 40@5x5",
             model_kwargs={"second_conv": True}, scaling="unit", lr=0.1, batch_size=10,
             l2_per_batches=True, epochs=60, val_split=1 / 6, reported=0.9922,
-            reported_setting="MNIST 50k/10k val/10k test, best val epoch", source=NETWORK3_POST,
+            reported_setting=N_("MNIST 50k/10k val/10k test, best val epoch"),
+            source=NETWORK3_POST,
         ),
     ]
 }

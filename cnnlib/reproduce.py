@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnlib.data import Dataset, load_dataset, scale_images
+from cnnlib.i18n import tr
 from cnnlib.models import RECIPES, Recipe, get_recipe, tutorial_net_from_layers
 from cnnlib.monitoring.progress import progress_enabled
 from cnnlib.training.engine import FUSED_TUTORIAL_NET, TUTORIAL_LOOP, plan_recipe
@@ -146,18 +147,20 @@ def _fmt_pct(x):
 
 def format_table(rows: list[dict]) -> str:
     """Markdown table of :func:`reproduce`'s rows."""
-    head = ("| recipe | source: reported (setting) | ours: test accuracy | data used | epochs "
-            "| engine | wall time |")
+    head = tr("| recipe | source: reported (setting) | ours: test accuracy | data used | epochs "
+              "| engine | wall time |")
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
         reported = _fmt_pct(r["reported"])
         if r.get("reported_setting"):
-            reported += f" ({r['reported_setting']})"
+            # the settings are marked in cnnlib.models (N_)
+            reported += tr(" ({setting})", setting=tr(r["reported_setting"]))
         ours = _fmt_pct(r["ours"])
         if r.get("best_epoch"):
-            ours += f" (best val epoch {r['best_epoch']})"
+            ours += tr(" (best val epoch {epoch})", epoch=r["best_epoch"])
+        seconds = tr("{seconds:.1f} s", seconds=r["seconds"])
         lines.append(f"| {r['recipe']} | {reported} | {ours} | {r['data']} | {r['epochs']} "
-                     f"| {r['engine']} | {r['seconds']:.1f} s |")
+                     f"| {r['engine']} | {seconds} |")
     return "\n".join(lines)
 
 
@@ -168,7 +171,8 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
     names = list(PLAN) if not only else list(only)
     unknown = [n for n in names if n not in PLAN]
     if unknown:
-        raise KeyError(f"reproduce: unknown recipe(s) {unknown}; choose from {list(PLAN)}")
+        raise KeyError(tr("reproduce: unknown recipe(s) {unknown}; choose from {choices}",
+                          unknown=unknown, choices=list(PLAN)))
     rows = []
     for dataset in datasets:
         # --data-dir / --test-dir name one dataset's files: used when one dataset is run,
@@ -183,7 +187,7 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
         for name in names:
             epochs = PLAN[name][col]
             if verbose:
-                print_fn(f"-- {name}: {epochs} epoch(s)")
+                print_fn(tr("-- {name}: {epochs} epoch(s)", name=name, epochs=epochs))
             recipe = RECIPES[name]
             res = run_recipe(recipe, ds, epochs=epochs, seed=seed,
                              fast="auto" if fast else False, verbose=verbose, print_fn=print_fn)
@@ -195,6 +199,7 @@ def reproduce(datasets=("mnist",), data_dir=None, test_dir=None, quick=False, on
                              epochs=epochs, engine=res.engine,
                              seconds=res.seconds))
             if verbose:
-                print_fn(f"   test accuracy {res.test_accuracy:.4f} in {res.seconds:.1f} s")
+                print_fn(tr("   test accuracy {accuracy:.4f} in {seconds:.1f} s",
+                            accuracy=res.test_accuracy, seconds=res.seconds))
     print_fn(format_table(rows))
     return rows

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cnnlib.data.catalog import FILES, KNOWN_SHA256
 from cnnlib.errors import DataError
+from cnnlib.i18n import tr
 
 __all__ = ["default_cache_dir", "cache_root", "sha256_of", "ensure_writable", "verified_files"]
 
@@ -51,11 +52,11 @@ def ensure_writable(folder: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise DataError(
-            f"{folder}: cannot write to the cnnlib data cache ({exc}). Set the environment "
-            f"variable CNNLIB_CACHE_DIR (or pass cache_dir=) to a folder you can write to, or "
-            f"pass data_dir= a folder holding the four IDX files."
-        ) from exc
+        raise DataError(tr(
+            "{folder}: cannot write to the cnnlib data cache ({exc}). Set the environment "
+            "variable CNNLIB_CACHE_DIR (or pass cache_dir=) to a folder you can write to, or "
+            "pass data_dir= a folder holding the four IDX files.", folder=folder, exc=exc
+        )) from exc
     return folder
 
 
@@ -75,10 +76,12 @@ def verified_files(folder: Path, dataset: str, notes: list[str]) -> dict[str, Pa
         try:
             path.unlink()
         except OSError as exc:
-            raise DataError(
-                f"{path}: this cached file is damaged (SHA-256 {actual[:12]}..., expected "
-                f"{expected[:12]}...) and cannot be deleted ({exc}). Delete it by hand or "
-                f"set CNNLIB_CACHE_DIR to a folder you can write to."
-            ) from exc
-        notes.append(f"{path} failed its SHA-256 check (damaged or incomplete); deleted it.")
+            raise DataError(tr(
+                "{path}: this cached file is damaged (SHA-256 {actual}..., expected "
+                "{expected}...) and cannot be deleted ({exc}). Delete it by hand or "
+                "set CNNLIB_CACHE_DIR to a folder you can write to.",
+                path=path, actual=actual[:12], expected=expected[:12], exc=exc
+            )) from exc
+        notes.append(tr("{path} failed its SHA-256 check (damaged or incomplete); deleted it.",
+                        path=path))
     return good

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnlib.i18n import tr
+
 __all__ = ["FILES", "KNOWN_SHA256", "MIRRORS", "SYSTEM_DIRS", "CLASS_NAMES", "TITLES",
            "IMAGE_SHAPE", "N_CLASSES", "check_dataset"]
 
@@ -79,5 +81,6 @@ N_CLASSES = 10
 def check_dataset(dataset: str) -> str:
     """`dataset` itself if it names one of the datasets, else a ValueError listing them."""
     if dataset not in TITLES:
-        raise ValueError(f"dataset must be one of {sorted(TITLES)}, got {dataset!r}")
+        raise ValueError(tr("dataset must be one of {choices}, got {dataset!r}",
+                            choices=sorted(TITLES), dataset=dataset))
     return dataset

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnlib.data.catalog import KNOWN_SHA256, MIRRORS
-from cnnlib.data.notices import say
+from cnnlib.data.notices import DownloadNote, say
+from cnnlib.i18n import tr
 
 __all__ = ["DOWNLOAD_TIMEOUT", "offline_requested", "mirror_list", "download_file",
            "failure_reason"]
@@ -97,14 +98,14 @@ def failure_reason(exc: Exception) -> str:
     import requests  # deferred: already loaded by pooch when a download has failed
 
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"the server answered HTTP {exc.response.status_code}"
+        return tr("the server answered HTTP {status}", status=exc.response.status_code)
     if isinstance(exc, requests.Timeout):
-        return "the server did not answer in time"
+        return tr("the server did not answer in time")
     if isinstance(exc, requests.ConnectionError):
-        return "cannot connect (no network, or the server is down)"
+        return tr("cannot connect (no network, or the server is down)")
     text = str(exc)
     if isinstance(exc, ValueError) and "hash" in text.lower():
-        return "the file's SHA-256 does not match the official one (corrupt or wrong file)"
+        return tr("the file's SHA-256 does not match the official one (corrupt or wrong file)")
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -116,7 +117,7 @@ def download_file(name: str, folder: Path, dataset: str, mirrors: Sequence[str],
     with _quiet_pooch() as pooch:
         for base in mirrors:
             url = base.rstrip("/") + "/" + name
-            bar = _ProgressBar(name, f"cnnlib: downloading {url}") if verbose else None
+            bar = _ProgressBar(name, tr("cnnlib: downloading {url}", url=url)) if verbose else None
             downloader = pooch.HTTPDownloader(progressbar=bar or False,
                                               timeout=DOWNLOAD_TIMEOUT, chunk_size=_CHUNK)
             try:
@@ -126,7 +127,8 @@ def download_file(name: str, folder: Path, dataset: str, mirrors: Sequence[str],
                 if bar is not None:
                     bar.close()
                 reason = failure_reason(exc)
-                notes.append(f"{url}: {reason}")  # said once, if every source fails
+                # said once, if every source fails
+                notes.append(DownloadNote(tr("{url}: {reason}", url=url, reason=reason)))
                 continue
             return Path(path)
     return None

@@ -16,6 +16,7 @@ from cnnlib.data.catalog import FILES, IMAGE_SHAPE, N_CLASSES, TITLES, check_dat
 from cnnlib.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from cnnlib.data.mnist_data import MnistData
 from cnnlib.errors import DataError
+from cnnlib.i18n import N_, tr
 
 __all__ = ["load_idx_pair", "load_test_set", "find_file", "folder_files", "read_files",
            "read_folder", "missing_files"]
@@ -24,29 +25,32 @@ __all__ = ["load_idx_pair", "load_test_set", "find_file", "folder_files", "read_
 class _FileKind(NamedTuple):
     """What one of the two kinds of IDX file must hold, for the error messages."""
 
-    what: str  # "an IDX image file"
+    expected: str  # the message for a wrong file (a template: path, magic, dtype, shape, hint)
     magic: int
     ndim: int
-    dims: str  # "3 dimensions"
-    other: str  # the kind a wrong file most likely is
+    swapped: str  # the hint when the file looks like the other kind
     other_ndim: int
 
 
-_IMAGES = _FileKind("an IDX image file", IMAGES_MAGIC, 3, "3 dimensions", "a labels file", 1)
-_LABELS = _FileKind("an IDX label file", LABELS_MAGIC, 1, "1 dimension", "an image file", 3)
+_IMAGES = _FileKind(
+    N_("{path}: expected an IDX image file (magic number 0x{magic:08X}: uint8, 3 dimensions), "
+       "got dtype {dtype} with shape {shape}{hint}. Check the file name and replace the file "
+       "with the right one."),
+    IMAGES_MAGIC, 3, N_(" (it looks like a labels file: are the files swapped?)"), 1)
+_LABELS = _FileKind(
+    N_("{path}: expected an IDX label file (magic number 0x{magic:08X}: uint8, 1 dimension), "
+       "got dtype {dtype} with shape {shape}{hint}. Check the file name and replace the file "
+       "with the right one."),
+    LABELS_MAGIC, 1, N_(" (it looks like an image file: are the files swapped?)"), 3)
 
 
 def _check_kind(array: np.ndarray, path: Path, kind: _FileKind) -> None:
     """uint8 with the dimensions of `kind`, else a DataError (and a hint if swapped)."""
     if array.dtype == np.uint8 and array.ndim == kind.ndim:
         return
-    hint = f" (it looks like {kind.other}: are the files swapped?)" if (
-        array.ndim == kind.other_ndim) else ""
-    raise DataError(
-        f"{path}: expected {kind.what} (magic number 0x{kind.magic:08X}: uint8, "
-        f"{kind.dims}), got dtype {array.dtype} with shape {array.shape}{hint}. "
-        f"Check the file name and replace the file with the right one."
-    )
+    hint = tr(kind.swapped) if array.ndim == kind.other_ndim else ""
+    raise DataError(tr(kind.expected, path=path, magic=kind.magic, dtype=array.dtype,
+                       shape=array.shape, hint=hint))
 
 
 def load_idx_pair(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
@@ -60,24 +64,26 @@ def load_idx_pair(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(images_path)
     _check_kind(images, images_path, _IMAGES)
     if images.shape[1:] != IMAGE_SHAPE:
-        raise DataError(
-            f"{images_path}: expected images of {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} pixels, i.e. "
-            f"shape (N, 28, 28), got {images.shape}. This is not an MNIST-style file; replace "
-            f"it."
-        )
+        raise DataError(tr(
+            "{path}: expected images of {rows}x{cols} pixels, i.e. "
+            "shape (N, 28, 28), got {shape}. This is not an MNIST-style file; replace "
+            "it.", path=images_path, rows=IMAGE_SHAPE[0], cols=IMAGE_SHAPE[1], shape=images.shape
+        ))
     labels = read_idx(labels_path)
     _check_kind(labels, labels_path, _LABELS)
     if labels.size and labels.max() >= N_CLASSES:
-        raise DataError(
-            f"{labels_path}: labels must be 0-{N_CLASSES - 1}, found {int(labels.max())}. "
-            f"Replace the file with the right one."
-        )
+        raise DataError(tr(
+            "{path}: labels must be 0-{top}, found {found}. "
+            "Replace the file with the right one.",
+            path=labels_path, top=N_CLASSES - 1, found=int(labels.max())
+        ))
     if len(images) != len(labels):
-        raise DataError(
-            f"{images_path} holds {len(images):,} images but {labels_path} holds "
-            f"{len(labels):,} labels; the two files do not belong together. "
-            f"Replace them with a matching pair."
-        )
+        raise DataError(tr(
+            "{images_path} holds {n_images:,} images but {labels_path} holds "
+            "{n_labels:,} labels; the two files do not belong together. "
+            "Replace them with a matching pair.", images_path=images_path,
+            n_images=len(images), labels_path=labels_path, n_labels=len(labels)
+        ))
     return images, labels.astype(np.int64)
 
 
@@ -115,11 +121,12 @@ def read_folder(folder: Path, dataset: str, source: str, notes=()) -> MnistData:
     found = folder_files(folder)
     missing = missing_files(found)
     if missing:
-        raise DataError(
-            f"{folder}: missing {', '.join(missing)} (compressed or not). A data folder needs "
-            f"all four {TITLES[dataset]} IDX files; add them, or leave data_dir / "
-            f"CNNLIB_DATA_DIR unset to use the cache, a download or the offline subset."
-        )
+        raise DataError(tr(
+            "{folder}: missing {missing} (compressed or not). A data folder needs "
+            "all four {title} IDX files; add them, or leave data_dir / "
+            "CNNLIB_DATA_DIR unset to use the cache, a download or the offline subset.",
+            folder=folder, missing=", ".join(missing), title=TITLES[dataset]
+        ))
     return MnistData.of(read_files(found), dataset, source, folder, notes)
 
 
@@ -136,8 +143,9 @@ def load_test_set(data_dir, dataset: str = "mnist") -> tuple[np.ndarray, np.ndar
     found = folder_files(folder, FILES[2:])
     missing = missing_files(found)
     if missing:
-        raise DataError(
-            f"{folder}: missing {', '.join(missing)} (or the uncompressed versions). "
-            f"Put the {TITLES[dataset]} test files there or pass another folder."
-        )
+        raise DataError(tr(
+            "{folder}: missing {missing} (or the uncompressed versions). "
+            "Put the {title} test files there or pass another folder.",
+            folder=folder, missing=", ".join(missing), title=TITLES[dataset]
+        ))
     return load_idx_pair(found[FILES[2]], found[FILES[3]])

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlib.errors import DataError
+from cnnlib.i18n import N_, tr
 
 # IDX type code -> numpy dtype (big-endian, as stored in the file).
 IDX_DTYPES = {
@@ -46,7 +47,7 @@ LABELS_MAGIC = 0x00000801  # 2049: uint8, 1 dimension (N,)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-_REDOWNLOAD = (
+_REDOWNLOAD = N_(
     "Delete it and download it again (or let cnnlib.data.load_mnist() fetch a fresh copy)."
 )
 
@@ -56,17 +57,18 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found.") from None
+        raise DataError(tr("{path}: file not found.", path=path)) from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc}).") from exc
+        raise DataError(tr("{path}: cannot read the file ({exc}).", path=path, exc=exc)) from exc
     if raw[:2] != GZIP_MAGIC:
         return raw
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(
-            f"{path}: the gzip data is truncated or corrupt ({exc}). {_REDOWNLOAD}"
-        ) from exc
+        raise DataError(tr(
+            "{path}: the gzip data is truncated or corrupt ({exc}). {redownload}",
+            path=path, exc=exc, redownload=tr(_REDOWNLOAD)
+        )) from exc
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -75,35 +77,43 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     `name` is only used in error messages. Returns an array of shape `sizes` from the header.
     """
     if len(data) < 4:
-        raise DataError(
-            f"{name}: only {len(data)} bytes, too short to be an IDX file "
-            f"(the header alone is at least 4 bytes). {_REDOWNLOAD}"
-        )
+        raise DataError(tr(
+            "{name}: only {size} bytes, too short to be an IDX file "
+            "(the header alone is at least 4 bytes). {redownload}",
+            name=name, size=len(data), redownload=tr(_REDOWNLOAD)
+        ))
     zeros, code, ndim = struct.unpack(">HBB", data[:4])
     magic = int.from_bytes(data[:4], "big")
     if zeros != 0 or code not in IDX_DTYPES:
-        raise DataError(
-            f"{name}: wrong magic number 0x{magic:08X}; an IDX file starts with two zero "
-            f"bytes and a type code (0x{IMAGES_MAGIC:08X} for images, 0x{LABELS_MAGIC:08X} for "
-            f"labels). This is not an IDX file (an HTML error page or another format?). "
-            f"{_REDOWNLOAD}"
-        )
+        raise DataError(tr(
+            "{name}: wrong magic number 0x{magic:08X}; an IDX file starts with two zero "
+            "bytes and a type code (0x{images_magic:08X} for images, 0x{labels_magic:08X} for "
+            "labels). This is not an IDX file (an HTML error page or another format?). "
+            "{redownload}", name=name, magic=magic, images_magic=IMAGES_MAGIC,
+            labels_magic=LABELS_MAGIC, redownload=tr(_REDOWNLOAD)
+        ))
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise DataError(
-            f"{name}: truncated header: {ndim} dimensions need {header_len} header bytes, "
-            f"the file has {len(data)}. {_REDOWNLOAD}"
-        )
+        raise DataError(tr(
+            "{name}: truncated header: {ndim} dimensions need {header_len} header bytes, "
+            "the file has {size}. {redownload}",
+            name=name, ndim=ndim, header_len=header_len, size=len(data),
+            redownload=tr(_REDOWNLOAD)
+        ))
     sizes = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = IDX_DTYPES[code]
     expected = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
     actual = len(data) - header_len
     if actual != expected:
-        what = "truncated" if actual < expected else "has extra bytes at the end"
-        raise DataError(
-            f"{name}: the file is {what}: the header says shape {tuple(sizes)} "
-            f"({expected:,} bytes of data), but it holds {actual:,} bytes. {_REDOWNLOAD}"
+        message = N_(
+            "{name}: the file is truncated: the header says shape {shape} "
+            "({expected:,} bytes of data), but it holds {actual:,} bytes. {redownload}"
+        ) if actual < expected else N_(
+            "{name}: the file is has extra bytes at the end: the header says shape {shape} "
+            "({expected:,} bytes of data), but it holds {actual:,} bytes. {redownload}"
         )
+        raise DataError(tr(message, name=name, shape=tuple(sizes), expected=expected,
+                           actual=actual, redownload=tr(_REDOWNLOAD)))
     arr = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(sizes)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -123,10 +133,10 @@ def encode_idx(array: np.ndarray) -> bytes:
     array = np.asarray(array)
     native = array.dtype.newbyteorder("=")
     if native not in _CODES:
-        raise DataError(
-            f"cannot store dtype {array.dtype} in an IDX file; use one of "
-            f"{sorted(str(d) for d in _CODES)}."
-        )
+        raise DataError(tr(
+            "cannot store dtype {dtype} in an IDX file; use one of {choices}.",
+            dtype=array.dtype, choices=sorted(str(d) for d in _CODES)
+        ))
     code = _CODES[native]
     header = struct.pack(f">HBB{array.ndim}I", 0, code, array.ndim, *array.shape)
     return header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
@@ -157,8 +167,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        raise DataError(
-            f"{path}: cannot write the file ({exc}). Choose a writable folder "
-            f"(for the cnnlib cache: set CNNLIB_CACHE_DIR or pass cache_dir=)."
-        ) from exc
+        raise DataError(tr(
+            "{path}: cannot write the file ({exc}). Choose a writable folder "
+            "(for the cnnlib cache: set CNNLIB_CACHE_DIR or pass cache_dir=).", path=path, exc=exc
+        )) from exc
     return path

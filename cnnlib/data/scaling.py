@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import DTypeError
+from cnnlib.i18n import tr
 
 __all__ = ["SCALINGS", "scale_images", "preprocess"]
 
@@ -26,20 +27,23 @@ def _scale(images, scaling: str, dtype, channel_axis: int | None, caller: str) -
     """scale_images, with `caller` naming the public function in error messages."""
     images = np.asarray(images)
     if not np.issubdtype(images.dtype, np.integer):
-        raise DTypeError(
-            f"{caller}: images must be integer pixels 0-255 (uint8 from load_mnist), got "
-            f"dtype {images.dtype}; were they already scaled? Pass the raw images."
-        )
+        raise DTypeError(tr(
+            "{caller}: images must be integer pixels 0-255 (uint8 from load_mnist), got "
+            "dtype {dtype}; were they already scaled? Pass the raw images.",
+            caller=caller, dtype=images.dtype
+        ))
     if scaling not in SCALINGS:
-        raise ValueError(
-            f"{caller}: scaling must be one of {', '.join(map(repr, SCALINGS))}, "
-            f"got {scaling!r}"
-        )
+        raise ValueError(tr(
+            "{caller}: scaling must be one of {choices}, got {scaling!r}",
+            caller=caller, choices=", ".join(map(repr, SCALINGS)), scaling=scaling
+        ))
     if channel_axis is not None and not -images.ndim - 1 <= channel_axis <= images.ndim:
-        raise ValueError(
-            f"{caller}: channel_axis must be None or between {-images.ndim - 1} and "
-            f"{images.ndim} for images of shape {images.shape}, got {channel_axis}"
-        )
+        raise ValueError(tr(
+            "{caller}: channel_axis must be None or between {low} and "
+            "{high} for images of shape {shape}, got {channel_axis}",
+            caller=caller, low=-images.ndim - 1, high=images.ndim, shape=images.shape,
+            channel_axis=channel_axis
+        ))
     divisor, offset = SCALINGS[scaling]
     # Always computed in float64 and rounded once to `dtype`, so float32 inputs are the
     # float64 values rounded, whatever the platform's float32 arithmetic.

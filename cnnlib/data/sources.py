@@ -17,9 +17,10 @@ from cnnlib.data.catalog import FILES, SYSTEM_DIRS, check_dataset
 from cnnlib.data.download import download_file, mirror_list, offline_requested
 from cnnlib.data.files import folder_files, missing_files, read_files, read_folder
 from cnnlib.data.mnist_data import MnistData
-from cnnlib.data.notices import fashion_unavailable, say, subset_line
+from cnnlib.data.notices import DownloadNote, fashion_unavailable, say, subset_line
 from cnnlib.data.offline import load_offline_subset
 from cnnlib.errors import DataError
+from cnnlib.i18n import tr
 
 __all__ = ["load_mnist"]
 
@@ -44,7 +45,8 @@ def _cache_system_or_download(dataset: str, root: Path, download: bool,
     if system is not None:
         return system
     if not download:
-        notes.append("downloading is switched off (download=False or CNNLIB_OFFLINE=1)")
+        notes.append(DownloadNote(
+            tr("downloading is switched off (download=False or CNNLIB_OFFLINE=1)")))
         return None
     ensure_writable(folder)
     for name in FILES:
@@ -52,7 +54,7 @@ def _cache_system_or_download(dataset: str, root: Path, download: bool,
             continue
         path = download_file(name, folder, dataset, mirrors, verbose, notes)
         if path is None:
-            notes.append(f"no mirror delivered {name}")
+            notes.append(DownloadNote(tr("no mirror delivered {name}", name=name)))
             return None
         good[name] = path
     return MnistData.of(read_files(good), dataset, "download", folder, notes)
@@ -89,5 +91,6 @@ def load_mnist(dataset: str = "mnist", data_dir=None, cache_dir=None, download: 
         say(verbose, subset_line(len(result.train_labels), len(result.test_labels), notes))
     elif result is None:
         raise DataError(fashion_unavailable(notes, root / dataset))
-    say(verbose and result.source == "download", f"cnnlib: {result.description}")
+    say(verbose and result.source == "download",
+        tr("cnnlib: {message}", message=result.description))
     return result

@@ -15,8 +15,18 @@ from cnnlib.data.catalog import TITLES
 from cnnlib.data.files import load_test_set
 from cnnlib.data.sampling import subset
 from cnnlib.data.sources import load_mnist
+from cnnlib.i18n import N_, tr
 
 __all__ = ["Dataset", "load_dataset"]
+
+# The words of Dataset.short: the training data's kind, then the test part by (first, official).
+_KINDS = {"subset": N_("{name} subset"), "full": N_("{name} full")}
+_TEST = {
+    (False, False): N_("{n:,} test"),
+    (True, False): N_("first {n:,} test"),
+    (False, True): N_("{n:,} official test"),
+    (True, True): N_("first {n:,} official test"),
+}
 
 
 @dataclass
@@ -37,10 +47,17 @@ class Dataset:
         ``first``: the run used the first ``first`` images of each."""
         n_tr = len(self.train_labels) if first is None else min(first, len(self.train_labels))
         n_te = len(self.test_labels) if first is None else min(first, len(self.test_labels))
-        pre = "first " if first is not None else ""
-        held = f" ({held_out:,} held out for validation)" if held_out else ""
-        test = f"{self.test_kind} test".strip()
-        return (f"{self.name} {self.kind}: {pre}{n_tr:,} train{held} / {pre}{n_te:,} {test}")
+        kind = (tr(_KINDS[self.kind], name=self.name) if self.kind in _KINDS
+                else f"{self.name} {self.kind}")
+        train = tr(N_("first {n:,} train") if first is not None else N_("{n:,} train"), n=n_tr)
+        if held_out:
+            train = tr("{train} ({held_out:,} held out for validation)", train=train,
+                       held_out=held_out)
+        if self.test_kind in ("", "official"):
+            test = tr(_TEST[first is not None, self.test_kind == "official"], n=n_te)
+        else:
+            test = f"{'first ' if first is not None else ''}{n_te:,} {self.test_kind} test"
+        return tr("{kind}: {train} / {test}", kind=kind, train=train, test=test)
 
 
 def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test_limit=None,
@@ -55,16 +72,17 @@ def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test
     """
     loaded = load_mnist(dataset, data_dir=data_dir, verbose=verbose)
     xtr, ytr, xte, yte = loaded
-    what = "offline subset" if loaded.is_subset else "full set"
-    test_what = "test"
     if test_dir is not None:
         xte, yte = load_test_set(test_dir, dataset)
-        test_what = f"test from {test_dir} (official test set)"
     if limit is not None and limit < len(ytr):
         xtr, ytr = subset(xtr, ytr, limit, seed=seed)
     if test_limit is not None and test_limit < len(yte):
         xte, yte = subset(xte, yte, test_limit, seed=seed)
     name = TITLES[loaded.dataset]
-    desc = f"{name} {what}: {len(ytr):,} train; {len(yte):,} {test_what}"
+    test = (tr("{n:,} test", n=len(yte)) if test_dir is None else
+            tr("{n:,} test from {folder} (official test set)", n=len(yte), folder=test_dir))
+    desc = tr(N_("{name} offline subset: {train:,} train; {test}") if loaded.is_subset
+              else N_("{name} full set: {train:,} train; {test}"),
+              name=name, train=len(ytr), test=test)
     return Dataset(name, xtr, ytr, xte, yte, desc, kind="subset" if loaded.is_subset else "full",
                    test_kind="official" if test_dir is not None else "")
