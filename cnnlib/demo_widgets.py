@@ -10,6 +10,9 @@ has a Python method doing what a click does, so tests can drive them.
   drawn is framed like an MNIST digit (fitted into a 20x20 box, centred by its centre of mass
   in 28x28) and classified by a callable, whose 10 probabilities are shown as a bar chart. The
   grid is an anywidget whose front end is ``draw_digit.js`` beside this file.
+
+Every text a widget shows (labels, titles, buttons, status lines) is in the language in force
+when the widget is built (:func:`cnnlib.i18n.language`), and stays in it.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import N_, language, tr, using
 from cnnlib.monitoring.divergence import DivergenceCheck
 
 __all__ = ["LiveDashboard", "DrawDigit", "frame_like_mnist", "figure_png"]
 
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes
 CHANCE_ACCURACY = 0.1
+# LiveDashboard's default labels (translated when the dashboard is built)
+DASHBOARD_TITLE = N_("Training")
+EVAL_LABEL = N_("test")
 
 
 def figure_png(fig, dpi: int = 80) -> bytes:
@@ -77,19 +84,20 @@ class LiveDashboard:
         total: int,
         every: int = 200,
         window: int | None = None,
-        title: str = "Training",
-        eval_label: str = "test",
+        title: str = DASHBOARD_TITLE,
+        eval_label: str = EVAL_LABEL,
         display: bool = True,
     ):
         if total <= 0 or every <= 0:
-            raise ValueError(
-                f"LiveDashboard: total and every must be positive, got {total} and {every}"
-            )
+            raise ValueError(tr(
+                "LiveDashboard: total and every must be positive, got {total} and {every}",
+                total=total, every=every))
         self.total = int(total)
         self.every = int(every)
         self.window = int(window or every)
-        self.title = title
-        self.eval_label = eval_label
+        self.language = language()  # what the dashboard says, whenever it redraws
+        self.title = tr(title)
+        self.eval_label = tr(eval_label)
         self.steps = 0
         self._guard = DivergenceCheck("LiveDashboard.record")
         self._losses: deque[float] = deque(maxlen=self.window)
@@ -121,30 +129,39 @@ class LiveDashboard:
 
     def render(self) -> bytes:
         """The current curves as PNG bytes."""
+        with using(self.language):
+            return self._render()
+
+    def _render(self) -> bytes:
         h = self.history
         fig = _new_figure(9, 3.2)
         ax_loss, ax_acc = fig.subplots(1, 2)
-        ax_loss.axhline(CHANCE_LOSS, color="grey", ls=":", lw=1, label="chance (ln 10)")
-        ax_loss.plot(h["step"], h["loss"], color="tab:red", label=f"train (last {self.window})")
-        ax_loss.set_xlabel("training step")
-        ax_loss.set_ylabel("cross-entropy loss")
+        ax_loss.axhline(CHANCE_LOSS, color="grey", ls=":", lw=1, label=tr("chance (ln 10)"))
+        train_label = tr("train (last {window})", window=self.window)
+        ax_loss.plot(h["step"], h["loss"], color="tab:red", label=train_label)
+        ax_loss.set_xlabel(tr("training step"))
+        ax_loss.set_ylabel(tr("cross-entropy loss"))
         ax_loss.set_xlim(0, self.total)
         ax_loss.set_ylim(0, max([CHANCE_LOSS * 1.1, *h["loss"]]))
         ax_loss.legend(loc="upper right", fontsize=8)
 
-        ax_acc.axhline(CHANCE_ACCURACY, color="grey", ls=":", lw=1, label="chance (10%)")
-        ax_acc.plot(h["step"], h["accuracy"], color="tab:blue", label=f"train (last {self.window})")
+        ax_acc.axhline(CHANCE_ACCURACY, color="grey", ls=":", lw=1, label=tr("chance (10%)"))
+        ax_acc.plot(h["step"], h["accuracy"], color="tab:blue", label=train_label)
         if h["eval_step"]:
             ax_acc.plot(h["eval_step"], h["eval_accuracy"], "o-", color="tab:green",
                         label=self.eval_label)
-        ax_acc.set_xlabel("training step")
-        ax_acc.set_ylabel("accuracy")
+        ax_acc.set_xlabel(tr("training step"))
+        ax_acc.set_ylabel(tr("accuracy"))
         ax_acc.set_xlim(0, self.total)
         ax_acc.set_ylim(0, 1)
         ax_acc.legend(loc="lower right", fontsize=8)
-        last = (f"loss {h['loss'][-1]:.3f}, accuracy {h['accuracy'][-1]:.1%}"
-                if h["step"] else "waiting for the first steps")
-        fig.suptitle(f"{self.title}: step {self.steps:,}/{self.total:,}, {last}")
+        if h["step"]:
+            fig.suptitle(tr("{title}: step {step:,}/{total:,}, loss {loss:.3f}, accuracy "
+                            "{accuracy:.1%}", title=self.title, step=self.steps,
+                            total=self.total, loss=h["loss"][-1], accuracy=h["accuracy"][-1]))
+        else:
+            fig.suptitle(tr("{title}: step {step:,}/{total:,}, waiting for the first steps",
+                            title=self.title, step=self.steps, total=self.total))
         return figure_png(fig)
 
     def refresh(self) -> None:
@@ -164,8 +181,10 @@ class LiveDashboard:
     def record(self, loss: float, correct: float, n: int = 1) -> None:
         """One training step: its loss, how many it got right, out of ``n`` samples."""
         loss = float(loss)
-        self._guard.check(loss, f"step {self.steps + 1}",
-                          lambda: ["a learning rate 10 times smaller"])
+        if self._guard.diverged(loss):  # the message is built only then
+            with using(self.language):
+                raise self._guard.error(loss, tr("step {step}", step=self.steps + 1),
+                                        [tr("a learning rate 10 times smaller")])
         self.steps += 1
         self._losses.append(loss)
         self._correct.append(float(correct))
@@ -221,7 +240,9 @@ def frame_like_mnist(image: np.ndarray, blur: float = 0.5) -> np.ndarray:
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2:
-        raise ShapeError(f"frame_like_mnist: image must have shape (H, W), got {image.shape}")
+        raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                            owner="frame_like_mnist", arg="image", expected="(H, W)",
+                            shape=image.shape))
     rows = np.flatnonzero(image.max(axis=1) > 0)
     cols = np.flatnonzero(image.max(axis=0) > 0)
     out = np.zeros((MNIST_SIZE, MNIST_SIZE))
@@ -277,15 +298,17 @@ def _draw_pad_widget():
             value = proposal["value"]
             want = self.cells * self.cells
             if len(value) != want:
-                raise traitlets.TraitError(
-                    f"DrawDigit: the pad's trait 'mask' must hold cells * cells = {self.cells} "
-                    f"* {self.cells} = {want} values (0 or 1, row by row), got {len(value)}")
+                raise traitlets.TraitError(tr(
+                    "DrawDigit: the pad's trait 'mask' must hold cells * cells = {cells} * "
+                    "{cells} = {want} values (0 or 1, row by row), got {got}", cells=self.cells,
+                    want=want, got=len(value)))
             bad = [(i, v) for i, v in enumerate(value) if v not in (0, 1)]
             if bad:
                 i, v = bad[0]
-                raise traitlets.TraitError(
-                    f"DrawDigit: the pad's trait 'mask' must hold only 0 or 1, got {v!r} at "
-                    f"index {i} (row {i // self.cells}, column {i % self.cells})")
+                raise traitlets.TraitError(tr(
+                    "DrawDigit: the pad's trait 'mask' must hold only 0 or 1, got {value} at "
+                    "index {i} (row {row}, column {column})", value=repr(v), i=i,
+                    row=i // self.cells, column=i % self.cells))
             return [int(v) for v in value]
 
     _draw_pad_class = DrawPad
@@ -310,7 +333,7 @@ class DrawDigit:
     """
 
     ON, OFF = "#111111", "#f4f4f4"
-    HINT = "Drag on the grid to draw a digit (right button or Eraser: erase)."
+    HINT = N_("Drag on the grid to draw a digit (right button or Eraser: erase).")
 
     def __init__(
         self,
@@ -322,7 +345,9 @@ class DrawDigit:
         import ipywidgets as widgets  # here only: the pad's controls (~0.15 s to import)
 
         if cells <= 0 or MNIST_SIZE % cells:
-            raise ValueError(f"DrawDigit: cells must divide 28 (7, 14 or 28), got {cells}")
+            raise ValueError(tr("DrawDigit: cells must divide 28 (7, 14 or 28), got {cells}",
+                                cells=cells))
+        self.language = language()  # what the pad says, whenever it changes
         self.classify = classify
         self.cells = cells
         self.examples = examples
@@ -334,24 +359,24 @@ class DrawDigit:
                                        paper=self.OFF, mask=[0] * (cells * cells))
         self.grid.observe(self._mask_changed, names="mask")
         fit = dict(layout=widgets.Layout(width="auto"))  # the three fit under the grid
-        eraser = widgets.ToggleButton(description="Eraser", icon="eraser",
-                                      tooltip="strokes erase (or drag with the right button)",
+        eraser = widgets.ToggleButton(description=tr("Eraser"), icon="eraser",
+                                      tooltip=tr("strokes erase (or drag with the right button)"),
                                       **fit)
         widgets.link((eraser, "value"), (self.grid, "eraser"))
-        clear = widgets.Button(description="Clear", icon="trash", **fit)
+        clear = widgets.Button(description=tr("Clear"), icon="trash", **fit)
         clear.on_click(lambda _b: self.clear())
         controls = [eraser, clear]
         if examples is not None:
             self._rng = np.random.default_rng(0)
-            example = widgets.Button(description="A test digit", icon="random", **fit)
+            example = widgets.Button(description=tr("A test digit"), icon="random", **fit)
             example.on_click(lambda _b: self.load_example())
             controls.append(example)
-        self.status = widgets.HTML(self.HINT)
+        self.status = widgets.HTML(tr(self.HINT))
         self.preview = widgets.Image(format="png", width=112, height=112)
         self.chart = widgets.Image(format="png")
         left = widgets.VBox([self.grid, widgets.HBox(controls)])
         right = widgets.VBox([self.status, self.chart,
-                              widgets.HBox([widgets.HTML("what the network sees:"),
+                              widgets.HBox([widgets.HTML(tr("what the network sees:")),
                                             self.preview])])
         self.widget = widgets.HBox([left, right])
         self.update()
@@ -383,8 +408,8 @@ class DrawDigit:
             k = MNIST_SIZE // c
             mask = ink.reshape(c, k, c, k).any(axis=(1, 3))
         if mask.shape != (c, c):
-            raise ShapeError(f"DrawDigit.set_pixels: mask must have shape ({c}, {c}) or "
-                             f"(28, 28), got {mask.shape}")
+            raise ShapeError(tr("DrawDigit.set_pixels: mask must have shape ({c}, {c}) or "
+                                "(28, 28), got {shape}", c=c, shape=mask.shape))
         self._pixels[...] = mask.astype(bool)
         self._push()
         self.update()
@@ -396,7 +421,8 @@ class DrawDigit:
     def load_example(self, index: int | None = None) -> int:
         """Draw test digit ``index`` (random when None) on the grid; returns its true label."""
         if self.examples is None:
-            raise ValueError("DrawDigit.load_example: no examples were given to DrawDigit(...)")
+            raise ValueError(tr("DrawDigit.load_example: no examples were given to "
+                                "DrawDigit(...)"))
         images, labels = self.examples
         if index is None:
             index = int(self._rng.integers(len(images)))
@@ -428,32 +454,37 @@ class DrawDigit:
     def predict(self) -> np.ndarray:
         """The classifier's 10 probabilities for the drawing (``ValueError`` if blank)."""
         if not self._pixels.any():
-            raise ValueError("DrawDigit.predict: nothing is drawn yet; draw on the grid first.")
+            raise ValueError(tr("DrawDigit.predict: nothing is drawn yet; draw on the grid "
+                                "first."))
         p = np.asarray(self.classify(self.image()), dtype=np.float64).reshape(-1)
         # 1e-4: float32 softmax outputs sum to 1 within ~1e-6; a missing softmax is far off.
         if p.shape != (10,) or not np.all(np.isfinite(p)) or abs(p.sum() - 1) > 1e-4:
-            raise ValueError(
+            raise ValueError(tr(
                 "DrawDigit: classify(image) must return 10 finite probabilities summing to 1, "
-                f"got shape {p.shape} summing to {p.sum():.4g}. Apply a softmax to the scores."
-            )
+                "got shape {shape} summing to {total:.4g}. Apply a softmax to the scores.",
+                shape=p.shape, total=p.sum()))
         return p
 
     def update(self) -> None:
         """Reclassify and redraw the bar chart and the preview."""
+        with using(self.language):
+            self._update()
+
+    def _update(self) -> None:
         img = self.image()
         buf = io.BytesIO()
         PILImage.fromarray(img).resize((112, 112), PILImage.NEAREST).save(buf, "png")
         self.preview.value = buf.getvalue()
         if not self._pixels.any():
             self.last_probabilities = None
-            self.status.value = self.HINT
+            self.status.value = tr(self.HINT)
             self.chart.value = self._bar_chart(None)
             return
         p = self.predict()
         self.last_probabilities = p
         best = int(np.argmax(p))
-        self.status.value = (f"<b style='font-size:1.4em'>The network says: {best}</b> "
-                             f"({p[best]:.0%} sure)")
+        self.status.value = tr("<b style='font-size:1.4em'>The network says: {digit}</b> "
+                               "({sure:.0%} sure)", digit=best, sure=p[best])
         self.chart.value = self._bar_chart(p)
 
     @staticmethod
@@ -467,6 +498,6 @@ class DrawDigit:
         ax.bar(range(10), values, color=colors)
         ax.set_xticks(range(10))
         ax.set_ylim(0, 1)
-        ax.set_xlabel("digit")
-        ax.set_ylabel("probability")
+        ax.set_xlabel(tr("digit"))
+        ax.set_ylabel(tr("probability"))
         return figure_png(fig)

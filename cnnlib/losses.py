@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.i18n import tr
 
 __all__ = ["softmax_cross_entropy", "mse", "mse_one_hot", "log_softmax"]
 
@@ -29,7 +30,8 @@ def _float(a, fn: str, arg: str) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.floating):
-        raise DTypeError(f"{fn}: {arg} must be a float array, got dtype {a.dtype}")
+        raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}",
+                            owner=fn, arg=arg, dtype=a.dtype))
     return a
 
 
@@ -49,20 +51,21 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     fn = "softmax_cross_entropy"
     logits = _float(logits, fn, "logits")
     if logits.ndim != 2:
-        raise ShapeError(f"{fn}: logits must have shape (N, K), got {logits.shape}")
+        raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                            owner=fn, arg="logits", expected="(N, K)", shape=logits.shape))
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.integer):
-        raise DTypeError(
-            f"{fn}: y must hold integer class labels (N,), got dtype {y.dtype}; "
-            "one-hot targets? use y.argmax(axis=1)"
-        )
+        raise DTypeError(tr(
+            "{owner}: y must hold integer class labels (N,), got dtype {dtype}; one-hot "
+            "targets? use y.argmax(axis=1)", owner=fn, dtype=y.dtype))
     n, k = logits.shape
     if y.shape != (n,):
-        raise ShapeError(f"{fn}: y must have shape (N,) = ({n},) to match logits, got {y.shape}")
+        raise ShapeError(tr("{owner}: y must have shape (N,) = ({n},) to match logits, got "
+                            "{shape}", owner=fn, n=n, shape=y.shape))
     if n and (y.min() < 0 or y.max() >= k):
-        raise ValueError(
-            f"{fn}: labels must be in [0, {k}), got values from {y.min()} to {y.max()}"
-        )
+        raise ValueError(tr(
+            "{owner}: labels must be in [0, {k}), got values from {lo} to {hi}", owner=fn,
+            k=k, lo=y.min(), hi=y.max()))
     logp = log_softmax(logits, axis=1)
     rows = np.arange(n)
     loss = -logp[rows, y].mean()
@@ -86,10 +89,10 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         target = target.astype(pred.dtype)  # one-hot 0/1 targets are exact in any float
     target = _float(target, fn, "target")
     if pred.shape != target.shape:
-        raise ShapeError(
-            f"{fn}: target must have the shape of pred {pred.shape}, got {target.shape}; "
-            "integer labels? one-hot them first, e.g. np.eye(K)[y]"
-        )
+        raise ShapeError(tr(
+            "{owner}: target must have the shape of pred {expected}, got {shape}; integer "
+            "labels? one-hot them first, e.g. np.eye(K)[y]", owner=fn, expected=pred.shape,
+            shape=target.shape))
     diff = pred - target
     return float(np.mean(diff * diff)), 2.0 * diff / diff.size
 
@@ -101,8 +104,9 @@ def mse_one_hot(probs: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     probs = _float(probs, fn, "probs")
     y = np.asarray(y)
     if probs.ndim != 2 or y.shape != probs.shape[:1] or not np.issubdtype(y.dtype, np.integer):
-        raise ShapeError(f"{fn}: probs must have shape (N, K) and y integer labels (N,), got "
-                         f"probs {probs.shape} and y {y.dtype} {y.shape}")
+        raise ShapeError(tr("{owner}: probs must have shape (N, K) and y integer labels (N,), "
+                            "got probs {shape} and y {dtype} {y_shape}", owner=fn,
+                            shape=probs.shape, dtype=y.dtype, y_shape=y.shape))
     target = np.zeros_like(probs)
     target[np.arange(y.shape[0]), y] = 1
     return mse(probs, target)

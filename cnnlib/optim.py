@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 
 __all__ = ["Optimizer", "SGD", "Momentum", "RMSProp", "Adam", "make_optimizer"]
 
@@ -26,12 +27,11 @@ class Optimizer:
     """Base class: checks the dicts, applies weight decay, calls ``_update`` per key."""
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
-        if weight_decay < 0:
-            raise ValueError(
-                f"{type(self).__name__}: weight_decay must be >= 0, got {weight_decay}"
-            )
+        for name, value in (("lr", lr), ("weight_decay", weight_decay)):
+            if value < 0:
+                raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
+                                    owner=type(self).__name__, name=name, minimum=0,
+                                    value=value))
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.state: dict[str, dict[str, np.ndarray]] = {}
@@ -41,17 +41,16 @@ class Optimizer:
         name = type(self).__name__
         missing = [k for k in params if k not in grads]
         if missing:
-            raise KeyError(
-                f"{name}.step: no gradient for {missing}; call backward before step "
-                "(grads must have the keys of params)"
-            )
+            raise KeyError(tr(
+                "{owner}.step: no gradient for {missing}; call backward before step (grads "
+                "must have the keys of params)", owner=name, missing=missing))
         for key, w in params.items():
             g = grads[key]
             if g.shape != w.shape:
-                raise ShapeError(
-                    f"{name}.step: grads[{key!r}] must have the shape of params[{key!r}] "
-                    f"{w.shape}, got {g.shape}"
-                )
+                raise ShapeError(tr(
+                    "{owner}.step: grads[{key}] must have the shape of params[{key}] "
+                    "{expected}, got {shape}", owner=name, key=repr(key), expected=w.shape,
+                    shape=g.shape))
             if self.weight_decay:
                 g = g + self.weight_decay * w
             self._update(key, w, g, self.state.setdefault(key, {}))
@@ -150,8 +149,7 @@ def make_optimizer(name: str, **kw) -> Optimizer:
     """
     key = str(name).lower()
     if key not in _OPTIMIZERS:
-        raise ValueError(
-            f"make_optimizer: unknown optimizer {name!r}; choose one of "
-            f"{sorted(set(_OPTIMIZERS))}"
-        )
+        raise ValueError(tr(
+            "make_optimizer: unknown optimizer {name}; choose one of {choices}",
+            name=repr(name), choices=sorted(set(_OPTIMIZERS))))
     return _OPTIMIZERS[key](**kw)

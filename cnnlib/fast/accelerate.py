@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlib.errors import ShapeError
 from cnnlib.fast.conv import conv_backward_kernel, conv_forward_kernel
 from cnnlib.fast.pool import maxpool_backward_kernel, maxpool_forward_kernel
+from cnnlib.i18n import tr
 from cnnlib.layers import Sequential
-from cnnlib.layers.conv import Conv2D
-from cnnlib.layers.pool import MaxPool2D
+from cnnlib.layers.conv import Conv2D, _kernel_too_large
+from cnnlib.layers.pool import MaxPool2D, _window_too_large
 
 __all__ = ["accelerate", "FastConv2D", "FastMaxPool2D"]
 
@@ -61,11 +61,7 @@ class FastConv2D(Conv2D):
         x = self._check_array(x, ("N", self.in_channels, "H", "W"), dtype=self.dtype)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
-            raise ShapeError(
-                f"{self!r}.forward: x of shape {x.shape} is smaller than the kernel "
-                f"{self.kernel_size} even with padding {self.padding}: its (H, W) must be at "
-                f"least ({kh - 2 * ph}, {kw - 2 * pw})"
-            )
+            raise _kernel_too_large(self, x.shape)
         x = np.ascontiguousarray(x)
         w = np.ascontiguousarray(self.params["W"])
         b = self.params["b"] if self.bias else np.zeros(self.out_channels, dtype=self.dtype)
@@ -109,10 +105,7 @@ class FastMaxPool2D(MaxPool2D):
         self._fallback = False
         (kh, kw), (sh, sw) = self.pool_size, self.stride
         if x.shape[2] < kh or x.shape[3] < kw:
-            raise ShapeError(
-                f"{self!r}.forward: x must have shape (N, C, H, W) with H >= {kh} and "
-                f"W >= {kw} (the window), got {x.shape}"
-            )
+            raise _window_too_large(self, x.shape)
         x = np.ascontiguousarray(x)
         out, arg = maxpool_forward_kernel(x, kh, kw, sh, sw)
         self._cache = (x, arg)
@@ -170,6 +163,5 @@ def accelerate(model, input_grad: bool = True):
         return Sequential(layers)
     if isinstance(model, (Conv2D, MaxPool2D)):
         return _accelerate_layer(model, True, input_grad)
-    raise TypeError(
-        f"accelerate: expected a Sequential, Conv2D or MaxPool2D, got {type(model).__name__}"
-    )
+    raise TypeError(tr("accelerate: expected a Sequential, Conv2D or MaxPool2D, got {type}",
+                       type=type(model).__name__))

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.base import as_pair
 
 
@@ -295,16 +296,15 @@ def conv2d_backward(x, w, dout, stride=1, padding=0, need_dx=True):
 def _check_conv_shapes(x, w, sh, sw, ph, pw):
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
         c = w.shape[1] if w.ndim == 4 else "C"
-        raise ShapeError(
-            f"conv2d: x must have shape (N, {c}, H, W) and w (F, C, KH, KW), "
-            f"got x {x.shape} and w {w.shape}"
-        )
+        raise ShapeError(tr(
+            "conv2d: x must have shape (N, {c}, H, W) and w (F, C, KH, KW), got x {x_shape} "
+            "and w {w_shape}", c=c, x_shape=x.shape, w_shape=w.shape))
     if min(sh, sw) < 1 or min(ph, pw) < 0:
-        raise ValueError(
-            f"conv2d: stride must be >= 1 and padding >= 0, got {(sh, sw)}, {(ph, pw)}"
-        )
+        raise ValueError(tr(
+            "conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}",
+            stride=(sh, sw), padding=(ph, pw)))
     hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
     if hp < w.shape[2] or wp < w.shape[3]:
-        raise ShapeError(
-            f"conv2d: the padded input {(hp, wp)} is smaller than the kernel {w.shape[2:]}"
-        )
+        raise ShapeError(tr(
+            "conv2d: the padded input {padded} is smaller than the kernel {kernel}",
+            padded=(hp, wp), kernel=w.shape[2:]))

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.base import as_pair
 
 
@@ -67,10 +68,9 @@ def maxpool2d_forward(x, pool_size=2, stride=None):
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
     if x.ndim != 4 or x.shape[2] < ph or x.shape[3] < pw:
-        raise ShapeError(
-            f"maxpool2d: x must have shape (N, C, H, W) with H >= {ph} and W >= {pw}, "
-            f"got {x.shape}"
-        )
+        raise ShapeError(tr(
+            "maxpool2d: x must have shape (N, C, H, W) with H >= {ph} and W >= {pw}, got "
+            "{shape}", ph=ph, pw=pw, shape=x.shape))
     return maxpool_forward_kernel(x, ph, pw, sh, sw)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.i18n import tr
 from cnnlib.layers.base import Layer, as_rng
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "SoftmaxActivation", "Dropout", "softmax"]
@@ -63,10 +64,8 @@ class ReLU(_Elementwise):
         dist = np.abs(self._cache)
         if dist.min() < h:
             where = tuple(int(i) for i in np.unravel_index(dist.argmin(), dist.shape))
-            return (
-                f"{self!r}: input at {where} is {self._cache[where]:.3g}, within "
-                f"h = {h:g} of the kink at 0"
-            )
+            return tr("{layer}: input at {where} is {value:.3g}, within h = {h:g} of the kink "
+                      "at 0", layer=repr(self), where=where, value=self._cache[where], h=h)
         return None
 
 
@@ -141,7 +140,8 @@ class Dropout(Layer):
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
         if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"Dropout: p (the drop probability) must be in [0, 1), got {p}")
+            raise ValueError(tr("Dropout: p (the drop probability) must be in [0, 1), got {p}",
+                                p=p))
         self.p = float(p)
         self.rng = as_rng(rng)
 

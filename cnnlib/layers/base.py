@@ -28,6 +28,7 @@ import numbers
 import numpy as np
 
 from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
+from cnnlib.i18n import N_, tr
 
 __all__ = ["Layer", "as_rng", "as_pair"]
 
@@ -38,18 +39,20 @@ def as_rng(rng=None) -> np.random.Generator:
         return rng
     if rng is None or isinstance(rng, numbers.Integral):
         return np.random.default_rng(rng)
-    raise TypeError(
-        f"rng must be None, an int seed or a np.random.Generator, got {type(rng).__name__}"
-    )
+    raise TypeError(tr(
+        "rng must be None, an int seed or a np.random.Generator, got {type}",
+        type=type(rng).__name__))
 
 
 def as_pair(value, name: str, owner: str, minimum: int = 1) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``; refuses non-integers and values below ``minimum``."""
     pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
-        raise ValueError(f"{owner}: {name} must be an int or a pair of ints, got {value!r}")
+        raise ValueError(tr("{owner}: {name} must be an int or a pair of ints, got {value}",
+                            owner=owner, name=name, value=repr(value)))
     if min(pair) < minimum:
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
+        raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
+                            owner=owner, name=name, minimum=minimum, value=repr(value)))
     return int(pair[0]), int(pair[1])
 
 
@@ -76,6 +79,15 @@ def _shape_str(pattern) -> str:
     """``("N", 1, "H", "W") -> "(N, 1, H, W)"``; a one-element pattern keeps its comma."""
     items = [str(p) for p in pattern]
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+# Layer._hold's error, by what of W each bias belongs to.
+_BIAS_SHAPE = {
+    "column": N_("{layer}.from_weights: b must have shape {shape} (one bias per column of W "
+                 "{w_shape}), got {got}"),
+    "filter": N_("{layer}.from_weights: b must have shape {shape} (one bias per filter of W "
+                 "{w_shape}), got {got}"),
+}
 
 
 class Layer:
@@ -113,16 +125,14 @@ class Layer:
     def _hold(self, W: np.ndarray, b, per: str):
         """The end of a ``from_weights``: copy ``W`` into ``params["W"]`` and ``b`` (None: the
         layer has no bias) into ``params["b"]``, which must have one entry per ``per`` of
-        ``W`` (the layer's outputs); returns the layer."""
+        ``W`` (the layer's outputs: ``"column"`` or ``"filter"``); returns the layer."""
         self.params["W"][...] = W
         if b is not None:
             b = np.asarray(b)
             if b.shape != self.params["b"].shape:
-                raise ShapeError(
-                    f"{type(self).__name__}.from_weights: b must have shape "
-                    f"{self.params['b'].shape} (one bias per {per} of W {W.shape}), "
-                    f"got {b.shape}"
-                )
+                raise ShapeError(tr(_BIAS_SHAPE[per], layer=type(self).__name__,
+                                    shape=self.params["b"].shape, w_shape=W.shape,
+                                    got=b.shape))
             self.params["b"][...] = b
         return self
 
@@ -139,42 +149,42 @@ class Layer:
             if isinstance(x, (list, tuple)) or np.isscalar(x):
                 x = np.asarray(x)
             else:
-                raise DTypeError(
-                    f"{where}: {arg} must be a numpy array, got {type(x).__name__}"
-                )
+                raise DTypeError(tr("{owner}: {arg} must be a numpy array, got {type}",
+                                    owner=where, arg=arg, type=type(x).__name__))
         if not _is_float(x):
-            hint = ""
             if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
-                hint = (
-                    " Convert it first, e.g. images of uint8 pixels: x = image / 255 - 0.5 "
-                    "(the tutorial's scaling) or x.astype(np.float64)."
-                )
-            raise DTypeError(
-                f"{where}: {arg} must be a float array, got dtype {x.dtype}.{hint}"
-            )
-        expected = _shape_str(pattern)
+                raise DTypeError(tr(
+                    "{owner}: {arg} must be a float array, got dtype {dtype}. Convert it "
+                    "first, e.g. images of uint8 pixels: x = image / 255 - 0.5 (the "
+                    "tutorial's scaling) or x.astype(np.float64).",
+                    owner=where, arg=arg, dtype=x.dtype))
+            raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
+                                owner=where, arg=arg, dtype=x.dtype))
         if x.ndim != len(pattern):
-            raise ShapeError(
-                f"{where}: {arg} must have shape {expected}, got {x.shape}"
-            )
+            raise self._shape_error(where, arg, pattern, x.shape)
         for size, want in zip(x.shape, pattern, strict=True):
             if isinstance(want, numbers.Integral) and size != want:
-                raise ShapeError(f"{where}: {arg} must have shape {expected}, got {x.shape}")
+                raise self._shape_error(where, arg, pattern, x.shape)
         if dtype is not None and x.dtype != dtype:
             x = x.astype(dtype)
         return x
+
+    @staticmethod
+    def _shape_error(where, arg: str, pattern, shape) -> ShapeError:
+        return ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                             owner=where, arg=arg, expected=_shape_str(pattern), shape=shape))
 
     def _check_dout(self, dout, shape: tuple, dtype=None):
         """``dout`` must have exactly the shape of the last output."""
         where = _Where(self, "backward")
         if not isinstance(dout, np.ndarray) or not _is_float(dout):
             got = dout.dtype if isinstance(dout, np.ndarray) else type(dout).__name__
-            raise DTypeError(f"{where}: dout must be a float array, got {got}")
+            raise DTypeError(tr("{owner}: dout must be a float array, got {got}",
+                                owner=where, got=got))
         if dout.shape != tuple(shape):
-            raise ShapeError(
-                f"{where}: dout must have the shape of the last output {tuple(shape)}, "
-                f"got {dout.shape}"
-            )
+            raise ShapeError(tr(
+                "{owner}: dout must have the shape of the last output {expected}, got {shape}",
+                owner=where, expected=tuple(shape), shape=dout.shape))
         if dtype is not None and dout.dtype != dtype:
             dout = dout.astype(dtype)
         return dout
@@ -182,8 +192,7 @@ class Layer:
     def _require_cache(self):
         """Return the forward cache or raise NotForwardedError."""
         if self._cache is None:
-            raise NotForwardedError(
-                f"{self!r}.backward was called before forward: call forward(x) first, "
-                "it caches what backward needs."
-            )
+            raise NotForwardedError(tr(
+                "{layer}.backward was called before forward: call forward(x) first, it "
+                "caches what backward needs.", layer=repr(self)))
         return self._cache

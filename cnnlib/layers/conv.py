@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.base import Layer, as_pair, as_rng
 
 __all__ = ["Conv2D", "conv_output_size", "unfold", "fold"]
@@ -66,6 +67,16 @@ def fold(dcols: np.ndarray, padded_shape: tuple, stride: tuple) -> np.ndarray:
     return dxp
 
 
+def _kernel_too_large(layer, shape: tuple) -> ShapeError:
+    """The error of a ``layer.forward`` whose input ``shape`` is smaller than the kernel."""
+    (kh, kw), (ph, pw) = layer.kernel_size, layer.padding
+    return ShapeError(tr(
+        "{layer}.forward: x of shape {shape} is smaller than the kernel {kernel} even with "
+        "padding {padding}: its (H, W) must be at least ({h}, {w})", layer=repr(layer),
+        shape=shape, kernel=layer.kernel_size, padding=layer.padding, h=kh - 2 * ph,
+        w=kw - 2 * pw))
+
+
 class Conv2D(Layer):
     """2-D convolution (cross-correlation) layer, ``(N, C, H, W) -> (N, F, H', W')``.
 
@@ -106,10 +117,9 @@ class Conv2D(Layer):
         self.bias = bool(bias)
         self.dtype = np.dtype(dtype)
         if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(
-                f"Conv2D: in_channels and out_channels must be >= 1, "
-                f"got {in_channels}, {out_channels}"
-            )
+            raise ValueError(tr(
+                "Conv2D: in_channels and out_channels must be >= 1, got {in_channels}, "
+                "{out_channels}", in_channels=in_channels, out_channels=out_channels))
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
         scale = np.sqrt(2.0 / fan_in) if weight_scale is None else float(weight_scale)
@@ -130,9 +140,8 @@ class Conv2D(Layer):
         """
         W = np.asarray(W)
         if W.ndim != 4 or 0 in W.shape:
-            raise ShapeError(
-                f"Conv2D.from_weights: W must have shape (F, C, KH, KW), got {W.shape}"
-            )
+            raise ShapeError(tr("Conv2D.from_weights: W must have shape (F, C, KH, KW), got "
+                                "{shape}", shape=W.shape))
         f, c, kh, kw = W.shape
         layer = cls(c, f, (kh, kw), stride=stride, padding=padding, bias=b is not None,
                     weight_scale=0.0, dtype=dtype)
@@ -160,11 +169,7 @@ class Conv2D(Layer):
         x = self._check_array(x, ("N", self.in_channels, "H", "W"), dtype=self.dtype)
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
-            raise ShapeError(
-                f"{self!r}.forward: x of shape {x.shape} is smaller than the kernel "
-                f"{self.kernel_size} even with padding {self.padding}: its (H, W) must be at "
-                f"least ({kh - 2 * ph}, {kw - 2 * pw})"
-            )
+            raise _kernel_too_large(self, x.shape)
         n = x.shape[0]
         _, f, ho, wo = self.output_shape(x.shape)
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))

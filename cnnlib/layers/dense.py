@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.base import Layer, as_rng
 
 __all__ = ["Dense", "Flatten"]
@@ -50,10 +51,9 @@ class Dense(Layer):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(
-                f"Dense: in_features and out_features must be >= 1, "
-                f"got {in_features}, {out_features}"
-            )
+            raise ValueError(tr(
+                "Dense: in_features and out_features must be >= 1, got {in_features}, "
+                "{out_features}", in_features=in_features, out_features=out_features))
         self.bias = bool(bias)
         self.dtype = np.dtype(dtype)
         scale = math.sqrt(2.0 / self.in_features) if weight_scale is None else float(weight_scale)
@@ -72,7 +72,8 @@ class Dense(Layer):
         """
         W = np.asarray(W)
         if W.ndim != 2 or 0 in W.shape:
-            raise ShapeError(f"Dense.from_weights: W must have shape (D, M), got {W.shape}")
+            raise ShapeError(tr("Dense.from_weights: W must have shape (D, M), got {shape}",
+                                shape=W.shape))
         d, m = W.shape
         layer = cls(d, m, bias=b is not None, weight_scale=0.0, dtype=dtype)
         return layer._hold(W, b, "column")

@@ -18,10 +18,20 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.base import Layer, as_pair
 from cnnlib.layers.conv import conv_output_size, fold, unfold
 
 __all__ = ["MaxPool2D", "AvgPool2D"]
+
+
+def _window_too_large(layer, shape: tuple) -> ShapeError:
+    """The error of a pooling ``layer.forward`` whose input ``shape`` is smaller than the
+    window."""
+    kh, kw = layer.pool_size
+    return ShapeError(tr(
+        "{layer}.forward: x must have shape (N, C, H, W) with H >= {kh} and W >= {kw} (the "
+        "window), got {shape}", layer=repr(layer), kh=kh, kw=kw, shape=shape))
 
 
 class _Pool2D(Layer):
@@ -51,10 +61,7 @@ class _Pool2D(Layer):
         x = self._check_array(x, ("N", "C", "H", "W"))
         kh, kw = self.pool_size
         if x.shape[2] < kh or x.shape[3] < kw:
-            raise ShapeError(
-                f"{self!r}.forward: x must have shape (N, C, H, W) with H >= {kh} and "
-                f"W >= {kw} (the window), got {x.shape}"
-            )
+            raise _window_too_large(self, x.shape)
         n, c, ho, wo = self.output_shape(x.shape)
         cols = unfold(x, self.pool_size, self.stride, (ho, wo))
         return x, cols.reshape(n, c, kh * kw, ho, wo)
@@ -108,10 +115,9 @@ class MaxPool2D(_Pool2D):
             gap = np.where(clamped, np.inf, gap)
         if gap.min() < h:
             where = np.unravel_index(gap.argmin(), gap.shape)
-            return (
-                f"{self!r}: window {tuple(int(i) for i in where)} (n, c, i, j) has its two "
-                f"largest values {gap.min():.3g} apart (< h = {h:g}): a near-tie"
-            )
+            return tr("{layer}: window {where} (n, c, i, j) has its two largest values "
+                      "{gap:.3g} apart (< h = {h:g}): a near-tie", layer=repr(self),
+                      where=tuple(int(i) for i in where), gap=gap.min(), h=h)
         return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.i18n import tr
 from cnnlib.layers.activations import ReLU
 from cnnlib.layers.base import Layer
 from cnnlib.layers.pool import MaxPool2D
@@ -31,10 +32,9 @@ class Sequential(Layer):
         for i, layer in enumerate(self.layers):
             if not (hasattr(layer, "forward") and hasattr(layer, "backward")
                     and hasattr(layer, "params")):
-                raise TypeError(
-                    f"Sequential: item {i} ({layer!r}) is not a layer "
-                    "(it needs forward, backward and params)"
-                )
+                raise TypeError(tr(
+                    "Sequential: item {i} ({layer}) is not a layer (it needs forward, backward "
+                    "and params)", i=i, layer=repr(layer)))
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
@@ -102,8 +102,8 @@ class Sequential(Layer):
             else:
                 note = layer.near_kink(h)
             if note:
-                notes.append(f"layer {i}: {note}")
-        return "; ".join(notes) if notes else None
+                notes.append(tr("layer {i}: {note}", i=i, note=note))
+        return tr("; ").join(notes) if notes else None
 
     def num_params(self) -> int:
         """How many numbers the model learns."""
@@ -114,7 +114,8 @@ class Sequential(Layer):
         eval mode, ``batch_size`` samples at a time (bounded memory); the previous mode is
         restored. Class predictions: ``model.predict(x).argmax(axis=1)``."""
         if batch_size < 1:
-            raise ValueError(f"Sequential.predict: batch_size must be >= 1, got {batch_size}")
+            raise ValueError(tr("Sequential.predict: batch_size must be >= 1, got {batch_size}",
+                                batch_size=batch_size))
         modes = [layer.training for layer in self.layers]
         self.eval()
         try:

@@ -16,15 +16,17 @@ import math
 from collections.abc import Callable, Sequence
 
 from cnnlib.errors import TrainingDiverged
+from cnnlib.i18n import tr
 
 __all__ = ["DivergenceCheck", "describe_loss"]
 
 
 def describe_loss(loss: float) -> str:
-    """``"NaN"``, ``"infinite"`` or the value to 4 significant digits."""
+    """``"NaN"``, ``"infinite"`` (in the language in force) or the value to 4 significant
+    digits."""
     if math.isnan(loss):
         return "NaN"
-    return "infinite" if math.isinf(loss) else f"{loss:.4g}"
+    return tr("infinite") if math.isinf(loss) else f"{loss:.4g}"
 
 
 class DivergenceCheck:
@@ -54,15 +56,20 @@ class DivergenceCheck:
               note: str = "") -> None:
         """Raise :class:`TrainingDiverged` if ``loss`` ends the run. ``where``: e.g.
         ``"epoch 2, iteration 7"``; ``hints()``: the advice (called only on divergence);
-        ``note``: a sentence put before the advice."""
+        ``note``: a sentence put before the advice. ``where``, the hints and the note are
+        shown as given: translate them (``tr``) before."""
         if self.diverged(loss):
             raise self.error(loss, where, hints(), note)
 
     def error(self, loss: float, where: str, hints: Sequence[str],
               note: str = "") -> TrainingDiverged:
-        first = f"{self.first_loss:.4g}" if self.first_loss is not None else "unknown"
-        note = f"{note} " if note else ""
-        return TrainingDiverged(
-            f"{self.owner}: training diverged at {where}: the loss is {describe_loss(loss)} "
-            f"(it started at {first}). {note}Try: " + "; ".join(hints) + "."
-        )
+        first = f"{self.first_loss:.4g}" if self.first_loss is not None else tr("unknown")
+        fields = dict(owner=self.owner, where=where, loss=describe_loss(loss), first=first,
+                      hints=tr("; ").join(hints))
+        if note:
+            return TrainingDiverged(tr(
+                "{owner}: training diverged at {where}: the loss is {loss} (it started at "
+                "{first}). {note} Try: {hints}.", note=note, **fields))
+        return TrainingDiverged(tr(
+            "{owner}: training diverged at {where}: the loss is {loss} (it started at "
+            "{first}). Try: {hints}.", **fields))

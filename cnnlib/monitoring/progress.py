@@ -15,6 +15,8 @@ import sys
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from cnnlib.i18n import tr
+
 __all__ = ["blas_threads", "progress", "progress_enabled", "printer"]
 
 
@@ -104,7 +106,7 @@ def progress(iterable=None, total=None, desc=None, verbose=True, leave=True, **k
     whether or not anything is drawn.
     """
     if _to_a_log(verbose):
-        return _LogLines(iterable, total=total, desc=desc or "progress", leave=True,
+        return _LogLines(iterable, total=total, desc=desc or tr("progress"), leave=True,
                          file=_WholeLines(),
                          mininterval=LOG_SECONDS, maxinterval=LOG_SECONDS, ascii=True,
                          bar_format="{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} "

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnlib.i18n import tr
 from cnnlib.losses import mse_one_hot, softmax_cross_entropy
 from cnnlib.monitoring.progress import blas_threads
 
@@ -204,7 +205,8 @@ def choose_engine(model, X: np.ndarray, y: np.ndarray, *, fast: bool | str, upda
     missing.
     """
     if fast not in (False, True, "auto"):
-        raise ValueError(f"choose_engine: fast must be False, True or 'auto', got {fast!r}")
+        raise ValueError(tr("choose_engine: fast must be False, True or 'auto', got {fast}",
+                            fast=repr(fast)))
     if not fast:
         return LayerEngine(NUMPY, "fast=False", model, X, y)
     from cnnlib.fast import accelerate  # deferred: Numba, imported only when fast is asked
@@ -282,7 +284,7 @@ def plan_recipe(recipe, fast: bool | str, overrides: dict | None = None,
                           "the tutorial's own setting: its loop on its layers, first images")
     note = ""
     if fast and not (numba_available() if numba is None else numba):
-        note = "note: cnnlib.fast.accelerate is not available; using the numpy reference"
+        note = tr("note: cnnlib.fast.accelerate is not available; using the numpy reference")
         fast = False
     if recipe.name == "tutorial" and fast and not overrides:
         return RecipePlan("fused tutorial net", fast, np.float32, FUSED_TUTORIAL_NET,

@@ -27,6 +27,7 @@ import numpy as np
 
 import cnnlib.layers as layers_module
 from cnnlib.errors import DataError
+from cnnlib.i18n import tr
 from cnnlib.layers import Sequential
 from cnnlib.layers.base import Layer
 
@@ -63,19 +64,19 @@ def _layer_entry(index: int, layer, classes: dict[str, type]) -> dict:
     # reference class that the file can rebuild.
     cls = next((c for c in type(layer).__mro__ if classes.get(c.__name__) is c), None)
     if cls is None:
-        raise TypeError(
-            f"save_model: layer {index} ({type(layer).__name__}) is not a cnnlib layer; only "
-            f"models made of cnnlib.layers classes can be saved with their architecture"
-        )
+        raise TypeError(tr(
+            "save_model: layer {index} ({type}) is not a cnnlib layer; only models made of "
+            "cnnlib.layers classes can be saved with their architecture", index=index,
+            type=type(layer).__name__))
     config = {}
     for name, par in inspect.signature(cls.__init__).parameters.items():
         if name in _INIT_ONLY or par.kind in (par.VAR_POSITIONAL, par.VAR_KEYWORD):
             continue
         if not hasattr(layer, name):
-            raise TypeError(
-                f"save_model: layer {index} ({cls.__name__}) has no attribute {name!r} to "
-                f"record its constructor argument of that name"
-            )
+            raise TypeError(tr(
+                "save_model: layer {index} ({type}) has no attribute {name} to record its "
+                "constructor argument of that name", index=index, type=cls.__name__,
+                name=repr(name)))
         config[name] = _jsonable(getattr(layer, name))
     return {"type": cls.__name__, "config": config}
 
@@ -100,7 +101,8 @@ def save_model(path, model, metadata: dict | None = None) -> str:
     try:
         text = json.dumps(arch)
     except TypeError as exc:
-        raise TypeError(f"save_model: metadata must be JSON-serialisable ({exc})") from None
+        raise TypeError(tr("save_model: metadata must be JSON-serialisable ({error})",
+                           error=exc)) from None
     arrays = {f"param:{key}": np.asarray(value) for key, value in model.params.items()}
     try:
         np.savez(
@@ -111,7 +113,8 @@ def save_model(path, model, metadata: dict | None = None) -> str:
             **arrays,
         )
     except OSError as exc:
-        raise DataError(f"save_model: cannot write {path}: {exc}") from exc
+        raise DataError(tr("save_model: cannot write {path}: {error}", path=path,
+                           error=exc)) from exc
     return path
 
 
@@ -120,78 +123,76 @@ def load_model(path):
     parameters equal the saved ones exactly. ``model.metadata`` holds the saved metadata."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise DataError(f"load_model: no such file: {path}")
+        raise DataError(tr("load_model: no such file: {path}", path=path))
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise DataError(
-            f"load_model: {path} is not a readable cnnlib model file (.npz); it may be "
-            f"truncated or corrupt ({type(exc).__name__}: {exc}). Save it again with "
-            f"cnnlib.training.save_model."
+        raise DataError(tr(
+            "load_model: {path} is not a readable cnnlib model file (.npz); it may be "
+            "truncated or corrupt ({kind}: {error}). Save it again with "
+            "cnnlib.training.save_model.", path=path, kind=type(exc).__name__, error=exc)
         ) from None
     fmt = contents.get("__format__")
     if fmt is None or str(fmt) != FORMAT:
-        raise DataError(
-            f"load_model: {path} is an .npz archive but not a cnnlib model file "
-            f"(no '__format__' entry saying {FORMAT!r}). Was it written by np.savez directly?"
-        )
+        raise DataError(tr(
+            "load_model: {path} is an .npz archive but not a cnnlib model file (no "
+            "'__format__' entry saying {format}). Was it written by np.savez directly?",
+            path=path, format=repr(FORMAT)))
     version = contents.get("__format_version__")
     try:
         version = int(version)
     except (TypeError, ValueError):
-        raise DataError(f"load_model: {path} has no readable format version") from None
+        raise DataError(tr("load_model: {path} has no readable format version",
+                           path=path)) from None
     if version != FORMAT_VERSION:
-        raise DataError(
-            f"load_model: {path} uses model file format version {version}; this cnnlib reads "
-            f"version {FORMAT_VERSION}. Use the cnnlib version that wrote it (a newer one, if "
-            f"the number is higher) or save the model again."
-        )
+        raise DataError(tr(
+            "load_model: {path} uses model file format version {version}; this cnnlib reads "
+            "version {expected}. Use the cnnlib version that wrote it (a newer one, if the "
+            "number is higher) or save the model again.", path=path, version=version,
+            expected=FORMAT_VERSION))
     try:
         arch = json.loads(str(contents["__architecture__"]))
         entries = arch["layers"]
     except (KeyError, ValueError, TypeError) as exc:
-        raise DataError(f"load_model: {path} has a damaged architecture entry ({exc})") from None
+        raise DataError(tr("load_model: {path} has a damaged architecture entry ({error})",
+                           path=path, error=exc)) from None
 
     classes = _layer_classes()
     layers = []
     for i, entry in enumerate(entries):
         cls = classes.get(entry.get("type"))
         if cls is None:
-            raise DataError(
-                f"load_model: {path} layer {i} has type {entry.get('type')!r}, which this "
-                f"cnnlib does not have"
-            )
+            raise DataError(tr(
+                "load_model: {path} layer {i} has type {type}, which this cnnlib does not have",
+                path=path, i=i, type=repr(entry.get("type"))))
         config = dict(entry.get("config", {}))
         if "dtype" in config:
             config["dtype"] = np.dtype(config["dtype"])
         try:
             layers.append(cls(**config))
         except (TypeError, ValueError) as exc:
-            raise DataError(
-                f"load_model: {path} layer {i} ({cls.__name__}) cannot be rebuilt from "
-                f"{config}: {exc}"
+            raise DataError(tr(
+                "load_model: {path} layer {i} ({type}) cannot be rebuilt from {config}: "
+                "{error}", path=path, i=i, type=cls.__name__, config=config, error=exc)
             ) from None
     model = Sequential(layers)
     saved_keys = {k[len("param:"):] for k in contents if k.startswith("param:")}
     expected = set(model.params.keys())
     if saved_keys != expected:
-        raise DataError(
-            f"load_model: {path} holds parameters {sorted(saved_keys)} but its architecture "
-            f"needs {sorted(expected)}"
-        )
+        raise DataError(tr(
+            "load_model: {path} holds parameters {saved} but its architecture needs "
+            "{expected}", path=path, saved=sorted(saved_keys), expected=sorted(expected)))
     for key, arr in model.params.items():
         saved = contents[f"param:{key}"]
         if saved.shape != arr.shape:
-            raise DataError(
-                f"load_model: {path} parameter {key!r} has shape {saved.shape}, the "
-                f"architecture needs {arr.shape}"
-            )
+            raise DataError(tr(
+                "load_model: {path} parameter {key} has shape {shape}, the architecture needs "
+                "{expected}", path=path, key=repr(key), shape=saved.shape, expected=arr.shape))
         if saved.dtype != arr.dtype:
-            raise DataError(
-                f"load_model: {path} parameter {key!r} has dtype {saved.dtype}, the "
-                f"architecture needs {arr.dtype}"
-            )
+            raise DataError(tr(
+                "load_model: {path} parameter {key} has dtype {dtype}, the architecture needs "
+                "{expected}", path=path, key=repr(key), dtype=saved.dtype, expected=arr.dtype))
         arr[...] = saved
     model.metadata = arch.get("metadata", {})
     return model

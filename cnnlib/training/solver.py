@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.i18n import tr
 from cnnlib.monitoring.divergence import DivergenceCheck
 from cnnlib.monitoring.progress import blas_threads, printer, progress
 from cnnlib.optim import make_optimizer
@@ -46,24 +47,24 @@ def _as_images(X, name: str) -> np.ndarray:
     if X.ndim == 3:  # (N, H, W) grayscale -> (N, 1, H, W)
         X = X[:, None]
     if X.ndim != 4:
-        raise ShapeError(
-            f"Solver: {name} must have shape (N, C, H, W) or (N, H, W), got {X.shape}"
-        )
+        raise ShapeError(tr("Solver: {name} must have shape (N, C, H, W) or (N, H, W), got "
+                            "{shape}", name=name, shape=X.shape))
     if not np.issubdtype(X.dtype, np.floating):
-        raise DTypeError(
-            f"Solver: {name} must hold floats (scaled pixels such as image / 255 - 0.5), got "
-            f"dtype {X.dtype}. Scale it first, e.g. with cnnlib.data.preprocess(images)."
-        )
+        raise DTypeError(tr(
+            "Solver: {name} must hold floats (scaled pixels such as image / 255 - 0.5), got "
+            "dtype {dtype}. Scale it first, e.g. with cnnlib.data.preprocess(images).",
+            name=name, dtype=X.dtype))
     return X
 
 
 def _as_labels(y, n: int, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.shape != (n,):
-        raise ShapeError(f"Solver: {name} must have shape ({n},) (one label per image), "
-                         f"got {y.shape}")
+        raise ShapeError(tr("{owner}: {name} must have shape ({n},) (one label per image), "
+                            "got {shape}", owner="Solver", name=name, n=n, shape=y.shape))
     if not np.issubdtype(y.dtype, np.integer):
-        raise DTypeError(f"Solver: {name} must hold integer class labels, got dtype {y.dtype}")
+        raise DTypeError(tr("Solver: {name} must hold integer class labels, got dtype {dtype}",
+                            name=name, dtype=y.dtype))
     return y.astype(np.int64, copy=False)
 
 
@@ -162,28 +163,33 @@ class Solver:
         blas_threads: int | None = 1,
     ):
         if not isinstance(data, dict) or "X_train" not in data or "y_train" not in data:
-            raise ValueError("Solver: data must be a dict with at least 'X_train' and 'y_train'")
+            raise ValueError(tr("Solver: data must be a dict with at least 'X_train' and "
+                                "'y_train'"))
         if loss not in LOSSES:
-            raise ValueError(f"Solver: loss must be one of {LOSSES}, got {loss!r}")
+            raise ValueError(tr("Solver: loss must be one of {choices}, got {loss}",
+                                choices=LOSSES, loss=repr(loss)))
         last = _last_layer_name(model)
         if loss == "mse" and last != "SoftmaxActivation":
-            raise ValueError(
+            raise ValueError(tr(
                 "Solver: loss='mse' compares class probabilities with one-hot targets, so the "
-                f"model must end with SoftmaxActivation; its last layer is {last or 'unknown'}"
-            )
+                "model must end with SoftmaxActivation; its last layer is {last}",
+                last=last or tr("unknown")))
         if loss == "cross_entropy" and last == "SoftmaxActivation":
-            raise ValueError(
+            raise ValueError(tr(
                 "Solver: loss='cross_entropy' applies the softmax itself and expects logits, "
                 "but the model already ends with SoftmaxActivation. Remove that layer, or use "
                 "loss='mse'."
-            )
+            ))
         for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs)):
             if not (isinstance(value, int | np.integer) and value >= 1):
-                raise ValueError(f"Solver: {name} must be a positive integer, got {value!r}")
+                raise ValueError(tr("{owner}: {name} must be a positive integer, got {value}",
+                                    owner="Solver", name=name, value=repr(value)))
         if not 0.0 <= val_split < 1.0:
-            raise ValueError(f"Solver: val_split must be in [0, 1), got {val_split!r}")
+            raise ValueError(tr("Solver: val_split must be in [0, 1), got {val_split}",
+                                val_split=repr(val_split)))
         if l2 < 0:
-            raise ValueError(f"Solver: l2 must be >= 0, got {l2!r}")
+            raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
+                                owner="Solver", name="l2", minimum=0, value=repr(l2)))
 
         self.model = model
         self.rng = np.random.default_rng(seed)
@@ -196,7 +202,8 @@ class Solver:
             order = self.rng.permutation(X.shape[0])
             n_val = max(1, int(round(val_split * X.shape[0])))
             if n_val >= X.shape[0]:
-                raise ValueError(f"Solver: val_split={val_split} leaves no training data")
+                raise ValueError(tr("Solver: val_split={val_split} leaves no training data",
+                                    val_split=val_split))
             Xv, yv = X[order[:n_val]], y[order[:n_val]]
             X, y = X[order[n_val:]], y[order[n_val:]]
         else:
@@ -209,10 +216,10 @@ class Solver:
         if lr_schedule is not None and not callable(lr_schedule):
             lr_schedule = [float(v) for v in lr_schedule]
             if not lr_schedule:
-                raise ValueError("Solver: lr_schedule is empty")
+                raise ValueError(tr("Solver: lr_schedule is empty"))
             if not all(math.isfinite(v) and v >= 0 for v in lr_schedule):
-                raise ValueError(f"Solver: lr_schedule must hold learning rates >= 0, got "
-                                 f"{lr_schedule}")
+                raise ValueError(tr("Solver: lr_schedule must hold learning rates >= 0, got "
+                                    "{schedule}", schedule=lr_schedule))
         self.lr_schedule = lr_schedule
         if lr_schedule is not None:
             config["lr"] = self._scheduled_lr(0)
@@ -294,30 +301,32 @@ class Solver:
     def _hints(self, lr: float) -> list[str]:
         """What to try when the loss diverged."""
         lo, hi = float(np.min(self.X_train)), float(np.max(self.X_train))
-        hints = [f"a lower learning rate (lr={lr:g} now; try {lr / 10:g})"]
+        hints = [tr("a lower learning rate (lr={lr:g} now; try {lower:g})", lr=lr, lower=lr / 10)]
         if hi - lo > 10:
-            hints.append(
-                f"scale the inputs: X_train spans [{lo:g}, {hi:g}]; pixels scaled to about "
-                f"[-0.5, 0.5] or [0, 1] (cnnlib.data.preprocess) train far better"
-            )
+            hints.append(tr(
+                "scale the inputs: X_train spans [{lo:g}, {hi:g}]; pixels scaled to about "
+                "[-0.5, 0.5] or [0, 1] (cnnlib.data.preprocess) train far better", lo=lo, hi=hi))
         else:
-            hints.append(f"check the data scaling (X_train spans [{lo:g}, {hi:g}])")
-        hints.append("smaller initial weights (weight_scale)")
+            hints.append(tr("check the data scaling (X_train spans [{lo:g}, {hi:g}])",
+                            lo=lo, hi=hi))
+        hints.append(tr("smaller initial weights (weight_scale)"))
         if self.update_rule == "sgd":
-            hints.append("update_rule='adam' or 'momentum' with a small lr")
+            hints.append(tr("update_rule='adam' or 'momentum' with a small lr"))
         return hints
 
     def _on_batch(self, loss: float, n: int) -> None:
         """Called by the engine with each batch's loss (before its update where the engine
         allows): the divergence check, then the histories and the log."""
         self._iteration += 1
-        lr = self.optimizer.lr
-        self._guard.check(loss, f"epoch {self.epoch + 1}, iteration {self._iteration}",
-                          lambda: self._hints(lr))
+        if self._guard.diverged(loss):  # the message is built only then
+            where = tr("epoch {epoch}, iteration {iteration}", epoch=self.epoch + 1,
+                       iteration=self._iteration)
+            raise self._guard.error(loss, where, self._hints(self.optimizer.lr))
         self.loss_history.append(loss)
         self._epoch_total += loss * n
         if self.print_every and len(self.loss_history) % self.print_every == 0:
-            self._say(f"(Iteration {len(self.loss_history)}) loss: {loss:.4f}")
+            self._say(tr("(Iteration {iteration}) loss: {loss:.4f}",
+                         iteration=len(self.loss_history), loss=loss))
 
     # ------------------------------------------------------------------ training
     def train(self) -> Solver:
@@ -336,7 +345,8 @@ class Solver:
         per_call = self._engine.batches_per_call
         start = time.perf_counter()
         self._target_epochs = self.epoch + self.num_epochs
-        bar = progress(total=per_epoch * self.num_epochs, desc="training", verbose=self.verbose)
+        bar = progress(total=per_epoch * self.num_epochs, desc=tr("training"),
+                       verbose=self.verbose)
         try:
             for _ in range(self.num_epochs):
                 lr = self._lr_for_epoch(self.epoch)
@@ -359,8 +369,8 @@ class Solver:
             self.seconds += time.perf_counter() - start
         if self.keep_best and self.best_params is not None and self.best_epoch != self.epoch:
             self._restore(self.best_params)
-            self._say(f"Restored the parameters of epoch {self.best_epoch} "
-                      f"(best validation accuracy {self.best_val_acc:.4f})")
+            self._say(tr("Restored the parameters of epoch {epoch} (best validation accuracy "
+                         "{accuracy:.4f})", epoch=self.best_epoch, accuracy=self.best_val_acc))
         return self
 
     def _end_epoch(self, lr: float, start: float):
@@ -368,19 +378,25 @@ class Solver:
         train_acc = self.check_accuracy(self.X_train, self.y_train,
                                         num_samples=self.num_train_samples)
         self.train_acc_history.append(train_acc)
-        msg = (f"(Epoch {self.epoch} / {self._target_epochs}) "
-               f"loss {self.epoch_loss_history[-1]:.4f} | train acc {train_acc:.4f}")
+        val_acc = None
         if self.X_val is not None:
             val_acc = self.check_accuracy(self.X_val, self.y_val)
             self.val_acc_history.append(val_acc)
-            msg += f" | val acc {val_acc:.4f}"
             if self.best_val_acc is None or val_acc > self.best_val_acc:
                 self.best_val_acc = val_acc
                 self.best_epoch = self.epoch
                 if self.keep_best:
                     self.best_params = {k: v.copy() for k, v in self.net.params.items()}
-        msg += f" | lr {lr:g} | {time.perf_counter() - start:.1f} s"
-        self._say(msg)
+        fields = dict(epoch=self.epoch, epochs=self._target_epochs,
+                      loss=self.epoch_loss_history[-1], train_acc=train_acc, lr=lr,
+                      seconds=time.perf_counter() - start)
+        if val_acc is None:
+            self._say(tr("(Epoch {epoch} / {epochs}) loss {loss:.4f} | train acc "
+                         "{train_acc:.4f} | lr {lr:g} | {seconds:.1f} s", **fields))
+        else:
+            self._say(tr("(Epoch {epoch} / {epochs}) loss {loss:.4f} | train acc "
+                         "{train_acc:.4f} | val acc {val_acc:.4f} | lr {lr:g} | "
+                         "{seconds:.1f} s", val_acc=val_acc, **fields))
 
     def _restore(self, saved: dict[str, np.ndarray]):
         """Copy saved values into the model's own arrays (in place: every holder sees them)."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import DTypeError, NotForwardedError, ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.activations import SoftmaxActivation
 from cnnlib.layers.base import _is_float, _Where, as_rng
 from cnnlib.layers.conv import Conv2D
@@ -46,17 +47,30 @@ from cnnlib.tutorial.layout import (
 __all__ = ["Conv3x3", "MaxPool2", "Softmax"]
 
 
-def _check_sample(owner, arg: str, x, allowed: tuple[str, ...], ndims: tuple[int, ...]):
-    """One sample: a float array with one of the allowed numbers of dimensions."""
+def _shape_error(owner, arg: str, allowed, shape) -> ShapeError:
+    """``owner: arg must have shape A or B, got shape``. ``allowed``: one shape (a str), several
+    (a tuple), or a function returning them (the message is built only when it is raised)."""
+    allowed = allowed() if callable(allowed) else allowed
+    expected = allowed if isinstance(allowed, str) else tr(" or ").join(allowed)
+    return ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                         owner=owner, arg=arg, expected=expected, shape=shape))
+
+
+def _not_forwarded(layer) -> NotForwardedError:
+    return NotForwardedError(tr("{layer}.backprop was called before forward", layer=repr(layer)))
+
+
+def _check_sample(owner, arg: str, x, allowed, ndims: tuple[int, ...]):
+    """One sample: a float array with one of the allowed numbers of dimensions (``allowed``:
+    the shapes named in the error, as :func:`_shape_error` takes them)."""
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if not _is_float(x):
-        raise DTypeError(
-            f"{owner}: {arg} must be a float array, got dtype {x.dtype}. Scale images first, "
-            "as the tutorial does: image / 255 - 0.5"
-        )
+        raise DTypeError(tr(
+            "{owner}: {arg} must be a float array, got dtype {dtype}. Scale images first, as "
+            "the tutorial does: image / 255 - 0.5", owner=owner, arg=arg, dtype=x.dtype))
     if x.ndim not in ndims:
-        raise ShapeError(f"{owner}: {arg} must have shape {' or '.join(allowed)}, got {x.shape}")
+        raise _shape_error(owner, arg, allowed, x.shape)
     return x
 
 
@@ -95,7 +109,7 @@ class Conv3x3:
         value = np.asarray(value, dtype=self.dtype)
         shape = (self.num_filters, 3, 3) + ((self.in_channels,) if self.in_channels > 1 else ())
         if value.shape != shape:
-            raise ShapeError(f"{self!r}: filters must have shape {shape}, got {value.shape}")
+            raise _shape_error(repr(self), "filters", str(shape), value.shape)
         self._filters = np.ascontiguousarray(value)
         # (F, 3, 3) -> (F, 1, 3, 3) and (F, 3, 3, C) -> (F, C, 3, 3): views, no copies.
         self.conv.params["W"] = filters_to_batch(self._filters)
@@ -108,10 +122,9 @@ class Conv3x3:
         shape = np.shape(filters)
         if len(shape) not in (3, 4) or shape[1:3] != (3, 3) or 0 in shape \
                 or (len(shape) == 4 and shape[3] < 2):
-            raise ShapeError(
+            raise ShapeError(tr(
                 "Conv3x3.from_weights: filters must have shape (F, 3, 3) or (F, 3, 3, C) with "
-                f"C > 1, got {shape}"
-            )
+                "C > 1, got {shape}", shape=shape))
         layer = cls(shape[0], shape[3] if len(shape) == 4 else 1, rng=0, dtype=dtype)
         layer.filters = np.array(filters, dtype=dtype)
         return layer
@@ -130,14 +143,13 @@ class Conv3x3:
         image = _check_sample(owner, "input", image, allowed, (2, 3))
         if image.ndim == 2:
             if self.in_channels != 1:
-                raise ShapeError(f"{owner}: input must have shape {allowed[0]}, got {image.shape}")
+                raise _shape_error(owner, "input", allowed[0], image.shape)
             image = image[:, :, None]
         if image.shape[2] != self.in_channels:
-            raise ShapeError(
-                f"{owner}: input must have shape {' or '.join(allowed)}, got {image.shape}"
-            )
+            raise _shape_error(owner, "input", allowed, image.shape)
         if image.shape[0] < 3 or image.shape[1] < 3:
-            raise ShapeError(f"{owner}: input must be at least 3x3, got {image.shape}")
+            raise ShapeError(tr("{owner}: input must be at least {size}, got {shape}",
+                                owner=owner, size="3x3", shape=image.shape))
         return sample_to_batch(image)
 
     def forward(self, input: np.ndarray) -> np.ndarray:
@@ -150,7 +162,7 @@ class Conv3x3:
         """``d_L_d_out`` ``(h-2, w-2, F)`` -> ``d_L_d_input`` (the input's shape); then
         ``filters -= learn_rate * d_L_d_filters``."""
         if self.last_input is None:
-            raise NotForwardedError(f"{self!r}.backprop was called before forward")
+            raise _not_forwarded(self)
         d_out = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out,
                               ("(h-2, w-2, num_filters)",), (3,))
         d_input = batch_to_sample(self.conv.backward(sample_to_batch(d_out)))
@@ -178,7 +190,8 @@ class MaxPool2:
         owner = _Where(self, "forward")
         x = _check_sample(owner, "input", input, ("(h, w, f)", "(h, w)"), (2, 3))
         if x.shape[0] < 2 or x.shape[1] < 2:
-            raise ShapeError(f"{owner}: input must be at least 2x2, got {x.shape}")
+            raise ShapeError(tr("{owner}: input must be at least {size}, got {shape}",
+                                owner=owner, size="2x2", shape=x.shape))
         x3 = x[:, :, None] if x.ndim == 2 else x
         self.last_input = x
         out = batch_to_sample(self.pool.forward(sample_to_batch(x3)))
@@ -188,7 +201,7 @@ class MaxPool2:
         """``d_L_d_out`` ``(h//2, w//2, f)`` -> ``d_L_d_input`` ``(h, w, f)``. No weights:
         ``learn_rate`` is accepted for a uniform API and ignored."""
         if self.last_input is None:
-            raise NotForwardedError(f"{self!r}.backprop was called before forward")
+            raise _not_forwarded(self)
         d = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out,
                           ("(h//2, w//2, f)", "(h//2, w//2)"), (self.last_input.ndim,))
         d3 = d[:, :, None] if d.ndim == 2 else d
@@ -234,7 +247,7 @@ class Softmax:
     def _set(self, key: str, arg: str, value, shape: tuple) -> None:
         value = np.asarray(value, dtype=self.dense.dtype)
         if value.shape != shape:
-            raise ShapeError(f"{self!r}: {arg} must have shape {shape}, got {value.shape}")
+            raise _shape_error(repr(self), arg, str(shape), value.shape)
         self.dense.params[key] = np.ascontiguousarray(value)
 
     @classmethod
@@ -244,9 +257,9 @@ class Softmax:
         argument, the expected and the actual shape) for other shapes."""
         shape = np.shape(weights)
         if len(shape) != 2 or 0 in shape:
-            raise ShapeError(
-                f"Softmax.from_weights: weights must have shape (input_len, nodes), got {shape}"
-            )
+            raise ShapeError(tr(
+                "Softmax.from_weights: weights must have shape (input_len, nodes), got {shape}",
+                shape=shape))
         layer = cls(shape[0], shape[1], rng=0, dtype=dtype)
         layer.weights = np.array(weights, dtype=dtype)
         if biases is not None:
@@ -259,13 +272,13 @@ class Softmax:
     def forward(self, input: np.ndarray) -> np.ndarray:
         """``input`` (any shape, ``input_len`` elements) -> ``(nodes,)`` probabilities."""
         owner = _Where(self, "forward")
-        x = _check_sample(owner, "input", input, (f"any shape with {self.input_len} elements",),
+        x = _check_sample(owner, "input", input,
+                          lambda: tr("any shape with {n} elements", n=self.input_len),
                           tuple(range(1, 8)))
         if x.size != self.input_len:
-            raise ShapeError(
-                f"{owner}: input must have {self.input_len} elements (input_len), "
-                f"got shape {x.shape} = {x.size} elements"
-            )
+            raise ShapeError(tr(
+                "{owner}: input must have {n} elements (input_len), got shape {shape} = "
+                "{size} elements", owner=owner, n=self.input_len, shape=x.shape, size=x.size))
         self.last_input_shape = x.shape
         self.last_input = x.reshape(-1)
         self.last_totals = self.dense.forward(self.last_input[None])[0]
@@ -275,12 +288,10 @@ class Softmax:
         """``d_L_d_out`` ``(nodes,)`` (e.g. ``-1 / p_c`` at the label, 0 elsewhere) ->
         ``d_L_d_input`` in the input's shape; then SGD on ``weights`` and ``biases``."""
         if self.last_totals is None:
-            raise NotForwardedError(f"{self!r}.backprop was called before forward")
+            raise _not_forwarded(self)
         d = _check_sample(_Where(self, "backprop"), "d_L_d_out", d_L_d_out, ("(nodes,)",), (1,))
         if d.shape != (self.nodes,):
-            raise ShapeError(
-                f"{self!r}.backprop: d_L_d_out must have shape ({self.nodes},), got {d.shape}"
-            )
+            raise _shape_error(f"{self!r}.backprop", "d_L_d_out", f"({self.nodes},)", d.shape)
         d_totals = self.activation.backward(d[None])
         d_input = self.dense.backward(d_totals)[0]
         self.weights -= learn_rate * self.dense.grads["W"]

@@ -17,6 +17,7 @@ import numpy as np
 
 from cnnlib.data import preprocess
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import N_, tr
 from cnnlib.monitoring.divergence import DivergenceCheck
 from cnnlib.monitoring.history import TrainingHistory
 from cnnlib.monitoring.progress import blas_threads, printer, progress
@@ -24,16 +25,17 @@ from cnnlib.tutorial.network import forward_sample
 
 __all__ = ["train_tutorial", "tutorial_step", "evaluate_tutorial"]
 
+TEST_DESC = N_("test")  # evaluate_tutorial's progress bar label (translated when shown)
+
 
 def _forward(conv, pool, softmax, image, label):
     """Forward one uint8 image through the three layers: (probabilities, loss, correct)."""
     out = forward_sample(conv, pool, softmax, preprocess(image), owner="train_tutorial")
     label = int(label)
     if not 0 <= label < out.shape[0]:
-        raise ShapeError(
-            f"train_tutorial: label {label} is outside 0..{out.shape[0] - 1}, the classes "
-            f"softmax.forward returns"
-        )
+        raise ShapeError(tr(
+            "train_tutorial: label {label} is outside 0..{last}, the classes softmax.forward "
+            "returns", label=label, last=out.shape[0] - 1))
     p = float(out[label])
     loss = -math.log(p) if p > 0 else math.inf
     return out, loss, int(np.argmax(out) == label)
@@ -58,15 +60,16 @@ def tutorial_step(conv, pool, softmax, image, label, lr=0.005, train_conv=True):
     return loss, correct
 
 
-def evaluate_tutorial(conv, pool, softmax, images, labels, verbose=True, desc="test"):
-    """Average loss and accuracy (in [0, 1]) of the three layers over ``images`` (no update)."""
+def evaluate_tutorial(conv, pool, softmax, images, labels, verbose=True, desc=TEST_DESC):
+    """Average loss and accuracy (in [0, 1]) of the three layers over ``images`` (no update).
+    ``desc``: the progress bar's label (translated when it is a marked message)."""
     total_loss = 0.0
     total_correct = 0
     n = len(images)
     if n == 0:
-        raise ShapeError("evaluate_tutorial: images is empty")
+        raise ShapeError(tr("evaluate_tutorial: images is empty"))
     pairs = zip(images, labels, strict=True)
-    for image, label in progress(pairs, total=n, desc=desc, verbose=verbose, leave=False):
+    for image, label in progress(pairs, total=n, desc=tr(desc), verbose=verbose, leave=False):
         _, loss, correct = _forward(conv, pool, softmax, image, label)
         total_loss += loss
         total_correct += correct
@@ -77,15 +80,14 @@ def _check_tutorial_data(images, labels, name):
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 3:
-        raise ShapeError(
-            f"train_tutorial: {name}_images must have shape (N, 28, 28) (one grayscale image "
-            f"per row, pixels 0..255), got {images.shape}"
-        )
+        raise ShapeError(tr(
+            "train_tutorial: {name} must have shape (N, 28, 28) (one grayscale image per row, "
+            "pixels 0..255), got {shape}", name=f"{name}_images", shape=images.shape))
     if labels.shape != (images.shape[0],):
-        raise ShapeError(
-            f"train_tutorial: {name}_labels must have shape ({images.shape[0]},) (one label "
-            f"per image), got {labels.shape}"
-        )
+        raise ShapeError(tr(
+            "{owner}: {name} must have shape ({n},) (one label per image), got {shape}",
+            owner="train_tutorial", name=f"{name}_labels", n=images.shape[0],
+            shape=labels.shape))
     return images, labels
 
 
@@ -128,15 +130,19 @@ def train_tutorial(
     """
     train_images, train_labels = _check_tutorial_data(train_images, train_labels, "train")
     if (test_images is None) != (test_labels is None):
-        raise ValueError("train_tutorial: give both test_images and test_labels, or neither")
+        raise ValueError(tr("train_tutorial: give both test_images and test_labels, or "
+                            "neither"))
     if test_images is not None:
         test_images, test_labels = _check_tutorial_data(test_images, test_labels, "test")
     if not (isinstance(epochs, int | np.integer) and epochs >= 1):
-        raise ValueError(f"train_tutorial: epochs must be a positive integer, got {epochs!r}")
+        raise ValueError(tr("{owner}: {name} must be a positive integer, got {value}",
+                            owner="train_tutorial", name="epochs", value=repr(epochs)))
     if not (isinstance(log_every, int | np.integer) and log_every >= 1):
-        raise ValueError(f"train_tutorial: log_every must be a positive integer, got {log_every!r}")
+        raise ValueError(tr("{owner}: {name} must be a positive integer, got {value}",
+                            owner="train_tutorial", name="log_every", value=repr(log_every)))
     if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"train_tutorial: lr must be a positive number, got {lr!r}")
+        raise ValueError(tr("train_tutorial: lr must be a positive number, got {lr}",
+                            lr=repr(lr)))
     say = printer(print_fn, verbose)
     if step_fn is None:
         def step_fn(image, label):
@@ -155,23 +161,26 @@ def _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
     n = len(train_images)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        say(f"--- Epoch {epoch} ---")
+        say(f"--- Epoch {epoch} ---")  # the tutorial's own lines stay as it prints them
         order = rng.permutation(n)
         window_loss = 0.0
         window_correct = 0
         epoch_loss = 0.0
         epoch_correct = 0
-        bar = progress(total=n, desc=f"epoch {epoch}/{epochs}", verbose=verbose, leave=False)
+        bar = progress(total=n, desc=tr("epoch {epoch}/{epochs}", epoch=epoch, epochs=epochs),
+                       verbose=verbose, leave=False)
         for i, idx in enumerate(order):
             loss, correct = step_fn(train_images[idx], train_labels[idx])
             if guard.diverged(loss):
                 bar.close()
-                raise guard.error(loss, f"epoch {epoch}, step {i + 1} (lr={lr:g})", [
-                    f"a smaller learning rate (e.g. {lr / 10:g})",
-                    "check the input scaling (image / 255 - 0.5)",
-                    "check the initial weights are small (filters randn / 9, weights "
-                    "randn / input_len)",
-                ], note="The network now gives the true class probability 0.")
+                raise guard.error(
+                    loss, tr("epoch {epoch}, step {step} (lr={lr:g})", epoch=epoch,
+                             step=i + 1, lr=lr), [
+                        tr("a smaller learning rate (e.g. {lr:g})", lr=lr / 10),
+                        tr("check the input scaling (image / 255 - 0.5)"),
+                        tr("check the initial weights are small (filters randn / 9, weights "
+                           "randn / input_len)"),
+                    ], note=tr("The network now gives the true class probability 0."))
             window_loss += loss
             window_correct += correct
             epoch_loss += loss
@@ -191,8 +200,8 @@ def _tutorial_loop(conv, pool, softmax, train_images, train_labels, test_images,
         bar.close()
         history.add_epoch(epoch_loss / n, epoch_correct / n, time.perf_counter() - start)
         # the epoch's line stays when its progress bar goes (seconds: history.epoch_seconds)
-        say(f"(Epoch {epoch} / {epochs}) loss {epoch_loss / n:.4f} | train acc "
-            f"{epoch_correct / n:.4f}")
+        say(tr("(Epoch {epoch} / {epochs}) loss {loss:.4f} | train acc {train_acc:.4f}",
+               epoch=epoch, epochs=epochs, loss=epoch_loss / n, train_acc=epoch_correct / n))
 
     if test_images is not None:
         say("--- Testing the CNN ---")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import ShapeError
+from cnnlib.i18n import tr
 from cnnlib.layers.base import as_rng
 from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
 
@@ -67,8 +68,8 @@ def forward_sample(conv, pool, softmax, x, owner: str = "forward_sample") -> np.
     ``owner``."""
     out = np.asarray(softmax.forward(pool.forward(conv.forward(x))))
     if out.ndim != 1:
-        raise ShapeError(f"{owner}: softmax.forward must return a 1-D vector of class "
-                         f"probabilities, got shape {out.shape}")
+        raise ShapeError(tr("{owner}: softmax.forward must return a 1-D vector of class "
+                            "probabilities, got shape {shape}", owner=owner, shape=out.shape))
     return out
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.i18n import tr
 from cnnlib.monitoring.history import TrainingHistory
 from cnnlib.monitoring.progress import progress as progress_bar
 
@@ -22,22 +23,20 @@ def check_images(images, labels=None, owner="TutorialNet"):
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3 or images.shape[1] < 4 or images.shape[2] < 4:
-        raise ShapeError(
-            f"{owner}: images must have shape (N, h, w) with h, w >= 4 (e.g. (N, 28, 28)), "
-            f"got {images.shape}"
-        )
+        raise ShapeError(tr(
+            "{owner}: images must have shape (N, h, w) with h, w >= 4 (e.g. (N, 28, 28)), got "
+            "{shape}", owner=owner, shape=images.shape))
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
-        raise DTypeError(f"{owner}: images must be numbers (uint8 pixels or floats), got "
-                         f"dtype {images.dtype}")
+        raise DTypeError(tr("{owner}: images must be numbers (uint8 pixels or floats), got "
+                            "dtype {dtype}", owner=owner, dtype=images.dtype))
     images = np.ascontiguousarray(images)
     if labels is None:
         return images, None
     labels = np.asarray(labels)
     if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ShapeError(
-            f"{owner}: labels must be integers of shape ({images.shape[0]},) (one per image), "
-            f"got {labels.dtype} {labels.shape}"
-        )
+        raise ShapeError(tr(
+            "{owner}: labels must be integers of shape ({n},) (one per image), got {dtype} "
+            "{shape}", owner=owner, n=images.shape[0], dtype=labels.dtype, shape=labels.shape))
     return images, np.ascontiguousarray(labels, dtype=np.int64)
 
 

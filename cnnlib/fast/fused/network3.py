@@ -29,6 +29,7 @@ from cnnlib.fast.fused.network3_kernels import (
     convnet_train_kernel,
     convnet_train_kernel_parallel,
 )
+from cnnlib.i18n import tr
 from cnnlib.layers import Conv2D, Dense, Flatten, MaxPool2D, Sigmoid
 from cnnlib.layers.base import as_rng
 from cnnlib.losses import softmax_cross_entropy
@@ -70,30 +71,31 @@ class FusedConvNet:
                   and pool.pool_size == (2, 2) and pool.stride == (2, 2)
                   and fc1.bias and fc2.bias)
         if not ok:
-            raise TypeError(
-                "FusedConvNet: the model must be " + " -> ".join(_PATTERN)
-                + " (stride 1, no padding, with biases), like cnnlib.models.network3(); got "
-                + repr(model) + ". Other networks: cnnlib.fast.accelerate(model)."
-            )
+            raise TypeError(tr(
+                "FusedConvNet: the model must be {pattern} (stride 1, no padding, with "
+                "biases), like cnnlib.models.network3(); got {model}. Other networks: "
+                "cnnlib.fast.accelerate(model).", pattern=" -> ".join(_PATTERN),
+                model=repr(model)))
         if scaling not in _SCALINGS:
-            raise ValueError(f"FusedConvNet: scaling must be one of {sorted(_SCALINGS)}, "
-                             f"got {scaling!r}")
+            raise ValueError(tr("FusedConvNet: scaling must be one of {choices}, got {scaling}",
+                                choices=sorted(_SCALINGS), scaling=repr(scaling)))
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or threads < 1):
-            raise ValueError(f"FusedConvNet: threads must be None or an int >= 1, "
-                             f"got {threads!r}")
+            raise ValueError(tr("FusedConvNet: threads must be None or an int >= 1, got "
+                                "{threads}", threads=repr(threads)))
         self.model, self.scaling, self.threads = model, scaling, threads
         self.conv, self.fc1, self.fc2 = conv, fc1, fc2
         dtypes = {p.dtype for p in model.params.values()}
         if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
-            raise DTypeError(f"FusedConvNet: all parameters must be float32 or all float64, "
-                             f"got {sorted(str(d) for d in dtypes)}")
+            raise DTypeError(tr("FusedConvNet: all parameters must be float32 or all float64, "
+                                "got {dtypes}", dtypes=sorted(str(d) for d in dtypes)))
         self.dtype = next(iter(dtypes))
         k = conv.kernel_size[0]
         side = fc1.in_features // conv.out_channels
         if fc1.in_features % conv.out_channels or round(side ** 0.5) ** 2 != side:
-            raise ShapeError(f"FusedConvNet: Dense in_features {fc1.in_features} is not "
-                             f"{conv.out_channels} square pooled maps")
+            raise ShapeError(tr("FusedConvNet: Dense in_features {in_features} is not "
+                                "{channels} square pooled maps", in_features=fc1.in_features,
+                                channels=conv.out_channels))
         hp = round(side ** 0.5)
         self.input_shape = (2 * hp + k - 1, 2 * hp + k - 1)
 
@@ -102,8 +104,8 @@ class FusedConvNet:
                   self.fc1.params["b"], self.fc2.params["W"], self.fc2.params["b"])
         for a in arrays:
             if not a.flags.c_contiguous:
-                raise ValueError("FusedConvNet: parameter arrays must be C-contiguous "
-                                 "(they are updated in place)")
+                raise ValueError(tr("FusedConvNet: parameter arrays must be C-contiguous "
+                                    "(they are updated in place)"))
         return arrays
 
     def _threads(self) -> int:
@@ -116,8 +118,9 @@ class FusedConvNet:
     def _images(self, images, labels, owner):
         images, labels = check_images(images, labels, owner)
         if images.shape[1:] != self.input_shape:
-            raise ShapeError(f"{owner}: images must have shape (N, {self.input_shape[0]}, "
-                             f"{self.input_shape[1]}) (no channel axis), got {images.shape}")
+            raise ShapeError(tr("{owner}: images must have shape (N, {h}, {w}) (no channel "
+                                "axis), got {shape}", owner=owner, h=self.input_shape[0],
+                                w=self.input_shape[1], shape=images.shape))
         return images, labels
 
     def train_steps(self, images, labels, order=None, batch_size=10, lr=0.1):
@@ -128,14 +131,17 @@ class FusedConvNet:
         n = images.shape[0]
         order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
         if order.size and (order.min() < 0 or order.max() >= n):
-            raise IndexError(f"FusedConvNet.train_steps: order must index 0..{n - 1}")
+            raise IndexError(tr("{owner}: order must index 0..{last}",
+                                owner="FusedConvNet.train_steps", last=n - 1))
         classes = self.fc2.out_features
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
-            raise ValueError(f"FusedConvNet.train_steps: labels must be in 0..{classes - 1}")
+            raise ValueError(tr("FusedConvNet.train_steps: labels must be in 0..{last}",
+                                last=classes - 1))
         batch_size = int(batch_size)
         if batch_size < 1:
-            raise ValueError(f"FusedConvNet.train_steps: batch_size must be >= 1, "
-                             f"got {batch_size}")
+            raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
+                                owner="FusedConvNet.train_steps", name="batch_size", minimum=1,
+                                value=batch_size))
         div, shift = _SCALINGS[self.scaling]
         losses = np.empty(-(-order.shape[0] // batch_size), dtype=np.float64)
         correct = np.empty(order.shape[0], dtype=np.int8)

@@ -28,6 +28,7 @@ from cnnlib.data import SCALINGS
 from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.fast.fused._common import check_images, fit_in_chunks
 from cnnlib.fast.fused.tutorial_net_kernels import tutorial_predict_kernel, tutorial_train_kernel
+from cnnlib.i18n import tr
 from cnnlib.layers.base import as_rng
 from cnnlib.monitoring.history import TrainingHistory
 from cnnlib.tutorial.layers import Conv3x3, MaxPool2, Softmax
@@ -39,7 +40,8 @@ def _as_shape(value, shape, what: str) -> np.ndarray:
     """``value`` as an array, refused unless it has ``shape`` (``what`` names it)."""
     value = np.asarray(value)
     if value.shape != shape:
-        raise ShapeError(f"TutorialNet: {what} must have shape {shape}, got {value.shape}")
+        raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                            owner="TutorialNet", arg=what, expected=shape, shape=value.shape))
     return value
 
 
@@ -59,10 +61,12 @@ class TutorialNet:
                  rng=0, dtype=np.float32):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
-            raise DTypeError(f"TutorialNet: dtype must be float32 or float64, got {self.dtype}")
+            raise DTypeError(tr("TutorialNet: dtype must be float32 or float64, got {dtype}",
+                                dtype=self.dtype))
         h, w = (int(v) for v in input_shape)
         if h < 4 or w < 4:
-            raise ShapeError(f"TutorialNet: input_shape must be at least (4, 4), got {input_shape}")
+            raise ShapeError(tr("TutorialNet: input_shape must be at least (4, 4), got {shape}",
+                                shape=input_shape))
         self.num_filters, self.input_shape, self.num_classes = int(num_filters), (h, w), int(
             num_classes)
         self.pool_shape = ((h - 2) // 2, (w - 2) // 2)
@@ -124,15 +128,17 @@ class TutorialNet:
         ``MaxPool2``, ``Softmax`` (``pool`` has no weights; it is taken for symmetry)."""
         filters = np.asarray(conv.filters)
         if filters.ndim != 3:
-            raise ShapeError(f"TutorialNet.from_tutorial: the conv layer must have one input "
-                             f"channel (filters (F, 3, 3)), got filters {filters.shape}")
+            raise ShapeError(tr("TutorialNet.from_tutorial: the conv layer must have one input "
+                                "channel (filters (F, 3, 3)), got filters {shape}",
+                                shape=filters.shape))
         f = filters.shape[0]
         input_len, k = np.shape(softmax.weights)
         side = math.isqrt(input_len // f)
         if side * side * f != input_len:
-            raise ShapeError(f"TutorialNet.from_tutorial: Softmax input_len {input_len} is not "
-                             f"h*w*{f} of a square pooled map; build TutorialNet(input_shape=...) "
-                             "and assign weights instead")
+            raise ShapeError(tr("TutorialNet.from_tutorial: Softmax input_len {input_len} is "
+                                "not h*w*{f} of a square pooled map; build "
+                                "TutorialNet(input_shape=...) and assign weights instead",
+                                input_len=input_len, f=f))
         dtype = np.asarray(softmax.weights).dtype if dtype is None else dtype
         net = cls(f, (2 * side + 2, 2 * side + 2), k, rng=0, dtype=dtype)
         net.filters, net.weights, net.biases = filters, softmax.weights, softmax.biases
@@ -165,11 +171,12 @@ class TutorialNet:
         n = images.shape[0]
         order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
         if order.size and (order.min() < 0 or order.max() >= n):
-            raise IndexError(f"TutorialNet.train_steps: order must index 0..{n - 1}")
+            raise IndexError(tr("{owner}: order must index 0..{last}",
+                                owner="TutorialNet.train_steps", last=n - 1))
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"TutorialNet.train_steps: labels must be in "
-                             f"0..{self.num_classes - 1}, "
-                             f"got {labels.min()}..{labels.max()}")
+            raise ValueError(tr("TutorialNet.train_steps: labels must be in 0..{last}, got "
+                                "{lo}..{hi}", last=self.num_classes - 1, lo=labels.min(),
+                                hi=labels.max()))
         div, shift = self._scale(images, scaled)
         losses = np.empty(order.shape[0], dtype=np.float64)
         correct = np.empty(order.shape[0], dtype=np.int8)
@@ -226,8 +233,9 @@ class TutorialNet:
 
     def _check_input_shape(self, images, owner):
         if images.shape[1:] != self.input_shape:
-            raise ShapeError(f"{owner}: images must have shape (N, {self.input_shape[0]}, "
-                             f"{self.input_shape[1]}) for this network, got {images.shape}")
+            raise ShapeError(tr("{owner}: images must have shape (N, {h}, {w}) for this "
+                                "network, got {shape}", owner=owner, h=self.input_shape[0],
+                                w=self.input_shape[1], shape=images.shape))
 
 
 def _log_lines(losses, correct, offset, every, bar):
