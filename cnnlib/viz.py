@@ -348,8 +348,9 @@ def use_cjk_font(verbose: bool = True) -> str | None:
             print(tr("No Chinese font found: figure text in Chinese shows as boxes. Install "
                      "one with: python -m pip install \"cnnlib[zh]\""))
         return None
-    sans = list(matplotlib.rcParams["font.sans-serif"])
-    if family not in sans:
-        first = sans[:1] if sans else []
-        matplotlib.rcParams["font.sans-serif"] = first + [family] + sans[1:]
+    # matplotlib falls back glyph by glyph along font.family, not inside the generic
+    # "sans-serif" list: the CJK family goes right after the family in force.
+    families = list(matplotlib.rcParams["font.family"])
+    if family not in families:
+        matplotlib.rcParams["font.family"] = families[:1] + [family] + families[1:]
     return family

@@ -100,3 +100,21 @@ def test_a_submission_says_its_language_only_within_what_cnnlib_speaks():
                        ({"language": "fr"}, "en"), ({"language": 3}, "en"), ("zh", "en")):
         nb.metadata["cnnlib"] = meta
         assert editions.language_of(nb) == lang, meta
+
+
+def test_generate_leaves_a_stale_cell_in_english_and_an_untranslated_notebook_out():
+    """While an instructor edits: a stale or missing translation keeps that cell English
+    (with a warning); a notebook without any translation gets no Chinese edition."""
+    ok = _with("markdown", "# Loss", "# 损失")
+    stale = copy.deepcopy(ok)
+    stale.cells[0].source = "# The loss"
+    stale.cells.append(nbformat.v4.new_markdown_cell("More text"))
+    warnings: list[str] = []
+    zh = editions.edition(stale, "zh", strict=False, warnings=warnings)
+    assert [c.source for c in zh.cells if c.cell_type == "markdown"] == ["# The loss",
+                                                                        "More text"]
+    assert len(warnings) == 2 and all("left in English" in w for w in warnings)
+    with pytest.raises(editions.TranslationError, match="changed since"):
+        editions.edition(stale, "zh")
+    assert editions.is_translated(ok) and not editions.is_translated(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# English only")]))

@@ -106,6 +106,9 @@ ATOL = tolerance.ATOL
 NUMERICAL_FLOOR = 1e-9
 
 
+# Between the items of a list in a sentence: ", " in English, "、" in Chinese.
+LIST_SEPARATOR = N_(", ")
+
 # Columns of the report in an exception's message: nbgrader validate indents by 4 and cuts
 # lines at 87 characters; 80 leaves room for IPython's own indent.
 REPORT_WIDTH = 80
@@ -363,7 +366,7 @@ class CheckResult:
             ]
         elif self.ok and self.passed:
             lines = [tr("[OK] {name}: correct, well done! (checked: {checked})",
-                        name=name, checked=", ".join(self.passed))]
+                        name=name, checked=tr(LIST_SEPARATOR).join(self.passed))]
         elif self.ok:
             lines = [tr("[OK] {name}: correct, well done!", name=name)]
         else:

@@ -114,10 +114,15 @@ HINTS = {
     ),
 }
 
+# Matched in the error's message: the tutorial layers raise the first three in the language
+# of the student's kernel (cnnlib.i18n), so each is listed in English and in Chinese.
 _ERROR_HINTS = [
     ("backprop was called before forward", HINTS["order"]),
+    ("backprop 在 forward 之前被调用了", HINTS["order"]),
     ("d_L_d_out must have shape", HINTS["order"]),
+    ("d_L_d_out 的形状必须是", HINTS["order"]),
     ("must be a float array", HINTS["scale"]),
+    ("必须是浮点数组", HINTS["scale"]),
     ("cannot unpack", HINTS["return"]),
 ]
 

@@ -60,6 +60,8 @@ def _cmd_generate(args) -> int:
     for res in results:
         for nb, state in res.notebooks.items():
             print(f"{state:9s}  {res.folder}/{res.assignment}/{nb}")
+        for warning in res.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if not args.assignment:  # the demos' translated editions, with the whole course
         for path, state in generate_demos(root):
             print(f"{state:9s}  {path}")
@@ -67,7 +69,8 @@ def _cmd_generate(args) -> int:
         print(f"warning: {name} has no source in {course.SOURCE_DIR}/ "
               "(delete it by hand if the assignment was removed)", file=sys.stderr)
     count = len({res.assignment for res in results})
-    print(f"generated {count} assignment(s), each in English and Chinese, "
+    translated = len({res.assignment for res in results if res.folder != course.RELEASE_DIR})
+    print(f"generated {count} assignment(s) ({translated} also in Chinese) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
 

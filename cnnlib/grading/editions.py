@@ -83,38 +83,49 @@ def translation(cell, lang: str) -> dict | None:
     return (cell.get("metadata", {}).get(KEY) or {}).get(lang)
 
 
+def _cell_problems(cell, lang: str, at: str) -> tuple[list[str], list[str]]:
+    """(fallbacks, faults) of one cell's ``lang`` translation: a fallback (missing, stale or
+    empty) leaves the cell in English; a fault (a translated nbgrader cell, code that differs
+    in more than comments and strings) means the translation is wrong and is never used."""
+    tr = translation(cell, lang)
+    if not tr:
+        if cell.get("cell_type") == "markdown":
+            return [f"{at}: this markdown cell has no {lang} translation"], []
+        return [], []
+    english, text = _source(cell), tr.get("source", "")
+    fallbacks, faults = [], []
+    if "nbgrader" in cell.get("metadata", {}):
+        faults.append(f"{at}: an nbgrader cell is never translated (its code is graded)")
+    if tr.get("en_sha256") != digest(english):
+        fallbacks.append(f"{at}: the English text changed since its {lang} translation: "
+                         f"translate the new text and stamp en_sha256 = {digest(english)}")
+    if not text.strip():
+        fallbacks.append(f"{at}: the {lang} translation is empty")
+    if cell.get("cell_type") == "code":
+        try:
+            if code_skeleton(english) != code_skeleton(text):
+                faults.append(f"{at}: the {lang} code differs from the English in more than "
+                              "comments and the text of strings")
+        except (tokenize.TokenError, SyntaxError) as e:
+            faults.append(f"{at}: the {lang} code does not tokenize ({e})")
+    return fallbacks, faults
+
+
 def problems(nb, lang: str = "zh", where: str = "") -> list[str]:
     """What is wrong with ``nb``'s ``lang`` translations: a markdown cell without one, a
     stale one, one on an nbgrader cell, one whose code differs from the English in more than
-    comments and strings. Empty when the edition can be made."""
+    comments and strings. Empty when the edition is complete and current."""
     found = []
     for i, cell in enumerate(nb.cells):
-        tr = translation(cell, lang)
-        at = f"{where}cell {i} ({cell.get('id')})"
-        if cell.get("cell_type") == "markdown" and not tr:
-            found.append(f"{at}: this markdown cell has no {lang} translation")
-            continue
-        if not tr:
-            continue
-        english = _source(cell)
-        text = tr.get("source", "")
-        if "nbgrader" in cell.get("metadata", {}):
-            found.append(f"{at}: an nbgrader cell is never translated (its code is graded)")
-        if tr.get("en_sha256") != digest(english):
-            found.append(f"{at}: the English text changed since its {lang} translation: "
-                         f"translate the new text and stamp en_sha256 = {digest(english)}")
-        if not text.strip():
-            found.append(f"{at}: the {lang} translation is empty")
-        if cell.get("cell_type") == "code":
-            try:
-                same = code_skeleton(english) == code_skeleton(text)
-            except (tokenize.TokenError, SyntaxError) as e:
-                found.append(f"{at}: the {lang} code does not tokenize ({e})")
-                continue
-            if not same:
-                found.append(f"{at}: the {lang} code differs from the English in more than "
-                             "comments and the text of strings")
+        fallbacks, faults = _cell_problems(cell, lang, f"{where}cell {i} ({cell.get('id')})")
+        found += fallbacks + faults
     return found
+
+
+def is_translated(nb, lang: str = "zh") -> bool:
+    """Whether any cell of ``nb`` carries a ``lang`` translation (an assignment written
+    only in English has no ``lang`` edition)."""
+    return any(translation(c, lang) for c in nb.cells)
 
 
 def _strip(nb) -> None:
@@ -135,10 +146,13 @@ def _language_cell(nb, lang: str):
     nb.cells.insert(after + 1, cell)
 
 
-def edition(nb, lang: str, where: str = ""):
+def edition(nb, lang: str, where: str = "", strict: bool = True,
+            warnings: list[str] | None = None):
     """The ``lang`` edition of notebook ``nb`` (a copy; ``nb`` is left as it is).
 
-    Raises TranslationError listing every problem when a translated edition cannot be made.
+    ``strict``: any problem raises TranslationError, listing them all. Otherwise a cell whose
+    translation is missing or stale stays in English and is listed in ``warnings``; a wrong
+    translation (of an nbgrader cell, or changing code) still raises.
     """
     out = copy.deepcopy(nb)
     if lang == "en":
@@ -146,12 +160,21 @@ def edition(nb, lang: str, where: str = ""):
         return out
     if lang not in TRANSLATED:
         raise TranslationError(f"no {lang!r} edition: the editions are {', '.join(FOLDERS)}")
-    found = problems(nb, lang, where)
-    if found:
-        raise TranslationError("\n".join(found))
-    for cell in out.cells:
+    fallback, found, faults = set(), [], []
+    for i, cell in enumerate(nb.cells):
+        cell_fallbacks, cell_faults = _cell_problems(
+            cell, lang, f"{where}cell {i} ({cell.get('id')})")
+        if cell_fallbacks:
+            fallback.add(i)
+        found += cell_fallbacks
+        faults += cell_faults
+    if faults or (strict and found):
+        raise TranslationError("\n".join(faults + ([] if not strict else found)))
+    if warnings is not None:
+        warnings.extend(f"{m} (left in English)" for m in found)
+    for i, cell in enumerate(out.cells):
         tr = translation(cell, lang)
-        if tr:
+        if tr and i not in fallback:
             cell["source"] = tr["source"]
     if any(c.get("id") == LANGUAGE_CELL_ID for c in out.cells):
         raise TranslationError(f"{where}a cell already has the id {LANGUAGE_CELL_ID!r}, "

@@ -31,6 +31,7 @@ class GenerateResult:
     assignment: str
     notebooks: dict[str, str] = field(default_factory=dict)  # name -> "written" | "unchanged"
     folder: str = course.RELEASE_DIR  # where they were written: notebooks/ or notebooks-zh/
+    warnings: list[str] = field(default_factory=list)  # cells a translation left in English
 
 
 def _stable_ids(generated, source) -> None:
@@ -97,24 +98,31 @@ def generate_into(root: Path, assignment: str, release_dir: Path, db_url: str) -
     return out_dir
 
 
-def translate_release(built: Path, lang: str, target: Path) -> Path:
+def translate_release(built: Path, lang: str, target: Path,
+                      warnings: list[str]) -> Path | None:
     """Write the ``lang`` edition of the release folder ``built`` into ``target`` (every
-    notebook translated from the translations its cells carry, the other files copied), and
-    strip the translations from ``built``'s English notebooks. Raises GradingError naming
-    every cell whose translation is missing, stale or changes code."""
-    shutil.copytree(built, target)
-    for nb_path in sorted(built.glob("*.ipynb")):
-        nb = nbformat.read(nb_path, as_version=4)
-        try:
-            translated = editions.edition(nb, lang, where=f"{nb_path.name}: ")
-        except editions.TranslationError as e:
-            raise GradingError(f"the {lang} edition of {built.name}/{nb_path.name} cannot be "
-                               f"made:\n{e}\n(the translations are in solutions/; see "
-                               "docs/translating.md)") from e
-        nbformat.validate(translated)
-        _write_notebook(translated, target / nb_path.name)
+    translated notebook, the other files copied) and strip the translations from ``built``'s
+    English notebooks. A cell whose translation is missing or stale stays English (listed in
+    ``warnings``); an assignment with no translation has no edition (None). Raises
+    GradingError naming every cell whose translation is wrong (changes code)."""
+    notebooks = sorted(built.glob("*.ipynb"))
+    sources = {p: nbformat.read(p, as_version=4) for p in notebooks}
+    translated = [p for p, nb in sources.items() if editions.is_translated(nb, lang)]
+    if translated:
+        shutil.copytree(built, target, ignore=shutil.ignore_patterns("*.ipynb"))
+    for nb_path, nb in sources.items():
+        if nb_path in translated:
+            try:
+                out = editions.edition(nb, lang, where=f"{built.name}/{nb_path.name}: ",
+                                       strict=False, warnings=warnings)
+            except editions.TranslationError as e:
+                raise GradingError(f"the {lang} edition of {built.name}/{nb_path.name} "
+                                   f"cannot be made:\n{e}\n(the translations are in "
+                                   "solutions/; see docs/translating.md)") from e
+            nbformat.validate(out)
+            _write_notebook(out, target / nb_path.name)
         _write_notebook(editions.edition(nb, "en"), nb_path)
-    return target
+    return target if translated else None
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -175,12 +183,17 @@ def generate(root: str | os.PathLike | None = None, assignments: Sequence[str] |
         with guard:
             for name in names:
                 built = generate_into(root, name, tmp / "release", db_url)
-                translated = {lang: translate_release(built, lang, tmp / f"release-{lang}" / name)
+                warnings: list[str] = []
+                translated = {lang: translate_release(built, lang, tmp / f"release-{lang}" / name,
+                                                      warnings)
                               for lang in editions.TRANSLATED}
                 results.append(_put(built, release / name, name, course.RELEASE_DIR))
+                results[-1].warnings = warnings
                 for lang, folder in translated.items():
-                    sibling = release.with_name(release.name + "-" + lang)
-                    results.append(_put(folder, sibling / name, name, editions.FOLDERS[lang]))
+                    if folder is not None:
+                        sibling = release.with_name(release.name + "-" + lang)
+                        results.append(_put(folder, sibling / name, name,
+                                            editions.FOLDERS[lang]))
     return results
 
 
