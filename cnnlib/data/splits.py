@@ -61,16 +61,17 @@ class Dataset:
 
 
 def load_dataset(dataset="mnist", data_dir=None, test_dir=None, limit=None, test_limit=None,
-                 seed=0, verbose=False) -> Dataset:
+                 seed=0, verbose=False, own_files=False) -> Dataset:
     """Training and test images for a run.
 
     ``dataset``: "mnist" or "fashion" (:func:`cnnlib.data.load_mnist`: a data dir, the cache,
     Debian's Fashion-MNIST, a download, or the offline MNIST subset). ``test_dir``: a folder
     with the two ``t10k-*`` IDX files; its test set replaces the loaded one (the official
     MNIST test set scores a model trained on the offline subset). ``limit`` / ``test_limit``:
-    use that many images (stratified, :func:`cnnlib.data.subset`).
+    use that many images (stratified, :func:`cnnlib.data.subset`). ``own_files``: load
+    ``data_dir`` as your own files, not checked against the official set.
     """
-    loaded = load_mnist(dataset, data_dir=data_dir, verbose=verbose)
+    loaded = load_mnist(dataset, data_dir=data_dir, verbose=verbose, own_files=own_files)
     xtr, ytr, xte, yte = loaded
     if test_dir is not None:
         xte, yte = load_test_set(test_dir, dataset)
