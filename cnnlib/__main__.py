@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
 
+from cnnlib.data.catalog import TITLES
 from cnnlib.errors import CnnlibError
 from cnnlib.i18n import tr
 from cnnlib.models import RECIPES
-from cnnlib.reproduce import PLAN, format_table, load_dataset, reproduce, run_recipe
+from cnnlib.reproduce import (
+    PLAN,
+    ReproduceInterrupted,
+    TableFile,
+    format_table,
+    load_dataset,
+    reproduce,
+    run_recipe,
+)
 from cnnlib.training import save_model
 
 DATASETS = ("mnist", "fashion")
@@ -110,13 +121,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser(
         "reproduce", help="run every recipe of the source material and print a table",
         description="Run each recipe of the source material and print a markdown table: "
-                    "reported figure, ours, data used, epochs, wall time.",
+                    "reported figure, ours, data used, epochs, wall time. While it runs it "
+                    "prints a line when a recipe starts and ends and one per epoch (loss, "
+                    "accuracy, elapsed time, ETA); --quiet prints the table only.",
+        epilog="Interrupting: with --out PATH each row is saved as soon as its recipe "
+               "finishes, so Ctrl-C loses only the recipe that was running; it then prints "
+               "the rows saved and the command that runs the rest: the same command with "
+               "--resume, which skips the recipes PATH already has a row for (same dataset). "
+               "Without --out, Ctrl-C prints the finished rows and an --only command for the "
+               "rest.",
     )
     rep.add_argument("--quick", action="store_true",
                      help="a short smoke run (1 epoch, 1,000 training images per recipe)")
-    rep.add_argument("--only", metavar="NAMES",
-                     help="comma-separated recipes to run (default: all)")
-    rep.add_argument("--out", metavar="PATH", help="also write the markdown table to PATH")
+    rep.add_argument("--only", metavar="NAMES", action="append",
+                     help="recipes to run, comma-separated or the option repeated, in that "
+                          "order (default: all): " + ", ".join(PLAN))
+    rep.add_argument("--out", metavar="PATH",
+                     help="append each finished row to the markdown table in PATH at once "
+                          "(the header written with the first row); rows already in PATH "
+                          "are kept and printed in the final table")
+    rep.add_argument("--resume", action="store_true",
+                     help="with --out: skip the recipes that already have a row in PATH for "
+                          "the same dataset (use the interrupted run's other options)")
     _add_data_args(rep, multi=True)
     rep.set_defaults(subparser=rep)
 
@@ -158,21 +184,108 @@ def _cmd_train(args, parser) -> int:
     return 0
 
 
+def _reproduce_command(args, parser, only=None, resume=None) -> str:
+    """The command line of this reproduce run (``only`` / ``resume`` replaced when given):
+    what the interrupt message tells a person to run."""
+    parts = [_python(), *shlex.split(parser.prog)[1:]]
+    if args.quick:
+        parts.append("--quick")
+    names = only if only is not None else _only_names(args)
+    if names:
+        parts += ["--only", ",".join(names)]
+    if args.out:
+        parts += ["--out", args.out]
+    if args.data != "mnist":
+        parts += ["--data", args.data]
+    for flag, value in (("--data-dir", args.data_dir), ("--test-dir", args.test_dir)):
+        if value:
+            parts += [flag, value]
+    if args.seed != 0:
+        parts += ["--seed", str(args.seed)]
+    if not args.fast:
+        parts.append("--no-fast")
+    if args.quiet:
+        parts.append("--quiet")
+    if args.resume if resume is None else resume:
+        parts.append("--resume")
+    return shlex.join(parts)
+
+
+def _python() -> str:
+    """``python`` when that name runs this interpreter, else this interpreter's path (a
+    virtual environment not activated): the command printed must run as it is."""
+    found = shutil.which("python")
+    if found and os.path.normpath(found) == os.path.normpath(sys.executable):
+        return "python"
+    return sys.executable or "python"
+
+
+def _only_names(args) -> list[str] | None:
+    if not args.only:
+        return None
+    names = [n.strip() for text in args.only for n in text.split(",") if n.strip()]
+    return list(dict.fromkeys(names)) or None
+
+
 def _cmd_reproduce(args, parser) -> int:
-    only = None
-    if args.only:
-        only = [n.strip() for n in args.only.split(",") if n.strip()]
+    only = _only_names(args)
+    if only:
         bad = [n for n in only if n not in PLAN]
         if bad:
             parser.error(tr("--only: unknown recipe(s) {unknown}; choose from {choices}",
                             unknown=", ".join(bad), choices=", ".join(PLAN)))
+    if args.resume and not args.out:
+        parser.error(tr("--resume needs --out PATH (the table whose rows it skips)"))
     datasets = DATASETS if args.data == "both" else (args.data,)
-    rows = reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
-                     only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(format_table(rows) + "\n")
+    try:
+        reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
+                  only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet,
+                  out=args.out, resume=args.resume)
+    except ReproduceInterrupted as stop:
+        _say_interrupted(stop, args, parser, datasets)
+        return 130
     return 0
+
+
+def _say_interrupted(stop: ReproduceInterrupted, args, parser, datasets) -> None:
+    """After Ctrl-C: which rows are saved (read back from the --out file) and the command
+    that runs the rest."""
+    def label(dataset, name):
+        return f"{name} ({TITLES[dataset]})" if len(datasets) > 1 else name
+
+    running = label(*stop.running) if stop.running else None
+    err = sys.stderr
+    if stop.out is not None:
+        try:
+            saved = TableFile(stop.out).kept
+        except CnnlibError:
+            saved = []
+        names = ", ".join(line.strip("|").split("|")[0].strip() for line in saved) or "-"
+        if running:
+            print(tr("interrupted during {recipe}: {path} keeps {count} row(s): {names}",
+                     recipe=running, path=stop.out, count=len(saved), names=names), file=err)
+        else:
+            print(tr("interrupted: {path} keeps {count} row(s): {names}", path=stop.out,
+                     count=len(saved), names=names), file=err)
+        if stop.remaining:
+            print(tr("to run the rest: {command}",
+                     command=_reproduce_command(args, parser, resume=True)), file=err)
+        return
+    if stop.rows:
+        print(format_table(stop.rows))
+    if running:
+        print(tr("interrupted during {recipe}: {count} row(s) finished, printed above (no "
+                 "--out file, nothing saved)", recipe=running, count=len(stop.rows)), file=err)
+    else:
+        print(tr("interrupted: {count} row(s) finished, printed above (no --out file, nothing "
+                 "saved)", count=len(stop.rows)), file=err)
+    rest = [name for _, name in stop.remaining]
+    if rest and len(datasets) == 1:
+        print(tr("to run the rest: {command}",
+                 command=_reproduce_command(args, parser, only=rest)), file=err)
+    elif rest:  # --data both: an --only list cannot say which dataset still needs a recipe
+        print(tr("to keep each row as it finishes, run with --out PATH; --resume then skips "
+                 "the rows saved"), file=err)
 
 
 def _cmd_grading(command: str, rest: list[str]) -> int:
