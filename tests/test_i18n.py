@@ -4,7 +4,7 @@ check reports and hints in Chinese.
 - the language: set_language, CNNLIB_LANG, the locale, English by default and as fallback;
 - the catalogue: every message cnnlib marks (``tr(...)``, ``N_(...)``, found in the source
   with ``ast``) is a literal with a Chinese text carrying the same ``{fields}``; no PO file
-  has a fuzzy or untranslated entry or two texts for one message;
+  has a fuzzy, untranslated or unused entry or two texts for one message;
 - every Hint of every check has both texts;
 - every known wrong answer (tests/known_wrong.py, tests/test_checks_part2.py) fails its check
   in Chinese with its hint in Chinese, the report's lines within REPORT_WIDTH columns and no
@@ -130,6 +130,7 @@ def test_every_marked_message_has_its_chinese_text_with_the_same_fields():
 def test_the_po_files_are_complete_and_agree():
     from babel.messages.pofile import read_po
 
+    used = {msgid for _, _, msgid, _ in _marked_messages() if msgid is not None}
     seen: dict[str, tuple[str, str]] = {}
     problems = []
     files = sorted((PACKAGE / "locale" / "zh").glob("*.po"))
@@ -142,6 +143,8 @@ def test_the_po_files_are_complete_and_agree():
                 continue
             if msg.fuzzy or not msg.string:
                 problems.append(f"{path.name}: fuzzy or empty: {msg.id[:60]!r}")
+            if msg.id not in used:
+                problems.append(f"{path.name}: no longer used by cnnlib: {msg.id[:60]!r}")
             if msg.id in seen and seen[msg.id][1] != msg.string:
                 problems.append(f"{path.name} and {seen[msg.id][0]} translate {msg.id[:60]!r} "
                                 "differently")

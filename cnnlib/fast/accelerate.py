@@ -7,16 +7,22 @@ state: the very same ``params`` dict (so the same weight arrays: an optimizer up
 messages. Only ``forward`` / ``backward`` change. Every other layer (Dense, activations,
 Dropout, ...) is the *same object* in both models. Inputs in a dtype the kernels do not cover
 (float16, say) fall back to the reference code.
+
+The inputs get the reference layers' checks; the parameters are checked too before each
+compiled call (a ``params["W"]`` or ``params["b"]`` replaced by an array of another shape
+would otherwise be read out of bounds by the kernel): a few attribute comparisons.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.fast.conv import conv_backward_kernel, conv_forward_kernel
 from cnnlib.fast.pool import maxpool_backward_kernel, maxpool_forward_kernel
 from cnnlib.i18n import tr
 from cnnlib.layers import Sequential
+from cnnlib.layers.base import _Where
 from cnnlib.layers.conv import Conv2D, _kernel_too_large
 from cnnlib.layers.pool import MaxPool2D, _window_too_large
 
@@ -31,6 +37,23 @@ def _adopt(cls, layer):
     fast.__dict__.update(layer.__dict__)
     fast._cache = None
     return fast
+
+
+def _param(layer, key: str, shape: tuple, method: str) -> np.ndarray:
+    """``layer.params[key]``, contiguous in ``layer.dtype``, refused unless it has ``shape``."""
+    a = layer.params[key]
+    if not isinstance(a, np.ndarray):
+        raise DTypeError(tr("{owner}: {arg} must be a numpy array, got {type}",
+                            owner=_Where(layer, method), arg=f'params["{key}"]',
+                            type=type(a).__name__))
+    if a.dtype.kind != "f":
+        raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
+                            owner=_Where(layer, method), arg=f'params["{key}"]', dtype=a.dtype))
+    if a.shape != shape:
+        raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                            owner=_Where(layer, method), arg=f'params["{key}"]',
+                            expected=shape, shape=a.shape))
+    return np.ascontiguousarray(a, dtype=layer.dtype)
 
 
 class FastConv2D(Conv2D):
@@ -52,6 +75,9 @@ class FastConv2D(Conv2D):
     def __repr__(self) -> str:
         return "Fast" + super().__repr__()
 
+    def _w_shape(self) -> tuple:
+        return (self.out_channels, self.in_channels, *self.kernel_size)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, F, H', W')``."""
         if self.dtype not in _KERNEL_DTYPES:
@@ -63,9 +89,12 @@ class FastConv2D(Conv2D):
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise _kernel_too_large(self, x.shape)
         x = np.ascontiguousarray(x)
-        w = np.ascontiguousarray(self.params["W"])
-        b = self.params["b"] if self.bias else np.zeros(self.out_channels, dtype=self.dtype)
-        out = conv_forward_kernel(x, w, np.ascontiguousarray(b), sh, sw, ph, pw)
+        w = _param(self, "W", self._w_shape(), "forward")
+        if self.bias:
+            b = _param(self, "b", (self.out_channels,), "forward")
+        else:
+            b = np.zeros(self.out_channels, dtype=self.dtype)
+        out = conv_forward_kernel(x, w, b, sh, sw, ph, pw)
         self._cache = (x, out.shape)
         return out
 
@@ -77,7 +106,7 @@ class FastConv2D(Conv2D):
         x, out_shape = self._require_cache()
         dout = np.ascontiguousarray(self._check_dout(dout, out_shape, dtype=self.dtype))
         (sh, sw), (ph, pw) = self.stride, self.padding
-        w = np.ascontiguousarray(self.params["W"])
+        w = _param(self, "W", self._w_shape(), "backward")
         dx, dw, db = conv_backward_kernel(x, w, dout, sh, sw, ph, pw, self.need_input_grad)
         self.grads["W"] = dw
         if self.bias:
@@ -94,7 +123,7 @@ class FastMaxPool2D(MaxPool2D):
         return _adopt(cls, layer)
 
     def __repr__(self) -> str:
-        return "Fast" + super().__repr__()
+        return super().__repr__()  # MaxPool2D names type(self): "FastMaxPool2D(...)"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""

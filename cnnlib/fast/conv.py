@@ -10,8 +10,15 @@ each scaled by one filter tap. The innermost loop runs along a row of contiguous
 the compiler turns into SIMD instructions; stride 1 gets its own loop (``row[j + kw]``) because
 a strided index blocks vectorisation and costs 2-3x. The backward pass uses the same pattern.
 
-All kernels work for float32 and float64 (one compiled version per dtype); the Python
-wrappers check shapes and make arrays contiguous so each dtype compiles exactly once.
+All kernels work for float32 and float64 (one compiled version per dtype). The compiled
+loops index without bounds checks, so a wrong shape there reads or writes outside an array
+(garbage, a segfault, a corrupted heap): the public wrappers (:func:`conv2d_forward`,
+:func:`conv2d_backward`, and those of :mod:`cnnlib.fast.pool`) check every argument first, in
+Python, and raise :class:`~cnnlib.errors.ShapeError` / :class:`~cnnlib.errors.DTypeError`
+naming the kernel, the argument, the expected and the actual shape or dtype. Then they make
+the arrays contiguous and of one dtype, so each dtype compiles exactly once. The checks read
+shapes and dtypes only (a few microseconds), never values: NaN passes through. The
+``*_kernel`` functions themselves check nothing: call them only with arrays checked so.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from cnnlib.errors import ShapeError
+from cnnlib.errors import DTypeError, ShapeError
 from cnnlib.i18n import tr
-from cnnlib.layers.base import as_pair
+from cnnlib.layers.base import _is_float, _shape_str, as_pair
 
 
 @njit(cache=True)
@@ -257,54 +264,104 @@ def _crop(dxp, ph, pw):
     return dx
 
 
-def _float_dtype(w):
-    return w.dtype if w.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+# -- the checks of the public wrappers (also used by cnnlib.fast.pool and cnnlib.fast.fused) -----
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def kernel_dtype(a: np.ndarray) -> np.dtype:
+    """The dtype a float array is computed in: its own when it is float32 or float64 (in the
+    machine's byte order), else float64 (float16, longdouble)."""
+    dt = a.dtype if a.dtype.isnative else a.dtype.newbyteorder("=")
+    return dt if dt in KERNEL_DTYPES else np.dtype(np.float64)
+
+
+def as_array(a, owner: str, arg: str) -> np.ndarray:
+    """``a`` as an ndarray (lists, tuples and scalars converted, as the layers do); anything
+    else is a :class:`DTypeError` naming ``owner`` and ``arg``."""
+    if isinstance(a, np.ndarray):
+        return a
+    if isinstance(a, (list, tuple)) or np.isscalar(a):
+        return np.asarray(a)
+    raise DTypeError(tr("{owner}: {arg} must be a numpy array, got {type}",
+                        owner=owner, arg=arg, type=type(a).__name__))
+
+
+def check_float(a, owner: str, arg: str, pattern, images: bool = False) -> np.ndarray:
+    """``a`` as a float ndarray whose shape matches ``pattern`` (ints: that size is required;
+    strings: any size, named in the message), e.g. ``("N", 3, "H", "W")``; the layers' rules
+    and messages (:meth:`cnnlib.layers.base.Layer._check_array`), ``owner`` naming the kernel.
+    ``images``: an integer array gets the layers' advice on scaling uint8 pixels."""
+    a = as_array(a, owner, arg)
+    if not _is_float(a):
+        if images and a.dtype.kind in "iub":
+            raise DTypeError(tr(
+                "{owner}: {arg} must be a float array, got dtype {dtype}. Convert it "
+                "first, e.g. images of uint8 pixels: x = image / 255 - 0.5 (the "
+                "tutorial's scaling) or x.astype(np.float64).",
+                owner=owner, arg=arg, dtype=a.dtype))
+        raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
+                            owner=owner, arg=arg, dtype=a.dtype))
+    if a.ndim != len(pattern):
+        raise _shape_error(owner, arg, pattern, a.shape)
+    for size, want in zip(a.shape, pattern, strict=True):  # a plain loop: runs every call
+        if size != want and want.__class__ is not str:
+            raise _shape_error(owner, arg, pattern, a.shape)
+    return a
+
+
+def _shape_error(owner, arg, pattern, shape) -> ShapeError:
+    return ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                         owner=owner, arg=arg, expected=_shape_str(pattern), shape=shape))
+
+
+def _conv_args(fn, x, w, stride, padding):
+    """The checked ``x``, ``w`` (contiguous, in ``w``'s kernel dtype), stride and padding of
+    a convolution kernel named ``fn``."""
+    w = check_float(w, fn, "w", ("F", "C", "KH", "KW"))
+    f, c, kh, kw = w.shape
+    if kh < 1 or kw < 1:
+        raise ShapeError(tr("{owner}: w must have shape (F, C, KH, KW) with KH, KW >= 1, got "
+                            "{shape}", owner=fn, shape=w.shape))
+    x = check_float(x, fn, "x", ("N", c, "H", "W"), images=True)
+    sh, sw = as_pair(stride, "stride", fn)
+    ph, pw = as_pair(padding, "padding", fn, minimum=0)
+    if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
+        raise ShapeError(tr(
+            "{owner}: x of shape {shape} is smaller than the kernel {kernel} even with "
+            "padding {padding}: its (H, W) must be at least ({h}, {w})", owner=fn,
+            shape=x.shape, kernel=(kh, kw), padding=(ph, pw), h=kh - 2 * ph, w=kw - 2 * pw))
+    dt = kernel_dtype(w)
+    return np.ascontiguousarray(x, dtype=dt), np.ascontiguousarray(w, dtype=dt), sh, sw, ph, pw
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """Convolution forward: ``(N, C, H, W), (F, C, KH, KW), (F,) -> (N, F, H', W')``.
 
     ``stride`` / ``padding``: an int or an ``(h, w)`` pair; ``b=None`` means no bias.
-    Computes in the dtype of ``w`` (float32 or float64; anything else in float64).
+    Computes in the dtype of ``w`` (float32 or float64; another float dtype in float64):
+    ``x`` and ``b`` of another float dtype are converted to it. Integer, boolean or complex
+    arrays, and wrong shapes, raise DTypeError / ShapeError before any compiled code runs.
     """
-    w = np.asarray(w)
-    dt = _float_dtype(w)
-    w = np.ascontiguousarray(w, dtype=dt)
-    x = np.ascontiguousarray(x, dtype=dt)
-    b = np.zeros(w.shape[0], dtype=dt) if b is None else np.ascontiguousarray(b, dtype=dt)
-    (sh, sw) = as_pair(stride, "stride", "conv2d")
-    (ph, pw) = as_pair(padding, "padding", "conv2d", minimum=0)
-    _check_conv_shapes(x, w, sh, sw, ph, pw)
+    fn = "conv2d_forward"
+    x, w, sh, sw, ph, pw = _conv_args(fn, x, w, stride, padding)
+    if b is None:
+        b = np.zeros(w.shape[0], dtype=w.dtype)
+    else:
+        b = np.ascontiguousarray(check_float(b, fn, "b", (w.shape[0],)), dtype=w.dtype)
     return conv_forward_kernel(x, w, b, sh, sw, ph, pw)
 
 
 def conv2d_backward(x, w, dout, stride=1, padding=0, need_dx=True):
     """Convolution backward for upstream ``dout (N, F, H', W')``: returns
-    ``dx (N, C, H, W)`` (None when ``need_dx`` is False), ``dw (F, C, KH, KW)``, ``db (F,)``."""
-    w = np.asarray(w)
-    dt = _float_dtype(w)
-    w = np.ascontiguousarray(w, dtype=dt)
-    x = np.ascontiguousarray(x, dtype=dt)
-    dout = np.ascontiguousarray(dout, dtype=dt)
-    (sh, sw) = as_pair(stride, "stride", "conv2d")
-    (ph, pw) = as_pair(padding, "padding", "conv2d", minimum=0)
-    _check_conv_shapes(x, w, sh, sw, ph, pw)
+    ``dx (N, C, H, W)`` (None when ``need_dx`` is False), ``dw (F, C, KH, KW)``, ``db (F,)``.
+
+    ``dout`` must have exactly the shape :func:`conv2d_forward` returns for ``x``, ``w``,
+    ``stride`` and ``padding`` (else ShapeError); dtypes as in :func:`conv2d_forward`.
+    """
+    fn = "conv2d_backward"
+    x, w, sh, sw, ph, pw = _conv_args(fn, x, w, stride, padding)
+    out_shape = (x.shape[0], w.shape[0], (x.shape[2] + 2 * ph - w.shape[2]) // sh + 1,
+                 (x.shape[3] + 2 * pw - w.shape[3]) // sw + 1)
+    dout = np.ascontiguousarray(check_float(dout, fn, "dout", out_shape), dtype=w.dtype)
     dx, dw, db = conv_backward_kernel(x, w, dout, sh, sw, ph, pw, bool(need_dx))
     return (dx if need_dx else None), dw, db
-
-
-def _check_conv_shapes(x, w, sh, sw, ph, pw):
-    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
-        c = w.shape[1] if w.ndim == 4 else "C"
-        raise ShapeError(tr(
-            "conv2d: x must have shape (N, {c}, H, W) and w (F, C, KH, KW), got x {x_shape} "
-            "and w {w_shape}", c=c, x_shape=x.shape, w_shape=w.shape))
-    if min(sh, sw) < 1 or min(ph, pw) < 0:
-        raise ValueError(tr(
-            "conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}",
-            stride=(sh, sw), padding=(ph, pw)))
-    hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
-    if hp < w.shape[2] or wp < w.shape[3]:
-        raise ShapeError(tr(
-            "conv2d: the padded input {padded} is smaller than the kernel {kernel}",
-            padded=(hp, wp), kernel=w.shape[2:]))

@@ -5,14 +5,23 @@ Same contract as :class:`cnnlib.layers.MaxPool2D`: ``x (N, C, H, W) -> (N, C, H'
 row-major order (the scan below replaces the best value only on a strictly larger one); where
 windows overlap the contributions add up. The winner's position is stored in forward as a flat
 index ``y * W + x`` into the input plane, never recomputed by comparing values.
+
+The backward kernel writes ``dx[n, c, argmax]`` without bounds checks: the public
+:func:`maxpool2d_backward` checks first, in Python, that ``dout``, ``argmax`` and
+``input_shape`` agree and that every ``argmax`` indexes the ``H * W`` input plane (one
+``max`` over the indices), raising :class:`~cnnlib.errors.ShapeError` /
+:class:`~cnnlib.errors.DTypeError` that name the kernel and the argument.
 """
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from numba import njit
 
-from cnnlib.errors import ShapeError
+from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.fast.conv import as_array, check_float, kernel_dtype
 from cnnlib.i18n import tr
 from cnnlib.layers.base import as_pair
 
@@ -61,21 +70,62 @@ def maxpool_backward_kernel(dout, arg, H, W):
 
 
 def maxpool2d_forward(x, pool_size=2, stride=None):
-    """Max pooling forward: returns ``out (N, C, H', W')`` and the stored ``argmax``."""
-    ph, pw = as_pair(pool_size, "pool_size", "maxpool2d")
-    sh, sw = (ph, pw) if stride is None else as_pair(stride, "stride", "maxpool2d")
-    x = np.ascontiguousarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)
-    if x.ndim != 4 or x.shape[2] < ph or x.shape[3] < pw:
+    """Max pooling forward: returns ``out (N, C, H', W')`` and the stored ``argmax``
+    (int64, the same shape: flat indices into the ``H * W`` input plane).
+
+    ``x`` float32 or float64 (another float dtype is computed in float64); integer, boolean or
+    complex arrays and wrong shapes raise DTypeError / ShapeError before compiled code runs.
+    """
+    fn = "maxpool2d_forward"
+    ph, pw = as_pair(pool_size, "pool_size", fn)
+    sh, sw = (ph, pw) if stride is None else as_pair(stride, "stride", fn)
+    x = check_float(x, fn, "x", ("N", "C", "H", "W"), images=True)
+    if x.shape[2] < ph or x.shape[3] < pw:
         raise ShapeError(tr(
-            "maxpool2d: x must have shape (N, C, H, W) with H >= {ph} and W >= {pw}, got "
-            "{shape}", ph=ph, pw=pw, shape=x.shape))
+            "{owner}: x must have shape (N, C, H, W) with H >= {kh} and W >= {kw} (the "
+            "window), got {shape}", owner=fn, kh=ph, kw=pw, shape=x.shape))
+    x = np.ascontiguousarray(x, dtype=kernel_dtype(x))
     return maxpool_forward_kernel(x, ph, pw, sh, sw)
 
 
 def maxpool2d_backward(dout, argmax, input_shape):
-    """Max pooling backward: ``dout (N, C, H', W')`` -> ``dx`` of ``input_shape``."""
-    H, W = int(input_shape[2]), int(input_shape[3])
-    dout = np.ascontiguousarray(dout)
-    return maxpool_backward_kernel(dout, np.ascontiguousarray(argmax), H, W)
+    """Max pooling backward: ``dout (N, C, H', W')`` -> ``dx`` of ``input_shape``.
+
+    ``argmax``: what :func:`maxpool2d_forward` returned with the output (integers, the shape
+    of ``dout``, each in ``0 .. H*W - 1``); ``input_shape``: the shape ``(N, C, H, W)`` of
+    that forward's input. ``dx`` has ``dout``'s dtype (float32 or float64). Anything that
+    does not fit raises ShapeError / DTypeError before compiled code runs.
+    """
+    fn = "maxpool2d_backward"
+    try:
+        n, c, h, w = map(operator.index, input_shape)  # ints (numpy's too), not floats
+    except (TypeError, ValueError):
+        n = c = h = w = -1
+    if min(n, c, h, w) < 0:
+        raise ShapeError(tr(
+            "{owner}: input_shape must be the shape (N, C, H, W) of the input of "
+            "maxpool2d_forward (4 ints >= 0), got {value}", owner=fn, value=repr(input_shape)))
+    dout = check_float(dout, fn, "dout", (n, c, "H'", "W'"))
+    if dout.shape[2] > h or dout.shape[3] > w:
+        raise ShapeError(tr(
+            "{owner}: dout of shape {shape} has more rows or columns than the input "
+            "{input_shape}: input_shape must be the shape of the input of maxpool2d_forward",
+            owner=fn, shape=dout.shape, input_shape=(n, c, h, w)))
+    argmax = as_array(argmax, fn, "argmax")
+    if argmax.dtype.kind not in "iu":
+        raise DTypeError(tr(
+            "{owner}: argmax must be an integer array (the argmax returned by "
+            "maxpool2d_forward), got dtype {dtype}", owner=fn, dtype=argmax.dtype))
+    if argmax.shape != dout.shape:
+        raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                            owner=fn, arg="argmax", expected=dout.shape, shape=argmax.shape))
+    arg = np.ascontiguousarray(argmax, dtype=np.int64)
+    # One pass for both ends: seen as unsigned, a negative index is larger than any plane.
+    if arg.size and int(arg.view(np.uint64).max()) >= h * w:
+        raise ShapeError(tr(
+            "{owner}: argmax must hold flat indices 0..{last} into the {h}x{w} planes of "
+            "input_shape {input_shape}, got values from {lo} to {hi}", owner=fn,
+            last=h * w - 1, h=h, w=w, input_shape=(n, c, h, w), lo=int(arg.min()),
+            hi=int(arg.max())))
+    dout = np.ascontiguousarray(dout, dtype=kernel_dtype(dout))
+    return maxpool_backward_kernel(dout, arg, h, w)

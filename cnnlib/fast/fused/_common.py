@@ -1,5 +1,9 @@
-"""What the fused trainers share: the image checks and the epoch loop around the compiled
-chunks (shuffle, time, record, progress bar)."""
+"""What the fused trainers share: the input checks and the epoch loop around the compiled
+chunks (shuffle, time, record, progress bar).
+
+The fused kernels index without bounds checks: every image, label and index array is checked
+here, in Python, before a compiled call (shapes, dtypes, and the ranges of labels and of
+``order`` by one min and max each); values are not (NaN passes through)."""
 
 from __future__ import annotations
 
@@ -9,16 +13,19 @@ from collections.abc import Callable
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.fast.conv import as_array, kernel_dtype
 from cnnlib.i18n import tr
 from cnnlib.monitoring.history import TrainingHistory
 from cnnlib.monitoring.progress import progress as progress_bar
 
-__all__ = ["check_images", "fit_in_chunks"]
+__all__ = ["check_images", "check_labels_range", "check_order", "fit_in_chunks"]
 
 
 def check_images(images, labels=None, owner="TutorialNet"):
     """``images`` ``(N, h, w)`` (or one ``(h, w)``) of numbers, C-contiguous, and ``labels``
-    ``(N,)`` integers as int64 (None stays None). Errors name ``owner``."""
+    ``(N,)`` integers as int64 (None stays None). Errors name ``owner``. Images in a dtype
+    the compiled code cannot read (float16, another byte order) are converted (float64, the
+    machine's order)."""
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
@@ -29,7 +36,10 @@ def check_images(images, labels=None, owner="TutorialNet"):
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
         raise DTypeError(tr("{owner}: images must be numbers (uint8 pixels or floats), got "
                             "dtype {dtype}", owner=owner, dtype=images.dtype))
-    images = np.ascontiguousarray(images)
+    if images.dtype.kind == "f":
+        images = np.ascontiguousarray(images, dtype=kernel_dtype(images))
+    else:
+        images = np.ascontiguousarray(images, dtype=images.dtype.newbyteorder("="))
     if labels is None:
         return images, None
     labels = np.asarray(labels)
@@ -38,6 +48,32 @@ def check_images(images, labels=None, owner="TutorialNet"):
             "{owner}: labels must be integers of shape ({n},) (one per image), got {dtype} "
             "{shape}", owner=owner, n=images.shape[0], dtype=labels.dtype, shape=labels.shape))
     return images, np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def check_order(order, n: int, owner: str) -> np.ndarray:
+    """``order``: 1-D integer indices into ``n`` images (None: ``0 .. n-1``), as int64."""
+    if order is None:
+        return np.arange(n)
+    order = as_array(order, owner, "order")
+    if order.dtype.kind not in "iu" and order.size:  # an empty list is float64: fine
+        raise DTypeError(tr("{owner}: order must be integer indices into images, got dtype "
+                            "{dtype}", owner=owner, dtype=order.dtype))
+    if order.ndim != 1:
+        raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                            owner=owner, arg="order", expected="(M,)", shape=order.shape))
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    if order.size and (order.min() < 0 or order.max() >= n):
+        raise IndexError(tr("{owner}: order must index 0..{last}", owner=owner, last=n - 1))
+    return order
+
+
+def check_labels_range(labels: np.ndarray, classes: int, owner: str) -> None:
+    """Every label (int64, from :func:`check_images`) in ``0 .. classes-1``, else ValueError."""
+    if labels.size:
+        lo, hi = labels.min(), labels.max()
+        if lo < 0 or hi >= classes:
+            raise ValueError(tr("{owner}: labels must be in 0..{last}, got {lo}..{hi}",
+                                owner=owner, last=classes - 1, lo=lo, hi=hi))
 
 
 def fit_in_chunks(train_chunk: Callable, n: int, *, epochs: int, rng: np.random.Generator,

@@ -23,7 +23,12 @@ import numpy as np
 
 from cnnlib.data import SCALINGS
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.fused._common import check_images, fit_in_chunks
+from cnnlib.fast.fused._common import (
+    check_images,
+    check_labels_range,
+    check_order,
+    fit_in_chunks,
+)
 from cnnlib.fast.fused.network3_kernels import (
     convnet_predict_kernel,
     convnet_train_kernel,
@@ -40,6 +45,14 @@ __all__ = ["FusedConvNet"]
 _SCALINGS = {**SCALINGS, "none": (1.0, 0.0)}  # (divisor, offset): x = image / d - o
 _PATTERN = ("Conv2D(1, F, K)", "MaxPool2D(2)", "Sigmoid()", "Flatten()", "Dense(D, Hd)",
             "Sigmoid()", "Dense(Hd, classes)")
+
+
+def _batch_size(value, owner: str) -> int:
+    value = int(value)
+    if value < 1:
+        raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
+                            owner=owner, name="batch_size", minimum=1, value=value))
+    return value
 
 
 class FusedConvNet:
@@ -69,7 +82,7 @@ class FusedConvNet:
             ok = (conv.in_channels == 1 and conv.stride == (1, 1) and conv.padding == (0, 0)
                   and conv.kernel_size[0] == conv.kernel_size[1] and conv.bias
                   and pool.pool_size == (2, 2) and pool.stride == (2, 2)
-                  and fc1.bias and fc2.bias)
+                  and fc1.bias and fc2.bias and fc2.in_features == fc1.out_features)
         if not ok:
             raise TypeError(tr(
                 "FusedConvNet: the model must be {pattern} (stride 1, no padding, with "
@@ -100,13 +113,33 @@ class FusedConvNet:
         self.input_shape = (2 * hp + k - 1, 2 * hp + k - 1)
 
     def _arrays(self):
-        arrays = (self.conv.params["W"], self.conv.params["b"], self.fc1.params["W"],
-                  self.fc1.params["b"], self.fc2.params["W"], self.fc2.params["b"])
-        for a in arrays:
+        """The six parameter arrays the kernels read and update in place, checked: the shapes
+        the layers were built with (an array replaced by one of another shape would be read
+        out of bounds), the model's dtype, C-contiguous."""
+        conv, fc1, fc2 = self.conv, self.fc1, self.fc2
+        f, k = conv.out_channels, conv.kernel_size[0]
+        expected = (("0.W", conv, "W", (f, 1, k, k)), ("0.b", conv, "b", (f,)),
+                    ("4.W", fc1, "W", (fc1.in_features, fc1.out_features)),
+                    ("4.b", fc1, "b", (fc1.out_features,)),
+                    ("6.W", fc2, "W", (fc1.out_features, fc2.out_features)),
+                    ("6.b", fc2, "b", (fc2.out_features,)))
+        arrays = []
+        for key, layer, name, shape in expected:
+            a = layer.params[name]
+            arg = f'params["{key}"]'
+            if not isinstance(a, np.ndarray) or a.shape != shape:
+                raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                                    owner="FusedConvNet", arg=arg, expected=shape,
+                                    shape=np.shape(a)))
+            if a.dtype != self.dtype:
+                raise DTypeError(tr("{owner}: {arg} must have the model's dtype {expected}, "
+                                    "got {dtype}", owner="FusedConvNet", arg=arg,
+                                    expected=self.dtype, dtype=a.dtype))
             if not a.flags.c_contiguous:
                 raise ValueError(tr("FusedConvNet: parameter arrays must be C-contiguous "
                                     "(they are updated in place)"))
-        return arrays
+            arrays.append(a)
+        return tuple(arrays)
 
     def _threads(self) -> int:
         """The thread count asked for now: 1 runs the serial kernel, more the parallel one
@@ -127,21 +160,11 @@ class FusedConvNet:
         """SGD on ``images[order]`` (all, in order, by default) in batches of ``batch_size``;
         returns ``(batch_losses, correct)`` (the mean loss of each batch before its update,
         and per sample whether the prediction before the update was right)."""
-        images, labels = self._images(images, labels, "FusedConvNet.train_steps")
-        n = images.shape[0]
-        order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
-        if order.size and (order.min() < 0 or order.max() >= n):
-            raise IndexError(tr("{owner}: order must index 0..{last}",
-                                owner="FusedConvNet.train_steps", last=n - 1))
-        classes = self.fc2.out_features
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
-            raise ValueError(tr("FusedConvNet.train_steps: labels must be in 0..{last}",
-                                last=classes - 1))
-        batch_size = int(batch_size)
-        if batch_size < 1:
-            raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
-                                owner="FusedConvNet.train_steps", name="batch_size", minimum=1,
-                                value=batch_size))
+        owner = "FusedConvNet.train_steps"
+        images, labels = self._images(images, labels, owner)
+        order = check_order(order, images.shape[0], owner)
+        check_labels_range(labels, self.fc2.out_features, owner)
+        batch_size = _batch_size(batch_size, owner)
         div, shift = _SCALINGS[self.scaling]
         losses = np.empty(-(-order.shape[0] // batch_size), dtype=np.float64)
         correct = np.empty(order.shape[0], dtype=np.int8)
@@ -165,6 +188,7 @@ class FusedConvNet:
         ``chunk`` images. Returns a :class:`~cnnlib.training.TrainingHistory` (per chunk: the
         mean batch loss and the accuracy; per epoch: the same and the seconds)."""
         images, labels = self._images(images, labels, "FusedConvNet.fit")
+        batch_size = _batch_size(batch_size, "FusedConvNet.fit")
 
         def train_chunk(order):
             return self.train_steps(images, labels, order, batch_size, lr)
@@ -184,6 +208,7 @@ class FusedConvNet:
     def evaluate(self, images, labels) -> dict:
         """``{"loss", "accuracy", "n"}`` on ``images``, ``labels``."""
         images, labels = self._images(images, labels, "FusedConvNet.evaluate")
+        check_labels_range(labels, self.fc2.out_features, "FusedConvNet.evaluate")
         logits = self.predict_logits(images).astype(np.float64)
         loss, _ = softmax_cross_entropy(logits, labels)
         return {"loss": loss, "accuracy": float((logits.argmax(1) == labels).mean()),

@@ -26,7 +26,12 @@ import numpy as np
 
 from cnnlib.data import SCALINGS
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.fused._common import check_images, fit_in_chunks
+from cnnlib.fast.fused._common import (
+    check_images,
+    check_labels_range,
+    check_order,
+    fit_in_chunks,
+)
 from cnnlib.fast.fused.tutorial_net_kernels import tutorial_predict_kernel, tutorial_train_kernel
 from cnnlib.i18n import tr
 from cnnlib.layers.base import as_rng
@@ -166,22 +171,17 @@ class TutorialNet:
         """Per-sample SGD steps on ``images[order]`` (all, in order, by default) in one
         compiled call; returns ``(losses, correct)`` per step. ``scaled``: None = uint8 pixels
         are scaled ``/ 255 - 0.5``, floats are taken as already scaled."""
-        images, labels = check_images(images, labels, "TutorialNet.train_steps")
-        self._check_input_shape(images, "TutorialNet.train_steps")
-        n = images.shape[0]
-        order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
-        if order.size and (order.min() < 0 or order.max() >= n):
-            raise IndexError(tr("{owner}: order must index 0..{last}",
-                                owner="TutorialNet.train_steps", last=n - 1))
-        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(tr("TutorialNet.train_steps: labels must be in 0..{last}, got "
-                                "{lo}..{hi}", last=self.num_classes - 1, lo=labels.min(),
-                                hi=labels.max()))
+        owner = "TutorialNet.train_steps"
+        images, labels = check_images(images, labels, owner)
+        self._check_input_shape(images, owner)
+        order = check_order(order, images.shape[0], owner)
+        check_labels_range(labels, self.num_classes, owner)
+        filters, wt, biases = self._weights_checked()
         div, shift = self._scale(images, scaled)
         losses = np.empty(order.shape[0], dtype=np.float64)
         correct = np.empty(order.shape[0], dtype=np.int8)
-        tutorial_train_kernel(images, labels, order, div, shift, float(lr), self._filters,
-                              self.wt, self._biases, losses, correct)
+        tutorial_train_kernel(images, labels, order, div, shift, float(lr), filters, wt,
+                              biases, losses, correct)
         return losses, correct.astype(bool)
 
     def fit(self, images, labels, epochs=3, lr=0.005, rng=0, shuffle=True, chunk=1000,
@@ -208,13 +208,19 @@ class TutorialNet:
 
     def predict_proba(self, images, scaled=None, batch_size=10000) -> np.ndarray:
         """Softmax outputs ``(N, classes)`` for ``images (N, h, w)`` (or one ``(h, w)``)."""
-        images, _ = check_images(images, None, "TutorialNet.predict_proba")
-        self._check_input_shape(images, "TutorialNet.predict_proba")
+        owner = "TutorialNet.predict_proba"
+        images, _ = check_images(images, None, owner)
+        self._check_input_shape(images, owner)
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError(tr("{owner}: {name} must be >= {minimum}, got {value}",
+                                owner=owner, name="batch_size", minimum=1, value=batch_size))
+        filters, wt, biases = self._weights_checked()
         div, shift = self._scale(images, scaled)
         out = np.empty((images.shape[0], self.num_classes), dtype=self.dtype)
         for s in range(0, images.shape[0], batch_size):
-            tutorial_predict_kernel(images[s:s + batch_size], div, shift, self._filters,
-                                    self.wt, self._biases, out[s:s + batch_size])
+            tutorial_predict_kernel(images[s:s + batch_size], div, shift, filters, wt, biases,
+                                    out[s:s + batch_size])
         return out
 
     def predict(self, images, scaled=None) -> np.ndarray:
@@ -224,12 +230,36 @@ class TutorialNet:
     def evaluate(self, images, labels, scaled=None) -> dict:
         """``{"loss": mean cross-entropy, "accuracy": fraction right, "n": N}``."""
         images, labels = check_images(images, labels, "TutorialNet.evaluate")
+        check_labels_range(labels, self.num_classes, "TutorialNet.evaluate")
         p = self.predict_proba(images, scaled).astype(np.float64)
         picked = p[np.arange(len(labels)), labels]
         with np.errstate(divide="ignore"):
             loss = float(-np.log(picked).mean()) if len(labels) else float("nan")
         acc = float((p.argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
         return {"loss": loss, "accuracy": acc, "n": int(len(labels))}
+
+    def _weights_checked(self):
+        """``(filters, wt, biases)`` as the kernels need them: of the shapes this network was
+        built with, C-contiguous, in its dtype (``wt`` is a public attribute: one assigned in
+        another shape would be read out of bounds by the compiled code)."""
+        for name, value, shape in (("filters", self._filters, (self.num_filters, 3, 3)),
+                                   ("wt", self.wt, (self.num_classes, self.input_len)),
+                                   ("biases", self._biases, (self.num_classes,))):
+            if isinstance(value, np.ndarray) and value.dtype == self.dtype \
+                    and value.shape == shape and value.flags.c_contiguous:
+                continue
+            value = np.asarray(value)
+            if value.shape != shape:
+                raise ShapeError(tr("{owner}: {arg} must have shape {expected}, got {shape}",
+                                    owner="TutorialNet", arg=name, expected=shape,
+                                    shape=value.shape))
+            if value.dtype.kind not in "fiu":
+                raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
+                                    owner="TutorialNet", arg=name, dtype=value.dtype))
+            # the kernels update these in place: keep the converted array
+            setattr(self, "wt" if name == "wt" else "_" + name,
+                    np.ascontiguousarray(value, dtype=self.dtype))
+        return self._filters, self.wt, self._biases
 
     def _check_input_shape(self, images, owner):
         if images.shape[1:] != self.input_shape:
@@ -256,7 +286,7 @@ def train_tutorial_net(images, labels, epochs=3, lr=0.005, seed=0, num_filters=8
     from ``net.evaluate(...)`` after training. Other keywords go to :meth:`TutorialNet.fit`
     (``chunk``, ``progress``, ``log_every``, ``shuffle``, ``scaled``).
     """
-    images = np.asarray(images)
+    images, _ = check_images(images, None, "train_tutorial_net")
     gen = np.random.default_rng(seed)
     net = TutorialNet(num_filters, images.shape[-2:], num_classes, rng=gen, dtype=dtype)
     hist = net.fit(images, labels, epochs=epochs, lr=lr, rng=gen, **fit_kw)
