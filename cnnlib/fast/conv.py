@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from cnnlib.errors import DTypeError, ShapeError
+from cnnlib.errors import ShapeError
 from cnnlib.i18n import tr
-from cnnlib.layers.base import _is_float, _shape_str, as_pair
+from cnnlib.layers.base import _shape_str, as_pair, float_array
 
 
 @njit(cache=True)
@@ -275,32 +275,12 @@ def kernel_dtype(a: np.ndarray) -> np.dtype:
     return dt if dt in KERNEL_DTYPES else np.dtype(np.float64)
 
 
-def as_array(a, owner: str, arg: str) -> np.ndarray:
-    """``a`` as an ndarray (lists, tuples and scalars converted, as the layers do); anything
-    else is a :class:`DTypeError` naming ``owner`` and ``arg``."""
-    if isinstance(a, np.ndarray):
-        return a
-    if isinstance(a, (list, tuple)) or np.isscalar(a):
-        return np.asarray(a)
-    raise DTypeError(tr("{owner}: {arg} must be a numpy array, got {type}",
-                        owner=owner, arg=arg, type=type(a).__name__))
-
-
 def check_float(a, owner: str, arg: str, pattern, images: bool = False) -> np.ndarray:
     """``a`` as a float ndarray whose shape matches ``pattern`` (ints: that size is required;
     strings: any size, named in the message), e.g. ``("N", 3, "H", "W")``; the layers' rules
     and messages (:meth:`cnnlib.layers.base.Layer._check_array`), ``owner`` naming the kernel.
     ``images``: an integer array gets the layers' advice on scaling uint8 pixels."""
-    a = as_array(a, owner, arg)
-    if not _is_float(a):
-        if images and a.dtype.kind in "iub":
-            raise DTypeError(tr(
-                "{owner}: {arg} must be a float array, got dtype {dtype}. Convert it "
-                "first, e.g. images of uint8 pixels: x = image / 255 - 0.5 (the "
-                "tutorial's scaling) or x.astype(np.float64).",
-                owner=owner, arg=arg, dtype=a.dtype))
-        raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
-                            owner=owner, arg=arg, dtype=a.dtype))
+    a = float_array(a, owner, arg, images)
     if a.ndim != len(pattern):
         raise _shape_error(owner, arg, pattern, a.shape)
     for size, want in zip(a.shape, pattern, strict=True):  # a plain loop: runs every call

@@ -21,9 +21,9 @@ import numpy as np
 from numba import njit
 
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.conv import as_array, check_float, kernel_dtype
+from cnnlib.fast.conv import check_float, kernel_dtype
 from cnnlib.i18n import tr
-from cnnlib.layers.base import as_pair
+from cnnlib.layers.base import as_array, as_pair
 
 
 @njit(cache=True)

@@ -75,6 +75,34 @@ def _is_float(a: np.ndarray) -> bool:
     return a.dtype.kind == "f"  # float16/32/64/longdouble; not int, bool, complex, object
 
 
+def as_array(a, owner, arg: str) -> np.ndarray:
+    """``a`` as an ndarray (lists, tuples and scalars converted); anything else is a
+    :class:`DTypeError` naming ``owner`` (a layer's method or a kernel) and ``arg``."""
+    if isinstance(a, np.ndarray):
+        return a
+    if isinstance(a, (list, tuple)) or np.isscalar(a):
+        return np.asarray(a)
+    raise DTypeError(tr("{owner}: {arg} must be a numpy array, got {type}",
+                        owner=owner, arg=arg, type=type(a).__name__))
+
+
+def float_array(a, owner, arg: str, images: bool = True) -> np.ndarray:
+    """``a`` as a float ndarray, or a :class:`DTypeError` naming ``owner`` and ``arg``; with
+    ``images``, an integer array gets the advice on scaling uint8 pixels. The one dtype rule
+    of the layers and the Numba kernels."""
+    a = as_array(a, owner, arg)
+    if not _is_float(a):
+        if images and a.dtype.kind in "iub":
+            raise DTypeError(tr(
+                "{owner}: {arg} must be a float array, got dtype {dtype}. Convert it "
+                "first, e.g. images of uint8 pixels: x = image / 255 - 0.5 (the "
+                "tutorial's scaling) or x.astype(np.float64).",
+                owner=owner, arg=arg, dtype=a.dtype))
+        raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
+                            owner=owner, arg=arg, dtype=a.dtype))
+    return a
+
+
 def _shape_str(pattern) -> str:
     """``("N", 1, "H", "W") -> "(N, 1, H, W)"``; a one-element pattern keeps its comma."""
     items = [str(p) for p in pattern]
@@ -145,21 +173,7 @@ class Layer:
         None keeps the input's float dtype.
         """
         where = _Where(self, method)
-        if not isinstance(x, np.ndarray):
-            if isinstance(x, (list, tuple)) or np.isscalar(x):
-                x = np.asarray(x)
-            else:
-                raise DTypeError(tr("{owner}: {arg} must be a numpy array, got {type}",
-                                    owner=where, arg=arg, type=type(x).__name__))
-        if not _is_float(x):
-            if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
-                raise DTypeError(tr(
-                    "{owner}: {arg} must be a float array, got dtype {dtype}. Convert it "
-                    "first, e.g. images of uint8 pixels: x = image / 255 - 0.5 (the "
-                    "tutorial's scaling) or x.astype(np.float64).",
-                    owner=where, arg=arg, dtype=x.dtype))
-            raise DTypeError(tr("{owner}: {arg} must be a float array, got dtype {dtype}.",
-                                owner=where, arg=arg, dtype=x.dtype))
+        x = float_array(x, where, arg)
         if x.ndim != len(pattern):
             raise self._shape_error(where, arg, pattern, x.shape)
         for size, want in zip(x.shape, pattern, strict=True):

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.conv import as_array, kernel_dtype
+from cnnlib.fast.conv import kernel_dtype
 from cnnlib.i18n import tr
+from cnnlib.layers.base import as_array
 from cnnlib.monitoring.history import TrainingHistory
 from cnnlib.monitoring.progress import progress as progress_bar
 
