@@ -18,7 +18,9 @@ Each setting grades a fresh copy of the same course, with ``autograde(jobs=J)``,
 one markdown table: notebooks per minute, seconds per student, CPU seconds per notebook (the
 sandbox's processes, and the grader's own), peak memory of a notebook's sandbox, and where a
 notebook's time went (sandbox start, the notebook's cells, the trusted tests, nbgrader's
-bookkeeping). The grades of every setting must agree. Not part of the test suite.
+bookkeeping). ``--all-cells`` adds each setting again with every cell run, the demonstrations
+that grading otherwise leaves out included (``cnnlib.grading.skipping``). The grades of every
+setting must agree. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -233,6 +235,9 @@ def main(argv=None) -> int:
                     help="default: every assignment in solutions/")
     ap.add_argument("--unsandboxed", action="store_true",
                     help="also time each setting with --unsandboxed, for the overhead")
+    ap.add_argument("--all-cells", action="store_true",
+                    help="also time each setting with every cell run (the demonstrations the "
+                         "instructor marked too: c.TrustedGrade.skip_demonstrations = False)")
     ap.add_argument("--cluster", type=int, default=0, metavar="N",
                     help="also grade on a loopback Dask cluster of N one-thread workers (the "
                          "grader CPU column then leaves the workers out)")
@@ -254,20 +259,28 @@ def main(argv=None) -> int:
     print("submissions: " + ", ".join(f"{k} {tally[k]}" for k in KINDS), flush=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    settings = [(int(j), True, False) for j in args.jobs.split(",") if j]
+    settings = [(int(j), True, False, False) for j in args.jobs.split(",") if j]
     if args.unsandboxed:
-        settings += [(j, False, False) for j, _, _ in list(settings)]
+        settings += [(j, False, False, False) for j, *_ in list(settings)]
+    if args.all_cells:
+        settings += [(j, sb, False, True) for j, sb, *_ in list(settings)]
     if args.cluster:
-        settings.append((args.cluster, True, True))
+        settings.append((args.cluster, True, True, False))
     rows, grades = [], {}
-    for jobs, sandboxed, on_cluster in settings:
+    for jobs, sandboxed, on_cluster, all_cells in settings:
         label = f"{jobs} worker{'s' if jobs > 1 else ''}" + ("" if sandboxed else ", unsandboxed")
         if on_cluster:
             label = f"Dask cluster on loopback, {jobs} worker{'s' if jobs > 1 else ''}"
-        course = where / f"run-{jobs}-{'sb' if sandboxed else 'plain'}{'-dask' * on_cluster}"
+        if all_cells:
+            label += ", every cell run"
+        course = where / (f"run-{jobs}-{'sb' if sandboxed else 'plain'}{'-dask' * on_cluster}"
+                          f"{'-all' * all_cells}")
         if course.exists():
             shutil.rmtree(course)
         shutil.copytree(template, course, symlinks=True)
+        if all_cells:  # what grading cost before demonstrations were left out
+            with (course / "nbgrader_config.py").open("a") as config:
+                config.write("\nc.TrustedGrade.skip_demonstrations = False\n")
         print(f"grading with {label} ...", flush=True)
         cluster = LoopbackCluster(jobs, where) if on_cluster else None
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.converters import GenerateAssignment
 
-from cnnlib.grading import course, editions
+from cnnlib.grading import course, editions, skipping
 from cnnlib.grading.converters import run_converter
 from cnnlib.grading.course import GradingError
 from cnnlib.grading.gradebook import guarded_gradebook
@@ -93,6 +93,7 @@ def generate_into(root: Path, assignment: str, release_dir: Path, db_url: str) -
         generated = nbformat.read(out, as_version=4)
         _stable_ids(generated, nbformat.read(src, as_version=4))
         _clean_outputs(generated)
+        skipping.stamp(generated)  # the demonstrations grading may leave out, as released
         nbformat.validate(generated)
         _write_notebook(generated, out)
     return out_dir
@@ -119,6 +120,7 @@ def translate_release(built: Path, lang: str, target: Path,
                 raise GradingError(f"the {lang} edition of {built.name}/{nb_path.name} "
                                    f"cannot be made:\n{e}\n(the translations are in "
                                    "solutions/; see docs/translating.md)") from e
+            skipping.stamp(out)  # this edition's words in its demonstrations' comments
             nbformat.validate(out)
             _write_notebook(out, target / nb_path.name)
         _write_notebook(editions.edition(nb, "en"), nb_path)

@@ -45,7 +45,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
 from cnnlib import i18n
 from cnnlib.checks import verdicts
-from cnnlib.grading import editions, prebuilt, remote, sandbox
+from cnnlib.grading import editions, prebuilt, remote, sandbox, skipping
 from cnnlib.grading.driver import time_limit
 from cnnlib.grading.markup import exercise_of, grade_meta
 
@@ -157,6 +157,9 @@ class TrustedGrade(NbGraderPreprocessor):
     wall_seconds = Float(sandbox.Limits().wall_seconds).tag(config=True)
     extra_readonly = List(Unicode(), help="More host folders the notebooks may read.").tag(
         config=True)
+    skip_demonstrations = Bool(True, help="Leave out the demonstration cells the instructor "
+                               "marked (cnnlib.grading.skipping) when nothing graded needs "
+                               "them.").tag(config=True)
 
     def preprocess(self, nb, resources):
         try:
@@ -175,8 +178,22 @@ class TrustedGrade(NbGraderPreprocessor):
         grade_cells = [c for c in nb.cells if _is_grade(c) and c.cell_type == "code"]
         guards = {ex: answer_key_for(assignment, ex) + tuple(self.forbidden.get(ex, ()))
                   for ex in {_exercise_of(c) for c in grade_cells}}
+        demo = skipping.plan(nb.cells) if self.skip_demonstrations \
+            else skipping.Plan([], {}, set())
+        report = self._grade_all(nb, grade_cells, guards, demo.skipped)
+        missing = skipping.missing_names((_output_text(c) for c in grade_cells), demo.bound)
+        if missing:  # a left-out cell was needed after all: grade again with every cell run
+            report = self._grade_all(nb, grade_cells, guards, [])
+        report["demonstrations"] = {"skipped": [] if missing else demo.skipped,
+                                    "kept": demo.kept, "rerun_for": missing}
+        nb.metadata["cnnlib_grading"] = report
+        return nb, resources
+
+    def _grade_all(self, nb, grade_cells: list, guards: dict, left_out: list) -> dict:
+        """Run the notebook (less the demonstrations in ``left_out``) and test every grade
+        cell, in as many sandboxes as it takes; the grading report."""
         run = nbformat.v4.new_notebook(metadata=nb.metadata)
-        run.cells = [c for c in nb.cells if not _is_grade(c)]
+        run.cells = [c for c in nb.cells if not _is_grade(c) and c.get("id") not in left_out]
         report = {"sandboxed": self.sandboxed, "limit": None, "reason": None,
                   "tampering": [], "answer_key": [], "cells": [], "restarts": 0,
                   "usage": dict.fromkeys(USAGE, 0.0), "tests": []}
@@ -205,8 +222,12 @@ class TrustedGrade(NbGraderPreprocessor):
                     report["tests"].append(verdict_record(cell, "NotGraded", 0.0, []))
                 break
         report["skipped"] = list(skip)
-        nb.metadata["cnnlib_grading"] = report
-        return nb, resources
+        for cell in nb.cells:
+            if cell.get("id") in left_out and cell.cell_type == "code":
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=i18n.tr(
+                    "(a demonstration: not run while grading, since no graded answer needs "
+                    "it; run it yourself to see its output)\n"))]
+        return report
 
     def _one_session(self, nb, run, pending: list, skip: list, guards: dict, report: dict,
                      setup):
@@ -306,6 +327,16 @@ class TrustedGrade(NbGraderPreprocessor):
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
                                                text=text[-MAX_REPORT:])] if text else []
         return None
+
+
+def _output_text(cell) -> str:
+    """The text of a (grade) cell's outputs: its streams and its errors' values and lines."""
+    parts = []
+    for out in cell.get("outputs", ()):
+        parts.append(out.get("text", "") if isinstance(out.get("text", ""), str) else "")
+        parts.append(out.get("evalue", "") or "")
+        parts.extend(out.get("traceback", ()) or ())
+    return "\n".join(parts)
 
 
 def verdict_record(cell, error: str | None, seconds: float, seen) -> dict:
