@@ -12,6 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from cnnlib.grading import sandbox, skipping
+from cnnlib.grading.trusted import grading_notes
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import fixture_notebook as fx  # noqa: E402
@@ -102,6 +103,7 @@ def test_demonstrations_left_out_and_put_back_when_needed(tmp_path, monkeypatch)
 
     nb, demos = report("hidden")
     assert demos["rerun_for"] == ["ZERO_R"] and demos["skipped"] == []
+    assert "defines ZERO_R" in " ".join(grading_notes(nb))  # the CSV's detail says so
     # run the second time: its real output is there, not the note
     assert "a demonstration of relu" in by_id(nb)["demo-print"].outputs[0]["text"]
 

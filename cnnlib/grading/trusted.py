@@ -414,6 +414,10 @@ def grading_notes(nb) -> list[str]:
     for cell_id in report.get("skipped", ()):
         notes.append(f"cell {cell_id} never finished (stuck in compiled code, or it ended the "
                      "process): graded without it")
+    rerun_for = (report.get("demonstrations") or {}).get("rerun_for")
+    if rerun_for:
+        notes.append("graded again with every cell run: a left-out demonstration defines "
+                     + ", ".join(rerun_for) + ", which the student's code needed")
     if report.get("lost"):
         notes.append("the student's code stopped answering while " + ", ".join(report["lost"])
                      + " tested it")
