@@ -3,15 +3,15 @@ course's own marks holding on every released notebook, blank or solved, in both 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from test_grading import solved  # the released notebook with the solutions' answers
 
 from cnnlib.grading import skipping
-from cnnlib.grading.markup import SOLUTION, grade_meta
+from cnnlib.grading.markup import grade_meta
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,19 +130,6 @@ def _released() -> list[Path]:
     return sorted(REPO.glob("notebooks/*/*.ipynb")) + sorted(REPO.glob("notebooks-zh/*/*.ipynb"))
 
 
-def _solved(release, solution):
-    nb = nbformat.from_dict(json.loads(json.dumps(release)))
-    sol = {grade_meta(c).get("grade_id"): c for c in solution.cells}
-    begin, end = SOLUTION
-    for cell in nb.cells:
-        meta = grade_meta(cell)
-        if meta.get("solution"):
-            src = sol[meta["grade_id"]].source
-            cell.source = "\n".join(ln for ln in src.split("\n")
-                                    if begin not in ln and end not in ln)
-    return nb
-
-
 @pytest.mark.parametrize("path", _released(), ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_every_marked_course_cell_is_left_out_blank_and_solved(path):
     """The marks in solutions/ hold: in every released notebook, as released and with the
@@ -151,7 +138,7 @@ def test_every_marked_course_cell_is_left_out_blank_and_solved(path):
     solution = nbformat.read(REPO / "solutions" / path.parent.name / path.name, as_version=4)
     marked = [c.get("id") for c in release.cells if skipping.is_marked(c)]
     assert marked, f"{path.name}: no demonstration is marked for grading to leave out"
-    for nb in (release, _solved(release, solution)):
+    for nb in (release, solved(release, solution)):
         plan = skipping.plan(nb.cells)
         assert plan.kept == {}, f"{path.name}: marked but run when grading: {plan.kept}"
         assert plan.skipped == marked

@@ -41,7 +41,8 @@ DYNAMIC = frozenset({"globals", "eval", "exec", "vars", "locals", "__main__", "g
                      "__import__"})
 _EVERYTHING = "*"  # what a star import binds: any name at all
 
-__all__ = ["MARK", "Plan", "is_marked", "missing_names", "plan", "stamp"]
+__all__ = ["MARK", "Plan", "is_marked", "missing_names", "names", "plan", "python_source",
+           "stamp"]
 
 
 def _meta(cell) -> dict:
@@ -78,7 +79,7 @@ def _unchanged(cell) -> bool:
 
 
 # ---------------------------------------------------------------------------- names
-def _python(source: str) -> str:
+def python_source(source: str) -> str:
     """IPython syntax (magics, shell escapes) as the Python IPython runs."""
     from IPython.core.inputtransformer2 import TransformerManager  # deferred: IPython is big
 
@@ -91,7 +92,7 @@ def names(source: str) -> tuple[set[str], set[str]]:
     import binds ``"*"`` (anything). Source that does not parse binds and reads nothing (it
     cannot run either)."""
     try:
-        code = _python(source)
+        code = python_source(source)
         tree = ast.parse(code)
         table = symtable.symtable(code, "<cell>", "exec")
     except (SyntaxError, ValueError):

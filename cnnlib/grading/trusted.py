@@ -113,11 +113,7 @@ def trusted_namespace(setup_sources: list[str]) -> dict:
     return ns
 
 
-def _python(source: str) -> str:
-    """IPython syntax (magics) turned into Python, as IPython itself would."""
-    from IPython.core.inputtransformer2 import TransformerManager  # deferred: IPython is big
-
-    return TransformerManager().transform_cell(source)
+_python = skipping.python_source  # IPython syntax (magics) turned into Python
 
 
 def _names(source: str) -> list[str]:
