@@ -34,7 +34,7 @@ class Mirror:
                 mirror.requests.append(self.path)
                 body = mirror.files.get(self.path, 404)
                 if body == "hang":  # accept the request, then never answer in time
-                    time.sleep(2)
+                    time.sleep(6)  # longer than any read timeout the tests set
                     return
                 if isinstance(body, int):
                     self.send_error(body)
@@ -260,7 +260,7 @@ def test_a_mirror_that_never_answers_times_out(mirrors, online, official, monkey
 
     # seconds, short for the test; the hanging mirror never answers, so the read timeout need
     # not be tight (0.3 s also timed out the good loopback mirror on a loaded 2-core CI run)
-    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", (2, 2))
+    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", (2, 1.5))
     blobs, arrays = official
     slow, good = mirrors(), mirrors()
     slow.files["/mnist/" + FILES[0]] = "hang"

@@ -461,7 +461,7 @@ def test_filling_the_workdir_hits_the_disk_limit(tmp_path, how):
         """, tmp_path, disk_bytes=32 * MiB, disk_files=500, file_size_bytes=4 * MiB)
     assert r.limit == "disk", (r.returncode, r.stderr[-500:])
     assert "disk limit" in r.reason
-    # stopped within a poll (0.5 s) of crossing it, not after 100,000 files
+    # stopped within a poll (sandbox.DISK_POLL) of crossing it, not after 100,000 files
     assert len(list(tmp_path.iterdir())) < 20_000
 
 
