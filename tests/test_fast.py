@@ -70,8 +70,25 @@ CONV_CASES = [
 ]
 
 
+@pytest.fixture(params=["gemm", "row-buffer"])
+def conv_path(request, monkeypatch):
+    """Both ways the fast convolution computes (``gemm_pays`` picks one by layer shape):
+    im2col + BLAS, and the row-buffer kernels, each forced for every case."""
+    gemm = request.param == "gemm"
+    for module in ("cnnlib.fast.accelerate", "cnnlib.fast.conv"):  # the modules, not the
+        monkeypatch.setattr(sys.modules[module], "gemm_pays", lambda *shape: gemm)  # function
+    return request.param
+
+
+def test_gemm_pays_picks_blas_for_multichannel_layers():
+    from cnnlib.fast.conv import gemm_pays
+
+    assert gemm_pays(20, 40, 5, 5) and gemm_pays(6, 16, 5, 5) and gemm_pays(1, 20, 5, 5)
+    assert not gemm_pays(1, 6, 5, 5)
+
+
 @pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_CASES)
-def test_conv_matches_reference(n, c, h, w, f, k, s, p):
+def test_conv_matches_reference(n, c, h, w, f, k, s, p, conv_path):
     rng = np.random.default_rng(hash((n, c, h, w, f, str(k), str(s), str(p))) % 2**32)
     ref = Conv2D(c, f, k, stride=s, padding=p, rng=rng)
     ref.params["b"][:] = rng.standard_normal(f)
@@ -89,7 +106,7 @@ def test_conv_matches_reference(n, c, h, w, f, k, s, p):
     assert_close(fast.grads["b"], ref.grads["b"], "db")
 
 
-def test_conv_functional_api_without_bias_and_skipping_dx():
+def test_conv_functional_api_without_bias_and_skipping_dx(conv_path):
     rng = np.random.default_rng(1)
     ref = Conv2D(3, 4, 3, stride=2, padding=1, bias=False, rng=rng)
     x = rng.standard_normal((2, 3, 9, 8))

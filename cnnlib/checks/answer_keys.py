@@ -33,6 +33,8 @@ CONV_FORWARD = (
     "cnnlib.checks.reference:conv_forward",
     "cnnlib.fast.conv:conv2d_forward",
     "cnnlib.fast.conv:conv_forward_kernel",
+    "cnnlib.fast.conv:conv_forward_gemm",
+    "cnnlib.fast.conv:im2col_kernel",
     "cnnlib.fast.accelerate:FastConv2D.forward",
     *SCIPY_CONV,
 )
@@ -44,6 +46,8 @@ CONV_BACKWARD = (
     "cnnlib.checks.reference:conv_backward",
     "cnnlib.fast.conv:conv2d_backward",
     "cnnlib.fast.conv:conv_backward_kernel",
+    "cnnlib.fast.conv:conv_backward_gemm",
+    "cnnlib.fast.conv:col2im_kernel",
     "cnnlib.fast.accelerate:FastConv2D.backward",
 )
 

@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlib.errors import DTypeError, ShapeError
-from cnnlib.fast.conv import conv_backward_kernel, conv_forward_kernel
+from cnnlib.fast.conv import (
+    conv_backward_gemm,
+    conv_backward_kernel,
+    conv_forward_gemm,
+    conv_forward_kernel,
+    gemm_pays,
+)
 from cnnlib.fast.pool import maxpool_backward_kernel, maxpool_forward_kernel
 from cnnlib.i18n import tr
 from cnnlib.layers import Sequential
@@ -94,8 +100,12 @@ class FastConv2D(Conv2D):
             b = _param(self, "b", (self.out_channels,), "forward")
         else:
             b = np.zeros(self.out_channels, dtype=self.dtype)
-        out = conv_forward_kernel(x, w, b, sh, sw, ph, pw)
-        self._cache = (x, out.shape)
+        if gemm_pays(self.in_channels, self.out_channels, kh, kw):
+            out, cols = conv_forward_gemm(x, w, b, sh, sw, ph, pw)
+            self._cache = ((cols, x.shape), out.shape)
+        else:
+            out = conv_forward_kernel(x, w, b, sh, sw, ph, pw)
+            self._cache = (x, out.shape)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -107,7 +117,13 @@ class FastConv2D(Conv2D):
         dout = np.ascontiguousarray(self._check_dout(dout, out_shape, dtype=self.dtype))
         (sh, sw), (ph, pw) = self.stride, self.padding
         w = _param(self, "W", self._w_shape(), "backward")
-        dx, dw, db = conv_backward_kernel(x, w, dout, sh, sw, ph, pw, self.need_input_grad)
+        if isinstance(x, tuple):  # the GEMM path cached its unfolded windows
+            cols, x_shape = x
+            dx, dw, db = conv_backward_gemm(cols, x_shape, w, dout, sh, sw, ph, pw,
+                                            self.need_input_grad)
+        else:
+            dx, dw, db = conv_backward_kernel(x, w, dout, sh, sw, ph, pw,
+                                              self.need_input_grad)
         self.grads["W"] = dw
         if self.bias:
             self.grads["b"] = db
