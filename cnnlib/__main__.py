@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--resume", action="store_true",
                      help="with --out: skip the recipes that already have a row in PATH for "
                           "the same dataset (use the interrupted run's other options)")
+    rep.add_argument("--jobs", metavar="N", type=int, default=1,
+                     help="train N recipes at once, each in its own process with one thread, "
+                          "the longest first (default 1; on 2 cores, 2 halves the wall time)")
     _add_data_args(rep, multi=True)
     rep.set_defaults(subparser=rep)
 
@@ -206,6 +209,8 @@ def _reproduce_command(args, parser, only=None, resume=None) -> str:
         parts.append("--no-fast")
     if args.quiet:
         parts.append("--quiet")
+    if args.jobs != 1:
+        parts += ["--jobs", str(args.jobs)]
     if args.resume if resume is None else resume:
         parts.append("--resume")
     return shlex.join(parts)
@@ -236,11 +241,13 @@ def _cmd_reproduce(args, parser) -> int:
                             unknown=", ".join(bad), choices=", ".join(PLAN)))
     if args.resume and not args.out:
         parser.error(tr("--resume needs --out PATH (the table whose rows it skips)"))
+    if args.jobs < 1:
+        parser.error(tr("--jobs must be 1 or more, got {jobs}", jobs=args.jobs))
     datasets = DATASETS if args.data == "both" else (args.data,)
     try:
         reproduce(datasets, data_dir=args.data_dir, test_dir=args.test_dir, quick=args.quick,
                   only=only, seed=args.seed, fast=args.fast, verbose=not args.quiet,
-                  out=args.out, resume=args.resume)
+                  out=args.out, resume=args.resume, jobs=args.jobs)
     except ReproduceInterrupted as stop:
         _say_interrupted(stop, args, parser, datasets)
         return 130

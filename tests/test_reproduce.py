@@ -213,3 +213,60 @@ def test_a_table_file_written_in_chinese_is_read_back_and_a_torn_row_is_named(tm
         fh.write("| network3 | 98.47% | 12")  # what a kill during a write could leave
     with pytest.raises(rep.DataError, match="line 4 is not a row"):
         TableFile(path)
+
+
+def test_jobs_trains_recipes_in_parallel_processes_with_the_same_rows(capfd, tmp_path):
+    capsys = capfd  # the workers print to the inherited file descriptor
+    out = tmp_path / "table.md"
+    names = ["tutorial-1k", "threelayer", "network3"]
+    assert main([*QUICK, "--only", ",".join(names), "--quiet"]) == 0
+    serial = _table(capsys.readouterr().out)
+    assert main([*QUICK, "--only", ",".join(names), "--out", str(out), "--jobs", "2"]) == 0
+    run = capsys.readouterr().out
+    assert "-- 3 recipes on 2 processes, one thread each, the longest first" in run
+    # each worker prints its recipes' start, epoch and end lines
+    assert sorted(m["name"] for m in map(EPOCH_LINE.match, run.splitlines()) if m) == \
+        sorted(names)
+    table = _table(run)
+    assert [row.split()[1] for row in table[2:]] == names  # printed in --only's order
+    saved = _table(out.read_text())
+    assert sorted(saved[2:]) == sorted(table[2:])  # saved as they finished, each once
+
+    def cells(rows):  # recipe, reported, ours, data, epochs, engine (not the wall time)
+        return [row.split("|")[1:7] for row in rows[2:]]
+
+    assert cells(table) == cells(serial)  # one thread per process: the very same results
+    with pytest.raises(SystemExit) as info:
+        main([*QUICK, "--jobs", "0"])
+    assert info.value.code == 2 and "--jobs must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_real_sigint_stops_every_job_and_the_rest_runs_with_the_same_jobs(tmp_path):
+    out = tmp_path / "table.md"
+    env = dict(os.environ, CNNLIB_OFFLINE="1")
+    names = ["tutorial-1k", "network3", "threelayer", "lenet5"]
+    cmd = [sys.executable, "-m", "cnnlib", *QUICK, "--only", ",".join(names), "--out", str(out),
+           "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (out.exists() and len(_table(out.read_text())) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group, workers too
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr
+    saved = [row.split()[1] for row in _table(out.read_text())[2:]]
+    assert saved and len(saved) < len(names) and len(set(saved)) == len(saved)
+    err = stderr.strip().splitlines()
+    assert re.match(rf"interrupted during [\w-]+: {re.escape(str(out))} keeps "
+                    rf"{len(saved)} row\(s\): {', '.join(saved)}$", err[-2]), err
+    resume = shlex.split(err[-1].removeprefix("to run the rest: "))
+    assert resume[-3:] == ["--jobs", "2", "--resume"]
+    resume[0] = sys.executable
+    rest = subprocess.run(resume, capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=180)
+    assert rest.returncode == 0, rest.stderr
+    assert sorted(row.split()[1] for row in _table(out.read_text())[2:]) == sorted(names)

@@ -1,10 +1,12 @@
 """Pixels to network inputs: the one place that turns uint8 images into floats.
 
-Two scalings, both from integer pixels 0-255:
+Three scalings, all from integer pixels 0-255:
 
 - "centered": `image / 255 - 0.5`, in [-0.5, 0.5] (a blank pixel is -0.5). The tutorial
   network's and the CS231n-style three-layer net's inputs.
 - "unit": `image / 255`, in [0, 1]. LeNet-5's usual Keras scaling and network3's data.
+- "pixels": the pixel values themselves as floats, in [0, 255]: what a Keras model sees when
+  nobody divides (the `lenet5-paper-pixels` recipe tests whether the LeNet-5 post did so).
 
 `SCALINGS` gives each as `(divisor, offset)`: `x = image / divisor - offset`, so a compiled
 kernel that scales inside its loop can take its constants from here.
@@ -20,7 +22,7 @@ from cnnlib.i18n import tr
 __all__ = ["SCALINGS", "scale_images", "preprocess"]
 
 # name -> (divisor, offset): x = image / divisor - offset. 255 is the brightest uint8 pixel.
-SCALINGS = {"centered": (255.0, 0.5), "unit": (255.0, 0.0)}
+SCALINGS = {"centered": (255.0, 0.5), "unit": (255.0, 0.0), "pixels": (1.0, 0.0)}
 
 
 def _scale(images, scaling: str, dtype, channel_axis: int | None, caller: str) -> np.ndarray:
