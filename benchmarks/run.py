@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE))
 
 import clock  # noqa: E402
 import compile_time  # noqa: E402
+import general_impls  # noqa: E402
 import n3_impls  # noqa: E402
 import tutorial_impls  # noqa: E402
 
@@ -162,7 +163,11 @@ def main(argv=None):
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time (default) or this process's CPU time, which other jobs on "
                         "the same cores disturb less (single-threaded rows only)")
-    p.add_argument("--only", choices=("tutorial", "network3", "compile"), action="append")
+    p.add_argument("--only", choices=("tutorial", "network3", "general", "compile"),
+                   action="append")
+    p.add_argument("--general-budget", type=float, default=60.0,
+                   help="seconds of training per run of the general-layers race (LeNet-5, "
+                        "network3-deep); a run that finishes its epoch reports its accuracy")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-blas-ab", action="store_true", help="skip the OPENBLAS_CORETYPE A/B")
     p.add_argument("--quick", action="store_true",
@@ -176,10 +181,11 @@ def main(argv=None):
         args.train_limit = args.train_limit or 10_000
         args.budget = min(args.budget, 30.0)
         args.steps = min(args.steps, 100)
+        args.general_budget = min(args.general_budget, 5.0)
     clock.use(args.clock)
     if args.numpy_timing:
         return numpy_timing_child(args)
-    parts = set(args.only or ("tutorial", "network3", "compile"))
+    parts = set(args.only or ("tutorial", "network3", "general", "compile"))
     try:
         import torch  # noqa: F401
 
@@ -273,6 +279,9 @@ def main(argv=None):
                 f"{epoch_s} | {fmt_acc(r['accuracy'])} | {r['note']} |")
         say("")
 
+    if "general" in parts:
+        results["general"] = general_race(args, have_torch, say)
+
     if "compile" in parts:
         say("## Numba compile time (fresh processes; float32 paths)\n")
         say("| first use of | import cnnlib.fast | first call, empty cache (compiles) | "
@@ -314,6 +323,39 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 
 
+def general_race(args, have_torch, say) -> dict:
+    """LeNet-5 and network3-deep: numpy reference, Numba layers and PyTorch, 1 and 2 threads
+    (benchmarks/general_impls.py); prints the table, returns the figures."""
+    impls = [i for i in general_impls.IMPLS if i != "torch" or have_torch]
+    say("## General layers: LeNet-5 (batch 32, lr 0.01) and network3-deep (batch 10, lr 0.1), "
+        "plain SGD on cross-entropy, float32, same initial weights and batches\n")
+    out = {}
+    for net in general_impls.NETS:
+        for threads in (1, 2):
+            for impl in impls:
+                r = general_impls.run(net, impl, threads, args.data_dir, args.general_budget,
+                                      args.seed)
+                out[net, threads, impl] = r
+                say(f"  ... {net}, {impl}, {threads} thread(s): "
+                    f"{r.get('images_per_s', 0):,.0f} images/s {r.get('error', '')}")
+    say("\n| network (batch) | threads | numpy reference | Numba layers | PyTorch CPU | "
+        "Numba / PyTorch | test accuracy after 1 epoch (numpy / Numba / PyTorch) |")
+    say("|---|---|---|---|---|---|---|")
+    for net, (_, batch, _) in general_impls.NETS.items():
+        for threads in (1, 2):
+            rs = [out[net, threads, i] for i in impls]
+            speed = [f"{r['images_per_s']:,.0f}/s" if "images_per_s" in r else r["error"]
+                     for r in rs]
+            ratio = "-"
+            if have_torch and all("images_per_s" in r for r in rs[1:]):
+                ratio = f"{rs[1]['images_per_s'] / rs[2]['images_per_s']:.2f}x"
+            accs = " / ".join(fmt_acc(r.get("accuracy")) for r in rs)
+            say(f"| {net} ({batch}) | {threads} | {' | '.join(speed)}"
+                f"{' | -' * (3 - len(rs))} | {ratio} | {accs} |")
+    say("\n(- accuracy: the run stopped at --general-budget before its epoch ended)\n")
+    return {f"{k[0]}/{k[1]}/{k[2]}": v for k, v in out.items()}
+
+
 def _run_all(runs, say, speed) -> list[dict]:
     """Run each ``(name, fn)`` of ``runs`` in order; ``fn()`` returns a result dict. Prints a
     progress line per run (``speed(result)`` and the accuracy); returns the named results."""
@@ -334,7 +376,7 @@ def _row(rows, prefix):
 
 
 def targets(res) -> str:
-    lines = ["## Targets (issue 4)\n", "| target | measured | verdict |", "|---|---|---|"]
+    lines = ["## Targets (issues 4 and 16)\n", "| target | measured | verdict |", "|---|---|---|"]
 
     def add(target, measured, ok):
         verdict = "n/a" if ok is None else ("met" if ok else "MISSED")
@@ -367,6 +409,15 @@ def targets(res) -> str:
             best = min(r["per_image"] for r in torch_rows)
             add("network3 batch 10: >= 1.5x PyTorch CPU (faster thread setting of each)",
                 f"{best / mine:.2f}x", best / mine >= 1.5)
+    gen = res.get("general")
+    if gen:
+        for key in sorted(k.rsplit("/", 1)[0] for k in gen if k.endswith("/numba")):
+            ours, theirs = gen.get(key + "/numba", {}), gen.get(key + "/torch", {})
+            if "images_per_s" in ours and "images_per_s" in theirs:
+                net, threads = key.split("/")
+                ratio = ours["images_per_s"] / theirs["images_per_s"]
+                add(f"{net}, {threads} thread(s): Numba layers >= PyTorch CPU (issue 16)",
+                    f"{ratio:.2f}x", ratio >= 1)
     comp = res.get("compile")
     if comp:
         for key, limit, label in (("cold", 10, "first call after install (compilation) <= 10 s"),
