@@ -513,7 +513,8 @@ def test_scale_images_unit_dtype_and_channel_axis():
     np.testing.assert_array_equal(unit, ALL_PIXELS / 255)
     assert unit.min() == 0.0 and unit.max() == 1.0
     # float32: the float64 values rounded once, for both scalings
-    for scaling in ("centered", "unit"):
+    np.testing.assert_array_equal(scale_images(ALL_PIXELS, "pixels"), ALL_PIXELS.astype(float))
+    for scaling in ("centered", "unit", "pixels"):
         got = scale_images(ALL_PIXELS, scaling, np.float32)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, scale_images(ALL_PIXELS, scaling).astype(np.float32))
@@ -531,7 +532,7 @@ def test_scale_images_unit_dtype_and_channel_axis():
         (lambda: scale_images(np.zeros((2, 28, 28))), DTypeError,
          r"scale_images: images must be integer pixels 0-255.*float64.*already scaled"),
         (lambda: scale_images(np.zeros((2, 28, 28), np.uint8), "zscore"), ValueError,
-         r"scale_images: scaling must be one of 'centered', 'unit', got 'zscore'"),
+         r"scale_images: scaling must be one of 'centered', 'unit', 'pixels', got 'zscore'"),
         (lambda: scale_images(np.zeros((2, 28, 28), np.uint8), channel_axis=4), ValueError,
          r"scale_images: channel_axis must be None or between -4 and 3 .*\(2, 28, 28\), got 4"),
         (lambda: preprocess(np.zeros(3, np.float32)), DTypeError,
