@@ -25,7 +25,7 @@ import numpy as np
 from cnnlib.data import Dataset, load_dataset, scale_images
 from cnnlib.data.catalog import TITLES
 from cnnlib.errors import DataError
-from cnnlib.i18n import tr
+from cnnlib.i18n import language, set_language, tr
 from cnnlib.models import RECIPES, Recipe, get_recipe, tutorial_net_from_layers
 from cnnlib.monitoring.progress import printer, progress_enabled
 from cnnlib.training.engine import FUSED_TUTORIAL_NET, TUTORIAL_LOOP, plan_recipe
@@ -416,8 +416,6 @@ def _worker_start(settings: dict) -> None:
         numba.set_num_threads(1)
     except ImportError:
         pass
-    from cnnlib.i18n import set_language
-
     set_language(settings["language"])
     _WORKER["settings"] = settings
     _WORKER["loaded"] = {}
@@ -445,8 +443,6 @@ def _worker_task(task) -> dict:
 def _run_parallel(todo, jobs, rows, table, say, out, data_dir, test_dir, quick, seed, fast,
                   verbose, datasets) -> None:
     import multiprocessing
-
-    from cnnlib.i18n import language
 
     count = len(todo)
     tasks = [(d, n, e, i, count) for i, (d, n, e) in enumerate(todo, start=1)]

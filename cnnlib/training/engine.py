@@ -241,8 +241,9 @@ def compare_layer_engines(model, X, y, batch_size, loss="cross_entropy") -> tupl
     """Time a training batch (the first ``batch_size`` images) on the numpy reference and on
     :func:`cnnlib.fast.accelerate`; returns ``(numba_is_faster, "a vs b ms/batch")``. Which
     wins depends on the layers and the batch (since the GEMM convolution, the Numba layers win
-    on every recipe measured; a net of mostly dense layers may gain nothing). The model's parameters, mode and random state are untouched
-    (eval mode while timing: dropout draws no masks)."""
+    on every recipe measured; a net of mostly dense layers may gain nothing). The model's
+    parameters, mode and random state are untouched (eval mode while timing: dropout draws no
+    masks)."""
     from cnnlib.fast import accelerate  # deferred: Numba, imported only when fast is asked
 
     loss_fn = loss_function(loss)
