@@ -196,18 +196,18 @@ def run_recipe(recipe: Recipe | str, ds: Dataset, epochs=None, seed=0, fast=True
 
 
 # ------------------------------------------------------------------------------ reproduce
-# Epochs per recipe: the source's where 2 shared cores allow it. Cut: lenet5-b1 to 10 on
-# MNIST (the post gives no epoch count for batch 1; 10 of batch 1 are 600,000 steps),
-# network3-dropout/-deep to 30/20 (the network3 post: best epoch 22 of a longer run), and
-# everything on the 60,000-image Fashion-MNIST to 1-3 epochs. --quick shortens everything to
-# a smoke run. The table prints what ran.
+# Epochs per recipe: the source's where 2 shared cores allow it (lenet5-b1: the post gives
+# no epoch count for batch 1; its other LeNet-5 runs train 20). Cut: network3-dropout/-deep
+# to 30/20 (the network3 post: best epoch 22 of a longer run), and everything on the
+# 60,000-image Fashion-MNIST to 1-3 epochs. --quick shortens everything to a smoke run. The
+# table prints what ran.
 PLAN = {
     #                       full: mnist   full: fashion   quick
     "tutorial-1k":         (3,            3,              1),
     "tutorial":            (3,            3,              1),
     "threelayer":          (3,            1,              1),
     "lenet5":              (20,           2,              1),
-    "lenet5-b1":           (10,           1,              1),
+    "lenet5-b1":           (20,           1,              1),
     "lenet5-paper":        (20,           1,              1),
     "lenet5-paper-pixels": (20,           1,              1),
     "network3":            (20,           2,              1),
@@ -382,13 +382,13 @@ def _finish_row(row, rows, table, say, out) -> None:
                name=row["recipe"], accuracy=row["ours"], seconds=row["seconds"]))
 
 
-# Seconds one epoch of each recipe took on full MNIST on one core (2026-12-02, the GEMM
-# convolution): only to start the longest recipes first with --jobs, so that no core idles
-# at the end while another still trains a batch-1 LeNet-5.
+# Seconds one epoch of each recipe took on full MNIST, two recipes at a time on the 2 cores
+# (2026-12-02, GEMM convolution, fused LeNet-5 at batch 1): only to start the longest recipes
+# first with --jobs, so that no core idles at the end while the other still trains.
 SECONDS_PER_EPOCH = {
-    "tutorial-1k": 0.8, "tutorial": 1.3, "threelayer": 20.0, "lenet5": 8.0, "lenet5-b1": 43.0,
-    "lenet5-paper": 43.0, "lenet5-paper-pixels": 43.0, "network3": 7.8,
-    "network3-dropout": 11.0, "network3-deep": 17.0, "network3-relu": 16.0,
+    "tutorial-1k": 0.3, "tutorial": 0.6, "threelayer": 41.0, "lenet5": 7.2, "lenet5-b1": 6.0,
+    "lenet5-paper": 6.0, "lenet5-paper-pixels": 6.0, "network3": 6.0,
+    "network3-dropout": 11.0, "network3-deep": 16.7, "network3-relu": 17.3,
 }
 
 _WORKER: dict = {}  # in a --jobs worker process: its say function and the datasets loaded

@@ -14,6 +14,7 @@ from cnnlib.optim import make_optimizer
 from cnnlib.reproduce import load_dataset, run_recipe
 from cnnlib.training import Solver
 from cnnlib.training.engine import (
+    FUSED_LENET5,
     FUSED_NETWORK3,
     FUSED_TUTORIAL_NET,
     NUMBA_LAYERS,
@@ -27,11 +28,12 @@ X28 = np.random.default_rng(0).random((20, 1, 28, 28))
 Y = np.arange(20) % 10
 
 
-def _choose(model, fast=True, update_rule="sgd", loss="cross_entropy", l2=0.0, **opt):
+def _choose(model, fast=True, update_rule="sgd", loss="cross_entropy", l2=0.0, batch_size=10,
+            **opt):
     optimizer = make_optimizer(update_rule, lr=0.1, **opt)
     return choose_engine(model, X28.astype(model.params["0.W"].dtype), Y, fast=fast,
                          update_rule=update_rule, loss=loss, l2=l2, optimizer=optimizer,
-                         batch_size=10)
+                         batch_size=batch_size)
 
 
 @pytest.mark.parametrize("build, kwargs, name, why", [
@@ -46,6 +48,12 @@ def _choose(model, fast=True, update_rule="sgd", loss="cross_entropy", l2=0.0, *
     (lambda: models.lenet5(output="probs", seed=0), {"loss": "mse"}, NUMBA_LAYERS,
      "loss 'mse'"),
     (lambda: models.network3(seed=0), {"fast": "auto"}, FUSED_NETWORK3, "fused step"),
+    (lambda: models.lenet5(seed=0), {"batch_size": 1}, FUSED_LENET5, "per-sample step"),
+    (lambda: models.lenet5(output="probs", seed=0), {"batch_size": 1, "loss": "mse"},
+     FUSED_LENET5, "on mse of LeNet-5"),
+    (lambda: models.lenet5(output="probs", seed=0), {"batch_size": 1}, NUMBA_LAYERS,
+     "not network3-shaped"),  # cross-entropy on probabilities: not what the fused step does
+    (lambda: models.lenet5(seed=0), {"batch_size": 1, "l2": 1e-3}, NUMBA_LAYERS, "L2"),
 ])
 def test_choose_engine_picks_the_engine_and_says_why(build, kwargs, name, why):
     model = build()
@@ -54,6 +62,27 @@ def test_choose_engine_picks_the_engine_and_says_why(build, kwargs, name, why):
     # every engine trains the model's own parameter arrays
     assert all(engine.net.params[k] is model.params[k] for k in model.params)
     assert (engine.net is model) == (name == NUMPY)
+
+
+@pytest.mark.parametrize("output, loss", [("logits", "cross_entropy"), ("probs", "mse")])
+def test_the_fused_lenet5_engine_trains_what_the_reference_trains(output, loss):
+    """Batch 1, a per-epoch learning-rate schedule, float64: the fused per-sample step and
+    the numpy reference end with the same weights and the same loss history."""
+    X = np.random.default_rng(1).random((30, 1, 28, 28))
+    y = np.arange(30) % 10
+    solvers = []
+    for fast in (True, False):
+        model = models.lenet5(output=output, seed=2)
+        solver = Solver(model, {"X_train": X, "y_train": y}, fast=fast, loss=loss,
+                        batch_size=1, lr_schedule=[0.05, 0.01], num_epochs=2, verbose=False)
+        solver.train()
+        solvers.append(solver)
+    fused, ref = solvers
+    assert fused.engine == FUSED_LENET5 and ref.engine == NUMPY
+    np.testing.assert_allclose(fused.loss_history, ref.loss_history, rtol=1e-10)
+    for key, value in ref.model.params.items():
+        np.testing.assert_allclose(fused.model.params[key], value, rtol=1e-9, atol=1e-13,
+                                   err_msg=key)
 
 
 def test_auto_times_numpy_against_the_numba_layers():

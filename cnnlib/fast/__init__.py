@@ -8,6 +8,8 @@ trainers.
 * :class:`TutorialNet` / :func:`train_tutorial_net`: the tutorial network trained per sample,
   forward + loss + backward + update fused in one compiled loop over the whole data set
   (both fused trainers return a :class:`cnnlib.training.TrainingHistory`).
+* :class:`FusedLeNet5`: LeNet-5 at batch 1 (plain SGD, cross-entropy or MSE on its softmax),
+  per-sample steps fused the same way.
 * :class:`FusedConvNet`: minibatch SGD of a network3-style Sequential (conv-pool-sigmoid-
   dense-sigmoid-dense) fused the same way, on the model's own arrays.
 
@@ -23,6 +25,7 @@ NUMBA_CACHE_DIR = configure_cache()
 
 from cnnlib.fast.accelerate import FastConv2D, FastMaxPool2D, accelerate  # noqa: E402
 from cnnlib.fast.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from cnnlib.fast.fused.lenet5 import FusedLeNet5  # noqa: E402
 from cnnlib.fast.fused.network3 import FusedConvNet  # noqa: E402
 from cnnlib.fast.fused.tutorial_net import TutorialNet, train_tutorial_net  # noqa: E402
 from cnnlib.fast.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
@@ -30,6 +33,6 @@ from cnnlib.fast.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
 __all__ = [
     "accelerate", "FastConv2D", "FastMaxPool2D",
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
-    "TutorialNet", "train_tutorial_net", "FusedConvNet",
+    "TutorialNet", "train_tutorial_net", "FusedConvNet", "FusedLeNet5",
     "configure_cache", "NUMBA_CACHE_DIR",
 ]
