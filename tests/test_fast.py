@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnlib.errors import ShapeError
 from cnnlib.fast import (
+    FastAvgPool2D,
     FastConv2D,
     FastMaxPool2D,
     FusedConvNet,
@@ -36,6 +38,7 @@ from cnnlib.fast import (
     train_tutorial_net,
 )
 from cnnlib.layers import (
+    AvgPool2D,
     Conv2D,
     Dense,
     Flatten,
@@ -146,6 +149,24 @@ def test_maxpool_matches_reference(n, c, h, w, size, stride, ties):
     assert_close(fast.forward(x), ref.forward(x), "forward")
     dout = rng.standard_normal(ref.output_shape(x.shape))
     assert_close(fast.backward(dout), ref.backward(dout), "dx")
+
+
+@pytest.mark.parametrize("n,c,h,w,size,stride", sorted({case[:6] for case in POOL_CASES}))
+def test_avgpool_matches_reference(n, c, h, w, size, stride):
+    rng = np.random.default_rng(abs(hash((n, c, h, w, str(size), str(stride)))) % 2**32)
+    ref = AvgPool2D(size, stride)
+    fast = accelerate(ref)
+    assert isinstance(fast, FastAvgPool2D)
+    x = rng.standard_normal((n, c, h, w))
+    assert_close(fast.forward(x), ref.forward(x), "forward")
+    dout = rng.standard_normal(ref.output_shape(x.shape))
+    assert_close(fast.backward(dout), ref.backward(dout), "dx")
+    x32 = x.astype(np.float32)  # float32 stays float32, and an infinity stays infinite
+    x32[0, 0, 0, 0] = np.inf
+    out = fast.forward(x32)
+    assert out.dtype == np.float32 and out[0, 0, 0, 0] == np.inf
+    with pytest.raises(ShapeError, match="AvgPool2D"):
+        fast.backward(np.zeros((n + 1, c, 1, 1)))
 
 
 def test_maxpool_tie_rule_first_maximum_row_major():

