@@ -135,6 +135,19 @@ class FastConv2D(Conv2D):
         return dx if self.need_input_grad else None
 
 
+def _pool_input(layer, x):
+    """``(x, kernels)``: a pool layer's checked input, contiguous, and whether the kernels
+    take its dtype (else the reference code computes: ``layer._fallback`` records which)."""
+    x = layer._check_array(x, ("N", "C", "H", "W"))
+    layer._fallback = x.dtype not in _KERNEL_DTYPES
+    if layer._fallback:
+        return x, False
+    (kh, kw) = layer.pool_size
+    if x.shape[2] < kh or x.shape[3] < kw:
+        raise _window_too_large(layer, x.shape)
+    return np.ascontiguousarray(x), True
+
+
 class FastMaxPool2D(MaxPool2D):
     """:class:`~cnnlib.layers.MaxPool2D` computed by the Numba kernels (same tie rule: first
     maximum in row-major order, argmax stored in forward)."""
@@ -148,15 +161,10 @@ class FastMaxPool2D(MaxPool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""
-        x = self._check_array(x, ("N", "C", "H", "W"))
-        if x.dtype not in _KERNEL_DTYPES:
-            self._fallback = True
+        x, kernels = _pool_input(self, x)
+        if not kernels:
             return super().forward(x)
-        self._fallback = False
         (kh, kw), (sh, sw) = self.pool_size, self.stride
-        if x.shape[2] < kh or x.shape[3] < kw:
-            raise _window_too_large(self, x.shape)
-        x = np.ascontiguousarray(x)
         out, arg = maxpool_forward_kernel(x, kh, kw, sh, sw)
         self._cache = (x, arg)
         return out
@@ -192,15 +200,11 @@ class FastAvgPool2D(AvgPool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(N, C, H, W)`` -> ``out`` ``(N, C, H', W')``."""
-        x = self._check_array(x, ("N", "C", "H", "W"))
-        if x.dtype not in _KERNEL_DTYPES:
-            self._fallback = True
+        x, kernels = _pool_input(self, x)
+        if not kernels:
             return super().forward(x)
-        self._fallback = False
         (kh, kw), (sh, sw) = self.pool_size, self.stride
-        if x.shape[2] < kh or x.shape[3] < kw:
-            raise _window_too_large(self, x.shape)
-        out = avgpool_forward_kernel(np.ascontiguousarray(x), kh, kw, sh, sw)
+        out = avgpool_forward_kernel(x, kh, kw, sh, sw)
         self._cache = (x.shape, out.shape)
         return out
 

@@ -149,6 +149,22 @@ def _dot5(dz, x, off, n, zero):
     return s0, s1, s2, s3, s4
 
 
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _affine(x, w, b, out, zero):
+    """``out = x @ w + b`` for ``x (D,)``, ``w (D, M)`` (a Dense layer's ``(in, out)``), ``b
+    (M,)``: rows of ``w`` scaled and added, then the bias (the reference's order)."""
+    M = out.shape[0]
+    for m in range(M):
+        out[m] = zero
+    for d in range(w.shape[0]):
+        xd = x[d]
+        row = w[d]
+        for m in range(M):
+            out[m] += xd * row[m]
+    for m in range(M):
+        out[m] += b[m]
+
 @njit(cache=True, fastmath=_FM)
 def _forward(images, n, div, shift, cw1, cb1, cw2, cb2, fw1, fb1, fw2, fb2, fw3, fb3,
              fast, c, xp, a1, p1, a2, p2, h1, h2, out):
@@ -165,10 +181,8 @@ def _forward(images, n, div, shift, cw1, cb1, cw2, cb2, fw1, fb1, fw2, fb2, fw3,
     L2 = C2 * S1
     F1 = cw1.shape[0]
     F2 = cw2.shape[0]
-    D = fw1.shape[0]
     M1 = fw1.shape[1]
     M2 = fw2.shape[1]
-    K = fw3.shape[1]
     quarter = c[14]
     zero = c[15]
     for i in range(H):
@@ -217,35 +231,11 @@ def _forward(images, n, div, shift, cw1, cb1, cw2, cb2, fw1, fb1, fw2, fb2, fw3,
                 p2[base + i * P2 + j] = (a[r0 + k] + a[r0 + k + 1] + a[r1 + k]
                                          + a[r1 + k + 1]) * quarter
     # dense 1 + tanh, dense 2 + tanh, dense 3
-    for m in range(M1):
-        h1[m] = zero
-    for d in range(D):
-        x = p2[d]
-        row = fw1[d]
-        for m in range(M1):
-            h1[m] += x * row[m]
-    for m in range(M1):
-        h1[m] += fb1[m]
+    _affine(p2, fw1, fb1, h1, zero)
     _tanh_inplace(h1, zero, M1, fast, c)
-    for m in range(M2):
-        h2[m] = zero
-    for d in range(M1):
-        x = h1[d]
-        row = fw2[d]
-        for m in range(M2):
-            h2[m] += x * row[m]
-    for m in range(M2):
-        h2[m] += fb2[m]
+    _affine(h1, fw2, fb2, h2, zero)
     _tanh_inplace(h2, zero, M2, fast, c)
-    for k in range(K):
-        out[k] = zero
-    for d in range(M2):
-        x = h2[d]
-        row = fw3[d]
-        for k in range(K):
-            out[k] += x * row[k]
-    for k in range(K):
-        out[k] += fb3[k]
+    _affine(h2, fw3, fb3, out, zero)
 
 
 @njit(cache=True, fastmath=_FM)
