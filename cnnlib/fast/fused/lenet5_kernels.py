@@ -150,6 +150,17 @@ def _dot5(dz, x, off, n, zero):
 
 
 
+@njit(cache=True, inline="always")
+def _sizes(H):
+    """The map sizes for ``H x H`` images: padded row length ``S0``, pooled side ``P1`` (=
+    row length ``S1`` of ``p1``), conv-2 side ``C2``, pooled side ``P2``, wide map lengths
+    ``L1``, ``L2``."""
+    S0 = H + 4
+    P1 = H // 2
+    C2 = P1 - 4
+    return S0, P1, P1, C2, C2 // 2, H * S0, C2 * P1
+
+
 @njit(cache=True, fastmath=_FM, inline="always")
 def _affine(x, w, b, out, zero):
     """``out = x @ w + b`` for ``x (D,)``, ``w (D, M)`` (a Dense layer's ``(in, out)``), ``b
@@ -172,13 +183,7 @@ def _forward(images, n, div, shift, cw1, cb1, cw2, cb2, fw1, fb1, fw2, fb2, fw3,
     ``xp``, the tanh maps ``a1``, ``a2`` (wide), the pooled ``p1``, ``p2``, the dense tanh
     outputs ``h1``, ``h2`` and the logits ``out``."""
     H = images.shape[1]
-    S0 = H + 4
-    P1 = H // 2
-    S1 = P1
-    C2 = P1 - 4
-    P2 = C2 // 2
-    L1 = H * S0
-    L2 = C2 * S1
+    S0, P1, S1, C2, P2, L1, L2 = _sizes(H)
     F1 = cw1.shape[0]
     F2 = cw2.shape[0]
     M1 = fw1.shape[1]
@@ -256,15 +261,12 @@ def _softmax(logits, probs):
 
 @njit(cache=True, fastmath=_FM)
 def _workspace(H, F1, F2, M1, M2, K, dt):
-    S0 = H + 4
-    S1 = H // 2
-    L1 = H * S0
-    L2 = (S1 - 4) * S1
+    S0, _, S1, _, P2, L1, L2 = _sizes(H)
     xp = np.zeros(4 * S0 + 4 + L1, dtype=dt)        # padded image + 4 zeros of slack
     a1 = np.zeros((F1, L1), dtype=dt)
     p1 = np.zeros((F1, 4 * S1 + 4 + L2), dtype=dt)  # pooled map + 4 zeros of slack
     a2 = np.zeros((F2, L2), dtype=dt)
-    p2 = np.zeros(F2 * ((S1 - 4) // 2) ** 2, dtype=dt)
+    p2 = np.zeros(F2 * P2 ** 2, dtype=dt)
     h1 = np.zeros(M1, dtype=dt)
     h2 = np.zeros(M2, dtype=dt)
     out = np.zeros(K, dtype=dt)
@@ -283,13 +285,7 @@ def lenet5_train_kernel(images, labels, order, div, shift, lr, mse, fast,
     """
     H = images.shape[1]
     dt = cw1.dtype
-    S0 = H + 4
-    P1 = H // 2
-    S1 = P1
-    C2 = P1 - 4
-    P2 = C2 // 2
-    L1 = H * S0
-    L2 = C2 * S1
+    S0, P1, S1, C2, P2, L1, L2 = _sizes(H)
     F1 = cw1.shape[0]
     F2 = cw2.shape[0]
     D = fw1.shape[0]
