@@ -176,6 +176,23 @@ def _affine(x, w, b, out, zero):
     for m in range(M):
         out[m] += b[m]
 
+@njit(cache=True, fastmath=_FM, inline="always")
+def _affine_backward_sgd(g, x, w, b, dx, lr, zero):
+    """The backward pass and SGD step of ``out = x @ w + b`` for upstream ``g (M,)``:
+    ``dx = w @ g`` from the old weights, then ``w -= lr * outer(x, g)``, ``b -= lr * g``."""
+    M = g.shape[0]
+    for d in range(w.shape[0]):
+        row = w[d]
+        xd = x[d]
+        acc = zero
+        for k in range(M):
+            acc += g[k] * row[k]
+            row[k] -= lr * (xd * g[k])
+        dx[d] = acc
+    for k in range(M):
+        b[k] -= lr * g[k]
+
+
 @njit(cache=True, fastmath=_FM)
 def _forward(images, n, div, shift, cw1, cb1, cw2, cb2, fw1, fb1, fw2, fb2, fw3, fb3,
              fast, c, xp, a1, p1, a2, p2, h1, h2, out):
@@ -346,36 +363,13 @@ def lenet5_train_kernel(images, labels, order, div, shift, lr, mse, fast,
             losses[s] = -((out[label] - top) - lse)
         correct[s] = 1 if best == label else 0
         # ---- dense 3, 2, 1: the input gradient from the old weights, then the update
+        _affine_backward_sgd(dlog, h2, fw3, fb3, dh2, lr_, zero)
         for h in range(M2):
-            row = fw3[h]
-            x = h2[h]
-            acc = zero
-            for k in range(K):
-                acc += dlog[k] * row[k]
-                row[k] -= lr_ * (x * dlog[k])
-            dh2[h] = acc * (one - x * x)        # through the tanh
-        for k in range(K):
-            fb3[k] -= lr_ * dlog[k]
+            dh2[h] *= one - h2[h] * h2[h]       # through the tanh
+        _affine_backward_sgd(dh2, h1, fw2, fb2, dh1, lr_, zero)
         for m in range(M1):
-            row = fw2[m]
-            x = h1[m]
-            acc = zero
-            for k in range(M2):
-                acc += dh2[k] * row[k]
-                row[k] -= lr_ * (x * dh2[k])
-            dh1[m] = acc * (one - x * x)
-        for k in range(M2):
-            fb2[k] -= lr_ * dh2[k]
-        for d in range(D):
-            row = fw1[d]
-            x = p2[d]
-            acc = zero
-            for m in range(M1):
-                acc += dh1[m] * row[m]
-                row[m] -= lr_ * (x * dh1[m])
-            dp2[d] = acc
-        for m in range(M1):
-            fb1[m] -= lr_ * dh1[m]
+            dh1[m] *= one - h1[m] * h1[m]
+        _affine_backward_sgd(dh1, p2, fw1, fb1, dp2, lr_, zero)
         # ---- pool 2 and tanh backward: dzb[g, 4 + t] at the pooled cells (junk stays 0)
         for g in range(F2):
             a = a2[g]
