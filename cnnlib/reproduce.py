@@ -391,7 +391,7 @@ SECONDS_PER_EPOCH = {
     "network3-dropout": 11.0, "network3-deep": 16.7, "network3-relu": 17.3,
 }
 
-_WORKER: dict = {}  # in a --jobs worker process: its say function and the datasets loaded
+_WORKER: dict = {}  # in a --jobs worker process: its settings, thread limits, datasets loaded
 
 
 def _worker_start(settings: dict) -> None:

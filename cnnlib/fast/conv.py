@@ -384,14 +384,13 @@ def conv_backward_gemm(cols, x_shape, w, dout, sh, sw, ph, pw, need_dx):
     return _crop(dxp, ph, pw), dw, db
 
 
-def gemm_pays(in_channels: int, out_channels: int, kh: int, kw: int) -> bool:
+def gemm_pays(in_channels: int, out_channels: int) -> bool:
     """Whether the GEMM path beats the row-buffer kernels for this layer shape: unless there
     is one input channel and fewer than 8 filters, too few rows for BLAS to block. Measured
     (float32, one core, forward + backward of one batch): network3's second conv, batch 10,
     20 -> 40, 1.25 vs 7.2 ms; LeNet-5's 6 -> 16, batch 32, 1.66 vs 3.40 ms; network3's 1 -> 20,
     0.37 vs 0.59 ms; the tutorial's 1 -> 8 3x3, 0.08 vs 0.15 ms; but LeNet-5's 1 -> 6, batch
     32, 1.04 vs 0.89 ms."""
-    del kh, kw
     return in_channels > 1 or out_channels >= 8
 
 
@@ -459,7 +458,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         b = np.zeros(w.shape[0], dtype=w.dtype)
     else:
         b = np.ascontiguousarray(check_float(b, fn, "b", (w.shape[0],)), dtype=w.dtype)
-    if gemm_pays(*w.shape[1::-1], *w.shape[2:]):
+    if gemm_pays(w.shape[1], w.shape[0]):
         return conv_forward_gemm(x, w, b, sh, sw, ph, pw)[0]
     return conv_forward_kernel(x, w, b, sh, sw, ph, pw)
 
@@ -476,7 +475,7 @@ def conv2d_backward(x, w, dout, stride=1, padding=0, need_dx=True):
     out_shape = (x.shape[0], w.shape[0], (x.shape[2] + 2 * ph - w.shape[2]) // sh + 1,
                  (x.shape[3] + 2 * pw - w.shape[3]) // sw + 1)
     dout = np.ascontiguousarray(check_float(dout, fn, "dout", out_shape), dtype=w.dtype)
-    if gemm_pays(*w.shape[1::-1], *w.shape[2:]):
+    if gemm_pays(w.shape[1], w.shape[0]):
         cols = im2col_kernel(_pad(x, ph, pw), w.shape[2], w.shape[3], sh, sw, *out_shape[2:])
         dx, dw, db = conv_backward_gemm(cols, x.shape, w, dout, sh, sw, ph, pw, bool(need_dx))
     else:

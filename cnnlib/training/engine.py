@@ -164,10 +164,14 @@ class FusedNetwork3Engine(LayerEngine):
         """The batches of ``order`` in one compiled call; then ``on_batch(loss, batch_len)``
         for each (the updates are done by then). ``rule`` is plain SGD on cross-entropy
         without L2 (what the kernel computes; :func:`choose_engine` made sure)."""
-        losses, _ = self.fused.train_steps(self.images, self.y, order=order,
-                                           batch_size=batch_size, lr=lr)
+        losses = self._train_steps(order, batch_size, lr)
         for j, loss in enumerate(losses):
             on_batch(float(loss), min(batch_size, order.shape[0] - j * batch_size))
+
+    def _train_steps(self, order, batch_size, lr) -> np.ndarray:
+        """The compiled steps over ``order``; returns each batch's loss."""
+        return self.fused.train_steps(self.images, self.y, order=order, batch_size=batch_size,
+                                      lr=lr)[0]
 
     def outputs(self, X, batch_size):
         if X.shape[1:] == (1, *self.fused.input_shape):
@@ -178,21 +182,18 @@ class FusedNetwork3Engine(LayerEngine):
 
 class FusedLeNet5Engine(FusedNetwork3Engine):
     """Trains by :meth:`cnnlib.fast.fused.lenet5.FusedLeNet5.train_steps`: per-sample SGD
-    steps, about :data:`FUSED_IMAGES_PER_CALL` per compiled call, on the model's own arrays."""
+    steps, :data:`FUSED_IMAGES_PER_CALL` per compiled call (the Solver's chunks), on the
+    model's own arrays."""
 
     def __init__(self, name, reason, net, X, y, fused, loss: str):
         super().__init__(name, reason, net, X, y, fused, 1)
         self.loss = loss
 
-    def train_batches(self, order, batch_size, lr, rule, on_batch) -> None:
+    def _train_steps(self, order, batch_size, lr) -> np.ndarray:
         """Each sample of ``order`` a step (``batch_size`` is 1: :func:`choose_engine` made
-        sure, as it did that ``rule`` is plain SGD without L2 on this loss)."""
-        for start in range(0, order.shape[0], FUSED_IMAGES_PER_CALL):
-            part = order[start:start + FUSED_IMAGES_PER_CALL]
-            losses, _ = self.fused.train_steps(self.images, self.y, order=part, lr=lr,
-                                               loss=self.loss)
-            for loss in losses:
-                on_batch(float(loss), 1)
+        sure, as it did that the rule is plain SGD without L2 on this loss)."""
+        return self.fused.train_steps(self.images, self.y, order=order, lr=lr,
+                                      loss=self.loss)[0]
 
 
 def _fused_lenet5(model, X, update_rule: str, loss: str, l2: float, optimizer, batch_size):
