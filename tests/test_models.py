@@ -135,7 +135,7 @@ def test_every_recipe_builds_and_its_solver_arguments_are_accepted():
     deep = models.build("network3-deep")
     assert deep.num_params() == models.network3(second_conv=True).num_params()
     # the post adds the second ConvPool to its dropout net: the row keeps dropout 0.3
-    drops = [layer for layer in deep.layers if type(layer).__name__ == "Dropout"]
+    drops = [layer for layer in deep.layers if isinstance(layer, Dropout)]
     assert len(drops) == 1 and drops[0].p == pytest.approx(0.3)
 
 

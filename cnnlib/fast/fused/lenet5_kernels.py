@@ -149,7 +149,6 @@ def _dot5(dz, x, off, n, zero):
     return s0, s1, s2, s3, s4
 
 
-
 @njit(cache=True, inline="always")
 def _sizes(H):
     """The map sizes for ``H x H`` images: padded row length ``S0``, pooled side ``P1`` (=
@@ -175,6 +174,7 @@ def _affine(x, w, b, out, zero):
             out[m] += xd * row[m]
     for m in range(M):
         out[m] += b[m]
+
 
 @njit(cache=True, fastmath=_FM, inline="always")
 def _affine_backward_sgd(g, x, w, b, dx, lr, zero):
